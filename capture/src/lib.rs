@@ -1,0 +1,1 @@
+//! Packet sources: pcap and pcapng files (and, later, live interfaces).

@@ -1,0 +1,1 @@
+//! Packet decoding from link layer to transport, tunnels, IP defragmentation.

@@ -1,0 +1,1 @@
+//! Suricata-syntax IDS rules, reputation feeds and matching.

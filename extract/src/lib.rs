@@ -1,0 +1,1 @@
+//! App-layer parsers, file and email extraction, filestore, URL artifacts.

@@ -1,0 +1,1 @@
+//! TCP session tracking and per-direction stream reassembly.

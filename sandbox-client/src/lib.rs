@@ -1,0 +1,1 @@
+//! Sandbox dispatch (CAPEv2, Cuckoo): durable spool, dedup, verdicts.

@@ -1,0 +1,1 @@
+//! Central Node link, protocol v1: durable spool, mutual TLS.

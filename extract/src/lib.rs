@@ -1,1 +1,11 @@
-//! App-layer parsers, file and email extraction, filestore, URL artifacts.
+//! App-layer parsers, file and email extraction, the filestore, and URL artifacts.
+//!
+//! Parsers are sans-IO: they take a direction, a [`weir_core::StreamEvent`] (or a datagram) and the
+//! packet time, and push what they found into an [`Emit`]. The worker that owns the flow turns
+//! the emitted events into EVE records with the flow's header.
+
+pub mod emit;
+pub mod dns;
+pub mod tls;
+
+pub use emit::{AppEvent, Emit};

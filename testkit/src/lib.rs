@@ -1,1 +1,5 @@
-//! Test support: builds packets and pcap files byte by byte for Weir's tests.
+//! Test support: builds packets and capture files byte by byte, so Weir's tests run on inputs the
+//! project makes itself and every field of them is known.
+
+pub mod packet;
+pub mod pcap;

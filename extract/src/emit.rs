@@ -1,0 +1,46 @@
+//! What a parser hands back while consuming a stream: EVE event bodies, anomalies and artifacts.
+
+use serde_json::{Map, Value};
+use weir_core::{Anomaly, Artifact, Direction, Timestamp};
+
+/// One EVE event body produced by a parser. The worker adds the common header (timestamp,
+/// flow_id, addresses, app_proto) and writes `fields` after it, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppEvent {
+    pub ts: Timestamp,
+    /// EVE `event_type`: `"http"`, `"fileinfo"`, `"dns"`, `"tls"`, ...
+    pub event_type: &'static str,
+    /// The transaction the event belongs to, when the protocol has transactions.
+    pub tx_id: Option<u64>,
+    /// The direction of the data that completed the event (for header orientation of packet-ish
+    /// events such as DNS, whose records are written in the direction of the message).
+    pub direction: Direction,
+    /// The fields after the header, e.g. `{"tx_id": 0, "http": {...}}` or `{"dns": {...}}`.
+    pub fields: Map<String, Value>,
+}
+
+/// Collects what parsers produce; the owner drains it after each call.
+#[derive(Debug, Default)]
+pub struct Emit {
+    pub events: Vec<AppEvent>,
+    pub anomalies: Vec<(Timestamp, Anomaly)>,
+    pub artifacts: Vec<(Timestamp, Option<u64>, Artifact)>,
+}
+
+impl Emit {
+    pub fn event(&mut self, event: AppEvent) {
+        self.events.push(event);
+    }
+
+    pub fn anomaly(&mut self, ts: Timestamp, anomaly: Anomaly) {
+        self.anomalies.push((ts, anomaly));
+    }
+
+    pub fn artifact(&mut self, ts: Timestamp, tx_id: Option<u64>, artifact: Artifact) {
+        self.artifacts.push((ts, tx_id, artifact));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.anomalies.is_empty() && self.artifacts.is_empty()
+    }
+}

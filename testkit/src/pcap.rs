@@ -1,0 +1,1 @@
+//! Writers for pcap (both byte orders, micro and nano seconds) and pcapng files.

@@ -1,0 +1,481 @@
+//! The sections of the config file. Every key is optional; the defaults are the values a fresh
+//! `weir replay x.pcap` runs with, and `weir.example.toml` repeats them with comments.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::size::ByteSize;
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub capture: CaptureSection,
+    pub vars: VarsSection,
+    pub stream: StreamSection,
+    pub app_layer: AppLayerSection,
+    pub detect: DetectSection,
+    pub output: OutputSection,
+    pub sandbox: SandboxSection,
+    pub central: CentralSection,
+    pub exclusions: ExclusionsSection,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChecksumValidation {
+    /// Off for replays (captures often hold offloaded, unfilled checksums), on for live capture.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FragPolicy {
+    First,
+    Last,
+    /// Suricata's default.
+    #[default]
+    Bsd,
+    BsdRight,
+    Linux,
+    Windows,
+    Solaris,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureSection {
+    /// Interface for `weir live` when `--interface` is not given.
+    pub interface: Option<String>,
+    /// A libpcap filter expression applied to live capture.
+    pub bpf: Option<String>,
+    pub snaplen: u32,
+    /// Flow-affine worker threads.
+    pub workers: usize,
+    pub checksum_validation: ChecksumValidation,
+    /// UDP ports decoded as VXLAN.
+    pub vxlan_ports: Vec<u16>,
+    /// Tunnel layers peeled off at most (GRE, VXLAN, ERSPAN, IP-in-IP).
+    pub max_tunnel_depth: u8,
+    pub defrag_memcap: ByteSize,
+    /// Seconds an incomplete datagram waits for its missing fragments.
+    pub defrag_timeout: u64,
+    pub defrag_policy: FragPolicy,
+    /// Fragments kept for one datagram at most.
+    pub defrag_max_fragments: usize,
+}
+
+impl Default for CaptureSection {
+    fn default() -> Self {
+        CaptureSection {
+            interface: None,
+            bpf: None,
+            snaplen: 65_535,
+            workers: 1,
+            checksum_validation: ChecksumValidation::Auto,
+            vxlan_ports: vec![4789],
+            max_tunnel_depth: 4,
+            defrag_memcap: ByteSize::mib(32),
+            defrag_timeout: 60,
+            defrag_policy: FragPolicy::Bsd,
+            defrag_max_fragments: 256,
+        }
+    }
+}
+
+/// Address and port groups for rules (`HOME_NET = "[10.0.0.0/8,192.168.0.0/16]"`,
+/// `HTTP_PORTS = "[80,8080]"`). Names not given keep Suricata's defaults.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct VarsSection(pub BTreeMap<String, VarValue>);
+
+/// A group written as one string or as a list of entries.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum VarValue {
+    One(String),
+    List(Vec<String>),
+}
+
+impl VarValue {
+    /// The group in rule syntax.
+    pub fn to_rule_syntax(&self) -> String {
+        match self {
+            VarValue::One(s) => s.clone(),
+            VarValue::List(items) => format!("[{}]", items.join(",")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverlapPolicy {
+    First,
+    Last,
+    #[default]
+    Bsd,
+    Linux,
+    OldLinux,
+    Windows,
+    Vista,
+    Solaris,
+    Hpux10,
+    Hpux11,
+    Irix,
+    Macos,
+}
+
+/// Timeouts of one protocol, seconds of packet time.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutSection {
+    pub new: Option<u64>,
+    pub established: Option<u64>,
+    pub closed: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsSection {
+    pub tcp: Option<TimeoutSection>,
+    pub udp: Option<TimeoutSection>,
+    pub icmp: Option<TimeoutSection>,
+    pub other: Option<TimeoutSection>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamSection {
+    /// Flows held at once; past it the least recently seen flow is ended and logged.
+    pub max_flows: usize,
+    /// Per-protocol flow timeouts (defaults: TCP 60/600/60, UDP 30/300, ICMP 30/300, other 30/300).
+    pub timeouts: TimeoutsSection,
+    /// Pick up TCP sessions whose handshake was not seen. On by default, unlike Suricata: a sensor
+    /// restarted on a busy link must inspect the sessions already running.
+    pub midstream: bool,
+    /// Reassemble flows of which only one direction is captured.
+    pub async_oneside: bool,
+    pub overlap_policy: OverlapPolicy,
+    /// Bytes reassembled per direction of a session; past it the stream is no longer inspected.
+    pub depth: ByteSize,
+    /// Memory for out-of-order and unacknowledged segments, over all sessions.
+    pub memcap: ByteSize,
+    /// Out-of-order segments held per direction at most.
+    pub max_queued_segments: usize,
+}
+
+impl Default for StreamSection {
+    fn default() -> Self {
+        StreamSection {
+            max_flows: 100_000,
+            timeouts: TimeoutsSection::default(),
+            midstream: true,
+            async_oneside: false,
+            overlap_policy: OverlapPolicy::Bsd,
+            depth: ByteSize::mib(1),
+            memcap: ByteSize::mib(256),
+            max_queued_segments: 2048,
+        }
+    }
+}
+
+/// Per-protocol switches and limits.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppLayerSection {
+    pub http: HttpSection,
+    pub smtp: ProtocolSection,
+    pub pop3: ProtocolSection,
+    pub imap: ProtocolSection,
+    pub ftp: ProtocolSection,
+    pub dns: ProtocolSection,
+    pub tls: ProtocolSection,
+    pub smb: ProtocolSection,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtocolSection {
+    pub enabled: bool,
+}
+
+impl Default for ProtocolSection {
+    fn default() -> Self {
+        ProtocolSection { enabled: true }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    pub enabled: bool,
+    /// Request body bytes kept for inspection (files are extracted whole regardless).
+    pub request_body_limit: ByteSize,
+    pub response_body_limit: ByteSize,
+    /// Decompressed bytes per body at most (gzip/deflate/brotli bombs stop here, truncated).
+    pub decompress_limit: ByteSize,
+    /// Log every request and response header in `http` records.
+    pub log_headers: bool,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            enabled: true,
+            request_body_limit: ByteSize::mib(1),
+            response_body_limit: ByteSize::mib(1),
+            decompress_limit: ByteSize::mib(64),
+            log_headers: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeedFormat {
+    UrlhausCsv,
+    ZeekIntel,
+    Domains,
+    Urls,
+    Ips,
+    Hashes,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FeedSection {
+    /// Shown in alerts.
+    pub name: String,
+    pub path: PathBuf,
+    pub format: FeedFormat,
+    #[serde(default = "default_category")]
+    pub category: String,
+}
+
+fn default_category() -> String {
+    "malware".into()
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectSection {
+    /// Rule files; `--rules` replaces this list.
+    pub rules: Vec<PathBuf>,
+    /// Suricata's classification.config format; Weir's built-in table when absent.
+    pub classification: Option<PathBuf>,
+    pub feeds: Vec<FeedSection>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    /// Output directory when `--out` is not given.
+    pub dir: PathBuf,
+    /// EVE event types written; empty means all.
+    pub eve_types: Vec<String>,
+    /// Store extracted files under `filestore/`.
+    pub filestore: bool,
+    /// Store email messages under `mail/`.
+    pub mail_store: bool,
+    /// Write `payload`/`payload_printable` (base64 and printable) in alerts.
+    pub alert_payload: bool,
+    /// Write `packet` (base64 of the frame) in packet alerts.
+    pub alert_packet: bool,
+    /// Seconds of packet time between EVE `stats` records; 0 writes only the final one.
+    pub stats_interval: u64,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        OutputSection {
+            dir: PathBuf::from("weir-out"),
+            eve_types: Vec::new(),
+            filestore: true,
+            mail_store: true,
+            alert_payload: true,
+            alert_packet: true,
+            stats_interval: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxApi {
+    #[default]
+    Cape,
+    Cuckoo,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSection {
+    pub enabled: bool,
+    pub api: SandboxApi,
+    /// The API root; Weir appends `apiv2/...` for CAPE.
+    pub url: Option<String>,
+    pub token: Option<String>,
+    /// CA certificate (PEM) for an HTTPS sandbox with a private CA.
+    pub ca: Option<PathBuf>,
+    pub spool_dir: PathBuf,
+    /// Files outside these bounds are not submitted.
+    pub min_file_size: ByteSize,
+    pub max_file_size: ByteSize,
+    /// File types submitted (by magic: "pe", "pdf", "office", "zip", "script", ...); empty: all.
+    pub file_types: Vec<String>,
+    /// Where URLs to submit come from: "email", "http".
+    pub url_sources: Vec<String>,
+    pub concurrency: usize,
+    /// Submissions per minute at most (CAPE's default API limit is 2 per minute per endpoint).
+    pub rate_per_minute: u32,
+    pub retention_days: u32,
+    /// How long `weir replay` waits for pending submissions before exiting, seconds.
+    pub replay_wait: u64,
+}
+
+impl Default for SandboxSection {
+    fn default() -> Self {
+        SandboxSection {
+            enabled: false,
+            api: SandboxApi::Cape,
+            url: None,
+            token: None,
+            ca: None,
+            spool_dir: PathBuf::from("/var/lib/weir/sandbox"),
+            min_file_size: ByteSize(1),
+            max_file_size: ByteSize::mib(32),
+            file_types: Vec::new(),
+            url_sources: vec!["email".into()],
+            concurrency: 2,
+            rate_per_minute: 60,
+            retention_days: 21,
+            replay_wait: 60,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CentralSection {
+    pub enabled: bool,
+    pub url: Option<String>,
+    pub sensor_id: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub token: Option<String>,
+    pub spool_dir: PathBuf,
+    pub retention_days: u32,
+    /// Largest spool on disk; past it intake stops with a loud error, never silent loss.
+    pub spool_max: ByteSize,
+    /// Events per upload batch at most, and seconds an event waits for its batch at most.
+    pub batch_events: usize,
+    pub batch_age: u64,
+}
+
+impl Default for CentralSection {
+    fn default() -> Self {
+        CentralSection {
+            enabled: false,
+            url: None,
+            sensor_id: None,
+            ca: None,
+            cert: None,
+            key: None,
+            token: None,
+            spool_dir: PathBuf::from("/var/lib/weir/central"),
+            retention_days: 21,
+            spool_max: ByteSize(16 << 30),
+            batch_events: 500,
+            batch_age: 5,
+        }
+    }
+}
+
+/// What must not be extracted, dispatched or alerted on (SPEC.md section 7), merged with the
+/// Central Node's list.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExclusionsSection {
+    /// Addresses or CIDRs, matched against source and destination.
+    pub ips: Vec<String>,
+    /// Host masks with `*` wildcards (`*.windowsupdate.com`).
+    pub hosts: Vec<String>,
+    /// URL masks with `*` wildcards.
+    pub urls: Vec<String>,
+    pub file_md5: Vec<String>,
+    pub file_sha256: Vec<String>,
+    pub file_types: Vec<String>,
+    pub email_senders: Vec<String>,
+    pub email_recipients: Vec<String>,
+    pub user_agents: Vec<String>,
+}
+
+impl Config {
+    /// Checks that need more than one key; returns (section, message) pairs.
+    pub(super) fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut errs = Vec::new();
+        if self.capture.workers == 0 {
+            errs.push(("capture", "workers must be at least 1".into()));
+        }
+        if self.capture.snaplen < 64 {
+            errs.push(("capture", "snaplen below 64 bytes cannot hold the headers".into()));
+        }
+        if self.stream.max_flows == 0 {
+            errs.push(("stream", "max_flows must be at least 1".into()));
+        }
+        for name in self.vars.0.keys() {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+                errs.push(("vars", format!("`{name}` is not a group name (upper case, digits, _)")));
+            }
+        }
+        let mut feed_names = std::collections::HashSet::new();
+        for feed in &self.detect.feeds {
+            if !feed_names.insert(feed.name.as_str()) {
+                errs.push(("detect", format!("two feeds are named `{}`", feed.name)));
+            }
+        }
+        if self.sandbox.enabled && self.sandbox.url.is_none() {
+            errs.push(("sandbox", "enabled without a url".into()));
+        }
+        if self.sandbox.min_file_size > self.sandbox.max_file_size {
+            errs.push(("sandbox", "min_file_size is larger than max_file_size".into()));
+        }
+        if self.central.enabled {
+            for (key, missing) in [
+                ("url", self.central.url.is_none()),
+                ("sensor_id", self.central.sensor_id.is_none()),
+                ("ca", self.central.ca.is_none()),
+                ("cert", self.central.cert.is_none()),
+                ("key", self.central.key.is_none()),
+            ] {
+                if missing {
+                    errs.push(("central", format!("enabled without `{key}`")));
+                }
+            }
+        }
+        if self.central.retention_days == 0 || self.sandbox.retention_days == 0 {
+            errs.push(("central", "retention_days must be at least 1".into()));
+        }
+        errs
+    }
+
+    /// Relative paths in a config file are relative to the file, as a user reading it expects.
+    pub(super) fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        self.detect.rules.iter_mut().for_each(fix);
+        self.detect.classification.iter_mut().for_each(fix);
+        self.detect.feeds.iter_mut().for_each(|f| fix(&mut f.path));
+        for p in [&mut self.sandbox.ca, &mut self.central.ca, &mut self.central.cert, &mut self.central.key] {
+            p.iter_mut().for_each(fix);
+        }
+    }
+}

@@ -1,1 +1,145 @@
-fn main() {}
+//! `weir`: the command line. Parses arguments, loads the config and hands over to the commands.
+//! Errors reach the user as one line naming the file and position, with a non-zero exit.
+
+mod config;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use config::Config;
+
+#[derive(Parser)]
+#[command(name = "weir", version, about = "Network sensor and sandbox dispatcher")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// Configuration file (TOML); built-in defaults apply without one.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Rule files; replace the ones named in the config.
+    #[arg(long = "rules", short = 'S', value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// Output directory (default: [output] dir, else ./weir-out).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Start eve.json afresh instead of appending to it.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read pcap/pcapng files or directories of them, in order, as one capture.
+    Replay {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        common: CommonArgs,
+        /// No progress bar and no summary.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Capture from a live interface until SIGINT/SIGTERM.
+    Live {
+        #[arg(long, short = 'i', value_name = "IF")]
+        interface: Option<String>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Serve ICAP (RFC 3507) REQMOD/RESPMOD for a web proxy.
+    Icap {
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long, short = 'o', value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Run the reference Central Node receiver (protocol v1).
+    Central {
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// Validate the configuration and the rule and feed files it names.
+    CheckConfig {
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Rule file tools.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Parse rule files; print each rejected rule and a summary line.
+    Check {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Loads the config file, or the built-in defaults when none is named.
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("{e}")),
+        None => Ok(Config::default()),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::CheckConfig { config } => {
+            let path = config.unwrap_or_else(|| PathBuf::from("weir.toml"));
+            match Config::load(&path) {
+                Ok(cfg) => {
+                    let mut missing = 0;
+                    for f in cfg.referenced_files() {
+                        if !f.is_file() {
+                            eprintln!("{}: referenced file {} does not exist", path.display(), f.display());
+                            missing += 1;
+                        }
+                    }
+                    if missing > 0 {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    println!("{}: ok", path.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{e}");
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Replay { .. } => anyhow::bail!("replay is being wired up"),
+        Command::Live { .. } => anyhow::bail!("live capture is not built yet (tracked as the live-capture issue)"),
+        Command::Icap { .. } => anyhow::bail!("the ICAP server is not built yet (tracked as the ICAP issue)"),
+        Command::Central { .. } => anyhow::bail!("the Central Node receiver is not built yet (tracked as the Central Node issue)"),
+        Command::Rules { command: RulesCommand::Check { .. } } => anyhow::bail!("rules check is being wired up"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("weir: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job on the bundled default: builds Weir and replays the captures in pcaps/ into
+# weir-out/ (eve.json, filestore/, mail/). Extra arguments go to `weir replay`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo build --release --locked --bin weir
+exec target/release/weir replay pcaps/ --out weir-out --overwrite "$@"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test suite, as CI runs it: unit, property and integration tests of every crate, then the
+# suricata-verify corpus scored by sv-check (when ../shared is beside the repo), which must not
+# fall below the pass count the project has reached.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+cargo test --workspace --locked 2>&1 | tee /tmp/weir-cargo-test.log
+# cargo's own summary lines ("test result: ...") above are what CI reads; make sure at least one ran.
+grep -q "test result: ok" /tmp/weir-cargo-test.log
+
+shared="../shared"
+if [ -d "$shared/corpus/suricata-verify" ]; then
+    cargo build --release --locked --bin weir
+    min_pass=$(cat scripts/sv-min-pass 2>/dev/null || echo 0)
+    python3 "$shared/tools/sv-check" --sensor target/release/weir --min-pass "$min_pass" \
+        "$shared/corpus/suricata-verify"
+else
+    echo "test.sh: $shared/corpus/suricata-verify not found; corpus check skipped" >&2
+fi

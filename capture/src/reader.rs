@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use pcap_parser::pcapng::{
-    build_ts_resolution, parse_interfacedescriptionblock_be, parse_interfacedescriptionblock_le,
+    parse_interfacedescriptionblock_be, parse_interfacedescriptionblock_le,
     parse_sectionheaderblock_be, parse_sectionheaderblock_le, OptionCode,
 };
 use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header};
@@ -191,10 +191,16 @@ impl<R: Read> FileReader<R> {
                     Err(e) => Err(e),
                     _ => Err(CaptureError::BadHeader {
                         path: path.to_path_buf(),
-                        reason: warnings
-                            .list
-                            .first()
-                            .map_or_else(|| "unreadable section header".to_string(), |w| w.to_string()),
+                        reason: match warnings.list.first() {
+                            Some(CaptureWarning::Malformed { reason, .. }) => reason.clone(),
+                            Some(CaptureWarning::TruncatedRecord { .. }) => {
+                                "file ends inside the section header block".into()
+                            }
+                            Some(CaptureWarning::RecordTooLarge { length, .. }) => {
+                                format!("section header block of {length} bytes is over the limit")
+                            }
+                            _ => "unreadable section header block".into(),
+                        },
                     }),
                 }
             }
@@ -456,8 +462,8 @@ impl<R: Read> FileReader<R> {
                     .and_then(|o| o.as_bytes().ok())
                     .and_then(|b| <[u8; 8]>::try_from(b).ok())
                     .map_or(0, |b| if big_endian { i64::from_be_bytes(b) } else { i64::from_le_bytes(b) });
-                let units_per_sec = match build_ts_resolution(idb.if_tsresol) {
-                    Some(units) if units > 0 => units,
+                let units_per_sec = match units_per_second(idb.if_tsresol) {
+                    Some(units) => units,
                     _ => {
                         warnings.push(CaptureWarning::BadTimestampResolution {
                             file: path.to_path_buf(),
@@ -614,6 +620,14 @@ fn pcapng_timestamp(units: u64, units_per_sec: u64, offset_secs: i64) -> Timesta
     Timestamp::from_nanos(u64::try_from(nanos.max(0)).unwrap_or(u64::MAX))
 }
 
+/// Timestamp ticks per second for an `if_tsresol` byte: 10^n with bit 7 clear, 2^n with it set.
+/// (pcap-parser 0.17's `build_ts_resolution` compares the byte with bit 7 still set against 63,
+/// so it rejects every power-of-two resolution.) `None` when the tick is not representable.
+fn units_per_second(tsresol: u8) -> Option<u64> {
+    let exponent = u32::from(tsresol & 0x7f);
+    if tsresol & 0x80 == 0 { 10u64.checked_pow(exponent) } else { 1u64.checked_shl(exponent).filter(|_| exponent < 64) }
+}
+
 /// `Some(big_endian)` for a valid pcapng byte-order magic.
 fn byte_order_of_section(bom: &[u8]) -> Option<bool> {
     match bom {
@@ -648,6 +662,18 @@ mod tests {
         // An offset that would make time negative clamps at the epoch; a huge count saturates.
         assert_eq!(pcapng_timestamp(5, 1, -10).as_nanos(), 0);
         assert_eq!(pcapng_timestamp(u64::MAX, 1, 0).as_nanos(), u64::MAX);
+    }
+
+    #[test]
+    fn tsresol_powers_of_ten_and_two() {
+        assert_eq!(units_per_second(6), Some(1_000_000));
+        assert_eq!(units_per_second(9), Some(1_000_000_000));
+        assert_eq!(units_per_second(0), Some(1));
+        assert_eq!(units_per_second(19), Some(10_000_000_000_000_000_000));
+        assert_eq!(units_per_second(20), None);
+        assert_eq!(units_per_second(0x80 | 10), Some(1024));
+        assert_eq!(units_per_second(0x80 | 63), Some(1 << 63));
+        assert_eq!(units_per_second(0x80 | 64), None);
     }
 
     #[test]

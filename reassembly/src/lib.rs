@@ -1,1 +1,49 @@
-//! TCP session tracking and per-direction stream reassembly.
+//! TCP session tracking and per-direction stream reassembly, sans-IO.
+//!
+//! The caller (the flow table) owns one [`TcpSession`] per TCP flow and feeds it every TCP
+//! segment of that flow as a [`TcpSegment`] with the packet's timestamp; the session answers
+//! with a [`SegmentOutcome`] (direction, anomalies, state) and pushes each direction's
+//! reassembled stream as `weir_core::StreamEvent`s (`Data | Gap { len } | End`) into a callback.
+//!
+//! # Delivery rule (IDS mode, as Suricata)
+//!
+//! * A direction's bytes are released once the other side has ACKed them, so overlapping
+//!   retransmissions are settled by the [`OverlapPolicy`] before any parser sees them.
+//! * A hole is given up on, and reported as `Gap { len }` reaching to the next held byte, when
+//!   the peer ACKs past the hole's start and held data follows it. A hole at the tail waits.
+//! * One-sided sessions (`async_oneside`, the peer never seen) release contiguous data as it
+//!   arrives; their holes are reported when the flow ends.
+//! * Sessions picked up midstream whose peer is never seen, without `async_oneside`, release
+//!   their data only when the flow ends (as Suricata, which logs them at flow timeout).
+//! * A FIN ends its direction (`End`) once the peer ACKs it (or at once in a one-sided
+//!   session); a valid RST ends both directions after releasing everything held.
+//! * [`TcpSession::flush`] (flow timeout, eviction, end of capture) releases everything held,
+//!   holes between held bytes as gaps, bytes cut by the depth as a final gap, then `End`.
+//!
+//! # Raw stream for detection
+//!
+//! The events pushed to the callback ARE the raw reassembled stream: detection can feed the
+//! same events to a streaming matcher, or keep the last `max_pattern_len - 1` bytes of each
+//! direction with [`RawStreamWindow`] so a pattern spanning segment (and event) boundaries
+//! matches. A `Gap` breaks such a match, as Suricata's raw stream does.
+//!
+//! # Memory
+//!
+//! Every held byte and every held segment's bookkeeping is charged to the session
+//! ([`TcpSession::memory_used`]); per-session limits are in [`StreamConfig`]. The caller enforces
+//! the global cap by summing sessions and flushing/evicting flows when it is exceeded.
+
+mod assembler;
+pub mod config;
+pub mod policy;
+mod raw;
+mod session;
+
+pub use assembler::BOOKKEEPING_BYTES;
+pub use config::{ConfigError, StreamConfig};
+pub use policy::OverlapPolicy;
+pub use raw::RawStreamWindow;
+pub use session::{
+    tcp_flags, Anomalies, SegmentOutcome, SessionStats, TcpEve, TcpSegment, TcpSession, TcpState,
+    MAX_ANOMALIES_PER_SEGMENT,
+};

@@ -93,7 +93,8 @@ try:
     sys.exit('RETR of a missing file succeeded')
 except ftplib.error_perm as e:
     assert str(e).startswith('550'), e
-    M.add_exchange('ftp', 'no-such-file.bin', 'PASV RETR -> 550, no data transferred', session=1)
+    M.add_exchange('ftp', 'no-such-file.bin', 'PASV RETR -> 550, no data transferred', session=1,
+                   data_mode='PASV')
 ftp.mkd('/incoming/2024')
 ftp.cwd('/incoming')
 stor(ftp, 1, 'PASV', 'update.bin', F['update.bin'])

@@ -14,8 +14,8 @@ use std::ops::Range;
 use std::path::Path;
 
 use pcap_parser::pcapng::{
-    parse_interfacedescriptionblock_be, parse_interfacedescriptionblock_le,
-    parse_sectionheaderblock_be, parse_sectionheaderblock_le, OptionCode,
+    OptionCode, parse_interfacedescriptionblock_be, parse_interfacedescriptionblock_le, parse_sectionheaderblock_be,
+    parse_sectionheaderblock_le,
 };
 use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header};
 use weir_core::{LinkType, Timestamp};
@@ -106,7 +106,8 @@ impl ClassicFormat {
         if head.len() < CLASSIC_HEADER_LEN {
             return Err(bad("file ends inside the 24-byte pcap header"));
         }
-        let (_, header) = parse_pcap_header(&head[..CLASSIC_HEADER_LEN]).map_err(|_| bad("unrecognised pcap header"))?;
+        let (_, header) =
+            parse_pcap_header(&head[..CLASSIC_HEADER_LEN]).map_err(|_| bad("unrecognised pcap header"))?;
         // The upper 16 bits of the link-type field carry FCS flags, not the type (libpcap's
         // LT_LINKTYPE).
         let link = LinkType((header.network.0 as u32) & 0xFFFF);
@@ -340,7 +341,12 @@ impl<R: Read> FileReader<R> {
             match byte_order_of_section(&head[8..12]) {
                 Some(big_endian) => state.big_endian = big_endian,
                 None => {
-                    let w = malformed(path, self.packets_seen + 1, buf, "section header with a bad byte-order magic".into());
+                    let w = malformed(
+                        path,
+                        self.packets_seen + 1,
+                        buf,
+                        "section header with a bad byte-order magic".into(),
+                    );
                     warnings.push(w);
                     return Ok(Step::Stop);
                 }
@@ -349,8 +355,13 @@ impl<R: Read> FileReader<R> {
         let big_endian = state.big_endian;
         let block_type = read_u32(&head[..4], big_endian);
         let block_len = read_u32(&head[4..8], big_endian);
-        if block_len < 12 || block_len % 4 != 0 {
-            let w = malformed(path, self.packets_seen + 1, buf, format!("block length {block_len} is not a multiple of 4 of at least 12"));
+        if block_len < 12 || !block_len.is_multiple_of(4) {
+            let w = malformed(
+                path,
+                self.packets_seen + 1,
+                buf,
+                format!("block length {block_len} is not a multiple of 4 of at least 12"),
+            );
             warnings.push(w);
             return Ok(Step::Stop);
         }
@@ -386,7 +397,12 @@ impl<R: Read> FileReader<R> {
         }
         let block = &buf.available()[..block_len_usize];
         if read_u32(&block[block_len_usize - 4..], big_endian) != block_len {
-            let w = malformed(path, self.packets_seen + 1, buf, "block's trailing length differs from its leading length".into());
+            let w = malformed(
+                path,
+                self.packets_seen + 1,
+                buf,
+                "block's trailing length differs from its leading length".into(),
+            );
             warnings.push(w);
             return Ok(Step::Stop);
         }
@@ -408,11 +424,8 @@ impl<R: Read> FileReader<R> {
             return Ok(Step::Stop);
         };
         let block = &buf.available()[..block_len];
-        let parsed = if state.big_endian {
-            parse_sectionheaderblock_be(block)
-        } else {
-            parse_sectionheaderblock_le(block)
-        };
+        let parsed =
+            if state.big_endian { parse_sectionheaderblock_be(block) } else { parse_sectionheaderblock_le(block) };
         let version = parsed.map(|(_, shb)| shb.major_version);
         flush_interface_warnings(path, state, warnings);
         match version {
@@ -483,13 +496,23 @@ impl<R: Read> FileReader<R> {
             }
             Err(_) => {
                 // A lost interface would shift the meaning of every later interface id.
-                let w = malformed(path, self.packets_seen + 1, buf, format!("unreadable interface description block (interface {interface_id})"));
+                let w = malformed(
+                    path,
+                    self.packets_seen + 1,
+                    buf,
+                    format!("unreadable interface description block (interface {interface_id})"),
+                );
                 warnings.push(w);
                 return Ok(Step::Stop);
             }
         };
         if state.interfaces.len() >= MAX_INTERFACES {
-            let w = malformed(path, self.packets_seen + 1, buf, format!("more than {MAX_INTERFACES} interfaces in one section"));
+            let w = malformed(
+                path,
+                self.packets_seen + 1,
+                buf,
+                format!("more than {MAX_INTERFACES} interfaces in one section"),
+            );
             warnings.push(w);
             return Ok(Step::Stop);
         }
@@ -542,12 +565,22 @@ impl<R: Read> FileReader<R> {
             (if_id, 28, caplen, orig_len, Some(ts))
         };
         let Some(interface) = state.interfaces.get_mut(if_id as usize) else {
-            return skip(buf, warnings, stats, format!("packet on interface {if_id}, which the section does not describe"));
+            return skip(
+                buf,
+                warnings,
+                stats,
+                format!("packet on interface {if_id}, which the section does not describe"),
+            );
         };
         let room = block_len - 4 - data_offset;
         let caplen = match ts_units {
             Some(_) if caplen as usize > room => {
-                return skip(buf, warnings, stats, format!("captured length {caplen} exceeds its block ({room} bytes)"));
+                return skip(
+                    buf,
+                    warnings,
+                    stats,
+                    format!("captured length {caplen} exceeds its block ({room} bytes)"),
+                );
             }
             Some(_) => caplen as usize,
             // A Simple Packet Block's data is whatever the block holds, cut to what the wire had
@@ -589,7 +622,13 @@ fn truncated(path: &Path, packet: u64, buf: &ReadBuffer, needed: usize, availabl
 }
 
 fn too_large(path: &Path, packet: u64, buf: &ReadBuffer, length: u64, limit: usize) -> CaptureWarning {
-    CaptureWarning::RecordTooLarge { file: path.to_path_buf(), packet, offset: buf.consumed(), length, limit: limit as u64 }
+    CaptureWarning::RecordTooLarge {
+        file: path.to_path_buf(),
+        packet,
+        offset: buf.consumed(),
+        length,
+        limit: limit as u64,
+    }
 }
 
 fn malformed(path: &Path, packet: u64, buf: &ReadBuffer, reason: String) -> CaptureWarning {
@@ -688,10 +727,121 @@ mod tests {
         assert!(matches!(sniff(p, big_endian_raw), Ok(Sniffed::Pcap)));
         assert!(matches!(sniff(p, b"GET / HTTP/1.1\r\n"), Ok(Sniffed::NotACapture)));
         assert!(matches!(sniff(p, &[]), Ok(Sniffed::NotACapture)));
-        assert!(matches!(sniff(p, &[0x0A, 0x0D, 0x0D, 0x0A, 28, 0, 0, 0, 0x4D, 0x3C, 0x2B, 0x1A]), Ok(Sniffed::Pcapng)));
+        assert!(matches!(
+            sniff(p, &[0x0A, 0x0D, 0x0D, 0x0A, 28, 0, 0, 0, 0x4D, 0x3C, 0x2B, 0x1A]),
+            Ok(Sniffed::Pcapng)
+        ));
         let err = sniff(p, &[0x0A, 0x0D, 0x0D, 0x0A, 28, 0, 0, 0, 1, 2, 3, 4]).unwrap_err();
         assert_eq!(err.to_string(), "x: bad file header: pcapng section header without a valid byte-order magic");
         let err = sniff(p, &big_endian_raw[..20]).unwrap_err();
         assert_eq!(err.to_string(), "x: bad file header: file ends inside the 24-byte pcap header");
+    }
+
+    mod properties {
+        use super::super::*;
+        use crate::READ_BUFFER_LEN;
+        use proptest::prelude::*;
+        use weir_testkit::pcap::{ByteOrder, PcapOptions, PcapWriter, PcapngInterface, PcapngWriter, TsResolution};
+
+        struct Outcome {
+            packets: Vec<(Vec<u8>, u64, LinkType)>,
+            warnings: Vec<CaptureWarning>,
+            open_error: bool,
+        }
+
+        fn read(bytes: &[u8]) -> Outcome {
+            let path = Path::new("p");
+            let mut buf = ReadBuffer::new(READ_BUFFER_LEN);
+            let mut out = Outcome { packets: Vec::new(), warnings: Vec::new(), open_error: false };
+            let Ok(mut reader) = FileReader::open(path, bytes, &mut buf) else {
+                out.open_error = true;
+                return out;
+            };
+            let mut log = WarningLog::default();
+            let mut stats = CaptureStats::default();
+            while let Some(meta) = reader.next(path, &mut buf, &mut log, &mut stats).unwrap() {
+                assert!(meta.range.len() <= MAX_PACKET_LEN);
+                out.packets.push((buf.storage()[meta.range].to_vec(), meta.number, meta.link));
+            }
+            assert!(reader.next(path, &mut buf, &mut log, &mut stats).unwrap().is_none());
+            out.warnings = log.list;
+            out
+        }
+
+        fn payloads() -> impl Strategy<Value = Vec<Vec<u8>>> {
+            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..70), 0..6)
+        }
+
+        /// Byte offsets where each record ends, header included.
+        fn classic(packets: &[Vec<u8>], big: bool) -> (Vec<u8>, usize, Vec<usize>) {
+            let order = if big { ByteOrder::Big } else { ByteOrder::Little };
+            let mut w = PcapWriter::in_memory(PcapOptions {
+                byte_order: order,
+                resolution: TsResolution::Nano,
+                ..PcapOptions::default()
+            });
+            let header_len = w.bytes().len();
+            let mut ends = vec![];
+            for p in packets {
+                w.write_packet(Timestamp::from_nanos(5), p).unwrap();
+                ends.push(w.bytes().len());
+            }
+            (w.finish().unwrap(), header_len, ends)
+        }
+
+        fn pcapng(packets: &[Vec<u8>], big: bool) -> (Vec<u8>, usize, Vec<usize>) {
+            let order = if big { ByteOrder::Big } else { ByteOrder::Little };
+            let mut w = PcapngWriter::in_memory(order);
+            w.add_interface(PcapngInterface::new(LinkType::ETHERNET)).unwrap();
+            w.add_interface(PcapngInterface::new(LinkType::RAW).with_tsresol(9)).unwrap();
+            let header_len = w.bytes().len();
+            let mut ends = vec![];
+            for (i, p) in packets.iter().enumerate() {
+                w.write_packet((i % 2) as u32, Timestamp::from_nanos(5_000), p).unwrap();
+                ends.push(w.bytes().len());
+            }
+            (w.finish().unwrap(), header_len, ends)
+        }
+
+        proptest! {
+            /// Cutting a file anywhere after its header returns exactly the records that end
+            /// before the cut, and warns exactly when the cut falls inside a record.
+            #[test]
+            fn truncation_returns_every_whole_record(packets in payloads(), big: bool, ng: bool, cut in any::<prop::sample::Index>()) {
+                let (bytes, header_len, ends) = if ng { pcapng(&packets, big) } else { classic(&packets, big) };
+                let cut = header_len + cut.index(bytes.len() - header_len + 1);
+                let got = read(&bytes[..cut]);
+                prop_assert!(!got.open_error);
+                let whole = ends.iter().filter(|&&e| e <= cut).count();
+                prop_assert_eq!(got.packets.len(), whole);
+                for (i, (data, number, link)) in got.packets.iter().enumerate() {
+                    prop_assert_eq!(data, &packets[i]);
+                    prop_assert_eq!(*number, i as u64 + 1);
+                    let expected_link = if ng && i % 2 == 1 { LinkType::RAW } else { LinkType::ETHERNET };
+                    prop_assert_eq!(*link, expected_link);
+                }
+                let at_boundary = cut == header_len || ends.contains(&cut);
+                prop_assert_eq!(got.warnings.len(), usize::from(!at_boundary));
+                if !at_boundary {
+                    let is_truncation = matches!(got.warnings[0], CaptureWarning::TruncatedRecord { .. });
+                    prop_assert!(is_truncation);
+                }
+            }
+
+            /// Any corruption: no panic, every packet within the limit, warnings bounded by the
+            /// number of records, and the reader ends.
+            #[test]
+            fn corrupted_files_never_panic(packets in payloads(), big: bool, ng: bool,
+                                           flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+                let (mut bytes, _, _) = if ng { pcapng(&packets, big) } else { classic(&packets, big) };
+                for (at, value) in flips {
+                    let i = at.index(bytes.len());
+                    bytes[i] = value;
+                }
+                let got = read(&bytes);
+                prop_assert!(got.packets.len() <= packets.len() + 1);
+                prop_assert!(got.warnings.len() <= packets.len() + 3);
+            }
+        }
     }
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::buffer::ReadBuffer;
 use crate::error::{CaptureError, CaptureWarning};
-use crate::reader::{sniff, FileReader, Sniffed, WarningLog};
-use crate::{CaptureStats, PacketSource, RawPacket, SourcePos, READ_BUFFER_LEN};
+use crate::reader::{FileReader, Sniffed, WarningLog, sniff};
+use crate::{CaptureStats, PacketSource, READ_BUFFER_LEN, RawPacket, SourcePos};
 
 /// Packets from pcap and pcapng files, read one after another as one capture.
 ///

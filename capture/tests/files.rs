@@ -5,8 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use weir_capture::{
-    CaptureError, CaptureStats, CaptureWarning, FileSource, PacketSource, SourcePos, MAX_BLOCK_LEN, MAX_PACKET_LEN,
-    MAX_WARNINGS,
+    CaptureError, CaptureStats, CaptureWarning, FileSource, MAX_BLOCK_LEN, MAX_PACKET_LEN, MAX_WARNINGS, PacketSource,
+    SourcePos,
 };
 use weir_core::{LinkType, Timestamp};
 use weir_testkit::pcap::{ByteOrder, PcapOptions, PcapWriter, PcapngInterface, PcapngWriter, TsResolution};
@@ -79,7 +79,10 @@ fn classic_pcap_in_both_byte_orders_and_resolutions() {
                 },
                 "{case}"
             );
-            assert_eq!(got[1], Got { ts: ts(1, 0).as_nanos(), link: LinkType::RAW, data: vec![], orig_len: 0, pos: pos(0, 2) });
+            assert_eq!(
+                got[1],
+                Got { ts: ts(1, 0).as_nanos(), link: LinkType::RAW, data: vec![], orig_len: 0, pos: pos(0, 2) }
+            );
             assert_eq!(
                 got[2],
                 Got {
@@ -121,7 +124,12 @@ fn two_interface_pcapng(order: ByteOrder) -> Vec<u8> {
     w.write_packet_with_orig_len(raw, ts(1, 7), &[0x60], 40).unwrap();
     w.new_section(other).unwrap();
     let sll = w
-        .add_interface(PcapngInterface { link: LinkType::LINUX_SLL, snaplen: 0, tsresol: Some(0x80 | 10), tsoffset: Some(60) })
+        .add_interface(PcapngInterface {
+            link: LinkType::LINUX_SLL,
+            snaplen: 0,
+            tsresol: Some(0x80 | 10),
+            tsoffset: Some(60),
+        })
         .unwrap();
     w.write_packet(sll, ts(2, 0), &[1, 2, 3, 4, 5]).unwrap();
     w.finish().unwrap()
@@ -142,10 +150,22 @@ fn pcapng_two_interfaces_and_sections_in_both_byte_orders() {
                 orig_len: 14,
                 pos: pos(0, 1),
             },
-            Got { ts: ts(0, 1_234_567).as_nanos(), link: LinkType::RAW, data: vec![0x45, 1], orig_len: 2, pos: pos(0, 2) },
+            Got {
+                ts: ts(0, 1_234_567).as_nanos(),
+                link: LinkType::RAW,
+                data: vec![0x45, 1],
+                orig_len: 2,
+                pos: pos(0, 2),
+            },
             Got { ts: ts(1, 7).as_nanos(), link: LinkType::RAW, data: vec![0x60], orig_len: 40, pos: pos(0, 3) },
             // 2^-10 s ticks: 2.0 s is exact; the 60 s if_tsoffset is added back.
-            Got { ts: ts(2, 0).as_nanos(), link: LinkType::LINUX_SLL, data: vec![1, 2, 3, 4, 5], orig_len: 5, pos: pos(0, 4) },
+            Got {
+                ts: ts(2, 0).as_nanos(),
+                link: LinkType::LINUX_SLL,
+                data: vec![1, 2, 3, 4, 5],
+                orig_len: 5,
+                pos: pos(0, 4),
+            },
         ];
         assert_eq!(got, expected, "{order:?}");
         assert!(source.warnings().is_empty(), "{:?}", source.warnings());
@@ -191,7 +211,10 @@ fn pcapng_unsupported_interface_is_skipped_counted_and_warned_once() {
     let mut source = FileSource::open(&[&path]).unwrap();
     let got = read_all(&mut source);
     assert_eq!(got.iter().map(|g| (g.data[0], g.pos.packet_number)).collect::<Vec<_>>(), vec![(2, 2), (5, 5)]);
-    assert_eq!(warning_lines(&source), vec![format!("{}: interface 0: unsupported link type 189; 3 packets skipped", path.display())]);
+    assert_eq!(
+        warning_lines(&source),
+        vec![format!("{}: interface 0: unsupported link type 189; 3 packets skipped", path.display())]
+    );
     assert_eq!(
         source.stats(),
         CaptureStats { packets: 2, packets_unsupported_link: 3, packets_malformed: 0, files_done: 1 }
@@ -407,10 +430,11 @@ fn pcapng_lying_block_lengths() {
     no_if.write_raw_block(6, &body).unwrap();
     no_if.write_packet(0, ts(0, 0), &[3]).unwrap();
 
-    let paths: Vec<PathBuf> = [("huge", huge), ("odd", odd), ("mismatch", mismatch), ("caplen", caplen), ("no_if", no_if)]
-        .into_iter()
-        .map(|(name, w)| write(dir.path(), &format!("{name}.pcapng"), &w.finish().unwrap()))
-        .collect();
+    let paths: Vec<PathBuf> =
+        [("huge", huge), ("odd", odd), ("mismatch", mismatch), ("caplen", caplen), ("no_if", no_if)]
+            .into_iter()
+            .map(|(name, w)| write(dir.path(), &format!("{name}.pcapng"), &w.finish().unwrap()))
+            .collect();
     let mut source = FileSource::open(&paths).unwrap();
     let got = read_all(&mut source);
     let seen: Vec<_> = got.iter().map(|g| (g.pos.file_index, g.pos.packet_number, g.data[0])).collect();
@@ -419,9 +443,18 @@ fn pcapng_lying_block_lengths() {
     assert_eq!(
         warning_lines(&source),
         vec![
-            format!("{}: packet 2: record at byte 84 claims 4294967280 bytes, over the {MAX_BLOCK_LEN}-byte limit; rest of file skipped", d(0)),
-            format!("{}: packet 2: malformed record at byte 84: block length 41 is not a multiple of 4 of at least 12; rest of file skipped", d(1)),
-            format!("{}: packet 2: malformed record at byte 84: block's trailing length differs from its leading length; rest of file skipped", d(2)),
+            format!(
+                "{}: packet 2: record at byte 84 claims 4294967280 bytes, over the {MAX_BLOCK_LEN}-byte limit; rest of file skipped",
+                d(0)
+            ),
+            format!(
+                "{}: packet 2: malformed record at byte 84: block length 41 is not a multiple of 4 of at least 12; rest of file skipped",
+                d(1)
+            ),
+            format!(
+                "{}: packet 2: malformed record at byte 84: block's trailing length differs from its leading length; rest of file skipped",
+                d(2)
+            ),
             format!("{}: packet 2: captured length 9 exceeds its block (8 bytes); packet skipped", d(3)),
             format!("{}: packet 2: packet on interface 7, which the section does not describe; packet skipped", d(4)),
         ]
@@ -470,13 +503,7 @@ fn pcapng_whose_first_block_is_unreadable_is_an_error() {
     let path = write(dir.path(), "v2.pcapng", &bytes);
     let mut source = FileSource::open(&[&path]).unwrap();
     let err = source.next_packet().err().unwrap();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "{}: bad file header: pcapng major version 2 is not 1",
-            path.display()
-        )
-    );
+    assert_eq!(err.to_string(), format!("{}: bad file header: pcapng major version 2 is not 1", path.display()));
     assert!(source.next_packet().unwrap().is_none());
 }
 

@@ -284,7 +284,13 @@ impl<W: Write> PcapngWriter<W> {
     }
 
     /// An Enhanced Packet Block whose packet was cut: `orig_len` is what was on the wire.
-    pub fn write_packet_with_orig_len(&mut self, if_id: u32, ts: Timestamp, data: &[u8], orig_len: u32) -> io::Result<()> {
+    pub fn write_packet_with_orig_len(
+        &mut self,
+        if_id: u32,
+        ts: Timestamp,
+        data: &[u8],
+        orig_len: u32,
+    ) -> io::Result<()> {
         let units = self.timestamp_units(if_id, ts)?;
         let caplen = len_u32(data.len())?;
         let o = self.order;
@@ -334,7 +340,13 @@ impl<W: Write> PcapngWriter<W> {
 
     /// Writes a block whose two length fields are exactly these, whatever the body's size: for
     /// testing readers against lying lengths.
-    pub fn write_raw_block_with_len(&mut self, block_type: u32, len: u32, body: &[u8], trailing_len: u32) -> io::Result<()> {
+    pub fn write_raw_block_with_len(
+        &mut self,
+        block_type: u32,
+        len: u32,
+        body: &[u8],
+        trailing_len: u32,
+    ) -> io::Result<()> {
         let o = self.order;
         self.out.write_all(&o.u32(block_type))?;
         self.out.write_all(&o.u32(len))?;
@@ -349,10 +361,8 @@ impl<W: Write> PcapngWriter<W> {
     }
 
     fn timestamp_units(&self, if_id: u32, ts: Timestamp) -> io::Result<u64> {
-        let interface = self
-            .interfaces
-            .get(if_id as usize)
-            .ok_or_else(|| invalid("packet on an interface that was not added"))?;
+        let interface =
+            self.interfaces.get(if_id as usize).ok_or_else(|| invalid("packet on an interface that was not added"))?;
         let mut nanos = i128::from(ts.as_nanos());
         if let Some(off) = interface.tsoffset {
             nanos -= i128::from(off) * 1_000_000_000;
@@ -372,7 +382,7 @@ fn push_option(body: &mut Vec<u8>, order: ByteOrder, code: u16, value: &[u8]) {
 }
 
 fn pad32(body: &mut Vec<u8>) {
-    while body.len() % 4 != 0 {
+    while !body.len().is_multiple_of(4) {
         body.push(0);
     }
 }

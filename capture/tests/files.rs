@@ -526,3 +526,45 @@ fn warnings_are_capped() {
     assert_eq!(source.suppressed_warnings(), 5);
     assert!(matches!(source.warnings()[0], CaptureWarning::PacketSkipped { packet: 1, .. }));
 }
+
+#[test]
+fn modified_pcap_format_has_24_byte_records() {
+    let dir = tempfile::tempdir().unwrap();
+    #[rustfmt::skip]
+    let mut bytes = vec![
+        0x34, 0xcd, 0xb2, 0xa1, 2, 0, 4, 0, // magic 0xa1b2cd34 (little endian), version 2.4
+        0, 0, 0, 0, 0, 0, 0, 0,             // thiszone, sigfigs
+        0xff, 0xff, 0, 0, 1, 0, 0, 0,       // snaplen 65535, Ethernet
+        10, 0, 0, 0, 7, 0, 0, 0,            // ts_sec 10, ts_usec 7
+        2, 0, 0, 0, 3, 0, 0, 0,             // caplen 2, orig_len 3
+        1, 0, 0, 0, 8, 0, 0x11, 0x22,       // ifindex, protocol, pkt_type, pad
+    ];
+    bytes.extend_from_slice(&[0xAB, 0xCD]);
+    let path = write(dir.path(), "modified.pcap", &bytes);
+    let got = read_all(&mut FileSource::open(&[path]).unwrap());
+    assert_eq!(
+        got,
+        [Got { ts: 10_000_007_000, link: LinkType::ETHERNET, data: vec![0xAB, 0xCD], orig_len: 3, pos: pos(0, 1) }]
+    );
+}
+
+#[test]
+fn invalid_tsresol_is_warned_and_read_as_microseconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = PcapngWriter::in_memory(ByteOrder::Little);
+    w.add_interface(PcapngInterface::new(LinkType::ETHERNET).with_tsresol(6)).unwrap();
+    w.write_packet(0, ts(0, 5_000), &[1]).unwrap();
+    let mut bytes = w.finish().unwrap();
+    // Rewrite the if_tsresol byte (IDB at 28, its option value at 28 + 16 + 4) to 10^-20 s,
+    // which no 64-bit tick count can express.
+    assert_eq!(bytes[48], 6);
+    bytes[48] = 20;
+    let path = write(dir.path(), "resol.pcapng", &bytes);
+    let mut source = FileSource::open(&[&path]).unwrap();
+    let got = read_all(&mut source);
+    assert_eq!(got[0].ts, ts(0, 5_000).as_nanos());
+    assert_eq!(
+        warning_lines(&source),
+        [format!("{}: interface 0: invalid if_tsresol 0x14; microseconds assumed", path.display())]
+    );
+}

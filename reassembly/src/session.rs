@@ -250,8 +250,6 @@ pub struct TcpSession {
     midstream: bool,
     /// Simultaneous open / split handshake in progress (SYN answered by SYN).
     four_way: bool,
-    /// In a split handshake, the client's SYN/ACK was seen.
-    four_way_synack: bool,
     /// Window scaling and timestamps were agreed by both SYNs.
     wscale_agreed: bool,
     timestamps_agreed: bool,
@@ -576,38 +574,35 @@ impl TcpSession {
         }
     }
 
-    /// SYN answered by SYN (Beardsley's split handshake, or simultaneous open): the client then
-    /// sends SYN/ACK and the server completes with ACK or its own SYN/ACK.
+    /// SYN answered by SYN (Beardsley's split handshake, or simultaneous open): each side must
+    /// then acknowledge the other's SYN, with a SYN/ACK or a plain ACK, in either order.
     fn on_split_handshake(&mut self, cfg: &StreamConfig, seg: &TcpSegment<'_>, dir: Direction, ctx: &mut Ctx) {
         let flags = seg.flags;
-        let server_expected = self.halves[1].isn.wrapping_add(1);
-        let client_expected = self.halves[0].isn.wrapping_add(1);
-        match dir {
-            Direction::ToServer if flags & (SYN | ACK) == SYN | ACK => {
-                if seg.ack != server_expected {
-                    return self.ignore(ctx, Some("stream.4whs_synack_with_wrong_ack"));
-                }
-                if seg.seq != self.halves[0].isn {
-                    return self.ignore(ctx, Some("stream.4whs_synack_with_wrong_syn"));
-                }
-                self.halves[1].note_ack(0);
-                self.note_syn_options(dir, seg);
-                self.agree_options();
-                self.four_way_synack = true;
+        if flags & ACK == 0 {
+            if flags & SYN == 0 {
+                self.ignore(ctx, Some("stream.4whs_wrong_seq"));
             }
-            Direction::ToClient if flags & ACK != 0 && self.four_way_synack => {
-                if seg.ack != client_expected {
-                    return self.ignore(ctx, Some("stream.4whs_invalid_ack"));
-                }
-                self.halves[0].note_ack(0);
-                self.four_way = false;
-                self.set_state(TcpState::Established);
-                if flags & SYN == 0 {
-                    self.on_established(cfg, seg, dir, ctx);
-                }
+            return; // a retransmitted SYN
+        }
+        let (me, peer) = (dir.index(), dir.opposite().index());
+        if flags & SYN != 0 && seg.seq != self.halves[me].isn {
+            return self.ignore(ctx, Some("stream.4whs_synack_with_wrong_syn"));
+        }
+        if seg.ack != self.halves[peer].isn.wrapping_add(1) {
+            let event = if flags & SYN != 0 { "stream.4whs_synack_with_wrong_ack" } else { "stream.4whs_invalid_ack" };
+            return self.ignore(ctx, Some(event));
+        }
+        self.halves[peer].note_ack(0);
+        if flags & SYN != 0 {
+            self.note_syn_options(dir, seg);
+            self.agree_options();
+        }
+        if self.halves[0].acked.is_some() && self.halves[1].acked.is_some() {
+            self.four_way = false;
+            self.set_state(TcpState::Established);
+            if flags & SYN == 0 {
+                self.on_established(cfg, seg, dir, ctx);
             }
-            _ if flags & SYN != 0 => {} // retransmitted SYN
-            _ => self.ignore(ctx, Some("stream.4whs_wrong_seq")),
         }
     }
 
@@ -874,3 +869,7 @@ struct Ctx {
     reversed: bool,
     new_session: bool,
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,414 @@
+//! Handshake, teardown and limit cases, each a short scripted conversation.
+
+use super::*;
+use weir_core::Direction::{ToClient, ToServer};
+
+/// Owned stream event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Ev {
+    Data(Vec<u8>),
+    Gap(u64),
+    End,
+}
+
+/// A scripted conversation: `c(...)` sends from the flow's initiator, `s(...)` from the other
+/// side; every released event is recorded with the direction it came out on.
+struct Conv {
+    session: TcpSession,
+    cfg: StreamConfig,
+    events: Vec<(Direction, Ev)>,
+    clock: u64,
+}
+
+const C_ISN: u32 = 1000;
+const S_ISN: u32 = 5000;
+
+impl Conv {
+    fn new(cfg: StreamConfig) -> Self {
+        Conv { session: TcpSession::new(), cfg, events: Vec::new(), clock: 0 }
+    }
+
+    fn send(&mut self, seg: TcpSegment<'_>) -> SegmentOutcome {
+        let events = &mut self.events;
+        self.session.on_segment(&self.cfg, &seg, &mut |dir, ev| {
+            events.push((dir, match ev {
+                StreamEvent::Data(d) => Ev::Data(d.to_vec()),
+                StreamEvent::Gap { len } => Ev::Gap(len),
+                StreamEvent::End => Ev::End,
+            }))
+        })
+    }
+
+    fn seg<'p>(&mut self, from_initiator: bool, seq: u32, ack: u32, flags: u8, payload: &'p [u8]) -> TcpSegment<'p> {
+        self.clock += 1;
+        TcpSegment {
+            ts: Timestamp::from_secs_nanos(1_700_000_000 + self.clock, 0),
+            from_initiator,
+            seq,
+            ack,
+            flags,
+            window: 65535,
+            wscale: None,
+            timestamp: None,
+            sack_permitted: false,
+            payload,
+        }
+    }
+
+    fn c(&mut self, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> SegmentOutcome {
+        let seg = self.seg(true, seq, ack, flags, payload);
+        self.send(seg)
+    }
+
+    fn s(&mut self, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> SegmentOutcome {
+        let seg = self.seg(false, seq, ack, flags, payload);
+        self.send(seg)
+    }
+
+    /// SYN, SYN/ACK, ACK with the given initial sequence numbers.
+    fn handshake(&mut self, c_isn: u32, s_isn: u32) {
+        self.c(c_isn, 0, SYN, b"");
+        self.s(s_isn, c_isn.wrapping_add(1), SYN | ACK, b"");
+        let out = self.c(c_isn.wrapping_add(1), s_isn.wrapping_add(1), ACK, b"");
+        assert_eq!(out.state, TcpState::Established);
+        assert!(out.state_changed);
+    }
+
+    fn flush(&mut self) {
+        let events = &mut self.events;
+        self.session.flush(&self.cfg, &mut |dir, ev| {
+            events.push((dir, match ev {
+                StreamEvent::Data(d) => Ev::Data(d.to_vec()),
+                StreamEvent::Gap { len } => Ev::Gap(len),
+                StreamEvent::End => Ev::End,
+            }))
+        });
+    }
+
+    /// Events of one direction, adjacent Data merged.
+    fn stream(&self, dir: Direction) -> Vec<Ev> {
+        let mut out: Vec<Ev> = Vec::new();
+        for (d, ev) in &self.events {
+            if *d != dir {
+                continue;
+            }
+            match (out.last_mut(), ev) {
+                (Some(Ev::Data(prev)), Ev::Data(more)) => prev.extend_from_slice(more),
+                _ => out.push(ev.clone()),
+            }
+        }
+        out
+    }
+}
+
+fn data(bytes: &[u8]) -> Ev {
+    Ev::Data(bytes.to_vec())
+}
+
+fn cfg() -> StreamConfig {
+    StreamConfig::default()
+}
+
+#[test]
+fn three_way_handshake_data_waits_for_the_ack() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, ACK | PSH, b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(conv.stream(ToServer), vec![], "not ACKed yet");
+    conv.s(S_ISN + 1, C_ISN + 19, ACK | PSH, b"HTTP/1.0 200 OK\r\n\r\n");
+    assert_eq!(conv.stream(ToServer), vec![data(b"GET / HTTP/1.0\r\n\r\n")]);
+    conv.c(C_ISN + 19, S_ISN + 20, ACK, b"");
+    assert_eq!(conv.stream(ToClient), vec![data(b"HTTP/1.0 200 OK\r\n\r\n")]);
+    assert_eq!(conv.session.memory_used(), 0);
+}
+
+#[test]
+fn sequence_numbers_wrap_around_two_to_the_32() {
+    let c_isn = u32::MAX - 5; // data starts 5 bytes before the wrap
+    let s_isn = u32::MAX;
+    let mut conv = Conv::new(cfg());
+    conv.handshake(c_isn, s_isn);
+    let first = c_isn.wrapping_add(1);
+    conv.c(first.wrapping_add(8), 0, ACK, b"89abcdef"); // out of order, past the wrap
+    conv.c(first, 0, ACK, b"01234567"); // straddles the wrap
+    conv.s(0, first.wrapping_add(16), ACK, b"");
+    assert_eq!(conv.stream(ToServer), vec![data(b"0123456789abcdef")]);
+    assert_eq!(conv.session.delivered(ToServer), 16);
+}
+
+#[test]
+fn fin_from_client_first_walks_suricatas_states() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    assert_eq!(conv.c(C_ISN + 1, S_ISN + 1, FIN | ACK, b"bye").state, TcpState::CloseWait);
+    let out = conv.s(S_ISN + 1, C_ISN + 5, ACK, b"");
+    assert_eq!(out.state, TcpState::CloseWait);
+    // The client's FIN is ACKed: its direction ends.
+    assert_eq!(conv.stream(ToServer), vec![data(b"bye"), Ev::End]);
+    assert_eq!(conv.s(S_ISN + 1, C_ISN + 5, FIN | ACK, b"").state, TcpState::LastAck);
+    assert_eq!(conv.c(C_ISN + 5, S_ISN + 2, ACK, b"").state, TcpState::Closed);
+    assert_eq!(conv.stream(ToClient), vec![Ev::End]);
+    conv.flush();
+    assert_eq!(conv.stream(ToServer), vec![data(b"bye"), Ev::End], "End is sent once");
+}
+
+#[test]
+fn fin_from_server_first_walks_suricatas_states() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    assert_eq!(conv.s(S_ISN + 1, C_ISN + 1, FIN | ACK, b"").state, TcpState::FinWait1);
+    assert_eq!(conv.c(C_ISN + 1, S_ISN + 2, ACK, b"").state, TcpState::FinWait2);
+    assert_eq!(conv.c(C_ISN + 1, S_ISN + 2, FIN | ACK, b"").state, TcpState::TimeWait);
+    assert_eq!(conv.s(S_ISN + 2, C_ISN + 2, ACK, b"").state, TcpState::Closed);
+    assert_eq!((conv.stream(ToServer), conv.stream(ToClient)), (vec![Ev::End], vec![Ev::End]));
+}
+
+#[test]
+fn simultaneous_fins_go_through_closing() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    assert_eq!(conv.s(S_ISN + 1, C_ISN + 1, FIN | ACK, b"").state, TcpState::FinWait1);
+    // The client's FIN crosses the server's: it does not acknowledge it.
+    assert_eq!(conv.c(C_ISN + 1, S_ISN + 1, FIN | ACK, b"").state, TcpState::Closing);
+    assert_eq!(conv.s(S_ISN + 2, C_ISN + 2, ACK, b"").state, TcpState::TimeWait);
+}
+
+#[test]
+fn rst_releases_unacked_data_and_ends_both_directions() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"attack");
+    let out = conv.s(S_ISN + 1, 0, RST, b"");
+    assert_eq!(out.state, TcpState::Closed);
+    assert_eq!(conv.stream(ToServer), vec![data(b"attack"), Ev::End]);
+    assert_eq!(conv.stream(ToClient), vec![Ev::End]);
+    // A FIN after the RST changes nothing.
+    let out = conv.c(C_ISN + 7, S_ISN + 1, FIN | ACK, b"");
+    assert_eq!((out.state, out.state_changed), (TcpState::Closed, false));
+    assert_eq!(conv.stream(ToServer), vec![data(b"attack"), Ev::End]);
+}
+
+#[test]
+fn fin_then_rst_closes() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, FIN | ACK, b"x");
+    let out = conv.c(C_ISN + 3, 0, RST, b"");
+    assert_eq!(out.state, TcpState::Closed);
+    assert_eq!(conv.stream(ToServer), vec![data(b"x"), Ev::End]);
+}
+
+#[test]
+fn rst_far_behind_the_window_is_suspected_injection() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, &[b'a'; 1000]);
+    conv.s(S_ISN + 1, C_ISN + 1001, ACK, b"");
+    let out = conv.c(C_ISN + 10, 0, RST, b"");
+    assert!(out.anomalies.contains("stream.suspected_rst_inject"));
+    assert_eq!(out.state, TcpState::Established);
+}
+
+#[test]
+fn simultaneous_open_establishes_with_two_synacks() {
+    let mut conv = Conv::new(cfg());
+    conv.c(C_ISN, 0, SYN, b"");
+    assert_eq!(conv.s(S_ISN, 0, SYN, b"").state, TcpState::SynRecv);
+    assert_eq!(conv.s(S_ISN, C_ISN + 1, SYN | ACK, b"").state, TcpState::SynRecv);
+    let out = conv.c(C_ISN, S_ISN + 1, SYN | ACK, b"");
+    assert_eq!(out.state, TcpState::Established);
+    assert!(out.anomalies.is_empty());
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"hi");
+    conv.s(S_ISN + 1, C_ISN + 3, ACK, b"");
+    assert_eq!(conv.stream(ToServer), vec![data(b"hi")]);
+}
+
+#[test]
+fn split_handshake_with_wrong_synack_is_flagged() {
+    let mut conv = Conv::new(cfg());
+    conv.c(C_ISN, 0, SYN, b"");
+    conv.s(S_ISN, 0, SYN, b"");
+    let out = conv.c(C_ISN, S_ISN + 7, SYN | ACK, b"");
+    assert!(out.anomalies.contains("stream.4whs_synack_with_wrong_ack"));
+    assert!(!out.accepted);
+}
+
+#[test]
+fn synack_with_wrong_ack_is_ignored() {
+    let mut conv = Conv::new(cfg());
+    conv.c(C_ISN, 0, SYN, b"");
+    let out = conv.s(S_ISN, C_ISN + 99, SYN | ACK, b"");
+    assert!(out.anomalies.contains("stream.3whs_synack_with_wrong_ack"));
+    assert_eq!((out.accepted, out.state), (false, TcpState::SynSent));
+}
+
+#[test]
+fn syn_data_not_acked_by_the_server_is_retransmitted_once() {
+    // TCP Fast Open refused: the SYN/ACK acknowledges only the SYN, the client resends.
+    let mut conv = Conv::new(cfg());
+    conv.c(C_ISN, 0, SYN, b"hello");
+    conv.s(S_ISN, C_ISN + 1, SYN | ACK, b"");
+    assert_eq!(conv.stream(ToServer), vec![]);
+    conv.c(C_ISN + 1, S_ISN + 1, ACK | PSH, b"hello");
+    conv.s(S_ISN + 1, C_ISN + 6, ACK, b"");
+    assert_eq!(conv.stream(ToServer), vec![data(b"hello")]);
+    assert_eq!(conv.session.stats().overlaps_different_data, 0);
+}
+
+#[test]
+fn syn_on_a_closed_session_asks_for_a_new_session() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, RST, b"");
+    let out = conv.c(90_000, 0, SYN, b"");
+    assert!(out.new_session && !out.accepted);
+    assert_eq!(out.state, TcpState::Closed);
+    // The caller starts over: a fresh session takes the same SYN.
+    let mut fresh = Conv::new(cfg());
+    assert_eq!(fresh.c(90_000, 0, SYN, b"").state, TcpState::SynSent);
+}
+
+#[test]
+fn syn_on_an_established_session_is_an_anomaly_not_a_reset() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    let out = conv.c(C_ISN + 500, 0, SYN, b"");
+    assert!(out.anomalies.contains("stream.est_syn_resend_diff_seq"));
+    assert!(!out.new_session);
+    assert_eq!(out.state, TcpState::Established);
+}
+
+#[test]
+fn midstream_pickup_is_off_when_configured_off() {
+    let mut conv = Conv::new(StreamConfig { midstream: false, ..cfg() });
+    let out = conv.c(C_ISN, S_ISN, ACK | PSH, b"data");
+    assert_eq!((out.accepted, out.state), (false, TcpState::None));
+    let out = conv.c(C_ISN, S_ISN, FIN | ACK, b"");
+    assert!(out.anomalies.contains("stream.fin_but_no_session"));
+    conv.flush();
+    assert_eq!(conv.stream(ToServer), vec![Ev::End]);
+}
+
+#[test]
+fn midstream_pickup_on_data_both_sides() {
+    let mut conv = Conv::new(cfg());
+    let out = conv.c(C_ISN, S_ISN, ACK | PSH, b"req");
+    assert_eq!((out.accepted, out.state, out.direction), (true, TcpState::Established, ToServer));
+    assert!(conv.session.is_midstream());
+    conv.s(S_ISN, C_ISN + 3, ACK | PSH, b"resp");
+    conv.c(C_ISN + 3, S_ISN + 4, ACK, b"");
+    assert_eq!(conv.stream(ToServer), vec![data(b"req")]);
+    assert_eq!(conv.stream(ToClient), vec![data(b"resp")]);
+}
+
+#[test]
+fn one_sided_client_flow_delivers_as_it_arrives_with_async_oneside() {
+    let mut conv = Conv::new(StreamConfig { async_oneside: true, ..cfg() });
+    conv.c(C_ISN, 0, SYN, b"");
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"");
+    conv.c(C_ISN + 1, S_ISN + 1, ACK | PSH, b"one");
+    assert_eq!(conv.stream(ToServer), vec![data(b"one")]);
+    conv.c(C_ISN + 8, S_ISN + 1, ACK | PSH, b"three"); // hole of 4: held
+    assert_eq!(conv.stream(ToServer), vec![data(b"one")]);
+    conv.c(C_ISN + 4, S_ISN + 1, ACK | PSH, b"two!");
+    assert_eq!(conv.stream(ToServer), vec![data(b"onetwo!three")]);
+    conv.c(C_ISN + 20, S_ISN + 1, ACK | PSH, b"late");
+    conv.flush();
+    assert_eq!(conv.stream(ToServer), vec![data(b"onetwo!three"), Ev::Gap(7), data(b"late"), Ev::End]);
+}
+
+#[test]
+fn data_far_outside_the_window_is_dropped() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    let out = conv.c(C_ISN + 1 + 10_000_000, S_ISN + 1, ACK, b"far");
+    assert!(out.anomalies.contains("stream.est_packet_out_of_window"));
+    assert!(!out.accepted);
+    assert_eq!(conv.session.memory_used(), 0);
+    assert_eq!(conv.session.stats().out_of_window, 1);
+}
+
+#[test]
+fn ack_for_data_never_sent_is_invalid() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"abc");
+    let out = conv.s(S_ISN + 1, C_ISN + 1 + 3 + 500_000, ACK, b"");
+    assert!(out.anomalies.contains("stream.pkt_invalid_ack"));
+    assert_eq!(conv.stream(ToServer), vec![], "the bogus ACK releases nothing");
+}
+
+#[test]
+fn paws_rejects_an_older_timestamp() {
+    let mut conv = Conv::new(cfg());
+    let mut syn = conv.seg(true, C_ISN, 0, SYN, b"");
+    syn.timestamp = Some((100, 0));
+    conv.send(syn);
+    let mut synack = conv.seg(false, S_ISN, C_ISN + 1, SYN | ACK, b"");
+    synack.timestamp = Some((7000, 100));
+    conv.send(synack);
+    let mut ack = conv.seg(true, C_ISN + 1, S_ISN + 1, ACK, b"new");
+    ack.timestamp = Some((200, 7000));
+    assert!(conv.send(ack).anomalies.is_empty());
+    let mut stale = conv.seg(true, C_ISN + 4, S_ISN + 1, ACK, b"old");
+    stale.timestamp = Some((150, 7000));
+    let out = conv.send(stale);
+    assert!(out.anomalies.contains("stream.pkt_invalid_timestamp"));
+    assert!(!out.accepted);
+}
+
+#[test]
+fn spurious_retransmission_of_acked_data_is_flagged() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"abc");
+    conv.s(S_ISN + 1, C_ISN + 4, ACK, b"");
+    let out = conv.c(C_ISN + 1, S_ISN + 1, ACK, b"xyz");
+    assert!(out.anomalies.contains("stream.pkt_spurious_retransmission"));
+    conv.flush();
+    assert_eq!(conv.stream(ToServer), vec![data(b"abc"), Ev::End]);
+}
+
+#[test]
+fn depth_cuts_the_stream_and_reports_the_rest_as_gap() {
+    let mut conv = Conv::new(StreamConfig { reassembly_depth: 1024, ..cfg() });
+    conv.handshake(C_ISN, S_ISN);
+    let out = conv.c(C_ISN + 1, S_ISN + 1, ACK, &[b'x'; 1000]);
+    assert!(out.anomalies.is_empty());
+    let out = conv.c(C_ISN + 1001, S_ISN + 1, ACK, &[b'y'; 1000]);
+    assert!(out.anomalies.contains("stream.reassembly_depth_reached"));
+    let out = conv.c(C_ISN + 2001, S_ISN + 1, ACK, &[b'z'; 1000]);
+    assert!(out.anomalies.is_empty(), "raised once per session");
+    conv.s(S_ISN + 1, C_ISN + 3001, ACK, b"");
+    conv.flush();
+    let mut expected = vec![b'x'; 1000];
+    expected.extend_from_slice(&[b'y'; 24]);
+    assert_eq!(conv.stream(ToServer), vec![Ev::Data(expected), Ev::Gap(3000 - 1024), Ev::End]);
+}
+
+#[test]
+fn flush_reports_holes_between_held_data() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"ab");
+    conv.c(C_ISN + 10, S_ISN + 1, ACK, b"yz");
+    assert_eq!(conv.session.memory_used(), 2 + 2 + 4 * crate::BOOKKEEPING_BYTES);
+    conv.flush();
+    assert_eq!(conv.stream(ToServer), vec![data(b"ab"), Ev::Gap(7), data(b"yz"), Ev::End]);
+    assert_eq!(conv.stream(ToClient), vec![Ev::End]);
+    assert_eq!(conv.session.memory_used(), 0);
+    assert_eq!(conv.session.stats().gap_bytes, 7);
+}
+
+#[test]
+fn eve_tcp_object_spells_flags_and_state_like_suricata() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, ACK | PSH | ECE | CWR, b"x");
+    let eve = conv.session.eve();
+    assert_eq!(eve.tcp_flags, "da");
+    assert_eq!(eve.tcp_flags_ts, "da");
+    assert_eq!(eve.tcp_flags_tc, "12");
+    assert!(eve.ecn && eve.cwr && eve.syn && !eve.fin && !eve.rst);
+    assert_eq!(eve.state, "established");
+}

@@ -1143,3 +1143,7 @@ fn loopback_family(family: u32) -> Option<IpVersion> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+#[path = "decoder_tests.rs"]
+mod tests;

@@ -21,7 +21,7 @@ FILES = common.corpus()
 work, server_log, manifest_out, tools = sys.argv[1:5]
 M = common.Manifest('http.pcap', 'pcaps/make/http.sh',
                     'HTTP/1.1 between curl / Python http.client and a Python origin server: identity, chunked, '
-                    'gzip, deflate (zlib and raw), close-delimited, 206 range, 304, HEAD, redirect, 404, '
+                    'gzip, deflate (zlib and raw), brotli, close-delimited, 206 range, 304, HEAD, redirect, 404, '
                     'urlencoded POST, multipart uploads, PUT with Content-Length and chunked request bodies')
 M.note('sha256/size are of the decoded (identity) body: transfer and content encodings undone')
 M.note('name: request path for downloads and PUT, form filename for multipart parts')
@@ -71,13 +71,14 @@ for n in names:
           host='www.weir.test', status=200, conn=c)
     expected.append(('GET', '/files/' + n, 200, common.sha256(FILES[n])))
 
-# 2. curl --compressed, keep-alive: gzip, deflate(zlib), gzip+chunked.
+# 2. curl --compressed, keep-alive: gzip, deflate(zlib), gzip+chunked, brotli.
 c = next_conn()
 plan = [('/gzip/server.log', 'server.log', 'gzip, Content-Length'),
         ('/deflate/data.json', 'data.json', 'deflate (zlib), Content-Length'),
-        ('/gzip-chunked/notes.txt', 'notes.txt', 'gzip + chunked')]
+        ('/gzip-chunked/notes.txt', 'notes.txt', 'gzip + chunked'),
+        ('/br/index.html', 'index.html', 'br (brotli), Content-Length')]
 res = curl('cdn.weir.test', ['--compressed'], [p for p, _, _ in plan], [tmp('b-' + n) for _, n, _ in plan])
-assert [s for s, _ in res] == [200] * 3 and sum(n for _, n in res) == 1, res
+assert [s for s, _ in res] == [200] * 4 and sum(n for _, n in res) == 1, res
 for path, n, how in plan:
     check(n, read(tmp('b-' + n)), FILES[n])
     M.add('http', 'to_client', 'file', path, FILES[n], 'curl --compressed GET, ' + how + ', keep-alive',

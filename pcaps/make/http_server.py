@@ -6,6 +6,7 @@ The URL prefix chooses the framing, so each capture transaction is exactly what 
   /gzip/N          Content-Encoding: gzip, Content-Length
   /deflate/N       Content-Encoding: deflate (zlib stream, RFC 9110)
   /deflate-raw/N   Content-Encoding: deflate sent as a raw RFC 1951 stream (what some servers do)
+  /br/N            Content-Encoding: br (brotli), Content-Length
   /gzip-chunked/N  gzip and chunked together
   /close/N         no Content-Length, body ends when the server closes the connection
   /redirect/N      302 to /files/N
@@ -22,6 +23,8 @@ import sys
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import brotli
 
 sys.path.insert(0, __import__('os').path.dirname(__file__))
 import common  # noqa: E402
@@ -114,13 +117,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return self.record(200, data, framing='close')
-        encodings = {'gzip': 'gzip', 'gzip-chunked': 'gzip', 'deflate': 'deflate', 'deflate-raw': 'deflate'}
+        encodings = {'gzip': 'gzip', 'gzip-chunked': 'gzip', 'deflate': 'deflate', 'deflate-raw': 'deflate',
+                     'br': 'br'}
         if kind == 'chunked':
             wire = data
         elif kind in ('gzip', 'gzip-chunked'):
             wire = gzip.compress(data, 6, mtime=0)
         elif kind == 'deflate':
             wire = zlib.compress(data, 6)
+        elif kind == 'br':
+            wire = brotli.compress(data, quality=5)
         elif kind == 'deflate-raw':
             c = zlib.compressobj(6, zlib.DEFLATED, -15)
             wire = c.compress(data) + c.flush()

@@ -13,6 +13,7 @@
 set -euo pipefail
 export PATH=$PATH:/usr/sbin:/sbin
 export LC_ALL=C
+export PYTHONDONTWRITEBYTECODE=1
 
 MAKE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PCAPS_DIR=$(dirname "$MAKE_DIR")
@@ -23,12 +24,12 @@ SRV_IF=weir-srv0
 CLI_IF=weir-cli0
 SRV_IP=10.77.0.1
 CLI_IP=10.77.0.2
-# The venv (aiosmtpd, pyftpdlib) is reused between runs; override to relocate it.
+# The venv (aiosmtpd, pyftpdlib, brotli) is reused between runs; override to relocate it.
 CACHE_DIR=${WEIR_PCAPS_CACHE:-/var/cache/weir-pcaps}
 VENV=$CACHE_DIR/venv
 PY=$VENV/bin/python
 # Pinned so a rerun on a fresh machine talks the same dialect as the committed captures.
-PIP_PKGS="aiosmtpd==1.4.6 pyftpdlib==2.2.0"
+PIP_PKGS="aiosmtpd==1.4.6 pyftpdlib==2.2.0 Brotli==1.2.1"
 LOCK_FILE=/run/weir-cap.lock
 
 WORK=""
@@ -61,7 +62,7 @@ ensure_base_tools() {
 }
 
 ensure_venv() {
-  if "$PY" -c 'import aiosmtpd, pyftpdlib' 2>/dev/null; then return 0; fi
+  if "$PY" -c 'import aiosmtpd, pyftpdlib, brotli' 2>/dev/null; then return 0; fi
   log "creating python venv $VENV ($PIP_PKGS)"
   mkdir -p "$CACHE_DIR"
   rm -rf "$VENV"

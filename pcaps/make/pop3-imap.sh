@@ -6,7 +6,11 @@ CAPTURE_NAME=pop3-imap
 source "$(dirname "$0")/lib.sh"
 require_root
 ensure_base_tools
-ensure_cmds dovecot:"dovecot-imapd dovecot-pop3d"
+if ! command -v dovecot >/dev/null; then
+  ensure_cmds dovecot:"dovecot-imapd dovecot-pop3d"
+  # The package may start a system-wide dovecot on the host; this script only wants the binary.
+  if command -v systemctl >/dev/null; then systemctl disable --now dovecot >/dev/null 2>&1 || true; fi
+fi
 netns_up
 
 D=$WORK/dovecot

@@ -78,3 +78,6 @@ pub fn parse_rule(
 ) -> Result<(Rule, Vec<Warning>), RuleError> {
     options::parse_rule(text, vars, classification, base_dir)
 }
+
+#[cfg(test)]
+mod tests;

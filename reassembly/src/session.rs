@@ -840,7 +840,7 @@ impl TcpSession {
                 continue;
             }
             let mut gap = 0;
-            let one_sided = cfg.async_oneside && !peer_seen && half.seen;
+            let one_sided = cfg.async_oneside && !peer_seen && half.seen && self.state.is_established();
             if one_sided {
                 gap += half.assembler.deliver(u64::MAX, depth, false, &mut |ev| out(dir, ev));
                 if half.fin_offset.is_some_and(|fin| half.assembler.delivered() >= fin) {

@@ -172,7 +172,9 @@ impl Assembler {
         }
 
         // Write: overwrite held pieces in place, fill holes with new pieces.
-        for (piece_start, piece) in self.pieces.range_mut(..end) {
+        // Only pieces from the one holding `write_start` onwards can overlap.
+        let first_key = self.pieces.range(..=write_start).next_back().map_or(write_start, |(k, _)| *k);
+        for (piece_start, piece) in self.pieces.range_mut(first_key..end) {
             let piece_end = piece_start + piece.len() as u64;
             if piece_end <= write_start {
                 continue;

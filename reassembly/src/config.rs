@@ -16,7 +16,7 @@ pub const DEFAULT_FLOW_MEMCAP: usize = 2 * 1024 * 1024;
 /// Segments one direction may hold undelivered. A 1460-byte MSS stream needs about 720 of them to
 /// cover the default depth; 4096 leaves room for small-segment protocols while bounding the
 /// bookkeeping of a flood of one-byte segments.
-pub const DEFAULT_MAX_HELD_SEGMENTS: usize = 4096;
+pub const DEFAULT_MAX_QUEUED_SEGMENTS: usize = 4096;
 
 /// Disjoint byte ranges (islands of out-of-order data) one direction may hold. Legitimate loss
 /// produces a handful; an evasion flood of tiny segments separated by holes produces thousands.
@@ -53,14 +53,14 @@ pub struct StreamConfig {
     pub overlap_policy: OverlapPolicy,
     /// Bytes per direction delivered to parsers; 0 means unlimited. Default 1 MiB as Suricata.
     /// Bytes past it are not stored; the direction ends with a `Gap` covering them.
-    pub reassembly_depth: u64,
+    pub depth: u64,
     /// Undelivered bytes one session may hold (see [`DEFAULT_FLOW_MEMCAP`]). A segment that would
     /// exceed it is dropped and counted (`stream.reassembly_insert_memcap`), as Suricata's
     /// `ignore` exception policy: the flow goes on and the hole later becomes a `Gap`.
     pub flow_memcap: usize,
-    /// Undelivered segments per direction (see [`DEFAULT_MAX_HELD_SEGMENTS`]). Over it, a new
+    /// Undelivered segments per direction (see [`DEFAULT_MAX_QUEUED_SEGMENTS`]). Over it, a new
     /// segment is dropped and counted (`stream.reassembly_insert_limit`).
-    pub max_held_segments: usize,
+    pub max_queued_segments: usize,
     /// Disjoint out-of-order regions per direction (see [`DEFAULT_MAX_REGIONS`]). A segment that
     /// would open a new region past it is dropped and counted (`stream.reassembly_insert_limit`).
     pub max_regions: usize,
@@ -76,9 +76,9 @@ impl Default for StreamConfig {
             midstream: true,
             async_oneside: false,
             overlap_policy: OverlapPolicy::Bsd,
-            reassembly_depth: DEFAULT_REASSEMBLY_DEPTH,
+            depth: DEFAULT_REASSEMBLY_DEPTH,
             flow_memcap: DEFAULT_FLOW_MEMCAP,
-            max_held_segments: DEFAULT_MAX_HELD_SEGMENTS,
+            max_queued_segments: DEFAULT_MAX_QUEUED_SEGMENTS,
             max_regions: DEFAULT_MAX_REGIONS,
             check_overlap_different_data: true,
         }
@@ -99,8 +99,8 @@ impl StreamConfig {
         if self.flow_memcap == 0 {
             errors.push(ConfigError::MustBePositive { key: "flow_memcap" });
         }
-        if self.max_held_segments == 0 {
-            errors.push(ConfigError::MustBePositive { key: "max_held_segments" });
+        if self.max_queued_segments == 0 {
+            errors.push(ConfigError::MustBePositive { key: "max_queued_segments" });
         }
         if self.max_regions == 0 {
             errors.push(ConfigError::MustBePositive { key: "max_regions" });
@@ -110,7 +110,7 @@ impl StreamConfig {
 
     /// The depth as a stream offset bound (`u64::MAX` when unlimited).
     pub(crate) fn depth_limit(&self) -> u64 {
-        if self.reassembly_depth == 0 { u64::MAX } else { self.reassembly_depth }
+        if self.depth == 0 { u64::MAX } else { self.depth }
     }
 }
 
@@ -132,8 +132,20 @@ mod tests {
     }
 
     #[test]
+    fn toml_uses_suricata_policy_names_and_rejects_unknown_keys() {
+        let cfg: StreamConfig = toml::from_str("overlap_policy = \"old-linux\"\nasync_oneside = true\ndepth = 4096")
+            .expect("valid section");
+        assert_eq!(cfg.overlap_policy, OverlapPolicy::OldLinux);
+        assert!(cfg.async_oneside && cfg.midstream);
+        assert_eq!(cfg.depth, 4096);
+        let err = toml::from_str::<StreamConfig>("async-oneside = true").expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field `async-oneside`"), "{err}");
+        assert!(toml::from_str::<StreamConfig>("overlap_policy = \"plan9\"").is_err());
+    }
+
+    #[test]
     fn depth_zero_means_unlimited() {
-        let cfg = StreamConfig { reassembly_depth: 0, ..StreamConfig::default() };
+        let cfg = StreamConfig { depth: 0, ..StreamConfig::default() };
         assert_eq!(cfg.depth_limit(), u64::MAX);
         assert_eq!(StreamConfig::default().depth_limit(), 1_048_576);
     }

@@ -256,8 +256,6 @@ pub struct TcpSession {
     /// The direction that sent the first FIN.
     first_fin: Option<Direction>,
     stats: SessionStats,
-    first_ts: Option<Timestamp>,
-    last_ts: Option<Timestamp>,
 }
 
 type Emit<'e> = dyn FnMut(Direction, StreamEvent<'_>) + 'e;
@@ -319,8 +317,6 @@ impl TcpSession {
         let before = self.state;
         let mut ctx = Ctx { anomalies: Anomalies::default(), accepted: true, reversed: false, new_session: false };
         let mut dir = self.direction_of(seg);
-        self.first_ts.get_or_insert(seg.ts);
-        self.last_ts = Some(seg.ts);
 
         if self.state == TcpState::None && seg.flags & (SYN | ACK) == SYN | ACK && cfg.midstream {
             // Midstream pickup on a SYN/ACK: its sender is the server.
@@ -792,7 +788,7 @@ impl TcpSession {
             policy: cfg.overlap_policy,
             depth: cfg.depth_limit(),
             memory_budget: cfg.flow_memcap.saturating_sub(used),
-            max_segments: cfg.max_held_segments,
+            max_segments: cfg.max_queued_segments,
             max_regions: cfg.max_regions,
         };
         let report = half.assembler.insert(start, payload, &limits);

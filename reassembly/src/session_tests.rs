@@ -371,7 +371,7 @@ fn spurious_retransmission_of_acked_data_is_flagged() {
 
 #[test]
 fn depth_cuts_the_stream_and_reports_the_rest_as_gap() {
-    let mut conv = Conv::new(StreamConfig { reassembly_depth: 1024, ..cfg() });
+    let mut conv = Conv::new(StreamConfig { depth: 1024, ..cfg() });
     conv.handshake(C_ISN, S_ISN);
     let out = conv.c(C_ISN + 1, S_ISN + 1, ACK, &[b'x'; 1000]);
     assert!(out.anomalies.is_empty());

@@ -61,7 +61,7 @@ fn million_tiny_out_of_order_segments_stay_under_the_default_limits() {
     eprintln!("default limits: peak {peak} bytes held, {} segments refused", stats.segment_limit_drops);
     // The segment limit binds first: 4096 segments of 1 byte plus their bookkeeping, and at
     // most one piece per segment.
-    assert!(peak <= cfg.max_held_segments * (1 + 2 * BOOKKEEPING_BYTES), "peak {peak}");
+    assert!(peak <= cfg.max_queued_segments * (1 + 2 * BOOKKEEPING_BYTES), "peak {peak}");
     assert!(peak <= cfg.flow_memcap);
     assert!(stats.segment_limit_drops > 900_000);
     assert!(session.eve().ts_max_regions <= cfg.max_regions);

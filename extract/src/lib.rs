@@ -7,5 +7,7 @@
 pub mod emit;
 pub mod dns;
 pub mod tls;
+pub mod files;
+pub mod http;
 
 pub use emit::{AppEvent, Emit};

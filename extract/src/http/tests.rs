@@ -1,0 +1,792 @@
+//! Parser tests: annotated byte streams for each behaviour and bad input, and suricata-verify
+//! captures replayed through a small in-test TCP reassembler.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+use weir_core::{hex, Artifact, Direction, FileState, SeenIn, StreamEvent, Timestamp};
+
+use super::*;
+use crate::emit::Emit;
+use crate::files::{MemorySink, NullSink};
+
+const TS: Timestamp = Timestamp::ZERO;
+const EICAR: &[u8] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+const EICAR_SHA256: &str = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f";
+
+/// One owned step of a reassembled stream.
+#[derive(Clone, Debug, PartialEq)]
+enum Step {
+    Data(Direction, Vec<u8>),
+    Gap(Direction, u64),
+    End(Direction),
+}
+
+struct Run {
+    out: Emit,
+    sink: MemorySink,
+    state: HttpState,
+}
+
+impl Run {
+    fn events(&self, kind: &str) -> Vec<&Map<String, Value>> {
+        self.out.events.iter().filter(|e| e.event_type == kind).map(|e| &e.fields).collect()
+    }
+    fn fileinfos(&self) -> Vec<&Value> {
+        self.events("fileinfo").into_iter().map(|f| &f["fileinfo"]).collect()
+    }
+    fn urls(&self, seen: SeenIn) -> Vec<String> {
+        self.out
+            .artifacts
+            .iter()
+            .filter_map(|(_, _, a)| match a {
+                Artifact::Url(u) if u.seen_in == seen => Some(u.url.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+    fn anomalies(&self, event: &str) -> usize {
+        self.out.anomalies.iter().filter(|(_, a)| a.event == event).count()
+    }
+}
+
+fn run_cfg(cfg: &HttpConfig, steps: &[Step]) -> Run {
+    let mut state = HttpState::new(cfg);
+    let mut sink = MemorySink::new(256 << 20);
+    let mut out = Emit::default();
+    for s in steps {
+        match s {
+            Step::Data(d, b) => state.on_stream(*d, StreamEvent::Data(b), TS, &mut sink, &mut out),
+            Step::Gap(d, n) => state.on_stream(*d, StreamEvent::Gap { len: *n }, TS, &mut sink, &mut out),
+            Step::End(d) => state.on_stream(*d, StreamEvent::End, TS, &mut sink, &mut out),
+        }
+    }
+    Run { out, sink, state }
+}
+
+/// Request bytes, then response bytes, then both ends.
+fn exchange(request: &[u8], response: &[u8]) -> Run {
+    run_cfg(
+        &HttpConfig::default(),
+        &[
+            Step::Data(Direction::ToServer, request.to_vec()),
+            Step::Data(Direction::ToClient, response.to_vec()),
+            Step::End(Direction::ToServer),
+            Step::End(Direction::ToClient),
+        ],
+    )
+}
+
+fn stored(run: &Run, info: &Value) -> Vec<u8> {
+    let sha = info["sha256"].as_str().expect("sha256");
+    run.sink
+        .stored
+        .iter()
+        .find(|(h, _)| hex(h) == sha)
+        .map(|(_, b)| b.clone())
+        .expect("file stored")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Byte-array tests
+
+#[test]
+fn simple_get_logs_http_url_and_file() {
+    let run = exchange(
+        b"GET /dl/file.bin?x=1 HTTP/1.1\r\n\
+          Host: Example.com:8080\r\n\
+          User-Agent: test-agent\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n\
+          Content-Type: application/octet-stream\r\n\
+          Content-Length: 5\r\n\r\n\
+          hello",
+    );
+    let http = run.events("http");
+    assert_eq!(http.len(), 1);
+    assert_eq!(http[0]["tx_id"], 0);
+    let h = &http[0]["http"];
+    assert_eq!(h["hostname"], "example.com");
+    assert_eq!(h["http_port"], 8080);
+    assert_eq!(h["url"], "/dl/file.bin?x=1");
+    assert_eq!(h["http_user_agent"], "test-agent");
+    assert_eq!(h["status"], 200);
+    assert_eq!(h["length"], 5);
+    assert_eq!(h["protocol"], "HTTP/1.1");
+    let files = run.fileinfos();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["filename"], "/dl/file.bin");
+    assert_eq!(files[0]["state"], "CLOSED");
+    assert_eq!(files[0]["size"], 5);
+    assert_eq!(files[0]["stored"], true);
+    assert_eq!(run.events("fileinfo")[0]["http"]["url"], "/dl/file.bin?x=1");
+    assert_eq!(stored(&run, files[0]), b"hello");
+    assert_eq!(run.urls(SeenIn::HttpUrl), vec!["http://example.com:8080/dl/file.bin?x=1".to_string()]);
+}
+
+#[test]
+fn pipelined_requests_pair_with_responses_in_order() {
+    let run = exchange(
+        b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nHEAD /3 HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none\
+          HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ntwo\r\n0\r\n\r\n\
+          HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+    );
+    let http = run.events("http");
+    let pairs: Vec<(Value, Value)> = http.iter().map(|e| (e["http"]["url"].clone(), e["http"]["status"].clone())).collect();
+    assert_eq!(
+        pairs,
+        vec![("/1".into(), 200.into()), ("/2".into(), 404.into()), ("/3".into(), 200.into())]
+    );
+    let files = run.fileinfos();
+    assert_eq!(files.len(), 2, "HEAD has no body");
+    assert_eq!(stored(&run, files[1]), b"two");
+}
+
+#[test]
+fn continue_100_then_final_response() {
+    let run = exchange(
+        b"PUT /up.txt HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\ndata",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+    );
+    let http = run.events("http");
+    assert_eq!(http.len(), 1);
+    assert_eq!(http[0]["http"]["status"], 201);
+    let files = run.fileinfos();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["filename"], "/up.txt");
+    assert_eq!(stored(&run, files[0]), b"data");
+}
+
+#[test]
+fn status_204_and_304_have_no_body() {
+    let run = exchange(
+        b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\nGET /c HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    assert_eq!(run.events("http").len(), 3);
+    let files = run.fileinfos();
+    assert_eq!(files.len(), 1);
+    assert_eq!(stored(&run, files[0]), b"ok");
+}
+
+#[test]
+fn connection_close_body_ends_at_end_of_stream() {
+    let run = exchange(
+        b"GET /x HTTP/1.0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nContent-Disposition: attachment; filename=\"report.pdf\"\r\n\r\n%PDF-1.4 body",
+    );
+    let files = run.fileinfos();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["filename"], "report.pdf");
+    assert_eq!(files[0]["state"], "CLOSED");
+    assert_eq!(files[0]["magic"], "PDF document");
+    assert_eq!(stored(&run, files[0]), b"%PDF-1.4 body");
+}
+
+#[test]
+fn chunked_with_extensions_trailers_and_bare_lf() {
+    let run = exchange(
+        b"GET /c HTTP/1.1\nHost: h\n\n",
+        b"HTTP/1.1 200 OK\n\
+          Transfer-Encoding: gzip, chunked\n\n\
+          4;name=value\nWiki\n\
+          5 \r\npedia\r\n\
+          0\r\nX-Trailer: t\r\n\r\n",
+    );
+    let files = run.fileinfos();
+    assert_eq!(files.len(), 1);
+    assert_eq!(stored(&run, files[0]), b"Wikipedia");
+    assert_eq!(files[0]["state"], "CLOSED");
+    let txs: Vec<&HttpTx> = run.state.transactions().collect();
+    assert_eq!(txs.len(), 1);
+    assert_eq!(txs[0].header(Direction::ToClient, "x-trailer"), Some(&b"t"[..]));
+}
+
+#[test]
+fn folded_and_duplicate_headers_are_kept_in_order() {
+    let run = exchange(
+        b"GET / HTTP/1.1\r\nHost: h\r\nX-A: one\r\n\ttwo\r\nX-A: three\r\nCookie: s=1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    );
+    let tx = run.state.transactions().next().expect("tx");
+    let values: Vec<&[u8]> = tx.request_headers.iter().map(|h| h.value.as_slice()).collect();
+    assert_eq!(values, vec![&b"h"[..], b"one two", b"three", b"s=1"]);
+    assert_eq!(tx.cookie(), Some(&b"s=1"[..]));
+    assert_eq!(tx.request_line, b"GET / HTTP/1.1");
+    assert_eq!(tx.response_line, b"HTTP/1.1 200 OK");
+    assert_eq!(tx.status_code_raw, b"200");
+    assert_eq!(tx.status_message, b"OK");
+    assert!(tx.request_headers_raw.starts_with(b"Host: h\r\n") && tx.request_headers_raw.ends_with(b"\r\n\r\n"));
+}
+
+#[test]
+fn uri_with_spaces_and_absolute_form() {
+    let run = exchange(
+        b"GET /a b/c.txt HTTP/1.1\r\nHost: h\r\n\r\nGET http://Other.example:81/p?q HTTP/1.1\r\nHost: ignored\r\n\r\n",
+        b"",
+    );
+    let txs: Vec<&HttpTx> = run.state.transactions().collect();
+    assert_eq!(txs[0].uri_raw, b"/a b/c.txt");
+    assert_eq!(txs[1].host(), Some(&b"Other.example:81"[..]));
+    assert_eq!(
+        run.urls(SeenIn::HttpUrl),
+        vec!["http://h/a b/c.txt".to_string(), "http://Other.example:81/p?q".to_string()]
+    );
+    // No responses: both logged at the end of the flow.
+    assert_eq!(run.events("http").len(), 2);
+}
+
+#[test]
+fn redirect_targets_are_url_artifacts() {
+    let run = exchange(
+        b"GET /dir/page?x HTTP/1.1\r\nHost: h.example\r\n\r\nGET /2 HTTP/1.1\r\nHost: h.example\r\n\r\n",
+        b"HTTP/1.1 302 Found\r\nLocation: next.html\r\nContent-Length: 0\r\n\r\n\
+          HTTP/1.1 301 Moved\r\nLocation: https://x.example/\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(
+        run.urls(SeenIn::HttpRedirect),
+        vec!["http://h.example/dir/next.html".to_string(), "https://x.example/".to_string()]
+    );
+    assert_eq!(run.events("http")[0]["http"]["redirect"], "next.html");
+}
+
+#[test]
+fn gzip_response_is_stored_decoded() {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(EICAR).expect("gzip");
+    let gz = e.finish().expect("gzip");
+    let mut response = format!("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).into_bytes();
+    response.extend_from_slice(&gz);
+    let run = exchange(b"GET /e.txt HTTP/1.1\r\nHost: h\r\n\r\n", &response);
+    let files = run.fileinfos();
+    assert_eq!(files[0]["sha256"], EICAR_SHA256);
+    assert_eq!(files[0]["state"], "CLOSED");
+    let tx = run.state.transactions().next().expect("tx");
+    assert_eq!(tx.response_body, EICAR);
+    assert_eq!(run.events("http")[0]["http"]["length"], gz.len() as u64);
+}
+
+#[test]
+fn multipart_upload_makes_one_file_per_named_part() {
+    let body = b"--b0\r\nContent-Disposition: form-data; name=\"field\"\r\n\r\nvalue\r\n\
+--b0\r\nContent-Disposition: form-data; name=\"f1\"; filename=\"a.txt\"\r\n\r\nAAAA\r\n\
+--b0\r\nContent-Disposition: form-data; name=\"f2\"; filename=\"b.bin\"\r\n\r\nBB\r\n--b0--\r\n";
+    let mut request = format!(
+        "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=b0\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    let run = exchange(&request, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let files = run.fileinfos();
+    let names: Vec<&Value> = files.iter().map(|f| &f["filename"]).collect();
+    assert_eq!(names, vec!["a.txt", "b.bin"]);
+    assert_eq!(stored(&run, files[0]), b"AAAA");
+    assert_eq!(stored(&run, files[1]), b"BB");
+    assert!(files.iter().all(|f| f["state"] == "CLOSED"));
+}
+
+#[test]
+fn content_length_body_cut_by_close_is_truncated() {
+    let run = exchange(b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this");
+    let files = run.fileinfos();
+    assert_eq!(files[0]["state"], "TRUNCATED");
+    assert_eq!(files[0]["gaps"], true);
+    assert_eq!(files[0]["size"], 9);
+}
+
+#[test]
+fn gap_in_body_truncates_and_parsing_continues() {
+    let run = run_cfg(
+        &HttpConfig::default(),
+        &[
+            Step::Data(Direction::ToServer, b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()),
+            Step::Data(Direction::ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec()),
+            Step::Gap(Direction::ToClient, 4),
+            Step::Data(Direction::ToClient, b"hij".to_vec()),
+            Step::Data(Direction::ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+            Step::End(Direction::ToServer),
+            Step::End(Direction::ToClient),
+        ],
+    );
+    let files = run.fileinfos();
+    assert_eq!(files.len(), 2);
+    // EVE size counts the 4 missing bytes, as Suricata does.
+    assert_eq!((files[0]["size"].clone(), files[0]["state"].clone(), files[0]["gaps"].clone()), (10.into(), "TRUNCATED".into(), true.into()));
+    assert_eq!(stored(&run, files[0]), b"abchij", "never padded");
+    assert_eq!(files[1]["state"], "CLOSED");
+}
+
+#[test]
+fn http09_response_is_a_body_until_close() {
+    let run = exchange(b"GET /old\r\n", b"<html>plain</html>");
+    let files = run.fileinfos();
+    assert_eq!(files.len(), 1);
+    assert_eq!(stored(&run, files[0]), b"<html>plain</html>");
+    assert_eq!(run.events("http")[0]["http"]["url"], "/old");
+}
+
+#[test]
+fn connect_tunnel_is_not_parsed() {
+    let run = exchange(
+        b"CONNECT h.example:443 HTTP/1.1\r\nHost: h.example:443\r\n\r\n\x16\x03\x01\x02\x00",
+        b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03\x00\x10",
+    );
+    assert_eq!(run.events("http").len(), 1);
+    assert!(run.fileinfos().is_empty());
+    assert!(run.urls(SeenIn::HttpUrl).is_empty(), "authority form is not a resource URL");
+}
+
+#[test]
+fn probe_by_content() {
+    assert_eq!(probe(Direction::ToServer, b"GET / HTTP/1.1\r\n"), ProbeResult::Http);
+    assert_eq!(probe(Direction::ToServer, b"\r\nPOST /x"), ProbeResult::Http);
+    assert_eq!(probe(Direction::ToServer, b"GE"), ProbeResult::NeedMore);
+    assert_eq!(probe(Direction::ToServer, b"\x16\x03\x01\x00"), ProbeResult::NotHttp);
+    assert_eq!(probe(Direction::ToClient, b"HTTP/1.1 200"), ProbeResult::Http);
+    assert_eq!(probe(Direction::ToClient, b"HTT"), ProbeResult::NeedMore);
+    assert_eq!(probe(Direction::ToClient, b"SSH-2.0"), ProbeResult::NotHttp);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input
+
+#[test]
+fn header_flood_is_bounded_and_counted() {
+    let mut request = b"GET / HTTP/1.1\r\nHost: h\r\n".to_vec();
+    for i in 0..100_000 {
+        request.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    let run = exchange(&request, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let tx = run.state.transactions().next().expect("tx");
+    let cfg = HttpConfig::default();
+    assert!(tx.request_headers.len() <= cfg.max_headers);
+    assert!(tx.request_headers_raw.len() <= cfg.max_header_bytes);
+    assert!(tx.dropped_headers > 0);
+    assert_eq!(tx.dropped_headers as usize + tx.request_headers.len(), 100_001);
+    let counted = run.state.anomaly_count("http.request_field_too_long") + run.state.anomaly_count("http.request_too_many_headers");
+    assert_eq!(counted, u64::from(tx.dropped_headers));
+    // Records are capped even though every drop was counted.
+    assert!(run.out.anomalies.len() as u64 <= 4 * MAX_ANOMALY_RECORDS_PER_EVENT);
+    assert_eq!(run.events("http")[0]["http"]["status"], 200, "the flow kept being parsed");
+}
+
+#[test]
+fn million_chunk_body_streams_in_constant_memory() {
+    let mut response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..1_000_000 {
+        response.extend_from_slice(b"1\r\na\r\n");
+    }
+    response.extend_from_slice(b"0\r\n\r\n");
+    let mut state = HttpState::new(&HttpConfig::default());
+    let mut out = Emit::default();
+    let mut sink = NullSink;
+    state.on_stream(Direction::ToServer, StreamEvent::Data(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"), TS, &mut sink, &mut out);
+    for piece in response.chunks(1460) {
+        state.on_stream(Direction::ToClient, StreamEvent::Data(piece), TS, &mut sink, &mut out);
+    }
+    let info = &out.events.iter().find(|e| e.event_type == "fileinfo").expect("file").fields["fileinfo"];
+    assert_eq!(info["size"], 1_000_000);
+    assert_eq!(info["state"], "CLOSED");
+    let tx = state.transactions().next().expect("tx");
+    assert_eq!(tx.response_body.len(), HttpConfig::default().response_body_limit);
+    assert_eq!(tx.response_body_len, 1_000_000);
+}
+
+#[test]
+fn gzip_bomb_is_cut_and_marked_truncated() {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(&vec![0u8; 200 << 20]).expect("gzip");
+    let bomb = e.finish().expect("gzip");
+    let mut response = format!("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", bomb.len()).into_bytes();
+    response.extend_from_slice(&bomb);
+    let cfg = HttpConfig { decompress_max_bytes: 8 << 20, ..HttpConfig::default() };
+    let run = run_cfg(
+        &cfg,
+        &[
+            Step::Data(Direction::ToServer, b"GET /bomb HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()),
+            Step::Data(Direction::ToClient, response),
+            Step::End(Direction::ToServer),
+            Step::End(Direction::ToClient),
+        ],
+    );
+    let files = run.fileinfos();
+    assert_eq!(files[0]["state"], "TRUNCATED");
+    assert_eq!(files[0]["size"], 8 << 20);
+    assert_eq!(run.anomalies("http.decompression_size_limit"), 1);
+    assert_eq!(run.events("http")[0]["http"]["status"], 200);
+}
+
+#[test]
+fn binary_garbage_does_not_make_transactions() {
+    let mut garbage = Vec::new();
+    let mut x: u32 = 12345;
+    for _ in 0..200_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        garbage.push((x >> 16) as u8);
+    }
+    let run = exchange(&garbage, &garbage);
+    assert!(run.state.transactions().all(|tx| tx.method.is_empty() || tx.request_line.len() <= HttpConfig::default().max_header_bytes));
+    assert!(run.out.anomalies.len() as u64 <= 16 * MAX_ANOMALY_RECORDS_PER_EVENT);
+    assert_eq!(run.state.anomaly_count("http.request_line_invalid"), 1);
+}
+
+#[test]
+fn response_before_request_is_kept_and_flagged() {
+    let run = run_cfg(
+        &HttpConfig::default(),
+        &[
+            Step::Data(Direction::ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec()),
+            Step::Data(Direction::ToServer, b"GET /late HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()),
+            Step::End(Direction::ToServer),
+            Step::End(Direction::ToClient),
+        ],
+    );
+    assert_eq!(run.anomalies("http.unable_to_match_response_to_request"), 1);
+    let http = run.events("http");
+    assert_eq!(http.len(), 2);
+    assert_eq!(http[0]["http"]["status"], 200);
+    assert_eq!(http[1]["http"]["url"], "/late");
+}
+
+#[test]
+fn unterminated_header_block_is_bounded_and_logged_at_end() {
+    let mut request = b"GET /u HTTP/1.1\r\nHost: h\r\nX-Long: ".to_vec();
+    request.extend(std::iter::repeat_n(b'a', 1 << 20));
+    let run = exchange(&request, b"");
+    assert_eq!(run.anomalies("http.request_field_too_long"), 1);
+    assert_eq!(run.anomalies("http.request_headers_unterminated"), 1);
+    let tx = run.state.transactions().next().expect("tx");
+    assert!(!tx.request_complete);
+    assert_eq!(tx.header(Direction::ToServer, "host"), Some(&b"h"[..]));
+    assert_eq!(run.events("http")[0]["http"]["url"], "/u");
+}
+
+#[test]
+fn too_many_pipelined_requests_evict_the_oldest() {
+    let mut request = Vec::new();
+    for i in 0..1000 {
+        request.extend_from_slice(format!("GET /{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+    }
+    let cfg = HttpConfig::default();
+    let run = run_cfg(&cfg, &[Step::Data(Direction::ToServer, request)]);
+    assert!(run.state.slots.len() <= cfg.max_open_transactions);
+    assert_eq!(run.state.anomaly_count("http.too_many_transactions"), 1000 - cfg.max_open_transactions as u64);
+    assert_eq!(run.events("http").len(), 1000 - cfg.max_open_transactions);
+}
+
+// ---------------------------------------------------------------------------------------------
+// suricata-verify captures
+
+const CORPUS: &str = "/work/shared/corpus/suricata-verify";
+
+/// Reads a capture and reassembles each TCP connection into per-direction steps, in packet
+/// order. Missing segments become gaps once the other side acknowledges past them (or at the
+/// end of the capture). Deliberately simple: no wraparound beyond u32 relative offsets, no
+/// overlap policy. Tests only.
+fn pcap_flows(path: &Path) -> Vec<Vec<Step>> {
+    use pcap_parser::{create_reader, PcapBlockOwned, PcapError};
+
+    let file = std::fs::File::open(path).expect("pcap");
+    let mut reader = create_reader(1 << 20, file).expect("reader");
+    let mut linktype = 1i32;
+    let mut packets: Vec<Vec<u8>> = Vec::new();
+    loop {
+        match reader.next() {
+            Ok((offset, block)) => {
+                match block {
+                    PcapBlockOwned::LegacyHeader(h) => linktype = h.network.0,
+                    PcapBlockOwned::Legacy(p) => packets.push(p.data.to_vec()),
+                    PcapBlockOwned::NG(pcap_parser::Block::InterfaceDescription(i)) => linktype = i32::from(i.linktype.0),
+                    PcapBlockOwned::NG(pcap_parser::Block::EnhancedPacket(p)) => packets.push(p.data.to_vec()),
+                    PcapBlockOwned::NG(_) => {}
+                }
+                reader.consume(offset);
+            }
+            Err(PcapError::Eof) => break,
+            Err(PcapError::Incomplete(_)) => reader.refill().expect("refill"),
+            Err(e) => panic!("pcap error {e:?}"),
+        }
+    }
+
+    struct Half {
+        base: Option<u32>,
+        next: u64,
+        pending: BTreeMap<u64, Vec<u8>>,
+    }
+    struct Conn {
+        client: (Vec<u8>, u16),
+        halves: [Half; 2],
+        steps: Vec<Step>,
+    }
+    impl Half {
+        fn rel(&self, seq: u32) -> u64 {
+            u64::from(seq.wrapping_sub(self.base.unwrap_or(seq)))
+        }
+        fn drain(&mut self, dir: Direction, steps: &mut Vec<Step>) {
+            while let Some((&off, _)) = self.pending.iter().next() {
+                if off > self.next {
+                    break;
+                }
+                let data = self.pending.remove(&off).unwrap_or_default();
+                let end = off + data.len() as u64;
+                if end > self.next {
+                    steps.push(Step::Data(dir, data[(self.next - off) as usize..].to_vec()));
+                    self.next = end;
+                }
+            }
+        }
+        fn gap_to(&mut self, upto: u64, dir: Direction, steps: &mut Vec<Step>) {
+            let first = self.pending.keys().next().copied();
+            let target = match first {
+                Some(f) => f.min(upto),
+                None => upto,
+            };
+            if target > self.next {
+                steps.push(Step::Gap(dir, target - self.next));
+                self.next = target;
+            }
+            self.drain(dir, steps);
+        }
+    }
+    let mut conns: Vec<((Vec<u8>, u16, Vec<u8>, u16), Conn)> = Vec::new();
+    for pkt in packets {
+        let ip = match linktype {
+            1 if pkt.len() >= 14 => {
+                let mut off = 12;
+                let mut ethertype = u16::from_be_bytes([pkt[12], pkt[13]]);
+                while ethertype == 0x8100 && pkt.len() >= off + 6 {
+                    off += 4;
+                    ethertype = u16::from_be_bytes([pkt[off], pkt[off + 1]]);
+                }
+                &pkt[off + 2..]
+            }
+            0 if pkt.len() >= 4 => &pkt[4..],
+            101 => &pkt[..],
+            113 if pkt.len() >= 16 => &pkt[16..],
+            _ => continue,
+        };
+        let (src, dst, tcp) = match ip.first().map(|b| b >> 4) {
+            Some(4) if ip.len() >= 20 => {
+                let ihl = usize::from(ip[0] & 0x0f) * 4;
+                let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+                if ip[9] != 6 || total < ihl {
+                    continue;
+                }
+                (ip[12..16].to_vec(), ip[16..20].to_vec(), &ip[ihl..total])
+            }
+            Some(6) if ip.len() >= 40 => {
+                let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+                if ip[6] != 6 {
+                    continue;
+                }
+                (ip[8..24].to_vec(), ip[24..40].to_vec(), &ip[40..(40 + plen).min(ip.len())])
+            }
+            _ => continue,
+        };
+        if tcp.len() < 20 {
+            continue;
+        }
+        let sport = u16::from_be_bytes([tcp[0], tcp[1]]);
+        let dport = u16::from_be_bytes([tcp[2], tcp[3]]);
+        let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+        let ack = u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]);
+        let doff = usize::from(tcp[12] >> 4) * 4;
+        let flags = tcp[13];
+        let (syn, rst, has_ack) = (flags & 0x02 != 0, flags & 0x04 != 0, flags & 0x10 != 0);
+        let payload = tcp.get(doff..).unwrap_or(&[]);
+        let a = (src.clone(), sport);
+        let b = (dst.clone(), dport);
+        let key = if a <= b { (a.0.clone(), a.1, b.0.clone(), b.1) } else { (b.0.clone(), b.1, a.0.clone(), a.1) };
+        let idx = match conns.iter().position(|(k, _)| *k == key) {
+            Some(i) if !(syn && !has_ack && conns[i].1.steps.iter().any(|s| matches!(s, Step::Data(..)))) => i,
+            _ => {
+                // A new connection (or a SYN reusing the ports of a finished one).
+                let fresh = || Half { base: None, next: 0, pending: BTreeMap::new() };
+                let client = if syn && has_ack { b.clone() } else { a.clone() };
+                conns.push((key, Conn { client, halves: [fresh(), fresh()], steps: Vec::new() }));
+                conns.len() - 1
+            }
+        };
+        let conn = &mut conns[idx].1;
+        let dir = if a == conn.client { Direction::ToServer } else { Direction::ToClient };
+        let d = dir.index();
+        if syn {
+            conn.halves[d].base = Some(seq.wrapping_add(1));
+        }
+        if rst {
+            continue;
+        }
+        if conn.halves[d].base.is_none() {
+            conn.halves[d].base = Some(seq);
+        }
+        // Acknowledged bytes of the other side that never arrived are a gap.
+        let o = dir.opposite();
+        if has_ack && conn.halves[o.index()].base.is_some() {
+            let acked = conn.halves[o.index()].rel(ack);
+            if acked > conn.halves[o.index()].next && acked < 1 << 31 {
+                let Conn { halves, steps, .. } = conn;
+                halves[o.index()].gap_to(acked, o, steps);
+            }
+        }
+        if !payload.is_empty() {
+            let off = conn.halves[d].rel(seq);
+            if off < 1 << 31 {
+                conn.halves[d].pending.insert(off, payload.to_vec());
+                let Conn { halves, steps, .. } = conn;
+                halves[d].drain(dir, steps);
+            }
+        }
+    }
+    conns
+        .into_iter()
+        .map(|(_, mut c)| {
+            for dir in [Direction::ToServer, Direction::ToClient] {
+                let Conn { halves, steps, .. } = &mut c;
+                while let Some(&first) = halves[dir.index()].pending.keys().next() {
+                    halves[dir.index()].gap_to(first, dir, steps);
+                }
+            }
+            c.steps.push(Step::End(Direction::ToServer));
+            c.steps.push(Step::End(Direction::ToClient));
+            c.steps
+        })
+        .filter(|s| s.iter().any(|st| matches!(st, Step::Data(..))))
+        .collect()
+}
+
+/// Runs every connection of a capture through its own parser, into one sink.
+fn run_pcap(path: &str, cfg: &HttpConfig) -> Vec<Run> {
+    let full = Path::new(CORPUS).join(path);
+    pcap_flows(&full).iter().map(|steps| run_cfg(cfg, steps)).collect()
+}
+
+fn all_fileinfos(runs: &[Run]) -> Vec<Value> {
+    runs.iter().flat_map(|r| r.fileinfos().into_iter().cloned()).collect()
+}
+
+fn all_http(runs: &[Run]) -> Vec<Value> {
+    runs.iter().flat_map(|r| r.events("http").into_iter().map(|e| e["http"].clone())).collect()
+}
+
+#[test]
+fn evader_cases_yield_eicar_unchanged() {
+    for case in ["022", "058", "078", "098", "144", "153", "182", "249", "282", "323", "352", "378", "485", "500"] {
+        let runs = run_pcap(&format!("http-evader-{case}/input.pcap"), &HttpConfig::default());
+        let files: Vec<(Value, Vec<u8>)> = runs
+            .iter()
+            .flat_map(|r| r.events("fileinfo").into_iter().map(move |e| (e.clone(), r)))
+            .map(|(e, r)| (Value::Object(e.clone()), stored(r, &e["fileinfo"])))
+            .collect();
+        assert_eq!(files.len(), 1, "case {case}: one file");
+        let (event, content) = &files[0];
+        assert_eq!(event["fileinfo"]["filename"], "eicar.txt", "case {case}");
+        assert_eq!(event["http"]["http_method"], "GET", "case {case}");
+        assert_eq!(event["http"]["hostname"], "evader.example.com", "case {case}");
+        assert!(
+            content.windows(EICAR.len()).any(|w| w == EICAR),
+            "case {case}: file.data holds EICAR, got {:?}",
+            String::from_utf8_lossy(content)
+        );
+    }
+}
+
+#[test]
+fn http_gap_simple_and_double() {
+    for case in ["http-gap-simple", "http-gap-double"] {
+        let runs = run_pcap(&format!("{case}/input.pcap"), &HttpConfig::default());
+        let http = all_http(&runs);
+        for url in ["/1", "/2", "/3"] {
+            assert_eq!(http.iter().filter(|h| h["url"] == url && h["status"] == 200).count(), 1, "{case} {url}");
+        }
+        let files = all_fileinfos(&runs);
+        let closed14 = files.iter().filter(|f| f["size"] == 14 && f["state"] == "CLOSED" && f["gaps"] == false).count();
+        let trunc70 = files.iter().filter(|f| f["size"] == 70 && f["state"] == "TRUNCATED" && f["gaps"] == true).count();
+        assert_eq!((closed14, trunc70), (2, 1), "{case}: {files:?}");
+    }
+}
+
+#[test]
+fn http_gap_whole_body() {
+    let runs = run_pcap("http-gap-whole-body/input.pcap", &HttpConfig::default());
+    let files = all_fileinfos(&runs);
+    let count = |size: u64, state: &str, gaps: bool| {
+        files.iter().filter(|f| f["size"] == size && f["state"] == state && f["gaps"] == gaps).count()
+    };
+    assert_eq!(count(14, "CLOSED", false), 1, "{files:?}");
+    assert_eq!(count(12, "TRUNCATED", true), 1, "{files:?}");
+    assert_eq!(count(70, "CLOSED", false), 1, "{files:?}");
+}
+
+#[test]
+fn bug_5392_truncated_file_with_gaps() {
+    let runs = run_pcap("bug-5392/TPWhite-carved-out-7787-s1.pcap", &HttpConfig::default());
+    assert_eq!(all_http(&runs).len(), 1);
+    let files = all_fileinfos(&runs);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0]["size"], 59466);
+    assert_eq!(files[0]["state"], "TRUNCATED");
+    assert_eq!(files[0]["gaps"], true);
+}
+
+#[test]
+fn http_multiple100() {
+    let runs = run_pcap("http-multiple100/input.pcap", &HttpConfig::default());
+    let files = all_fileinfos(&runs);
+    assert_eq!(files.iter().filter(|f| f["size"] == 34293).count(), 1, "{files:?}");
+    assert_eq!(all_http(&runs).iter().filter(|h| h["status"] == 200).count(), 1);
+}
+
+#[test]
+fn file_match_crossed_multipart_hashes() {
+    let runs = run_pcap("file-match-crossed/http-multipart-post.pcap", &HttpConfig::default());
+    let files = all_fileinfos(&runs);
+    for sha in [
+        "c345c434702129224a0a3e89810a7ed2556718221c0d36fdb7e52b93fa732b00",
+        "0605686b5f3a54d2fe07b3b6ed039779911f43ff079d7ff6fecbf4f75bf5ee10",
+    ] {
+        assert_eq!(files.iter().filter(|f| f["sha256"] == sha).count(), 1, "{sha} in {files:?}");
+    }
+}
+
+#[test]
+fn filestore_cases_hashes() {
+    let files = all_fileinfos(&run_pcap("filestore-dont/input.pcap", &HttpConfig::default()));
+    assert_eq!(
+        files.iter().filter(|f| f["sha256"] == "eb076a2ec6ced9ee2e823e098446513cf5b2bb60fbcb04e6c85dc23dedaa414a").count(),
+        1,
+        "{files:?}"
+    );
+    let files = all_fileinfos(&run_pcap("filestore-issue-5868/bidi-logo.pcap", &HttpConfig::default()));
+    let want = "c59b846043b2cf6b6ac73bf67f9c5660f354a12311ce405927a8916bffc70c4f";
+    assert!(files.iter().any(|f| f["sha256"] == want && f["size"].as_u64() > Some(0)), "{files:?}");
+}
+
+#[test]
+fn http_all_headers_are_logged_when_configured() {
+    let cfg = HttpConfig { log_headers: true, ..HttpConfig::default() };
+    let http = all_http(&run_pcap("http-all-headers/input.pcap", &cfg));
+    assert_eq!(http.len(), 1);
+    assert_eq!(http[0]["request_headers"][0]["name"], "Host");
+    assert_eq!(http[0]["request_headers"][0]["value"], "www.ethereal.com");
+    assert_eq!(http[0]["response_headers"][5]["name"], "Content-Length");
+    assert_eq!(http[0]["response_headers"][5]["value"], "18070");
+    assert_eq!(http[0]["response_headers"].as_array().map(Vec::len), Some(9));
+    assert_eq!(http[0]["request_headers"].as_array().map(Vec::len), Some(9));
+}
+
+#[test]
+fn http_async_and_post_file() {
+    let http = all_http(&run_pcap("http-async/input.pcap", &HttpConfig::default()));
+    for url in ["/1", "/2"] {
+        assert_eq!(http.iter().filter(|h| h["url"] == url && h["status"] == 200).count(), 1, "{url}: {http:?}");
+    }
+    let runs = run_pcap("http-post-file/input.pcap", &HttpConfig::default());
+    let files = all_fileinfos(&runs);
+    assert!(files.iter().any(|f| f["sha256"] == EICAR_SHA256 || f["size"].as_u64() > Some(0)), "{files:?}");
+    let _ = FileState::Closed;
+}

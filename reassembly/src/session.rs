@@ -318,12 +318,19 @@ impl TcpSession {
         let mut ctx = Ctx { anomalies: Anomalies::default(), accepted: true, reversed: false, new_session: false };
         let mut dir = self.direction_of(seg);
 
-        if self.state == TcpState::None && seg.flags & (SYN | ACK) == SYN | ACK && cfg.midstream {
-            // Midstream pickup on a SYN/ACK: its sender is the server.
-            if dir == Direction::ToServer {
+        if self.state == TcpState::None {
+            // The first handshake packet says who the client is, whoever the flow table saw
+            // first: a SYN's sender is the client, a SYN/ACK's (midstream pickup) the server.
+            let handshake = seg.flags & (SYN | ACK | RST);
+            let sender_is_client = match handshake {
+                SYN => Some(true),
+                h if h == SYN | ACK && cfg.midstream => Some(false),
+                _ => None,
+            };
+            if sender_is_client.is_some_and(|client| client != (dir == Direction::ToServer)) {
                 self.initiator_is_server = !self.initiator_is_server;
                 ctx.reversed = true;
-                dir = Direction::ToClient;
+                dir = dir.opposite();
             }
         }
         self.halves[dir.index()].flags |= seg.flags;
@@ -450,8 +457,9 @@ impl TcpSession {
                     self.set_state(TcpState::Closed);
                 } else if flags & (SYN | ACK) == SYN {
                     if seg.seq != client_isn {
-                        // A new attempt replaces the old one.
-                        self.halves[0] = Half::default();
+                        // A new attempt replaces the old one (its flags stay for the record).
+                        let flags_seen = self.halves[0].flags;
+                        self.halves[0] = Half { flags: flags_seen, ..Half::default() };
                         self.set_state(TcpState::None);
                         self.on_none(cfg, seg, dir, ctx);
                     }
@@ -609,7 +617,6 @@ impl TcpSession {
             // First packet of a side whose sequence space the other side's ACKs did not reveal.
             self.halves[me].anchor(seg.seq);
         }
-        self.halves[me].seen = true;
 
         if flags & SYN != 0 {
             if matches!(self.state, TcpState::Closed | TcpState::TimeWait) && flags & ACK == 0 {
@@ -634,11 +641,14 @@ impl TcpSession {
             self.stats.out_of_window += 1;
             return self.ignore(ctx, Some("stream.est_packet_out_of_window"));
         }
+        self.halves[me].seen = true;
         if self.timestamps_agreed && flags & RST == 0 {
-            if let (Some(last), Some((val, _))) = (self.halves[me].last_tsval, seg.timestamp) {
-                if (last.wrapping_sub(val) as i32) > 0 {
-                    return self.ignore(ctx, Some("stream.pkt_invalid_timestamp"));
-                }
+            // RFC 7323 section 5 (PAWS): a TSval older than the last one seen is a stale or
+            // forged segment; compared modulo 2^32 as the clock wraps.
+            if let (Some(last), Some((val, _))) = (self.halves[me].last_tsval, seg.timestamp)
+                && (last.wrapping_sub(val) as i32) > 0
+            {
+                return self.ignore(ctx, Some("stream.pkt_invalid_timestamp"));
             }
             if let Some((val, _)) = seg.timestamp {
                 self.halves[me].last_tsval = Some(val);

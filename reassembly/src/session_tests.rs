@@ -412,3 +412,19 @@ fn eve_tcp_object_spells_flags_and_state_like_suricata() {
     assert!(eve.ecn && eve.cwr && eve.syn && !eve.fin && !eve.rst);
     assert_eq!(eve.state, "established");
 }
+
+#[test]
+fn syn_from_the_flows_second_side_makes_it_the_client() {
+    // The flow table saw the other side first (a stray packet, midstream off), then this SYN.
+    let mut conv = Conv::new(StreamConfig { midstream: false, ..cfg() });
+    assert!(!conv.s(S_ISN, C_ISN, ACK, b"stray").accepted);
+    let out = conv.c(C_ISN, 0, SYN, b"");
+    assert_eq!((out.reversed, out.direction, out.state), (false, ToServer, TcpState::SynSent));
+    let mut conv = Conv::new(StreamConfig { midstream: false, ..cfg() });
+    conv.c(C_ISN, S_ISN, ACK, b"stray");
+    let out = conv.s(S_ISN, 0, SYN, b"");
+    assert_eq!((out.reversed, out.direction, out.state), (true, ToServer, TcpState::SynSent));
+    // From now on the flow's first-seen side is the server.
+    let out = conv.c(C_ISN, S_ISN + 1, SYN | ACK, b"");
+    assert_eq!((out.direction, out.state), (ToClient, TcpState::SynRecv));
+}

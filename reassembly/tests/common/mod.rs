@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use weir_core::{Direction, StreamEvent, Timestamp};
 use weir_reassembly::{SegmentOutcome, StreamConfig, TcpSegment, TcpSession};
 
+type Endpoint = (Ipv4Addr, u16);
+
 pub const CORPUS: &str = "/work/shared/corpus/suricata-verify";
 
 #[derive(Clone, Debug)]
@@ -179,8 +181,8 @@ impl FlowRun {
 /// Replays a pcap through one `TcpSession` per 4-tuple, then flushes every session.
 pub fn replay(relative: &str, cfg: &StreamConfig) -> Vec<FlowRun> {
     let packets = read_pcap(relative);
-    let mut order: Vec<((Ipv4Addr, u16), (Ipv4Addr, u16))> = Vec::new();
-    let mut flows: HashMap<((Ipv4Addr, u16), (Ipv4Addr, u16)), FlowRun> = HashMap::new();
+    let mut order: Vec<(Endpoint, Endpoint)> = Vec::new();
+    let mut flows: HashMap<(Endpoint, Endpoint), FlowRun> = HashMap::new();
     for (index, p) in packets.iter().enumerate() {
         let key = if p.src <= p.dst { (p.src, p.dst) } else { (p.dst, p.src) };
         if !flows.contains_key(&key) {

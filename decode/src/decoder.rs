@@ -539,7 +539,9 @@ impl Decoder {
                     ip.proto = IpProto(frag_next);
                     ip.header = &packet[..pos + 8];
                     let frag_in = FragmentIn {
-                        key: self.frag_key(ctx, &ip, id, frag_next),
+                        // RFC 8200 section 4.5: fragments of one packet may name different next
+                        // headers (only the first one's counts), so IPv6 is not keyed on it.
+                        key: self.frag_key(ctx, &ip, id, 0),
                         version: IpVersion::V6,
                         offset,
                         more,

@@ -260,3 +260,20 @@ fn every_corpus_capture_decodes() {
     eprintln!("{} files, {total_frames} frames, {total_out} packets, {bad_checksums} bad checksums, anomalies {anomalies:?}", files.len());
     assert!(total_out >= total_frames / 2);
 }
+
+#[test]
+fn ipv6_nested_fragments_rebuild_layer_by_layer() {
+    // frag-35: fragment 0x1aaaa carries, as its data, the first fragment of 0x1bbbb. Rebuilding
+    // 0x1aaaa yields that fragment, which with frames 8 and 9 rebuilds 0x1bbbb: an echo request
+    // of 1208 bytes.
+    let (packets, decoder) = decode_capture(&case("ipv6-malformed-fragments-35", "frag-35.pcap"), DecodeConfig::default());
+    let rebuilt: Vec<&Out> = packets.iter().filter(|p| p.reassembled).collect();
+    assert_eq!(decoder.counters().defrag.ipv6_reassembled, 2);
+    assert_eq!(rebuilt.len(), 2);
+    // The first rebuilt datagram is itself a fragment (of 0x1bbbb): 408 bytes after the header.
+    assert_eq!(rebuilt[0].frame.len(), 14 + 40 + 408);
+    assert_eq!(rebuilt[0].key, None);
+    let last = rebuilt[1];
+    assert!(matches!(last.transport, Transport::Icmp(IcmpHeader { icmp_type: 128, code: 0, .. })));
+    assert_eq!(last.frame.len(), 14 + 40 + 1208);
+}

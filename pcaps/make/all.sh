@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # all.sh - rebuild every capture in pcaps/ and verify them against their manifests with tshark.
-# Usage: sudo pcaps/make/all.sh [NAME...]   (NAME = dns ftp http pop3-imap smtp tls; default all)
+# Usage: sudo pcaps/make/all.sh [NAME...]   (NAME = dns ftp http-lossy http pop3-imap smtp tls; default all)
 #
 # `weir replay pcaps/` (scripts/run.sh) reads the files of the directory sorted by name as ONE
 # capture, so the scripts run in name order: the timestamps then never go backwards across files.
@@ -8,7 +8,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PCAPS_DIR=$(dirname "$HERE")
-ALL=(dns ftp http pop3-imap smtp tls)
+ALL=(dns ftp http-lossy http pop3-imap smtp tls)
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=("${ALL[@]}")
 for n in "${NAMES[@]}"; do

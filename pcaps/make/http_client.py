@@ -19,10 +19,16 @@ from common import SRV_IP  # noqa: E402
 
 FILES = common.corpus()
 work, server_log, manifest_out, tools = sys.argv[1:5]
-M = common.Manifest('http.pcap', 'pcaps/make/http.sh',
+CAPTURE = os.environ.get('CAPTURE', 'http')
+LOSS = int(os.environ.get('LOSS_PERCENT', '0'))
+M = common.Manifest(CAPTURE + '.pcap', 'pcaps/make/%s.sh' % CAPTURE,
                     'HTTP/1.1 between curl / Python http.client and a Python origin server: identity, chunked, '
                     'gzip, deflate (zlib and raw), brotli, close-delimited, 206 range, 304, HEAD, redirect, 404, '
                     'urlencoded POST, multipart uploads, PUT with Content-Length and chunked request bodies')
+if LOSS:
+    M.doc['summary'] = ('The same transactions as http.pcap over a lossy link: a bridge between the hosts drops about '
+                        '%d%% of the TCP segments each way; captured on the client side of the loss, so server '
+                        'segments show gaps then retransmissions, client segments show up twice' % LOSS)
 M.note('sha256/size are of the decoded (identity) body: transfer and content encodings undone')
 M.note('name: request path for downloads and PUT, form filename for multipart parts')
 M.note('conn: client connection number in capture order; requests with the same conn share one TCP connection')

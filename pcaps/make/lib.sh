@@ -20,6 +20,8 @@ PCAPS_DIR=$(dirname "$MAKE_DIR")
 export MAKE_DIR
 SRV_NS=weir-cap-srv
 CLI_NS=weir-cap-cli
+MID_NS=weir-cap-mid
+MIDDLE_NS=${MIDDLE_NS:-0}
 SRV_IF=weir-srv0
 CLI_IF=weir-cli0
 SRV_IP=10.77.0.1
@@ -81,11 +83,12 @@ cleanup() {
   done
   # Daemons that fork (dovecot children) live only in our namespaces: end what is left there.
   local ns
-  for ns in "$SRV_NS" "$CLI_NS"; do
+  for ns in "$SRV_NS" "$CLI_NS" "$MID_NS"; do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
   done
   ip netns del "$SRV_NS" 2>/dev/null
   ip netns del "$CLI_NS" 2>/dev/null
+  ip netns del "$MID_NS" 2>/dev/null
   [ -n "$WORK" ] && [ "${KEEP_WORK:-0}" != 1 ] && rm -rf "$WORK"
 }
 
@@ -97,13 +100,28 @@ netns_up() {
   # A previous run killed with SIGKILL may have left them; they are ours by name.
   ip netns del "$SRV_NS" 2>/dev/null || true
   ip netns del "$CLI_NS" 2>/dev/null || true
+  ip netns del "$MID_NS" 2>/dev/null || true
   WORK=$(mktemp -d /tmp/weir-cap-"${CAPTURE_NAME}".XXXXXX)
   chmod 755 "$WORK"
   trap cleanup EXIT
   trap 'exit 130' INT TERM
   ip netns add "$SRV_NS"
   ip netns add "$CLI_NS"
-  ip link add "$SRV_IF" netns "$SRV_NS" mtu 1500 type veth peer name "$CLI_IF" netns "$CLI_NS" mtu 1500
+  if [ "$MIDDLE_NS" = 1 ]; then
+    ip netns add "$MID_NS"
+    ip netns exec "$MID_NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+    ip netns exec "$MID_NS" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+    ip link add "$SRV_IF" netns "$SRV_NS" mtu 1500 type veth peer name weir-msrv netns "$MID_NS" mtu 1500
+    ip link add "$CLI_IF" netns "$CLI_NS" mtu 1500 type veth peer name weir-mcli netns "$MID_NS" mtu 1500
+    ip -n "$MID_NS" link add weir-br0 type bridge stp_state 0 forward_delay 0
+    for ifc in weir-msrv weir-mcli; do
+      for f in rx tx sg tso gso gro lro; do ip netns exec "$MID_NS" ethtool -K "$ifc" "$f" off >/dev/null 2>&1 || true; done
+      ip -n "$MID_NS" link set "$ifc" master weir-br0 up
+    done
+    ip -n "$MID_NS" link set weir-br0 up
+  else
+    ip link add "$SRV_IF" netns "$SRV_NS" mtu 1500 type veth peer name "$CLI_IF" netns "$CLI_NS" mtu 1500
+  fi
   local ns ifc
   for ns in "$SRV_NS" "$CLI_NS"; do
     [ "$ns" = "$SRV_NS" ] && ifc=$SRV_IF || ifc=$CLI_IF
@@ -119,11 +137,12 @@ netns_up() {
   for _ in $(seq 1 50); do
     ip -n "$CLI_NS" link show "$CLI_IF" | grep -q 'state UP' && break; sleep 0.1
   done
-  log "namespaces $SRV_NS ($SRV_IP) <-> $CLI_NS ($CLI_IP) up, work dir $WORK"
+  log "namespaces $SRV_NS ($SRV_IP) <-> $CLI_NS ($CLI_IP) up$([ "$MIDDLE_NS" = 1 ] && echo " via bridge in $MID_NS"), work dir $WORK"
 }
 
 srv() { ip netns exec "$SRV_NS" "$@"; }
 cli() { ip netns exec "$CLI_NS" "$@"; }
+mid() { ip netns exec "$MID_NS" "$@"; }
 
 # srv_bg LOGFILE CMD...: start a server in the server namespace.
 srv_bg() {
@@ -143,13 +162,18 @@ wait_listen() {
   die "nothing listens on $proto/$port in $SRV_NS"
 }
 
-# capture_start PCAP: tcpdump on the client end of the veth, full snaplen.
+# capture_start PCAP: tcpdump on the client end of the veth (or the bridge port towards the
+# client with MIDDLE_NS=1), full snaplen.
 capture_start() {
   local pcap=$1
   rm -f "$pcap"
-  ip netns exec "$CLI_NS" tcpdump -i "$CLI_IF" -s 0 -n -U -Z root -w "$pcap" 2>"$WORK/tcpdump.log" &
+  if [ "$MIDDLE_NS" = 1 ]; then
+    ip netns exec "$MID_NS" tcpdump -i weir-mcli -s 0 -n -U -Z root -w "$pcap" 2>"$WORK/tcpdump.log" &
+  else
+    ip netns exec "$CLI_NS" tcpdump -i "$CLI_IF" -s 0 -n -U -Z root -w "$pcap" 2>"$WORK/tcpdump.log" &
+  fi
   TCPDUMP_PID=$!
-  for _ in $(seq 1 100); do grep -q listening "$WORK/tcpdump.log" && break; sleep 0.1; done
+  for _ in $(seq 1 100); do grep -qs listening "$WORK/tcpdump.log" && break; sleep 0.1; done
   grep -q listening "$WORK/tcpdump.log" || die "tcpdump did not start: $(cat "$WORK/tcpdump.log")"
   sleep 0.3
 }

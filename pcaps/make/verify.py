@@ -1,6 +1,6 @@
 """Check each capture against its manifest using tshark only (independent of Weir).
 
-Usage: verify.py PCAPS_DIR [NAME...]      (NAME = http, smtp, pop3-imap, ftp, dns, tls)
+Usage: verify.py PCAPS_DIR [NAME...]      (NAME = http, http-lossy, smtp, pop3-imap, ftp, dns, tls)
 Exits non-zero if any manifest item cannot be found in its pcap. See pcaps/README.md.
 """
 import email
@@ -20,7 +20,7 @@ def sha(b):
 
 
 def tshark(*args):
-    r = subprocess.run(['tshark', '-n'] + list(args), capture_output=True)
+    r = subprocess.run(['tshark', '-n', '-o', 'tcp.reassemble_out_of_order:TRUE'] + list(args), capture_output=True)
     if r.returncode != 0:
         raise SystemExit('tshark %s failed: %s' % (args, r.stderr.decode(errors='replace')))
     return r.stdout.decode(errors='replace')
@@ -102,6 +102,15 @@ def check_http(pcap, c):
         len(c.manifest.get('exchanges_without_body', []))
     c.need(len(reqs) == want, 'tshark sees %d HTTP requests, the manifest implies %d' % (len(reqs), want))
     c.facts.append('%d HTTP requests seen by tshark' % len(reqs))
+
+
+def check_http_lossy(pcap, c):
+    check_http(pcap, c)
+    counts = {}
+    for flag in ('lost_segment', 'retransmission', 'out_of_order', 'duplicate_ack'):
+        counts[flag] = len(fields(pcap, 'tcp.analysis.' + flag, ['frame.number']))
+    c.need(counts['lost_segment'] > 0 and counts['retransmission'] > 0, 'no loss visible: %s' % counts)
+    c.facts.append('tcp.analysis: %s' % ', '.join('%s %d' % kv for kv in counts.items()))
 
 
 def check_smtp(pcap, c):
@@ -193,7 +202,7 @@ def check_tls(pcap, c):
     c.facts.append('%d sessions: SNI, negotiated version and (TLS 1.2) certificate SHA-1 matched' % len(items))
 
 
-CHECKS = {'http': check_http, 'smtp': check_smtp, 'pop3-imap': check_pop3_imap, 'ftp': check_ftp,
+CHECKS = {'http': check_http, 'http-lossy': check_http_lossy, 'smtp': check_smtp, 'pop3-imap': check_pop3_imap, 'ftp': check_ftp,
           'dns': check_dns, 'tls': check_tls}
 
 

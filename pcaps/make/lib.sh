@@ -53,10 +53,13 @@ ensure_cmds() {
     command -v "$cmd" >/dev/null 2>&1 || missing="$missing $pkg"
   done
   [ -z "$missing" ] && return 0
-  log "installing Debian packages:$missing"
+  apt_install $missing
+}
+
+apt_install() {
+  log "installing Debian packages: $*"
   apt-get update -q >/dev/null
-  # policy-rc.d on build hosts keeps package daemons (dovecot) from starting; harmless elsewhere.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
 }
 
 ensure_base_tools() {
@@ -68,7 +71,8 @@ ensure_venv() {
   log "creating python venv $VENV ($PIP_PKGS)"
   mkdir -p "$CACHE_DIR"
   rm -rf "$VENV"
-  python3 -m venv "$VENV" 2>/dev/null || { ensure_cmds "x-no-such-cmd:python3-venv"; python3 -m venv "$VENV"; }
+  # Debian's python3 lacks ensurepip until python3-venv is installed.
+  python3 -m venv "$VENV" 2>/dev/null || { rm -rf "$VENV"; apt_install python3-venv; python3 -m venv "$VENV"; }
   "$VENV/bin/pip" install -q $PIP_PKGS
 }
 

@@ -58,17 +58,31 @@ fn main() {
         }
     }
     let total = report.rules.len() + report.rejected.len();
-    let pct = if total == 0 { 100.0 } else { 100.0 * report.rules.len() as f64 / total as f64 };
+    let pct = if total == 0 {
+        100.0
+    } else {
+        100.0 * report.rules.len() as f64 / total as f64
+    };
     println!("{}", report.summary_line());
-    println!("loaded {pct:.2}% of {total} enabled rules in {:.3} s", elapsed.as_secs_f64());
-    println!("duplicates: {}, unknown-classtype warnings: {}", report.duplicates.len(), report.warnings.len());
+    println!(
+        "loaded {pct:.2}% of {total} enabled rules in {:.3} s",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "duplicates: {}, unknown-classtype warnings: {}",
+        report.duplicates.len(),
+        report.warnings.len()
+    );
     println!("top rejection reasons (by keyword):");
     for (k, n) in report.top_rejection_reasons().iter().take(15) {
         println!("  {k}: {n}");
     }
     println!("keyword use (loaded/rejected):");
     let mut uses: Vec<_> = report.keyword_use.iter().collect();
-    uses.sort_by(|a, b| (b.1.loaded + b.1.rejected).cmp(&(a.1.loaded + a.1.rejected)));
-    let line: Vec<String> = uses.iter().map(|(k, u)| format!("{k}:{}/{}", u.loaded, u.rejected)).collect();
+    uses.sort_by_key(|u| std::cmp::Reverse(u.1.loaded + u.1.rejected));
+    let line: Vec<String> = uses
+        .iter()
+        .map(|(k, u)| format!("{k}:{}/{}", u.loaded, u.rejected))
+        .collect();
     println!("  {}", line.join(" "));
 }

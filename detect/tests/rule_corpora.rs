@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use weir_detect::rules::{Classification, RuleSetReport, Vars, load_rule_files};
 
 fn shared(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared")
+        .join(rel)
 }
 
 fn rule_files(dir: &Path) -> Vec<PathBuf> {
@@ -20,7 +22,8 @@ fn rule_files(dir: &Path) -> Vec<PathBuf> {
 
 fn load_dir(rel: &str) -> RuleSetReport {
     let dir = shared(rel);
-    let (classification, errors) = Classification::from_file(&dir.join("classification.config")).unwrap();
+    let (classification, errors) =
+        Classification::from_file(&dir.join("classification.config")).unwrap();
     assert!(errors.is_empty(), "{errors:?}");
     load_rule_files(&rule_files(&dir), &Vars::default(), &classification)
 }
@@ -37,11 +40,19 @@ fn et_open_2019_loads_at_least_99_percent() {
     assert!(report.file_errors.is_empty());
     assert!(loaded_share(&report) >= 0.99, "{}", report.summary_line());
     // Every classtype the ET rules use is in their classification.config.
-    assert!(report.warnings.is_empty(), "{:?}", &report.warnings[..report.warnings.len().min(5)]);
+    assert!(
+        report.warnings.is_empty(),
+        "{:?}",
+        &report.warnings[..report.warnings.len().min(5)]
+    );
     assert!(report.duplicates.is_empty());
     // The same set must load against Weir's own table without unknown-classtype warnings.
     let dir = shared("rules/et-open-2019");
-    let ours = load_rule_files(&rule_files(&dir), &Vars::default(), &Classification::default());
+    let ours = load_rule_files(
+        &rule_files(&dir),
+        &Vars::default(),
+        &Classification::default(),
+    );
     assert!(ours.warnings.is_empty());
     assert_eq!(ours.rules.len(), report.rules.len());
 }
@@ -53,7 +64,11 @@ fn et_open_2024_partial_loads_at_least_99_percent() {
     assert_eq!(report.rules.len() + report.rejected.len(), 24_827);
     assert!(loaded_share(&report) >= 0.99, "{}", report.summary_line());
     let dir = shared("rules/et-open-2024-partial");
-    let ours = load_rule_files(&rule_files(&dir), &Vars::default(), &Classification::default());
+    let ours = load_rule_files(
+        &rule_files(&dir),
+        &Vars::default(),
+        &Classification::default(),
+    );
     assert!(ours.warnings.is_empty());
 }
 

@@ -10,7 +10,7 @@ pub const MAX_CLASSTYPES: usize = 4096;
 
 /// Weir's built-in table: the long-standing Snort/Suricata class types plus those Emerging
 /// Threats rules use. Names are matched case-insensitively, as Suricata does.
-const WEIR_DEFAULT: &str = "\
+pub const WEIR_DEFAULT_CLASSIFICATION: &str = "\
 config classification: not-suspicious,Not Suspicious Traffic,3
 config classification: unknown,Unknown Traffic,3
 config classification: bad-unknown,Potentially Bad Traffic,2
@@ -83,8 +83,11 @@ pub struct Classification {
 impl Default for Classification {
     /// Weir's built-in table.
     fn default() -> Self {
-        let (table, errors) = Classification::parse(WEIR_DEFAULT);
-        debug_assert!(errors.is_empty(), "built-in classification table must parse: {errors:?}");
+        let (table, errors) = Classification::parse(WEIR_DEFAULT_CLASSIFICATION);
+        debug_assert!(
+            errors.is_empty(),
+            "built-in classification table must parse: {errors:?}"
+        );
         table
     }
 }
@@ -102,19 +105,29 @@ impl Classification {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let err = |reason: &str| ClassificationError { line: line_no, reason: reason.to_string() };
+            let err = |reason: &str| ClassificationError {
+                line: line_no,
+                reason: reason.to_string(),
+            };
             let Some(rest) = line.strip_prefix("config classification:") else {
-                errors.push(err("expected `config classification: name,description,priority`"));
+                errors.push(err(
+                    "expected `config classification: name,description,priority`",
+                ));
                 continue;
             };
             let mut fields = rest.splitn(3, ',');
-            let (Some(name), Some(description), Some(priority)) = (fields.next(), fields.next(), fields.next())
+            let (Some(name), Some(description), Some(priority)) =
+                (fields.next(), fields.next(), fields.next())
             else {
                 errors.push(err("expected three comma-separated fields"));
                 continue;
             };
             let name = name.trim();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 errors.push(err("class name must be letters, digits, - or _"));
                 continue;
             }
@@ -128,7 +141,11 @@ impl Classification {
             }
             by_lower_name.insert(
                 name.to_ascii_lowercase(),
-                ClassType { name: name.to_string(), description: description.trim().to_string(), priority },
+                ClassType {
+                    name: name.to_string(),
+                    description: description.trim().to_string(),
+                    priority,
+                },
             );
         }
         (Classification { by_lower_name }, errors)
@@ -174,19 +191,30 @@ mod tests {
                 priority: 1
             })
         );
-        assert_eq!(c.get("misc-activity").map(|t| t.name.as_str()), Some("Misc-Activity"));
-        assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(
+            c.get("misc-activity").map(|t| t.name.as_str()),
+            Some("Misc-Activity")
+        );
+        assert_eq!(
+            errors.iter().map(|e| e.line).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
     }
 
     #[test]
     fn default_table_covers_both_et_classification_files() {
         let c = Classification::default();
         for dir in ["et-open-2019", "et-open-2024-partial"] {
-            let path = format!("{}/../../shared/rules/{dir}/classification.config", env!("CARGO_MANIFEST_DIR"));
-            let Ok((et, errors)) = Classification::from_file(Path::new(&path)) else { continue };
+            let path = format!(
+                "{}/../../shared/rules/{dir}/classification.config",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let (et, errors) = Classification::from_file(Path::new(&path)).unwrap();
             assert!(errors.is_empty(), "{errors:?}");
             for t in et.by_lower_name.values() {
-                let ours = c.get(&t.name).unwrap_or_else(|| panic!("{} missing", t.name));
+                let ours = c
+                    .get(&t.name)
+                    .unwrap_or_else(|| panic!("{} missing", t.name));
                 assert_eq!(ours.priority, t.priority, "{}", t.name);
             }
         }

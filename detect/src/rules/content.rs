@@ -22,7 +22,8 @@ pub fn parse_content_bytes(text: &str) -> Result<Vec<u8>, String> {
                 // Suricata skips whitespace anywhere in a hex run, even between two nibbles.
                 b' ' | b'\t' => {}
                 _ => {
-                    let v = hex_value(b).ok_or_else(|| format!("invalid hex character {:?}", b as char))?;
+                    let v = hex_value(b)
+                        .ok_or_else(|| format!("invalid hex character {:?}", b as char))?;
                     match nibble.take() {
                         Some(high) => out.push(high << 4 | v),
                         None => nibble = Some(v),
@@ -73,7 +74,10 @@ mod tests {
 
     #[test]
     fn text_hex_and_escapes_mix() {
-        assert_eq!(parse_content_bytes(r#"GET |20 2f|x\"\;\\\:"#).unwrap(), b"GET  /x\";\\:".to_vec());
+        assert_eq!(
+            parse_content_bytes(r#"GET |20 2f|x\"\;\\\:"#).unwrap(),
+            b"GET  /x\";\\:".to_vec()
+        );
         assert_eq!(parse_content_bytes("|0D0a|").unwrap(), vec![0x0d, 0x0a]);
         assert_eq!(parse_content_bytes("a|00|").unwrap(), vec![b'a', 0]);
     }

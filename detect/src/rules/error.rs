@@ -57,14 +57,19 @@ pub enum RuleError {
 
 impl RuleError {
     pub(crate) fn bad(keyword: &str, reason: impl Into<String>) -> RuleError {
-        RuleError::BadValue { keyword: keyword.to_string(), reason: reason.into() }
+        RuleError::BadValue {
+            keyword: keyword.to_string(),
+            reason: reason.into(),
+        }
     }
 
     /// The keyword the rejection is attributed to in per-keyword counts: the option that
     /// failed, or `header` / `syntax` / `sid` for failures outside a single option.
     pub fn keyword(&self) -> &str {
         match self {
-            RuleError::BadValue { keyword, .. } | RuleError::NoPrecedingContent { keyword } => keyword,
+            RuleError::BadValue { keyword, .. } | RuleError::NoPrecedingContent { keyword } => {
+                keyword
+            }
             RuleError::UnknownKeyword(k) => k,
             RuleError::BadPcre(_) => "pcre",
             RuleError::MissingSid => "sid",

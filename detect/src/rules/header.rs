@@ -66,10 +66,42 @@ pub enum Protocol {
 /// Application-layer protocol names Suricata 8 accepts in a rule header and in
 /// `app-layer-protocol`. `http1` is an alias of `http`.
 const APP_PROTOCOLS: &[&str] = &[
-    "http", "http2", "ftp", "ftp-data", "tls", "smb", "dcerpc", "dns", "smtp", "imap", "pop3",
-    "ssh", "nfs", "tftp", "ike", "krb5", "dhcp", "snmp", "sip", "rfb", "mqtt", "rdp", "modbus",
-    "dnp3", "enip", "ntp", "bittorrent-dht", "telnet", "websocket", "ldap", "quic", "doh2",
-    "pgsql", "template", "failed", "unknown",
+    "http",
+    "http2",
+    "ftp",
+    "ftp-data",
+    "tls",
+    "smb",
+    "dcerpc",
+    "dns",
+    "smtp",
+    "imap",
+    "pop3",
+    "ssh",
+    "nfs",
+    "tftp",
+    "ike",
+    "krb5",
+    "dhcp",
+    "snmp",
+    "sip",
+    "rfb",
+    "mqtt",
+    "rdp",
+    "modbus",
+    "dnp3",
+    "enip",
+    "ntp",
+    "bittorrent-dht",
+    "telnet",
+    "websocket",
+    "ldap",
+    "quic",
+    "doh2",
+    "pgsql",
+    "template",
+    "failed",
+    "unknown",
 ];
 
 impl Protocol {
@@ -138,11 +170,19 @@ impl IpBlock {
         match *self {
             IpBlock::Cidr { network, prefix } => match (network, ip) {
                 (IpAddr::V4(n), IpAddr::V4(a)) => {
-                    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+                    let mask = if prefix == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - u32::from(prefix))
+                    };
                     u32::from(n) & mask == u32::from(a) & mask
                 }
                 (IpAddr::V6(n), IpAddr::V6(a)) => {
-                    let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+                    let mask = if prefix == 0 {
+                        0
+                    } else {
+                        u128::MAX << (128 - u32::from(prefix))
+                    };
                     u128::from(n) & mask == u128::from(a) & mask
                 }
                 _ => false,
@@ -175,12 +215,14 @@ impl AddressExpr {
             AddressExpr::Any => true,
             AddressExpr::Block(b) => b.contains(ip),
             AddressExpr::Not(inner) => !inner.contains(ip),
-            AddressExpr::List(items) => list_contains(items, |item| item.contains(ip), |item| {
-                match item {
+            AddressExpr::List(items) => list_contains(
+                items,
+                |item| item.contains(ip),
+                |item| match item {
                     AddressExpr::Not(inner) => Some(inner.as_ref()),
                     _ => None,
-                }
-            }),
+                },
+            ),
         }
     }
 }
@@ -224,10 +266,14 @@ impl PortExpr {
             PortExpr::Any => true,
             PortExpr::Range(lo, hi) => (*lo..=*hi).contains(&port),
             PortExpr::Not(inner) => !inner.contains(port),
-            PortExpr::List(items) => list_contains(items, |item| item.contains(port), |item| match item {
-                PortExpr::Not(inner) => Some(inner.as_ref()),
-                _ => None,
-            }),
+            PortExpr::List(items) => list_contains(
+                items,
+                |item| item.contains(port),
+                |item| match item {
+                    PortExpr::Not(inner) => Some(inner.as_ref()),
+                    _ => None,
+                },
+            ),
         }
     }
 }
@@ -268,9 +314,13 @@ pub(crate) fn parse_address_at(
     budget: &mut usize,
 ) -> Result<AddressExpr, RuleError> {
     if depth > MAX_EXPR_DEPTH {
-        return Err(RuleError::ExpressionTooDeep { limit: MAX_EXPR_DEPTH });
+        return Err(RuleError::ExpressionTooDeep {
+            limit: MAX_EXPR_DEPTH,
+        });
     }
-    *budget = budget.checked_sub(1).ok_or(RuleError::ExpressionTooLarge { limit: MAX_EXPR_ITEMS })?;
+    *budget = budget.checked_sub(1).ok_or(RuleError::ExpressionTooLarge {
+        limit: MAX_EXPR_ITEMS,
+    })?;
     let s = s.trim();
     // Suricata also accepts a list without brackets: `!5800,!445`.
     let top_level = split_list(s)?;
@@ -282,10 +332,17 @@ pub(crate) fn parse_address_at(
         return Ok(AddressExpr::List(items));
     }
     if let Some(rest) = s.strip_prefix('!') {
-        return Ok(AddressExpr::Not(Box::new(parse_address_at(rest, vars, depth + 1, budget)?)));
+        let inner = parse_address_at(rest, vars, depth + 1, budget)?;
+        // Suricata rejects a negation that can match nothing.
+        if inner == AddressExpr::Any {
+            return Err(RuleError::BadAddress(s.to_string()));
+        }
+        return Ok(AddressExpr::Not(Box::new(inner)));
     }
     if let Some(inner) = s.strip_prefix('[') {
-        let inner = inner.strip_suffix(']').ok_or(RuleError::UnbalancedBrackets)?;
+        let inner = inner
+            .strip_suffix(']')
+            .ok_or(RuleError::UnbalancedBrackets)?;
         let items = split_list(inner)?
             .into_iter()
             .map(|item| parse_address_at(item, vars, depth + 1, budget))
@@ -298,7 +355,9 @@ pub(crate) fn parse_address_at(
     if s.eq_ignore_ascii_case("any") {
         return Ok(AddressExpr::Any);
     }
-    parse_block(s).map(AddressExpr::Block).ok_or_else(|| RuleError::BadAddress(s.to_string()))
+    parse_block(s)
+        .map(AddressExpr::Block)
+        .ok_or_else(|| RuleError::BadAddress(s.to_string()))
 }
 
 fn parse_block(s: &str) -> Option<IpBlock> {
@@ -347,9 +406,13 @@ pub(crate) fn parse_port_at(
     budget: &mut usize,
 ) -> Result<PortExpr, RuleError> {
     if depth > MAX_EXPR_DEPTH {
-        return Err(RuleError::ExpressionTooDeep { limit: MAX_EXPR_DEPTH });
+        return Err(RuleError::ExpressionTooDeep {
+            limit: MAX_EXPR_DEPTH,
+        });
     }
-    *budget = budget.checked_sub(1).ok_or(RuleError::ExpressionTooLarge { limit: MAX_EXPR_ITEMS })?;
+    *budget = budget.checked_sub(1).ok_or(RuleError::ExpressionTooLarge {
+        limit: MAX_EXPR_ITEMS,
+    })?;
     let s = s.trim();
     // Suricata also accepts a list without brackets: `!5800,!445`.
     let top_level = split_list(s)?;
@@ -361,10 +424,17 @@ pub(crate) fn parse_port_at(
         return Ok(PortExpr::List(items));
     }
     if let Some(rest) = s.strip_prefix('!') {
-        return Ok(PortExpr::Not(Box::new(parse_port_at(rest, vars, depth + 1, budget)?)));
+        let inner = parse_port_at(rest, vars, depth + 1, budget)?;
+        // Suricata rejects a negation that can match nothing.
+        if inner == PortExpr::Any {
+            return Err(RuleError::BadPort(s.to_string()));
+        }
+        return Ok(PortExpr::Not(Box::new(inner)));
     }
     if let Some(inner) = s.strip_prefix('[') {
-        let inner = inner.strip_suffix(']').ok_or(RuleError::UnbalancedBrackets)?;
+        let inner = inner
+            .strip_suffix(']')
+            .ok_or(RuleError::UnbalancedBrackets)?;
         let items = split_list(inner)?
             .into_iter()
             .map(|item| parse_port_at(item, vars, depth + 1, budget))
@@ -382,7 +452,11 @@ pub(crate) fn parse_port_at(
     match s.split_once(':') {
         Some((lo, hi)) => {
             let lo = if lo.trim().is_empty() { 0 } else { number(lo)? };
-            let hi = if hi.trim().is_empty() { u16::MAX } else { number(hi)? };
+            let hi = if hi.trim().is_empty() {
+                u16::MAX
+            } else {
+                number(hi)?
+            };
             if lo > hi {
                 return Err(bad());
             }
@@ -413,15 +487,24 @@ mod tests {
         let v = vars();
         assert_eq!(
             parse_address("10.0.0.0/8", &v).unwrap(),
-            AddressExpr::Block(IpBlock::Cidr { network: ip("10.0.0.0"), prefix: 8 })
+            AddressExpr::Block(IpBlock::Cidr {
+                network: ip("10.0.0.0"),
+                prefix: 8
+            })
         );
         assert_eq!(
             parse_address("2001:db8::/32", &v).unwrap(),
-            AddressExpr::Block(IpBlock::Cidr { network: ip("2001:db8::"), prefix: 32 })
+            AddressExpr::Block(IpBlock::Cidr {
+                network: ip("2001:db8::"),
+                prefix: 32
+            })
         );
         assert_eq!(
             parse_address("1.2.3.4", &v).unwrap(),
-            AddressExpr::Block(IpBlock::Cidr { network: ip("1.2.3.4"), prefix: 32 })
+            AddressExpr::Block(IpBlock::Cidr {
+                network: ip("1.2.3.4"),
+                prefix: 32
+            })
         );
         assert!(parse_address("1.2.3.4/33", &v).is_err());
         assert!(parse_address("1.2.3", &v).is_err());
@@ -446,7 +529,10 @@ mod tests {
         let home = parse_address("$HOME_NET", &v).unwrap();
         let external = parse_address("$EXTERNAL_NET", &v).unwrap();
         for inside in ["192.168.1.1", "10.9.9.9", "172.31.255.255"] {
-            assert!(home.contains(ip(inside)) && !external.contains(ip(inside)), "{inside}");
+            assert!(
+                home.contains(ip(inside)) && !external.contains(ip(inside)),
+                "{inside}"
+            );
         }
         assert!(!home.contains(ip("8.8.8.8")) && external.contains(ip("8.8.8.8")));
     }
@@ -454,25 +540,54 @@ mod tests {
     #[test]
     fn port_ranges_open_and_closed() {
         let v = vars();
-        assert_eq!(parse_port("1024:", &v).unwrap(), PortExpr::Range(1024, 65535));
+        assert_eq!(
+            parse_port("1024:", &v).unwrap(),
+            PortExpr::Range(1024, 65535)
+        );
         assert_eq!(parse_port(":1023", &v).unwrap(), PortExpr::Range(0, 1023));
         assert_eq!(parse_port("80:90", &v).unwrap(), PortExpr::Range(80, 90));
-        assert_eq!(parse_port("$HTTP_PORTS", &v).unwrap(), PortExpr::Range(80, 80));
+        assert_eq!(
+            parse_port("$HTTP_PORTS", &v).unwrap(),
+            PortExpr::Range(80, 80)
+        );
         let e = parse_port("[1:100,!80,![20:21]]", &v).unwrap();
-        assert!(e.contains(1) && e.contains(100) && !e.contains(80) && !e.contains(21) && !e.contains(101));
+        assert!(
+            e.contains(1)
+                && e.contains(100)
+                && !e.contains(80)
+                && !e.contains(21)
+                && !e.contains(101)
+        );
         assert!(parse_port("90:80", &v).is_err());
         assert!(parse_port("70000", &v).is_err());
         assert!(parse_port("[80", &v).is_err());
+        assert_eq!(
+            parse_port("!any", &v),
+            Err(RuleError::BadPort("!any".into()))
+        );
+        assert_eq!(
+            parse_address("!any", &v),
+            Err(RuleError::BadAddress("!any".into()))
+        );
+        let bare = parse_port("!5800,!445", &v).unwrap();
+        assert!(bare.contains(80) && !bare.contains(445) && !bare.contains(5800));
     }
 
     #[test]
     fn ranges_and_netmasks() {
         let v = vars();
         let r = parse_address("10.0.0.5-10.0.0.9", &v).unwrap();
-        assert!(r.contains(ip("10.0.0.5")) && r.contains(ip("10.0.0.9")) && !r.contains(ip("10.0.0.10")));
+        assert!(
+            r.contains(ip("10.0.0.5"))
+                && r.contains(ip("10.0.0.9"))
+                && !r.contains(ip("10.0.0.10"))
+        );
         assert_eq!(
             parse_address("10.0.0.0/255.255.0.0", &v).unwrap(),
-            AddressExpr::Block(IpBlock::Cidr { network: ip("10.0.0.0"), prefix: 16 })
+            AddressExpr::Block(IpBlock::Cidr {
+                network: ip("10.0.0.0"),
+                prefix: 16
+            })
         );
     }
 

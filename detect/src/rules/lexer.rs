@@ -32,7 +32,10 @@ pub struct RawRule<'a> {
 
 pub fn split_rule(text: &str) -> Result<RawRule<'_>, RuleError> {
     if text.len() > MAX_RULE_LEN {
-        return Err(RuleError::TooLong { len: text.len(), limit: MAX_RULE_LEN });
+        return Err(RuleError::TooLong {
+            len: text.len(),
+            limit: MAX_RULE_LEN,
+        });
     }
     let open = text.find('(').ok_or(RuleError::MissingOptions)?;
     let header = split_header(&text[..open])?;
@@ -102,7 +105,9 @@ fn split_options(body: &str) -> Result<Vec<RawOption<'_>>, RuleError> {
         }
         if i >= bytes.len() {
             // Suricata requires every option, the last included, to end with `;`.
-            return Err(RuleError::UnterminatedOption(truncate(body[start..].trim())));
+            return Err(RuleError::UnterminatedOption(truncate(
+                body[start..].trim(),
+            )));
         }
         let text = body[start..i].trim();
         i += 1;
@@ -174,7 +179,11 @@ fn ends_with_unescaped_quote(s: &str) -> bool {
     if !s.ends_with('"') {
         return false;
     }
-    let backslashes = s[..s.len() - 1].bytes().rev().take_while(|&b| b == b'\\').count();
+    let backslashes = s[..s.len() - 1]
+        .bytes()
+        .rev()
+        .take_while(|&b| b == b'\\')
+        .count();
     backslashes % 2 == 0
 }
 
@@ -215,19 +224,45 @@ mod tests {
     #[test]
     fn header_groups_keep_their_spaces() {
         let raw = split_rule("alert tcp [1.2.3.4, 5.6.7.8] any -> $HOME_NET 80 (sid:1;)").unwrap();
-        assert_eq!(raw.header, vec!["alert", "tcp", "[1.2.3.4, 5.6.7.8]", "any", "->", "$HOME_NET", "80"]);
+        assert_eq!(
+            raw.header,
+            vec![
+                "alert",
+                "tcp",
+                "[1.2.3.4, 5.6.7.8]",
+                "any",
+                "->",
+                "$HOME_NET",
+                "80"
+            ]
+        );
     }
 
     #[test]
     fn options_end_at_unescaped_semicolons_only() {
-        let raw = split_rule(r#"alert ip any any -> any any (msg:"a\;b"; content:"x\\"; nocase; sid:1;)"#).unwrap();
+        let raw = split_rule(
+            r#"alert ip any any -> any any (msg:"a\;b"; content:"x\\"; nocase; sid:1;)"#,
+        )
+        .unwrap();
         assert_eq!(
             raw.options,
             vec![
-                RawOption { keyword: "msg", value: Some(r#""a\;b""#) },
-                RawOption { keyword: "content", value: Some(r#""x\\""#) },
-                RawOption { keyword: "nocase", value: None },
-                RawOption { keyword: "sid", value: Some("1") },
+                RawOption {
+                    keyword: "msg",
+                    value: Some(r#""a\;b""#)
+                },
+                RawOption {
+                    keyword: "content",
+                    value: Some(r#""x\\""#)
+                },
+                RawOption {
+                    keyword: "nocase",
+                    value: None
+                },
+                RawOption {
+                    keyword: "sid",
+                    value: Some("1")
+                },
             ]
         );
     }
@@ -235,7 +270,13 @@ mod tests {
     #[test]
     fn a_quoted_semicolon_still_ends_the_option_as_in_suricata() {
         let raw = split_rule(r#"alert ip any any -> any any (msg:"a;b"; sid:1;)"#).unwrap();
-        assert_eq!(raw.options[0], RawOption { keyword: "msg", value: Some("\"a") });
+        assert_eq!(
+            raw.options[0],
+            RawOption {
+                keyword: "msg",
+                value: Some("\"a")
+            }
+        );
         assert_eq!(strip_quotes("\"a"), Err(RuleError::UnbalancedQuotes));
     }
 
@@ -245,14 +286,23 @@ mod tests {
             split_rule("alert ip any any -> any any (sid:1)"),
             Err(RuleError::UnterminatedOption(_))
         ));
-        assert!(matches!(split_rule("alert ip any any -> any any (sid:1;"), Err(RuleError::UnclosedOptions)));
-        assert!(matches!(split_rule("alert ip any any -> any any"), Err(RuleError::MissingOptions)));
+        assert!(matches!(
+            split_rule("alert ip any any -> any any (sid:1;"),
+            Err(RuleError::UnclosedOptions)
+        ));
+        assert!(matches!(
+            split_rule("alert ip any any -> any any"),
+            Err(RuleError::MissingOptions)
+        ));
     }
 
     #[test]
     fn unquote_undoes_suricata_escapes() {
         assert_eq!(unquote(r#""a\"b\;c\\d\:e""#).unwrap(), r#"a"b;c\d:e"#);
-        assert_eq!(unquote(r#""ends with backslash\\""#).unwrap(), r"ends with backslash\");
+        assert_eq!(
+            unquote(r#""ends with backslash\\""#).unwrap(),
+            r"ends with backslash\"
+        );
         assert_eq!(unquote(r#""open"#), Err(RuleError::UnbalancedQuotes));
         assert_eq!(unquote(r#""a"b""#), Err(RuleError::UnbalancedQuotes));
         assert_eq!(unquote("bare").unwrap(), "bare");

@@ -26,7 +26,9 @@ pub enum Warning {
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Warning::UnknownClasstype(name) => write!(f, "unknown classtype `{name}`, using priority 3"),
+            Warning::UnknownClasstype(name) => {
+                write!(f, "unknown classtype `{name}`, using priority 3")
+            }
         }
     }
 }
@@ -58,9 +60,15 @@ pub struct Rejection {
 pub enum RejectReason {
     Invalid(RuleError),
     /// Same gid:sid as a loaded rule with an equal or higher rev (Suricata keeps that one).
-    Duplicate { kept_at: String, kept_rev: u32 },
+    Duplicate {
+        kept_at: String,
+        kept_rev: u32,
+    },
     /// Replaced by a later rule with the same gid:sid and a higher rev (Suricata does the same).
-    Superseded { by_at: String, by_rev: u32 },
+    Superseded {
+        by_at: String,
+        by_rev: u32,
+    },
     /// Rule text is not UTF-8.
     NotUtf8,
 }
@@ -72,7 +80,9 @@ impl fmt::Display for RejectReason {
             RejectReason::Duplicate { kept_at, kept_rev } => {
                 write!(f, "duplicate sid: rev {kept_rev} at {kept_at} is kept")
             }
-            RejectReason::Superseded { by_at, by_rev } => write!(f, "superseded by rev {by_rev} at {by_at}"),
+            RejectReason::Superseded { by_at, by_rev } => {
+                write!(f, "superseded by rev {by_rev} at {by_at}")
+            }
             RejectReason::NotUtf8 => write!(f, "rule text is not valid UTF-8"),
         }
     }
@@ -142,7 +152,11 @@ pub struct RuleSetReport {
 impl RuleSetReport {
     /// `rules: N loaded, M rejected`
     pub fn summary_line(&self) -> String {
-        format!("rules: {} loaded, {} rejected", self.rules.len(), self.rejected.len())
+        format!(
+            "rules: {} loaded, {} rejected",
+            self.rules.len(),
+            self.rejected.len()
+        )
     }
 
     /// What `weir rules check` prints: one line per unreadable file and per rejected rule,
@@ -159,7 +173,11 @@ impl RuleSetReport {
 
     /// Rejection counts by keyword, largest first.
     pub fn top_rejection_reasons(&self) -> Vec<(&str, usize)> {
-        let mut v: Vec<(&str, usize)> = self.rejected_by_keyword.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        let mut v: Vec<(&str, usize)> = self
+            .rejected_by_keyword
+            .iter()
+            .map(|(k, n)| (k.as_str(), *n))
+            .collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         v
     }
@@ -178,20 +196,32 @@ struct Loader<'a> {
 /// Loads rule files in order. A bad rule rejects only itself; an unreadable file is listed in
 /// [`RuleSetReport::file_errors`]. List files (`filemd5:...`) are found relative to the rule
 /// file's directory.
-pub fn load_rule_files<P: AsRef<Path>>(paths: &[P], vars: &Vars, classification: &Classification) -> RuleSetReport {
+pub fn load_rule_files<P: AsRef<Path>>(
+    paths: &[P],
+    vars: &Vars,
+    classification: &Classification,
+) -> RuleSetReport {
     let mut loader = Loader::new(vars, classification);
     for path in paths {
         let path = path.as_ref();
         match read_limited(path) {
             Ok(bytes) => loader.load_text(&bytes, path),
-            Err(reason) => loader.report.file_errors.push(FileError { path: path.to_path_buf(), reason }),
+            Err(reason) => loader.report.file_errors.push(FileError {
+                path: path.to_path_buf(),
+                reason,
+            }),
         }
     }
     loader.finish()
 }
 
 /// Loads rules from text, reported as coming from `origin` (list files resolve next to it).
-pub fn load_rules_from_str(text: &str, origin: &Path, vars: &Vars, classification: &Classification) -> RuleSetReport {
+pub fn load_rules_from_str(
+    text: &str,
+    origin: &Path,
+    vars: &Vars,
+    classification: &Classification,
+) -> RuleSetReport {
     let mut loader = Loader::new(vars, classification);
     loader.load_text(text.as_bytes(), origin);
     loader.finish()
@@ -200,7 +230,9 @@ pub fn load_rules_from_str(text: &str, origin: &Path, vars: &Vars, classificatio
 fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let mut bytes = Vec::new();
-    file.take(MAX_RULE_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
+    file.take(MAX_RULE_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
     if bytes.len() as u64 > MAX_RULE_FILE_BYTES {
         return Err(format!("larger than {MAX_RULE_FILE_BYTES} bytes"));
     }
@@ -243,11 +275,25 @@ impl<'a> Loader<'a> {
                 pending.extend_from_slice(line);
             }
             let text = std::mem::take(&mut pending);
-            self.load_one(&text, Location { file: file.clone(), line: pending_line }, base_dir);
+            self.load_one(
+                &text,
+                Location {
+                    file: file.clone(),
+                    line: pending_line,
+                },
+                base_dir,
+            );
         }
         if !pending.is_empty() {
             let text = std::mem::take(&mut pending);
-            self.load_one(&text, Location { file, line: pending_line }, base_dir);
+            self.load_one(
+                &text,
+                Location {
+                    file,
+                    line: pending_line,
+                },
+                base_dir,
+            );
         }
     }
 
@@ -288,8 +334,17 @@ impl<'a> Loader<'a> {
     }
 
     fn reject(&mut self, at: Location, sid: Option<u32>, reason: RejectReason) {
-        *self.report.rejected_by_keyword.entry(reason.keyword().to_string()).or_default() += 1;
-        self.report.rejected.push(Rejection { file: at.file, line: at.line, sid, reason });
+        *self
+            .report
+            .rejected_by_keyword
+            .entry(reason.keyword().to_string())
+            .or_default() += 1;
+        self.report.rejected.push(Rejection {
+            file: at.file,
+            line: at.line,
+            sid,
+            reason,
+        });
     }
 
     /// Adds a parsed rule, applying Suricata's duplicate policy: of two rules with one gid:sid
@@ -307,12 +362,36 @@ impl<'a> Loader<'a> {
         };
         let (old_rev, old_at) = (old.rev, old_at.clone());
         if rule.rev <= old_rev {
-            self.report.duplicates.push(DuplicateSid { gid: key.0, sid: key.1, kept: old_at.clone(), dropped: at.clone() });
-            self.reject(at, Some(key.1), RejectReason::Duplicate { kept_at: old_at.to_string(), kept_rev: old_rev });
+            self.report.duplicates.push(DuplicateSid {
+                gid: key.0,
+                sid: key.1,
+                kept: old_at.clone(),
+                dropped: at.clone(),
+            });
+            self.reject(
+                at,
+                Some(key.1),
+                RejectReason::Duplicate {
+                    kept_at: old_at.to_string(),
+                    kept_rev: old_rev,
+                },
+            );
             return false;
         }
-        self.report.duplicates.push(DuplicateSid { gid: key.0, sid: key.1, kept: at.clone(), dropped: old_at.clone() });
-        self.reject(old_at, Some(key.1), RejectReason::Superseded { by_at: at.to_string(), by_rev: rule.rev });
+        self.report.duplicates.push(DuplicateSid {
+            gid: key.0,
+            sid: key.1,
+            kept: at.clone(),
+            dropped: old_at.clone(),
+        });
+        self.reject(
+            old_at,
+            Some(key.1),
+            RejectReason::Superseded {
+                by_at: at.to_string(),
+                by_rev: rule.rev,
+            },
+        );
         self.by_sid.insert(key, self.slots.len());
         if let Some(slot) = self.slots.get_mut(index) {
             *slot = None;
@@ -356,7 +435,11 @@ fn trim_start_bytes(mut s: &[u8]) -> &[u8] {
 /// text does not split).
 fn keywords_of(text: &str) -> Vec<String> {
     match split_rule(text.trim()) {
-        Ok(raw) => raw.options.iter().map(|o| o.keyword.to_ascii_lowercase()).collect(),
+        Ok(raw) => raw
+            .options
+            .iter()
+            .map(|o| o.keyword.to_ascii_lowercase())
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -365,14 +448,18 @@ fn keywords_of(text: &str) -> Vec<String> {
 fn sniff_sid(text: &str) -> Option<u32> {
     let mut rest = text;
     while let Some(pos) = rest.find("sid") {
-        let before_ok = pos == 0 || !rest.as_bytes()[pos - 1].is_ascii_alphanumeric() && rest.as_bytes()[pos - 1] != b'_';
+        let before_ok = pos == 0
+            || !rest.as_bytes()[pos - 1].is_ascii_alphanumeric()
+                && rest.as_bytes()[pos - 1] != b'_';
         let after = rest[pos + 3..].trim_start();
-        if before_ok {
-            if let Some(value) = after.strip_prefix(':') {
-                let digits: String = value.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
-                if let Ok(sid) = digits.parse() {
-                    return Some(sid);
-                }
+        if let (true, Some(value)) = (before_ok, after.strip_prefix(':')) {
+            let digits: String = value
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            if let Ok(sid) = digits.parse() {
+                return Some(sid);
             }
         }
         rest = &rest[pos + 3..];

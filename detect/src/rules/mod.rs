@@ -13,21 +13,22 @@ mod load;
 mod options;
 mod vars;
 
-pub use classification::{ClassType, Classification, ClassificationError};
+pub use classification::{
+    ClassType, Classification, ClassificationError, WEIR_DEFAULT_CLASSIFICATION,
+};
 pub use content::parse_content_bytes;
 pub use error::RuleError;
-pub use header::{AddressExpr, Action, IpBlock, PortExpr, Protocol, RuleDirection, app_protocol};
+pub use header::{Action, AddressExpr, IpBlock, PortExpr, Protocol, RuleDirection, app_protocol};
 pub use lexer::{MAX_OPTIONS, MAX_RULE_LEN};
 pub use load::{
-    DuplicateSid, FileError, KeywordUse, Location, MAX_RULE_FILE_BYTES, RejectReason, Rejection, RuleSetReport,
-    Warning, load_rule_files,
-    load_rules_from_str,
+    DuplicateSid, FileError, KeywordUse, Location, MAX_RULE_FILE_BYTES, RejectReason, Rejection,
+    RuleSetReport, Warning, load_rule_files, load_rules_from_str,
 };
 pub use options::{
     Base64Decode, Buffer, ByteExtract, ByteJump, ByteMath, ByteMathOp, ByteTest, ByteTestOp, Cmp,
-    Content, Detection, DetectionFilter, Endian, FastPattern, FileHashKind, FileHashList, FlowOptions,
-    Flowbit, FlowbitCmd, Inspection, IsDataAt, Match, NumBase, OtherOption, Pcre, Reference, Target,
-    TcpFlags, Threshold, ThresholdKind, Track, Transform, Value, XbitTrack,
+    Content, Detection, DetectionFilter, Endian, FastPattern, FileHashKind, FileHashList,
+    FlowOptions, Flowbit, FlowbitCmd, Inspection, IsDataAt, Match, NumBase, OtherOption, Pcre,
+    Reference, Target, TcpFlags, Threshold, ThresholdKind, Track, Transform, Value, XbitTrack,
 };
 pub use vars::{MAX_VAR_EXPANSION, ResolvedVars, Vars};
 

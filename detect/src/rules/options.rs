@@ -42,11 +42,17 @@ impl Buffer {
     pub const PAYLOAD: &'static str = "pkt_data";
 
     fn payload() -> Buffer {
-        Buffer { name: Buffer::PAYLOAD, transforms: Vec::new() }
+        Buffer {
+            name: Buffer::PAYLOAD,
+            transforms: Vec::new(),
+        }
     }
 
     fn named(name: &'static str) -> Buffer {
-        Buffer { name, transforms: Vec::new() }
+        Buffer {
+            name,
+            transforms: Vec::new(),
+        }
     }
 
     pub fn is_payload(&self) -> bool {
@@ -71,7 +77,10 @@ pub enum Transform {
     Xor(Vec<u8>),
     /// `from_base64` with its options text, `pcrexform` with its regex, and any other transform
     /// kept by name with its argument.
-    Other { name: &'static str, argument: Option<String> },
+    Other {
+        name: &'static str,
+        argument: Option<String>,
+    },
 }
 
 /// One payload inspection and the buffer it runs on.
@@ -414,26 +423,51 @@ pub struct OtherOption {
 pub enum Detection {
     Flow(FlowOptions),
     Flowbit(Flowbit),
-    Xbit { cmd: FlowbitCmd, name: String, track: XbitTrack, expire: Option<u32> },
-    Flowint { name: String, op: String, value: Option<String> },
-    AppLayerProtocol { name: &'static str, negated: bool },
+    Xbit {
+        cmd: FlowbitCmd,
+        name: String,
+        track: XbitTrack,
+        expire: Option<u32>,
+    },
+    Flowint {
+        name: String,
+        op: String,
+        value: Option<String>,
+    },
+    AppLayerProtocol {
+        name: &'static str,
+        negated: bool,
+    },
     Dsize(Cmp),
-    Urilen { cmp: Cmp, raw: bool },
+    Urilen {
+        cmp: Cmp,
+        raw: bool,
+    },
     Ttl(Cmp),
     Itype(Cmp),
     Icode(Cmp),
     IcmpId(u16),
     IcmpSeq(u16),
     IpId(u16),
-    IpProto { cmp: Cmp },
+    IpProto {
+        cmp: Cmp,
+    },
     Ack(u32),
     Seq(u32),
-    Window { size: u16, negated: bool },
+    Window {
+        size: u16,
+        negated: bool,
+    },
     Flags(TcpFlags),
     /// `stream_size:server|client|both|either, op, N`.
-    StreamSize { side: String, cmp: Cmp },
+    StreamSize {
+        side: String,
+        cmp: Cmp,
+    },
     Filesize(Cmp),
-    Filestore { argument: Option<String> },
+    Filestore {
+        argument: Option<String>,
+    },
     FileHash(FileHashList),
     Other(OtherOption),
 }
@@ -594,24 +628,89 @@ const CONTENT_MODIFIERS: &[(&str, &str)] = &[
 
 /// Keywords Weir parses and keeps as written (see [`OtherOption`]).
 const KEPT_AS_WRITTEN: &[&str] = &[
-    "tag", "asn1", "ftpbounce", "ssl_state", "ssl_version", "tls.version", "tls_cert_notbefore",
-    "tls_cert_notafter", "tls_cert_expired", "tls_cert_valid", "tls.store", "tls_store", "tls.fingerprint",
-    "app-layer-event", "app-layer-state", "decode-event", "stream-event", "engine-event", "requires",
-    "bypass", "prefilter", "sameip", "ipopts", "fragbits", "fragoffset", "tos", "tcp.mss", "geoip", "iprep",
-    "dataset", "datarep", "rpc", "dce_iface", "dce_opnum", "krb5_msg_type", "krb5_err_code",
-    "icmpv6.mtu", "dnp3_func", "dnp3_ind", "dnp3_obj", "modbus", "enip_command", "cip_service", "replace",
-    "lua", "luajit", "flow.age", "flow.pkts", "flow.bytes", "dns.opcode", "dns.rcode", "dns.rrtype",
-    "ssh.protoversion", "ssh.softwareversion", "tls.cert_chain_len", "config", "ike.exchtype",
-    "snmp.version", "snmp.pdu_type", "nfs_procedure", "nfs.version", "template2", "pcrexform",
-    "file.store", "ftpdata_command", "ftp.dynamic_port", "ftp.mode", "mqtt.type", "ldap.request.operation",
+    "tag",
+    "asn1",
+    "ftpbounce",
+    "ssl_state",
+    "ssl_version",
+    "tls.version",
+    "tls_cert_notbefore",
+    "tls_cert_notafter",
+    "tls_cert_expired",
+    "tls_cert_valid",
+    "tls.store",
+    "tls_store",
+    "tls.fingerprint",
+    "app-layer-event",
+    "app-layer-state",
+    "decode-event",
+    "stream-event",
+    "engine-event",
+    "requires",
+    "bypass",
+    "prefilter",
+    "sameip",
+    "ipopts",
+    "fragbits",
+    "fragoffset",
+    "tos",
+    "tcp.mss",
+    "geoip",
+    "iprep",
+    "dataset",
+    "datarep",
+    "rpc",
+    "dce_iface",
+    "dce_opnum",
+    "krb5_msg_type",
+    "krb5_err_code",
+    "icmpv6.mtu",
+    "dnp3_func",
+    "dnp3_ind",
+    "dnp3_obj",
+    "modbus",
+    "enip_command",
+    "cip_service",
+    "replace",
+    "lua",
+    "luajit",
+    "flow.age",
+    "flow.pkts",
+    "flow.bytes",
+    "dns.opcode",
+    "dns.rcode",
+    "dns.rrtype",
+    "ssh.protoversion",
+    "ssh.softwareversion",
+    "tls.cert_chain_len",
+    "config",
+    "ike.exchtype",
+    "snmp.version",
+    "snmp.pdu_type",
+    "nfs_procedure",
+    "nfs.version",
+    "template2",
+    "pcrexform",
+    "file.store",
+    "ftpdata_command",
+    "ftp.dynamic_port",
+    "ftp.mode",
+    "mqtt.type",
+    "ldap.request.operation",
 ];
 
 fn sticky_buffer(keyword: &str) -> Option<&'static str> {
-    STICKY_BUFFERS.iter().find(|(k, _)| *k == keyword).map(|(_, b)| *b)
+    STICKY_BUFFERS
+        .iter()
+        .find(|(k, _)| *k == keyword)
+        .map(|(_, b)| *b)
 }
 
 fn content_modifier(keyword: &str) -> Option<&'static str> {
-    CONTENT_MODIFIERS.iter().find(|(k, _)| *k == keyword).map(|(_, b)| *b)
+    CONTENT_MODIFIERS
+        .iter()
+        .find(|(k, _)| *k == keyword)
+        .map(|(_, b)| *b)
 }
 
 fn kept_keyword(keyword: &str) -> Option<&'static str> {
@@ -632,11 +731,19 @@ fn transform(keyword: &str, value: Option<&str>) -> Option<Transform> {
         "header_lowercase" => Transform::HeaderLowercase,
         "strip_pseudo_headers" => Transform::StripPseudoHeaders,
         "xor" => {
-            let key = value.and_then(|v| strip_quotes(v).ok()).and_then(|v| parse_content_bytes(&format!("|{v}|")).ok())?;
+            let key = value
+                .and_then(|v| strip_quotes(v).ok())
+                .and_then(|v| parse_content_bytes(&format!("|{v}|")).ok())?;
             Transform::Xor(key)
         }
-        "from_base64" => Transform::Other { name: "from_base64", argument: value.map(str::to_string) },
-        "pcrexform" => Transform::Other { name: "pcrexform", argument: value.map(str::to_string) },
+        "from_base64" => Transform::Other {
+            name: "from_base64",
+            argument: value.map(str::to_string),
+        },
+        "pcrexform" => Transform::Other {
+            name: "pcrexform",
+            argument: value.map(str::to_string),
+        },
         _ => return None,
     })
 }
@@ -678,10 +785,12 @@ pub fn parse_rule(
     }
     let h = &raw.header;
     let action = Action::parse(h[0]).ok_or_else(|| RuleError::UnknownAction(h[0].to_string()))?;
-    let protocol = Protocol::parse(h[1]).ok_or_else(|| RuleError::UnknownProtocol(h[1].to_string()))?;
+    let protocol =
+        Protocol::parse(h[1]).ok_or_else(|| RuleError::UnknownProtocol(h[1].to_string()))?;
     let src_addr = parse_address(h[2], vars)?;
     let src_port = parse_port(h[3], vars)?;
-    let direction = RuleDirection::parse(h[4]).ok_or_else(|| RuleError::BadDirection(h[4].to_string()))?;
+    let direction =
+        RuleDirection::parse(h[4]).ok_or_else(|| RuleError::BadDirection(h[4].to_string()))?;
     let dst_addr = parse_address(h[5], vars)?;
     let dst_port = parse_port(h[6], vars)?;
 
@@ -756,11 +865,14 @@ fn no_value(keyword: &str, value: Option<&str>) -> Result<(), RuleError> {
 fn number<T: std::str::FromStr>(keyword: &str, s: &str) -> Result<T, RuleError> {
     let s = s.trim();
     let parsed = if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u64::from_str_radix(hex, 16).ok().and_then(|v| v.to_string().parse().ok())
+        u64::from_str_radix(hex, 16)
+            .ok()
+            .and_then(|v| v.to_string().parse().ok())
     } else {
         s.parse().ok()
     };
-    parsed.ok_or_else(|| RuleError::bad(keyword, format!("`{}` is not a valid number", truncate(s))))
+    parsed
+        .ok_or_else(|| RuleError::bad(keyword, format!("`{}` is not a valid number", truncate(s))))
 }
 
 /// Parses Suricata's integer comparison syntax.
@@ -804,7 +916,10 @@ fn parse_cmp(keyword: &str, s: &str) -> Result<Cmp, RuleError> {
 }
 
 fn split_args(s: &str) -> Vec<&str> {
-    s.split(',').map(str::trim).filter(|a| !a.is_empty()).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect()
 }
 
 fn parse_base(keyword: &str, s: &str) -> Result<NumBase, RuleError> {
@@ -853,20 +968,31 @@ impl Builder<'_> {
             "classtype" => self.classtype(need(k, value)?)?,
             "reference" => {
                 let v = need(k, value)?;
-                let (kind, val) = v.split_once(',').ok_or_else(|| RuleError::bad(k, "expected type,value"))?;
-                self.references.push(Reference { kind: kind.trim().to_string(), value: val.trim().to_string() });
+                let (kind, val) = v
+                    .split_once(',')
+                    .ok_or_else(|| RuleError::bad(k, "expected type,value"))?;
+                self.references.push(Reference {
+                    kind: kind.trim().to_string(),
+                    value: val.trim().to_string(),
+                });
             }
             "metadata" => {
                 for entry in split_args(need(k, value)?) {
                     let (key, val) = entry.split_once(char::is_whitespace).unwrap_or((entry, ""));
-                    self.metadata.push((key.to_string(), val.trim().to_string()));
+                    self.metadata
+                        .push((key.to_string(), val.trim().to_string()));
                 }
             }
             "target" => {
                 self.target = Some(match need(k, value)? {
                     "src_ip" => Target::Source,
                     "dest_ip" => Target::Destination,
-                    other => return Err(RuleError::bad(k, format!("`{other}` is not src_ip or dest_ip"))),
+                    other => {
+                        return Err(RuleError::bad(
+                            k,
+                            format!("`{other}` is not src_ip or dest_ip"),
+                        ));
+                    }
                 })
             }
             "noalert" => {
@@ -883,13 +1009,22 @@ impl Builder<'_> {
                 no_value(k, value)?;
                 self.last_content_mut(k)?.rawbytes = true;
             }
-            "depth" | "offset" | "distance" | "within" => self.content_position(k, need(k, value)?)?,
+            "depth" | "offset" | "distance" | "within" => {
+                self.content_position(k, need(k, value)?)?
+            }
             "startswith" | "endswith" => {
                 no_value(k, value)?;
                 let c = self.last_content_mut(k)?;
                 if k == "startswith" {
-                    if c.depth.is_some() || c.offset.is_some() || c.distance.is_some() || c.within.is_some() {
-                        return Err(RuleError::bad(k, "cannot be combined with depth/offset/distance/within"));
+                    if c.depth.is_some()
+                        || c.offset.is_some()
+                        || c.distance.is_some()
+                        || c.within.is_some()
+                    {
+                        return Err(RuleError::bad(
+                            k,
+                            "cannot be combined with depth/offset/distance/within",
+                        ));
                     }
                     c.startswith = true;
                 } else {
@@ -901,15 +1036,20 @@ impl Builder<'_> {
                     None => FastPattern::Yes,
                     Some("only") => FastPattern::Only,
                     Some(v) => {
-                        let (o, l) = v.split_once(',').ok_or_else(|| RuleError::bad(k, "expected only or offset,length"))?;
-                        FastPattern::Slice { offset: number(k, o)?, length: number(k, l)? }
+                        let (o, l) = v
+                            .split_once(',')
+                            .ok_or_else(|| RuleError::bad(k, "expected only or offset,length"))?;
+                        FastPattern::Slice {
+                            offset: number(k, o)?,
+                            length: number(k, l)?,
+                        }
                     }
                 };
                 let c = self.last_content_mut(k)?;
-                if let FastPattern::Slice { offset, length } = fp {
-                    if usize::from(offset) + usize::from(length) > c.pattern.len() {
-                        return Err(RuleError::bad(k, "slice runs past the end of the content"));
-                    }
+                if let FastPattern::Slice { offset, length } = fp
+                    && usize::from(offset) + usize::from(length) > c.pattern.len()
+                {
+                    return Err(RuleError::bad(k, "slice runs past the end of the content"));
                 }
                 c.fast_pattern = Some(fp);
             }
@@ -931,12 +1071,16 @@ impl Builder<'_> {
                         "bytes" => d.bytes = Some(number(k, v)?),
                         "offset" => d.offset = Some(number(k, v)?),
                         "relative" => d.relative = true,
-                        other => return Err(RuleError::bad(k, format!("unknown option `{other}`"))),
+                        other => {
+                            return Err(RuleError::bad(k, format!("unknown option `{other}`")));
+                        }
                     }
                 }
                 self.push(Inspection::Base64Decode(d));
             }
-            "dsize" => self.conditions.push(Detection::Dsize(parse_cmp(k, need(k, value)?)?)),
+            "dsize" => self
+                .conditions
+                .push(Detection::Dsize(parse_cmp(k, need(k, value)?)?)),
             "urilen" => {
                 let v = need(k, value)?;
                 let (cmp, raw) = match v.split_once(',') {
@@ -947,27 +1091,50 @@ impl Builder<'_> {
                     },
                     None => (v, false),
                 };
-                self.conditions.push(Detection::Urilen { cmp: parse_cmp(k, cmp)?, raw });
+                self.conditions.push(Detection::Urilen {
+                    cmp: parse_cmp(k, cmp)?,
+                    raw,
+                });
             }
-            "ttl" => self.conditions.push(Detection::Ttl(parse_cmp(k, need(k, value)?)?)),
-            "itype" => self.conditions.push(Detection::Itype(parse_cmp(k, need(k, value)?)?)),
-            "icode" => self.conditions.push(Detection::Icode(parse_cmp(k, need(k, value)?)?)),
-            "icmp_id" => self.conditions.push(Detection::IcmpId(number(k, need(k, value)?)?)),
-            "icmp_seq" => self.conditions.push(Detection::IcmpSeq(number(k, need(k, value)?)?)),
-            "id" => self.conditions.push(Detection::IpId(number(k, need(k, value)?)?)),
-            "ack" => self.conditions.push(Detection::Ack(number(k, need(k, value)?)?)),
-            "seq" => self.conditions.push(Detection::Seq(number(k, need(k, value)?)?)),
+            "ttl" => self
+                .conditions
+                .push(Detection::Ttl(parse_cmp(k, need(k, value)?)?)),
+            "itype" => self
+                .conditions
+                .push(Detection::Itype(parse_cmp(k, need(k, value)?)?)),
+            "icode" => self
+                .conditions
+                .push(Detection::Icode(parse_cmp(k, need(k, value)?)?)),
+            "icmp_id" => self
+                .conditions
+                .push(Detection::IcmpId(number(k, need(k, value)?)?)),
+            "icmp_seq" => self
+                .conditions
+                .push(Detection::IcmpSeq(number(k, need(k, value)?)?)),
+            "id" => self
+                .conditions
+                .push(Detection::IpId(number(k, need(k, value)?)?)),
+            "ack" => self
+                .conditions
+                .push(Detection::Ack(number(k, need(k, value)?)?)),
+            "seq" => self
+                .conditions
+                .push(Detection::Seq(number(k, need(k, value)?)?)),
             "window" => {
                 let v = need(k, value)?;
                 let (negated, v) = match v.strip_prefix('!') {
                     Some(rest) => (true, rest),
                     None => (false, v),
                 };
-                self.conditions.push(Detection::Window { size: number(k, v)?, negated });
+                self.conditions.push(Detection::Window {
+                    size: number(k, v)?,
+                    negated,
+                });
             }
             "ip_proto" => {
                 let v = need(k, value)?;
-                let (prefix, name) = v.split_at(v.find(|c: char| c.is_ascii_alphanumeric()).unwrap_or(0));
+                let (prefix, name) =
+                    v.split_at(v.find(|c: char| c.is_ascii_alphanumeric()).unwrap_or(0));
                 let number_text = match ip_proto_number(name) {
                     Some(n) => format!("{prefix}{n}"),
                     None => v.to_string(),
@@ -975,7 +1142,9 @@ impl Builder<'_> {
                 let cmp = parse_cmp(k, &number_text)?;
                 self.conditions.push(Detection::IpProto { cmp });
             }
-            "flags" | "tcp.flags" => self.conditions.push(Detection::Flags(parse_flags(k, need(k, value)?)?)),
+            "flags" | "tcp.flags" => self
+                .conditions
+                .push(Detection::Flags(parse_flags(k, need(k, value)?)?)),
             "flow" => self.flow(need(k, value)?)?,
             "flowbits" => self.flowbits(need(k, value)?)?,
             "xbits" => self.xbits(need(k, value)?)?,
@@ -999,7 +1168,10 @@ impl Builder<'_> {
                     return Err(RuleError::bad(k, format!("unknown side `{side}`")));
                 }
                 let cmp = parse_cmp(k, &format!("{op}{n}"))?;
-                self.conditions.push(Detection::StreamSize { side: side.to_string(), cmp });
+                self.conditions.push(Detection::StreamSize {
+                    side: side.to_string(),
+                    cmp,
+                });
             }
             "app-layer-protocol" => {
                 let v = need(k, value)?;
@@ -1007,14 +1179,22 @@ impl Builder<'_> {
                     Some(rest) => (true, rest.trim()),
                     None => (false, v),
                 };
-                let name = app_protocol(name).ok_or_else(|| RuleError::bad(k, format!("unknown protocol `{name}`")))?;
-                self.conditions.push(Detection::AppLayerProtocol { name, negated });
+                let name = app_protocol(name)
+                    .ok_or_else(|| RuleError::bad(k, format!("unknown protocol `{name}`")))?;
+                self.conditions
+                    .push(Detection::AppLayerProtocol { name, negated });
             }
             "threshold" => self.threshold = Some(self.threshold_value(k, need(k, value)?)?),
-            "detection_filter" => self.detection_filter = Some(self.detection_filter_value(k, need(k, value)?)?),
+            "detection_filter" => {
+                self.detection_filter = Some(self.detection_filter_value(k, need(k, value)?)?)
+            }
             "filename" | "fileext" | "filemagic" => self.file_content(k, need(k, value)?)?,
-            "filesize" => self.conditions.push(Detection::Filesize(parse_cmp(k, need(k, value)?)?)),
-            "filestore" => self.conditions.push(Detection::Filestore { argument: value.map(str::to_string) }),
+            "filesize" => self
+                .conditions
+                .push(Detection::Filesize(parse_cmp(k, need(k, value)?)?)),
+            "filestore" => self.conditions.push(Detection::Filestore {
+                argument: value.map(str::to_string),
+            }),
             "filemd5" | "filesha1" | "filesha256" => self.file_hashes(k, need(k, value)?)?,
             _ => {
                 if let Some(name) = sticky_buffer(k) {
@@ -1029,7 +1209,10 @@ impl Builder<'_> {
                     }
                     self.buffer.transforms.push(t);
                 } else if let Some(known) = kept_keyword(k) {
-                    self.conditions.push(Detection::Other(OtherOption { keyword: known, value: value.map(str::to_string) }));
+                    self.conditions.push(Detection::Other(OtherOption {
+                        keyword: known,
+                        value: value.map(str::to_string),
+                    }));
                 } else {
                     return Err(RuleError::UnknownKeyword(option.keyword.to_string()));
                 }
@@ -1040,14 +1223,22 @@ impl Builder<'_> {
 
     fn classtype(&mut self, value: &str) -> Result<(), RuleError> {
         let name = value.trim().trim_matches('"');
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(RuleError::bad("classtype", format!("invalid name `{}`", truncate(name))));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(RuleError::bad(
+                "classtype",
+                format!("invalid name `{}`", truncate(name)),
+            ));
         }
         // Suricata keeps an unknown class type (with a warning) at the default priority 3.
         let (canonical, priority) = match self.classification.get(name) {
             Some(t) => (t.name.clone(), t.priority),
             None => {
-                self.warnings.push(Warning::UnknownClasstype(name.to_string()));
+                self.warnings
+                    .push(Warning::UnknownClasstype(name.to_string()));
                 (name.to_string(), 3)
             }
         };
@@ -1060,11 +1251,16 @@ impl Builder<'_> {
     }
 
     fn push(&mut self, inspection: Inspection) {
-        self.matches.push(Match { buffer: self.buffer.clone(), inspection });
+        self.matches.push(Match {
+            buffer: self.buffer.clone(),
+            inspection,
+        });
     }
 
     fn last_content_mut(&mut self, keyword: &str) -> Result<&mut Content, RuleError> {
-        let no_content = || RuleError::NoPrecedingContent { keyword: keyword.to_string() };
+        let no_content = || RuleError::NoPrecedingContent {
+            keyword: keyword.to_string(),
+        };
         let index = self.last_content.ok_or_else(no_content)?;
         match self.matches.get_mut(index).map(|m| &mut m.inspection) {
             Some(Inspection::Content(c)) => Ok(c),
@@ -1072,7 +1268,12 @@ impl Builder<'_> {
         }
     }
 
-    fn content(&mut self, value: &str, buffer: &'static str, legacy_uri: bool) -> Result<(), RuleError> {
+    fn content(
+        &mut self,
+        value: &str,
+        buffer: &'static str,
+        legacy_uri: bool,
+    ) -> Result<(), RuleError> {
         let keyword = if legacy_uri { "uricontent" } else { "content" };
         let (negated, quoted) = match value.strip_prefix('!') {
             Some(rest) => (true, rest.trim_start()),
@@ -1082,10 +1283,22 @@ impl Builder<'_> {
             return Err(RuleError::bad(keyword, "value must be quoted"));
         }
         let inner = strip_quotes(quoted)?;
-        let pattern = parse_content_bytes(inner).map_err(|reason| RuleError::bad(keyword, reason))?;
-        let content = Content { pattern, negated, ..Content::default() };
-        let target = if legacy_uri { Buffer::named(buffer) } else { self.buffer.clone() };
-        self.matches.push(Match { buffer: target, inspection: Inspection::Content(content) });
+        let pattern =
+            parse_content_bytes(inner).map_err(|reason| RuleError::bad(keyword, reason))?;
+        let content = Content {
+            pattern,
+            negated,
+            ..Content::default()
+        };
+        let target = if legacy_uri {
+            Buffer::named(buffer)
+        } else {
+            self.buffer.clone()
+        };
+        self.matches.push(Match {
+            buffer: target,
+            inspection: Inspection::Content(content),
+        });
         self.last_content = Some(self.matches.len() - 1);
         Ok(())
     }
@@ -1096,7 +1309,10 @@ impl Builder<'_> {
             Err(_) => {
                 let name = value.trim();
                 if !self.vars.contains(name) {
-                    return Err(RuleError::bad(keyword, format!("`{}` is neither a number nor a variable", truncate(name))));
+                    return Err(RuleError::bad(
+                        keyword,
+                        format!("`{}` is neither a number nor a variable", truncate(name)),
+                    ));
                 }
                 Value::Var(name.to_string())
             }
@@ -1106,12 +1322,18 @@ impl Builder<'_> {
         let relative = c.distance.is_some() || c.within.is_some();
         let is_relative_keyword = matches!(keyword, "distance" | "within");
         if (is_relative_keyword && absolute) || (!is_relative_keyword && relative) {
-            return Err(RuleError::bad(keyword, "cannot mix relative (distance/within) and absolute (depth/offset)"));
+            return Err(RuleError::bad(
+                keyword,
+                "cannot mix relative (distance/within) and absolute (depth/offset)",
+            ));
         }
         let pattern_len = i64::try_from(c.pattern.len()).unwrap_or(i64::MAX);
         match (&parsed, keyword) {
             (Value::Lit(n), "depth" | "within") if *n < pattern_len => {
-                return Err(RuleError::bad(keyword, format!("{n} is less than the content length {pattern_len}")));
+                return Err(RuleError::bad(
+                    keyword,
+                    format!("{n} is less than the content length {pattern_len}"),
+                ));
             }
             (Value::Lit(n), "depth" | "offset") if *n < 0 => {
                 return Err(RuleError::bad(keyword, "must not be negative"));
@@ -1131,17 +1353,36 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn modify_last_content(&mut self, keyword: &str, buffer: &'static str) -> Result<(), RuleError> {
+    fn modify_last_content(
+        &mut self,
+        keyword: &str,
+        buffer: &'static str,
+    ) -> Result<(), RuleError> {
         if !self.buffer.is_payload() {
             return Err(RuleError::bad(
                 keyword,
-                format!("used while sticky buffer {} is set (reset it with pkt_data)", self.buffer.name),
+                format!(
+                    "used while sticky buffer {} is set (reset it with pkt_data)",
+                    self.buffer.name
+                ),
             ));
         }
-        let index = self.last_content.ok_or_else(|| RuleError::NoPrecedingContent { keyword: keyword.to_string() })?;
-        let m = self.matches.get_mut(index).ok_or_else(|| RuleError::NoPrecedingContent { keyword: keyword.to_string() })?;
+        let index = self
+            .last_content
+            .ok_or_else(|| RuleError::NoPrecedingContent {
+                keyword: keyword.to_string(),
+            })?;
+        let m = self
+            .matches
+            .get_mut(index)
+            .ok_or_else(|| RuleError::NoPrecedingContent {
+                keyword: keyword.to_string(),
+            })?;
         if !m.buffer.is_payload() {
-            return Err(RuleError::bad(keyword, format!("content is already in {}", m.buffer.name)));
+            return Err(RuleError::bad(
+                keyword,
+                format!("content is already in {}", m.buffer.name),
+            ));
         }
         m.buffer = Buffer::named(buffer);
         Ok(())
@@ -1155,10 +1396,18 @@ impl Builder<'_> {
         };
         // Unlike content, Suricata lets a regex hold a bare `"` (ET rules rely on it).
         let inner = strip_outer_quotes(quoted)?;
-        let body = inner.strip_prefix('/').ok_or_else(|| RuleError::bad(k, "regex must start with /"))?;
-        let end = body.rfind('/').ok_or_else(|| RuleError::bad(k, "regex must end with /"))?;
+        let body = inner
+            .strip_prefix('/')
+            .ok_or_else(|| RuleError::bad(k, "regex must start with /"))?;
+        let end = body
+            .rfind('/')
+            .ok_or_else(|| RuleError::bad(k, "regex must end with /"))?;
         let (pattern, flags) = (&body[..end], &body[end + 1..]);
-        let mut p = Pcre { pattern: pattern.to_string(), negated, ..Pcre::default() };
+        let mut p = Pcre {
+            pattern: pattern.to_string(),
+            negated,
+            ..Pcre::default()
+        };
         let mut buffer: Option<&'static str> = None;
         for flag in flags.chars() {
             let mut set_buffer = |name: &'static str| buffer = Some(name);
@@ -1197,7 +1446,13 @@ impl Builder<'_> {
                 if same_body {
                     self.buffer.clone()
                 } else if !self.buffer.is_payload() && self.buffer.name != name {
-                    return Err(RuleError::bad(k, format!("buffer flag conflicts with sticky buffer {}", self.buffer.name)));
+                    return Err(RuleError::bad(
+                        k,
+                        format!(
+                            "buffer flag conflicts with sticky buffer {}",
+                            self.buffer.name
+                        ),
+                    ));
                 } else if self.buffer.name == name {
                     self.buffer.clone()
                 } else {
@@ -1206,7 +1461,10 @@ impl Builder<'_> {
             }
             None => self.buffer.clone(),
         };
-        self.matches.push(Match { buffer: target, inspection: Inspection::Pcre(p) });
+        self.matches.push(Match {
+            buffer: target,
+            inspection: Inspection::Pcre(p),
+        });
         Ok(())
     }
 
@@ -1215,27 +1473,33 @@ impl Builder<'_> {
         if let Ok(n) = number::<i64>(keyword, s) {
             return Ok(Value::Lit(n));
         }
-        if s.starts_with('-') {
-            if let Ok(n) = s.parse::<i64>() {
-                return Ok(Value::Lit(n));
-            }
-        }
         if self.vars.contains(s) {
             Ok(Value::Var(s.to_string()))
         } else {
-            Err(RuleError::bad(keyword, format!("`{}` is neither a number nor a variable", truncate(s))))
+            Err(RuleError::bad(
+                keyword,
+                format!("`{}` is neither a number nor a variable", truncate(s)),
+            ))
         }
     }
 
     fn isdataat(&mut self, value: &str) -> Result<(), RuleError> {
         let k = "isdataat";
         let args = split_args(value);
-        let first = args.first().copied().ok_or_else(|| RuleError::bad(k, "needs an offset"))?;
+        let first = args
+            .first()
+            .copied()
+            .ok_or_else(|| RuleError::bad(k, "needs an offset"))?;
         let (negated, offset) = match first.strip_prefix('!') {
             Some(rest) => (true, rest),
             None => (false, first),
         };
-        let mut d = IsDataAt { offset: self.value_or_var(k, offset)?, negated, relative: false, rawbytes: false };
+        let mut d = IsDataAt {
+            offset: self.value_or_var(k, offset)?,
+            negated,
+            relative: false,
+            rawbytes: false,
+        };
         for arg in &args[1..] {
             match *arg {
                 "relative" => d.relative = true,
@@ -1254,8 +1518,12 @@ impl Builder<'_> {
             return Err(RuleError::bad(k, "expected bytes, operator, value, offset"));
         }
         // ET ships `byte_test:0,...,string,dec` enabled; only string mode can mean anything by 0.
-        let string_mode = args[4..].iter().any(|a| *a == "string");
-        let bytes = if args[0] == "0" && string_mode { 0 } else { byte_count(k, args[0])? };
+        let string_mode = args[4..].contains(&"string");
+        let bytes = if args[0] == "0" && string_mode {
+            0
+        } else {
+            byte_count(k, args[0])?
+        };
         let op_text = args[1];
         let (negated, op_text) = match op_text.strip_prefix('!') {
             Some("") => (true, "="),
@@ -1284,8 +1552,7 @@ impl Builder<'_> {
             dce: false,
             bitmask: None,
         };
-        let mut rest = args[4..].iter();
-        while let Some(arg) = rest.next() {
+        for arg in &args[4..] {
             match *arg {
                 "relative" => t.relative = true,
                 "big" => t.endian = Endian::Big,
@@ -1345,7 +1612,10 @@ impl Builder<'_> {
             }
         }
         if j.from_beginning && j.from_end {
-            return Err(RuleError::bad(k, "from_beginning and from_end exclude each other"));
+            return Err(RuleError::bad(
+                k,
+                "from_beginning and from_end exclude each other",
+            ));
         }
         check_string_bytes(k, j.string, bytes)?;
         self.push(Inspection::ByteJump(j));
@@ -1355,11 +1625,20 @@ impl Builder<'_> {
     fn declare_var(&mut self, keyword: &str, name: &str) -> Result<String, RuleError> {
         // ET names variables like `SSL.Client_Hello.length`; Suricata accepts the dots.
         let valid_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
-        if name.is_empty() || !name.chars().all(valid_char) || name.starts_with(|c: char| c.is_ascii_digit()) {
-            return Err(RuleError::bad(keyword, format!("invalid variable name `{}`", truncate(name))));
+        if name.is_empty()
+            || !name.chars().all(valid_char)
+            || name.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(RuleError::bad(
+                keyword,
+                format!("invalid variable name `{}`", truncate(name)),
+            ));
         }
         if self.vars.len() >= MAX_RULE_VARS {
-            return Err(RuleError::bad(keyword, format!("more than {MAX_RULE_VARS} variables")));
+            return Err(RuleError::bad(
+                keyword,
+                format!("more than {MAX_RULE_VARS} variables"),
+            ));
         }
         self.vars.insert(name.to_string());
         Ok(name.to_string())
@@ -1419,7 +1698,10 @@ impl Builder<'_> {
         let mut result = None;
         let mut m = (false, Endian::Big, None, false, None);
         for arg in split_args(value) {
-            let (name, v) = arg.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())).unwrap_or((arg, ""));
+            let (name, v) = arg
+                .split_once(char::is_whitespace)
+                .map(|(a, b)| (a, b.trim()))
+                .unwrap_or((arg, ""));
             match name {
                 "bytes" => bytes = Some(byte_count(k, v)?),
                 "offset" => offset = Some(number::<i32>(k, v)?),
@@ -1431,7 +1713,9 @@ impl Builder<'_> {
                         "/" => ByteMathOp::Div,
                         "<<" => ByteMathOp::Shl,
                         ">>" => ByteMathOp::Shr,
-                        other => return Err(RuleError::bad(k, format!("unknown operator `{other}`"))),
+                        other => {
+                            return Err(RuleError::bad(k, format!("unknown operator `{other}`")));
+                        }
                     })
                 }
                 "rvalue" => rvalue = Some(self.value_or_var(k, v)?),
@@ -1441,7 +1725,9 @@ impl Builder<'_> {
                     m.1 = match v {
                         "big" => Endian::Big,
                         "little" => Endian::Little,
-                        other => return Err(RuleError::bad(k, format!("unknown endian `{other}`"))),
+                        other => {
+                            return Err(RuleError::bad(k, format!("unknown endian `{other}`")));
+                        }
                     }
                 }
                 "string" => m.2 = Some(parse_base(k, v)?),
@@ -1476,7 +1762,10 @@ impl Builder<'_> {
         for arg in split_args(value) {
             let set_dir = |f: &mut FlowOptions, d: Direction| {
                 if f.direction.is_some_and(|old| old != d) {
-                    return Err(RuleError::bad(k, "to_server and to_client exclude each other"));
+                    return Err(RuleError::bad(
+                        k,
+                        "to_server and to_client exclude each other",
+                    ));
                 }
                 f.direction = Some(d);
                 Ok(())
@@ -1495,10 +1784,16 @@ impl Builder<'_> {
             }
         }
         if f.established && f.not_established {
-            return Err(RuleError::bad(k, "established and not_established exclude each other"));
+            return Err(RuleError::bad(
+                k,
+                "established and not_established exclude each other",
+            ));
         }
         if f.only_stream && f.no_stream {
-            return Err(RuleError::bad(k, "only_stream and no_stream exclude each other"));
+            return Err(RuleError::bad(
+                k,
+                "only_stream and no_stream exclude each other",
+            ));
         }
         self.conditions.push(Detection::Flow(f));
         Ok(())
@@ -1518,7 +1813,9 @@ impl Builder<'_> {
             return Ok(());
         }
         let cmd = parse_bit_cmd(k, cmd)?;
-        let names = names.filter(|n| !n.is_empty()).ok_or_else(|| RuleError::bad(k, "needs a name"))?;
+        let names = names
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| RuleError::bad(k, "needs a name"))?;
         let any_of = names.contains('|');
         if any_of && names.contains('&') {
             return Err(RuleError::bad(k, "cannot mix | and &"));
@@ -1526,11 +1823,21 @@ impl Builder<'_> {
         if any_of && !matches!(cmd, FlowbitCmd::IsSet | FlowbitCmd::IsNotSet) {
             return Err(RuleError::bad(k, "| is only valid with isset/isnotset"));
         }
-        let list: Vec<String> = names.split(['|', '&']).map(|n| n.trim().to_string()).collect();
-        if list.iter().any(|n| n.is_empty() || n.contains(char::is_whitespace)) {
+        let list: Vec<String> = names
+            .split(['|', '&'])
+            .map(|n| n.trim().to_string())
+            .collect();
+        if list
+            .iter()
+            .any(|n| n.is_empty() || n.contains(char::is_whitespace))
+        {
             return Err(RuleError::bad(k, "invalid name"));
         }
-        self.conditions.push(Detection::Flowbit(Flowbit { cmd, names: list, any_of }));
+        self.conditions.push(Detection::Flowbit(Flowbit {
+            cmd,
+            names: list,
+            any_of,
+        }));
         Ok(())
     }
 
@@ -1544,7 +1851,10 @@ impl Builder<'_> {
         let mut track = None;
         let mut expire = None;
         for arg in &args[2..] {
-            match arg.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())) {
+            match arg
+                .split_once(char::is_whitespace)
+                .map(|(a, b)| (a, b.trim()))
+            {
                 Some(("track", t)) => {
                     track = Some(match t {
                         "ip_src" => XbitTrack::IpSrc,
@@ -1559,14 +1869,23 @@ impl Builder<'_> {
             }
         }
         let track = track.ok_or_else(|| RuleError::bad(k, "needs track"))?;
-        self.conditions.push(Detection::Xbit { cmd, name: args[1].to_string(), track, expire });
+        self.conditions.push(Detection::Xbit {
+            cmd,
+            name: args[1].to_string(),
+            track,
+            expire,
+        });
         Ok(())
     }
 
     fn threshold_value(&self, k: &str, value: &str) -> Result<Threshold, RuleError> {
-        let (mut kind, mut track, mut count, mut seconds, mut multiplier) = (None, None, None, None, None);
+        let (mut kind, mut track, mut count, mut seconds, mut multiplier) =
+            (None, None, None, None, None);
         for arg in split_args(value) {
-            let (name, v) = arg.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())).unwrap_or((arg, ""));
+            let (name, v) = arg
+                .split_once(char::is_whitespace)
+                .map(|(a, b)| (a, b.trim()))
+                .unwrap_or((arg, ""));
             match name {
                 "type" => {
                     kind = Some(match v {
@@ -1605,7 +1924,10 @@ impl Builder<'_> {
     fn detection_filter_value(&self, k: &str, value: &str) -> Result<DetectionFilter, RuleError> {
         let (mut track, mut count, mut seconds, mut unique_on) = (None, None, None, None);
         for arg in split_args(value) {
-            let (name, v) = arg.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())).unwrap_or((arg, ""));
+            let (name, v) = arg
+                .split_once(char::is_whitespace)
+                .map(|(a, b)| (a, b.trim()))
+                .unwrap_or((arg, ""));
             match name {
                 "track" => track = Some(parse_track(k, v)?),
                 "count" => count = Some(number(k, v)?),
@@ -1632,8 +1954,15 @@ impl Builder<'_> {
         };
         let inner = strip_quotes(quoted)?;
         let mut pattern = parse_content_bytes(inner).map_err(|reason| RuleError::bad(k, reason))?;
-        let buffer = if k == "filemagic" { "file.magic" } else { "file.name" };
-        let mut content = Content { negated, ..Content::default() };
+        let buffer = if k == "filemagic" {
+            "file.magic"
+        } else {
+            "file.name"
+        };
+        let mut content = Content {
+            negated,
+            ..Content::default()
+        };
         match k {
             "fileext" => {
                 pattern.insert(0, b'.');
@@ -1644,7 +1973,10 @@ impl Builder<'_> {
             _ => {}
         }
         content.pattern = pattern;
-        self.matches.push(Match { buffer: Buffer::named(buffer), inspection: Inspection::Content(content) });
+        self.matches.push(Match {
+            buffer: Buffer::named(buffer),
+            inspection: Inspection::Content(content),
+        });
         self.last_content = Some(self.matches.len() - 1);
         Ok(())
     }
@@ -1665,7 +1997,12 @@ impl Builder<'_> {
             _ => PathBuf::from(name),
         };
         let hashes = read_hash_list(&path, hex_len).map_err(|reason| RuleError::bad(k, reason))?;
-        self.conditions.push(Detection::FileHash(FileHashList { kind, negated, path, hashes }));
+        self.conditions.push(Detection::FileHash(FileHashList {
+            kind,
+            negated,
+            path,
+            hashes,
+        }));
         Ok(())
     }
 }
@@ -1697,7 +2034,10 @@ fn check_string_bytes(k: &str, string: Option<NumBase>, bytes: u8) -> Result<(),
         (Some(_), _) => 10,
     };
     if bytes > limit {
-        return Err(RuleError::bad(k, format!("reads at most {limit} bytes in this mode")));
+        return Err(RuleError::bad(
+            k,
+            format!("reads at most {limit} bytes in this mode"),
+        ));
     }
     Ok(())
 }
@@ -1758,7 +2098,11 @@ fn parse_flags(k: &str, value: &str) -> Result<TcpFlags, RuleError> {
             _ => return None,
         })
     };
-    let mut t = TcpFlags { flags: 0, modifier: None, ignored: 0 };
+    let mut t = TcpFlags {
+        flags: 0,
+        modifier: None,
+        ignored: 0,
+    };
     for c in flags_text.chars() {
         match c {
             '+' | '*' | '!' => {
@@ -1767,7 +2111,9 @@ fn parse_flags(k: &str, value: &str) -> Result<TcpFlags, RuleError> {
                 }
                 t.modifier = Some(c);
             }
-            c => t.flags |= bit(c).ok_or_else(|| RuleError::bad(k, format!("unknown flag `{c}`")))?,
+            c => {
+                t.flags |= bit(c).ok_or_else(|| RuleError::bad(k, format!("unknown flag `{c}`")))?
+            }
         }
     }
     if let Some(ignored) = ignored_text {
@@ -1781,11 +2127,16 @@ fn parse_flags(k: &str, value: &str) -> Result<TcpFlags, RuleError> {
 /// Reads a hash list: one hex hash per line, optionally followed by whitespace and a comment
 /// (Suricata's format); blank and `#` lines skipped.
 fn read_hash_list(path: &Path, hex_len: usize) -> Result<Vec<Vec<u8>>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if meta.len() > MAX_HASH_LIST_BYTES {
-        return Err(format!("{} is over {MAX_HASH_LIST_BYTES} bytes", path.display()));
+        return Err(format!(
+            "{} is over {MAX_HASH_LIST_BYTES} bytes",
+            path.display()
+        ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut hashes = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -1794,7 +2145,12 @@ fn read_hash_list(path: &Path, hex_len: usize) -> Result<Vec<Vec<u8>>, String> {
         }
         let hex = line.split_whitespace().next().unwrap_or("");
         if hex.len() != hex_len || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("{}:{}: not a {}-digit hex hash", path.display(), index + 1, hex_len));
+            return Err(format!(
+                "{}:{}: not a {}-digit hex hash",
+                path.display(),
+                index + 1,
+                hex_len
+            ));
         }
         let bytes = (0..hex.len())
             .step_by(2)
@@ -1802,7 +2158,10 @@ fn read_hash_list(path: &Path, hex_len: usize) -> Result<Vec<Vec<u8>>, String> {
             .collect::<Result<Vec<u8>, _>>()
             .map_err(|_| format!("{}:{}: bad hex", path.display(), index + 1))?;
         if hashes.len() >= MAX_HASH_LIST_ENTRIES {
-            return Err(format!("{} has more than {MAX_HASH_LIST_ENTRIES} hashes", path.display()));
+            return Err(format!(
+                "{} has more than {MAX_HASH_LIST_ENTRIES} hashes",
+                path.display()
+            ));
         }
         hashes.push(bytes);
     }

@@ -55,21 +55,29 @@ pub struct Vars {
 impl Default for Vars {
     fn default() -> Self {
         let owned = |table: &[(&str, &str)]| {
-            table.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()
+            table
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
         };
-        Vars { address: owned(DEFAULT_ADDRESS_GROUPS), port: owned(DEFAULT_PORT_GROUPS) }
+        Vars {
+            address: owned(DEFAULT_ADDRESS_GROUPS),
+            port: owned(DEFAULT_PORT_GROUPS),
+        }
     }
 }
 
 impl Vars {
     /// Sets an address group, replacing any default.
     pub fn set_address(&mut self, name: &str, value: &str) {
-        self.address.insert(name.trim_start_matches('$').to_string(), value.to_string());
+        self.address
+            .insert(name.trim_start_matches('$').to_string(), value.to_string());
     }
 
     /// Sets a port group, replacing any default.
     pub fn set_port(&mut self, name: &str, value: &str) {
-        self.port.insert(name.trim_start_matches('$').to_string(), value.to_string());
+        self.port
+            .insert(name.trim_start_matches('$').to_string(), value.to_string());
     }
 
     /// Sets a variable from the flat config `[vars]` table: an existing group keeps its kind;
@@ -77,7 +85,8 @@ impl Vars {
     pub fn set(&mut self, name: &str, value: &str) {
         let name = name.trim_start_matches('$');
         let is_port = self.port.contains_key(name)
-            || (!self.address.contains_key(name) && (name.ends_with("_PORTS") || name.ends_with("_PORT")));
+            || (!self.address.contains_key(name)
+                && (name.ends_with("_PORTS") || name.ends_with("_PORT")));
         if is_port {
             self.set_port(name, value)
         } else {
@@ -109,27 +118,38 @@ impl Vars {
 }
 
 /// The text of `name` with every `$REF` replaced by `[text of REF]`, recursively.
-fn expand(name: &str, table: &BTreeMap<String, String>, stack: &mut Vec<String>) -> Result<String, RuleError> {
+fn expand(
+    name: &str,
+    table: &BTreeMap<String, String>,
+    stack: &mut Vec<String>,
+) -> Result<String, RuleError> {
     if stack.iter().any(|n| n == name) {
         let mut chain = stack.clone();
         chain.push(name.to_string());
         return Err(RuleError::VarCycle(chain.join(" -> ")));
     }
-    let text = table.get(name).ok_or_else(|| RuleError::UnknownVar(name.to_string()))?;
+    let text = table
+        .get(name)
+        .ok_or_else(|| RuleError::UnknownVar(name.to_string()))?;
     stack.push(name.to_string());
     let mut out = String::with_capacity(text.len());
     let mut rest = text.as_str();
     while let Some(pos) = rest.find('$') {
         out.push_str(&rest[..pos]);
         let after = &rest[pos + 1..];
-        let len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
         let reference = &after[..len];
         let inner = expand(reference, table, stack)?;
         out.push('[');
         out.push_str(&inner);
         out.push(']');
         if out.len() > MAX_VAR_EXPANSION {
-            return Err(RuleError::VarTooLarge { name: name.to_string(), limit: MAX_VAR_EXPANSION });
+            return Err(RuleError::VarTooLarge {
+                name: name.to_string(),
+                limit: MAX_VAR_EXPANSION,
+            });
         }
         rest = &after[len..];
     }
@@ -157,7 +177,9 @@ impl ResolvedVars {
     pub fn port(&self, name: &str) -> Result<PortExpr, RuleError> {
         match self.port.get(name) {
             Some(result) => result.clone(),
-            None if self.address.contains_key(name) => Err(RuleError::WrongVarKind(name.to_string())),
+            None if self.address.contains_key(name) => {
+                Err(RuleError::WrongVarKind(name.to_string()))
+            }
             None => Err(RuleError::UnknownVar(name.to_string())),
         }
     }
@@ -168,7 +190,11 @@ impl ResolvedVars {
             .address
             .iter()
             .filter_map(|(n, r)| r.as_ref().err().map(|e| (n.clone(), e.clone())))
-            .chain(self.port.iter().filter_map(|(n, r)| r.as_ref().err().map(|e| (n.clone(), e.clone()))))
+            .chain(
+                self.port
+                    .iter()
+                    .filter_map(|(n, r)| r.as_ref().err().map(|e| (n.clone(), e.clone()))),
+            )
             .collect();
         errors.sort_by(|a, b| a.0.cmp(&b.0));
         errors
@@ -202,7 +228,10 @@ mod tests {
         vars.set_address("A", "[$B,1.2.3.4]");
         vars.set_address("B", "!$A");
         let r = vars.resolve();
-        assert_eq!(r.address("A"), Err(RuleError::VarCycle("A -> B -> A".into())));
+        assert_eq!(
+            r.address("A"),
+            Err(RuleError::VarCycle("A -> B -> A".into()))
+        );
         assert_eq!(r.errors().len(), 2);
         assert!(r.address("HOME_NET").is_ok());
     }
@@ -211,7 +240,10 @@ mod tests {
     fn unknown_and_misplaced_variables() {
         let r = Vars::default().resolve();
         assert_eq!(r.address("NOPE"), Err(RuleError::UnknownVar("NOPE".into())));
-        assert_eq!(r.port("HOME_NET"), Err(RuleError::WrongVarKind("HOME_NET".into())));
+        assert_eq!(
+            r.port("HOME_NET"),
+            Err(RuleError::WrongVarKind("HOME_NET".into()))
+        );
     }
 
     #[test]
@@ -222,6 +254,9 @@ mod tests {
             vars.set_address(&format!("V{i}"), &format!("[$V{0},$V{0}]", i - 1));
         }
         let r = vars.resolve();
-        assert!(matches!(r.address("V39"), Err(RuleError::VarTooLarge { .. })));
+        assert!(matches!(
+            r.address("V39"),
+            Err(RuleError::VarTooLarge { .. })
+        ));
     }
 }

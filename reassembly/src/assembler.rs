@@ -62,8 +62,6 @@ pub(crate) struct Assembler {
     /// Extents of held segments (as received, cut at the depth), needed to apply the overlap
     /// policy to later segments. Pruned once wholly delivered.
     extents: BTreeSet<Extent>,
-    /// Longest extent ever held: bounds how far left an overlapping extent can start.
-    longest_extent: u64,
     data_bytes: usize,
     /// Highest offset any segment reached, including bytes cut by the depth.
     highest_end: u64,
@@ -135,13 +133,19 @@ impl Assembler {
         // Resolve overlaps: start from the new bytes and put held bytes back wherever the policy
         // keeps the held copy.
         let mut resolved = data.to_vec();
-        let lowest_start = start.saturating_sub(self.longest_extent);
-        let overlapping: Vec<Extent> = self
+        // Which held segments the policy is applied against, as Suricata walks its segment
+        // tree: an exact duplicate, then backwards while each predecessor (in start, end order)
+        // still reaches past our start, then forwards while successors start before our end.
+        // The backward walk stops at the first predecessor that ends before us, so a long
+        // segment hidden behind a short one is not consulted (Suricata does the same), and the
+        // work per segment is the overlapping run, not every held segment.
+        let duplicate = (!is_new_extent).then_some(new);
+        let backward = self.extents.range(..new).rev().take_while(|held| held.end > start);
+        let forward = self
             .extents
-            .range(Extent { start: lowest_start, end: 0 }..Extent { start: end, end: 0 })
-            .filter(|held| held.end > start)
-            .copied()
-            .collect();
+            .range((std::ops::Bound::Excluded(new), std::ops::Bound::Unbounded))
+            .take_while(|held| held.start < end);
+        let overlapping: Vec<Extent> = duplicate.into_iter().chain(backward.copied()).chain(forward.copied()).collect();
         for held in overlapping {
             report.overlap = true;
             let from = write_start.max(held.start);
@@ -191,7 +195,6 @@ impl Assembler {
         }
         if is_new_extent {
             self.extents.insert(new);
-            self.longest_extent = self.longest_extent.max(end - start);
         }
         self.regions = self.regions + 1 - touched;
         self.max_regions_seen = self.max_regions_seen.max(self.regions);

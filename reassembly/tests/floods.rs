@@ -190,3 +190,25 @@ proptest! {
         prop_assert_eq!(session.memory_used(), 0);
     }
 }
+
+#[test]
+fn tiny_duplicates_inside_a_long_held_segment_stay_cheap() {
+    // One long segment behind a hole, then many one-byte segments inside it and a flood of
+    // duplicates of them: each insert consults only the run of segments overlapping it (as
+    // Suricata's tree walk does), not every held segment. Asserts the held state, which would
+    // be the same with an exhaustive scan; a quadratic scan shows up as a test that crawls.
+    let cfg = StreamConfig::default();
+    let mut session = established(&cfg);
+    let mut sink = |_: Direction, _: StreamEvent<'_>| {};
+    let long = vec![b'L'; 60_000];
+    session.on_segment(&cfg, &seg(true, 1001 + 1, 5001, ACK, &long), &mut sink);
+    for k in 0..4000u32 {
+        session.on_segment(&cfg, &seg(true, 1001 + 2 + k * 10, 5001, ACK, b"t"), &mut sink);
+    }
+    for k in 0..1_000_000u32 {
+        session.on_segment(&cfg, &seg(true, 1001 + 2 + (k % 4000) * 10, 5001, ACK, b"t"), &mut sink);
+    }
+    let held = session.memory_used();
+    assert_eq!(held, 60_000 + (1 + 4001) * BOOKKEEPING_BYTES, "one piece, 4001 segments");
+    assert!(held <= cfg.flow_memcap);
+}

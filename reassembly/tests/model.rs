@@ -89,10 +89,25 @@ impl Oracle {
             self.bytes.resize(e as usize, None);
         }
         let mut buf = data.to_vec();
-        for &(hs, he) in &self.extents {
-            if he <= self.delivered || hs >= e || he <= s {
-                continue;
+        // The held segments consulted, as Suricata walks its tree ordered by (start, end): the
+        // exact duplicate, the predecessors back to the first that ends at or before `s`, and
+        // the successors that start before `e`. Segments wholly delivered are gone.
+        let mut live: Vec<(u64, u64)> = self.extents.iter().copied().filter(|&(_, he)| he > self.delivered).collect();
+        live.sort();
+        let mut consulted: Vec<(u64, u64)> = live.iter().copied().filter(|&x| x == (s, e)).collect();
+        for &(hs, he) in live.iter().rev().filter(|&&x| x < (s, e)) {
+            if he <= s {
+                break;
             }
+            consulted.push((hs, he));
+        }
+        for &(hs, he) in live.iter().filter(|&&x| x > (s, e)) {
+            if hs >= e {
+                break;
+            }
+            consulted.push((hs, he));
+        }
+        for (hs, he) in consulted {
             if new_wins(self.policy, s, e, hs, he) {
                 continue;
             }

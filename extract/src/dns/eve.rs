@@ -2,6 +2,8 @@
 //! header flags, `queries`, `answers` (detailed), `grouped` answers, `authorities` and
 //! `additionals`.
 
+use std::fmt::Write as _;
+
 use serde_json::{json, Map, Value};
 
 use super::wire::{Message, Name, RData, Record, RrType};
@@ -17,12 +19,17 @@ pub fn name_text(bytes: &[u8]) -> String {
 
 /// Printable ASCII as is, other bytes as `\xNN`, so hostile bytes never reach a log raw.
 pub fn escape_bytes(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len());
+    let printable = |b: u8| b.is_ascii_graphic() || b == b' ';
+    if bytes.iter().all(|&b| printable(b)) {
+        // All ASCII, so this cannot fail; the fallback keeps the no-panic rule visible.
+        return String::from_utf8(bytes.to_vec()).unwrap_or_default();
+    }
+    let mut s = String::with_capacity(bytes.len() + 8);
     for &b in bytes {
-        if b.is_ascii_graphic() || b == b' ' {
+        if printable(b) {
             s.push(char::from(b));
         } else {
-            s.push_str(&format!("\\x{b:02x}"));
+            let _ = write!(s, "\\x{b:02x}");
         }
     }
     s
@@ -30,14 +37,20 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
 
 /// IPv4 dotted quad; IPv6 as eight groups of four hex digits, uncompressed, as Suricata writes it.
 fn addr_text(addr: &[u8]) -> String {
-    match addr.len() {
-        4 => format!("{}.{}.{}.{}", addr[0], addr[1], addr[2], addr[3]),
-        _ => addr
-            .chunks(2)
-            .map(|pair| pair.iter().map(|b| format!("{b:02x}")).collect::<String>())
-            .collect::<Vec<_>>()
-            .join(":"),
+    let mut s = String::with_capacity(39);
+    if let [a, b, c, d] = addr {
+        let _ = write!(s, "{a}.{b}.{c}.{d}");
+        return s;
     }
+    for (i, pair) in addr.chunks(2).enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        for b in pair {
+            let _ = write!(s, "{b:02x}");
+        }
+    }
+    s
 }
 
 fn name_value(name: &Name) -> Value {

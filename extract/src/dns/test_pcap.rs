@@ -107,7 +107,9 @@ pub(crate) struct TcpConn {
 }
 
 pub(crate) fn tcp_conns(segments: &[Segment]) -> Vec<TcpConn> {
-    let mut conns: Vec<(TcpConn, (Vec<u8>, u16), [Option<u32>; 2])> = Vec::new();
+    // (connection, server endpoint, next expected sequence number per direction)
+    type Tracked = (TcpConn, (Vec<u8>, u16), [Option<u32>; 2]);
+    let mut conns: Vec<Tracked> = Vec::new();
     for seg in segments {
         let Some(tcp) = seg.tcp else { continue };
         let idx = conns.iter().position(|(c, server, _)| {

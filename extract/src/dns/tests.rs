@@ -507,3 +507,65 @@ proptest! {
         prop_assert!(dns.transactions().count() <= MAX_RETAINED_TRANSACTIONS);
     }
 }
+
+/// Throughput figure for the report; prints, never asserts a time.
+/// `cargo test -p weir-extract --lib -- --ignored --nocapture measure_`
+#[test]
+#[ignore]
+fn measure_dns_throughput() {
+    let query = framed(&example_query());
+    let response = framed(&example_response());
+    let mut stream = Vec::new();
+    for _ in 0..1000 {
+        stream.extend_from_slice(&query);
+        stream.extend_from_slice(&response);
+    }
+    let start = std::time::Instant::now();
+    let mut messages = 0;
+    for _ in 0..20 {
+        let mut dns = DnsState::new();
+        let mut out = Emit::default();
+        for chunk in stream.chunks(1460) {
+            dns.on_stream(Direction::ToServer, StreamEvent::Data(chunk), TS, &mut out);
+        }
+        messages += out.events.len();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "dns: {messages} messages, {:.0} messages/s, {:.1} MB/s (EVE objects built)",
+        messages as f64 / secs,
+        (stream.len() * 20) as f64 / secs / 1e6
+    );
+}
+
+#[test]
+#[ignore]
+fn measure_dns_parts() {
+    let response = example_response();
+    let n = 20000;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(wire::parse_message(std::hint::black_box(&response)).unwrap());
+    }
+    let parse = start.elapsed().as_secs_f64() / n as f64;
+    let m = wire::parse_message(&response).unwrap();
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(dns_object(std::hint::black_box(&m), 1));
+    }
+    let eve = start.elapsed().as_secs_f64() / n as f64;
+    println!("dns parts: parse {:.2} us, eve {:.2} us per response of 12 records", parse * 1e6, eve * 1e6);
+}
+
+#[test]
+fn unprintable_name_bytes_are_escaped_in_eve_and_artifacts() {
+    assert_eq!(escape_bytes(b"a b.c"), "a b.c");
+    assert_eq!(escape_bytes(b"a\x01\xff\"."), "a\\x01\\xff\".");
+    assert_eq!(name_text(b""), "<root>");
+    let mut q = example_query();
+    q[13] = 0x07; // "example" -> "\x07xample"
+    let mut out = Emit::default();
+    DnsState::new().on_datagram(Direction::ToServer, &q, TS, &mut out);
+    assert_eq!(dns_of(&out, 0)["queries"][0]["rrname"], "\\x07xample.com");
+    assert_eq!(out.artifacts[0].2, Artifact::Url(UrlArtifact { url: "\\x07xample.com".into(), seen_in: SeenIn::DnsQuery }));
+}

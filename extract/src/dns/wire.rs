@@ -417,7 +417,7 @@ fn read_record(cur: &mut Cursor<'_>, note: &mut dyn FnMut(Issue)) -> Result<Reco
     let start = cur.pos;
     let end = start + usize::from(rdlength);
     let rdata = cur.msg.get(start..end).ok_or(WireError::Truncated("record data"))?;
-    let data = match read_rdata(cur.msg, start, rdata, rrtype) {
+    let data = match read_rdata(cur.msg, start, rdata, rdlength, rrtype) {
         Some(data) => data,
         None => {
             note(Issue::BadRdata);
@@ -446,7 +446,7 @@ fn rdata_names(data: &RData) -> Vec<&Name> {
 /// Decodes record data, or `None` when it does not fit its type. Names inside record data may
 /// point anywhere earlier in the message, so they are read from `msg` at `start`, and must end
 /// inside the record data.
-fn read_rdata(msg: &[u8], start: usize, rdata: &[u8], rrtype: RrType) -> Option<RData> {
+fn read_rdata(msg: &[u8], start: usize, rdata: &[u8], rdlength: u16, rrtype: RrType) -> Option<RData> {
     let end = start + rdata.len();
     let name_at = |pos: usize| -> Option<(Name, usize)> {
         let (name, next) = read_name(msg, pos).ok()?;
@@ -512,6 +512,6 @@ fn read_rdata(msg: &[u8], start: usize, rdata: &[u8], rrtype: RrType) -> Option<
             }
             RData::Opt(options)
         }
-        _ => RData::Other { len: rdata.len() as u16 },
+        _ => RData::Other { len: rdlength },
     })
 }

@@ -77,18 +77,17 @@ pub enum Probe {
 
 /// Whether the start of a TCP stream is a TLS handshake record (on any port).
 pub fn probe(stream: &[u8]) -> Probe {
-    let checks: [(usize, fn(u8) -> bool); 3] =
-        [(0, |b| b == HANDSHAKE), (1, |b| b == 3), (2, |b| b <= 4)];
-    for (i, ok) in checks {
+    // Content type handshake, record version 3.0 to 3.4 (TLS 1.3 records say 3.1 or 3.3).
+    for (i, ok) in [(0, HANDSHAKE..=HANDSHAKE), (1, 3..=3), (2, 0..=4)] {
         match stream.get(i) {
             None => return Probe::NeedMore,
-            Some(&b) if !ok(b) => return Probe::NoMatch,
+            Some(b) if !ok.contains(b) => return Probe::NoMatch,
             Some(_) => {}
         }
     }
     let Some(len) = stream.get(3..5) else { return Probe::NeedMore };
     let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-    if len < 4 || len > MAX_RECORD_LEN {
+    if !(4..=MAX_RECORD_LEN).contains(&len) {
         return Probe::NoMatch;
     }
     match stream.get(5) {
@@ -259,11 +258,13 @@ impl TlsState {
         if content_type == CHANGE_CIPHER_SPEC {
             self.sides[dir.index()].encrypted = true;
         }
-        if server_done && !self.certificate_seen {
-            if let (Some(c), Some(s)) = (&self.client_hello, &self.server_hello) {
-                let is_13 = is_tls13(s.version());
-                self.session_resumed = !is_13 && !c.session_id.is_empty() && c.session_id == s.session_id;
-            }
+        // RFC 5246 7.3: an abbreviated handshake echoes the client's session id and goes
+        // straight to ChangeCipherSpec, without a Certificate.
+        if let (true, false, Some(c), Some(s)) =
+            (server_done, self.certificate_seen, &self.client_hello, &self.server_hello)
+        {
+            self.session_resumed =
+                !is_tls13(s.version()) && !c.session_id.is_empty() && c.session_id == s.session_id;
         }
         if server_done || client_done {
             self.log(dir, ts, out);

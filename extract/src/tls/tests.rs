@@ -363,3 +363,28 @@ proptest! {
         let _ = x509::parse(&body);
     }
 }
+
+/// Throughput figure for the report; prints, never asserts a time.
+#[test]
+#[ignore]
+fn measure_tls_throughput() {
+    let segs = test_pcap::read("tls-client-hello-frag-01/dump_mtu300.pcap");
+    let conn = test_pcap::tcp_conns(&segs).remove(0);
+    let bytes: usize = conn.chunks.iter().map(|c| c.2.len()).sum();
+    let rounds = 2000;
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        let mut tls = TlsState::new();
+        let mut out = Emit::default();
+        for (dir, ts, chunk) in &conn.chunks {
+            tls.on_stream(*dir, StreamEvent::Data(chunk), *ts, &mut out);
+        }
+        assert_eq!(out.events.len(), 1);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "tls: {:.0} full handshakes/s (3-cert chain, x509 + JA3 + JA4 + EVE), {:.1} MB/s of flow bytes",
+        rounds as f64 / secs,
+        (bytes * rounds) as f64 / secs / 1e6
+    );
+}

@@ -146,7 +146,7 @@ fn oid_arcs(content: &[u8]) -> Option<Vec<u64>> {
 fn oid_dotted(content: &[u8]) -> String {
     match oid_arcs(content) {
         Some(arcs) => arcs.iter().map(u64::to_string).collect::<Vec<_>>().join("."),
-        None => format!("{}", crate::dns::escape_bytes(content)),
+        None => crate::dns::escape_bytes(content),
     }
 }
 

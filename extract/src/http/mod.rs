@@ -1150,11 +1150,19 @@ impl HttpState {
 
     fn on_end(&mut self, dir: Direction, ts: Timestamp, files: &mut dyn FileSink, out: &mut Emit) {
         let d = dir.index();
-        if matches!(self.sides[d].phase, Phase::Idle | Phase::Headers | Phase::Trailers)
-            && let Some(last) = self.sides[d].line.take_partial()
-        {
-            // The stream ended mid-line: what came is still a line.
-            self.on_line(dir, &last, ts, files, out);
+        match self.sides[d].phase {
+            Phase::Idle | Phase::Headers | Phase::Trailers => {
+                if let Some(last) = self.sides[d].line.take_partial() {
+                    // The stream ended mid-line: what came is still a line.
+                    self.on_line(dir, &last, ts, files, out);
+                }
+            }
+            Phase::ChunkSize => {
+                if let Some(last) = self.sides[d].line.take_partial() {
+                    self.on_chunk_line(dir, &last, ts, files, out);
+                }
+            }
+            _ => {}
         }
         if dir == Direction::ToClient {
             self.close_lingering(ts, files, out);

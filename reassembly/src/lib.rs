@@ -12,7 +12,8 @@
 //! * A hole is given up on, and reported as `Gap { len }` reaching to the next held byte, when
 //!   the peer ACKs past the hole's start and held data follows it. A hole at the tail waits.
 //! * One-sided sessions (`async_oneside`, the peer never seen) release contiguous data as it
-//!   arrives; their holes are reported when the flow ends.
+//!   arrives; their holes are reported when the flow ends, or as soon as a limit refuses data
+//!   (waiting would only lose more).
 //! * Sessions picked up midstream whose peer is never seen, without `async_oneside`, release
 //!   their data only when the flow ends (as Suricata, which logs them at flow timeout).
 //! * A FIN ends its direction (`End`) once the peer ACKs it (or at once in a one-sided
@@ -26,6 +27,17 @@
 //! same events to a streaming matcher, or keep the last `max_pattern_len - 1` bytes of each
 //! direction with [`RawStreamWindow`] so a pattern spanning segment (and event) boundaries
 //! matches. A `Gap` breaks such a match, as Suricata's raw stream does.
+//!
+//! # Anomalies
+//!
+//! Suricata's stream event names, in [`SegmentOutcome::anomalies`]: `stream.3whs_*` and
+//! `stream.4whs_*` (broken handshakes), `stream.est_*` (SYNs on a live session, packets out of
+//! window), `stream.pkt_invalid_ack`, `stream.pkt_invalid_timestamp` (PAWS),
+//! `stream.pkt_spurious_retransmission`, `stream.rst_but_no_session`,
+//! `stream.fin_but_no_session`, `stream.rst_invalid_ack`, `stream.suspected_rst_inject`,
+//! `stream.reassembly_overlap_different_data`, `stream.reassembly_seq_gap`,
+//! `stream.reassembly_depth_reached`, `stream.reassembly_insert_memcap`,
+//! `stream.reassembly_insert_limit`. Counters are in [`SessionStats`].
 //!
 //! # Memory
 //!

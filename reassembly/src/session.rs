@@ -315,7 +315,7 @@ impl TcpSession {
     /// Feeds one segment of this flow. Stream events released by it go to `out`.
     pub fn on_segment(&mut self, cfg: &StreamConfig, seg: &TcpSegment<'_>, out: &mut Emit<'_>) -> SegmentOutcome {
         let before = self.state;
-        let mut ctx = Ctx { anomalies: Anomalies::default(), accepted: true, reversed: false, new_session: false };
+        let mut ctx = Ctx { anomalies: Anomalies::default(), accepted: true, reversed: false, new_session: false, full: false };
         let mut dir = self.direction_of(seg);
 
         if self.state == TcpState::None {
@@ -821,10 +821,12 @@ impl TcpSession {
         match report.rejected {
             Some(Rejection::Memcap) => {
                 self.stats.memcap_drops += 1;
+                ctx.full = true;
                 self.anomaly(ctx, "stream.reassembly_insert_memcap");
             }
             Some(Rejection::SegmentLimit | Rejection::RegionLimit) => {
                 self.stats.segment_limit_drops += 1;
+                ctx.full = true;
                 self.anomaly(ctx, "stream.reassembly_insert_limit");
             }
             Some(Rejection::BeforeDelivered | Rejection::BeyondDepth) | None => {}
@@ -848,7 +850,10 @@ impl TcpSession {
             let mut gap = 0;
             let one_sided = cfg.async_oneside && !peer_seen && half.seen && self.state.is_established();
             if one_sided {
-                gap += half.assembler.deliver(u64::MAX, depth, false, &mut |ev| out(dir, ev));
+                // No ACK will ever prove a hole lost; once the direction is full, waiting only
+                // loses more, so its holes are given up on.
+                let give_up_holes = ctx.full;
+                gap += half.assembler.deliver(u64::MAX, depth, give_up_holes, &mut |ev| out(dir, ev));
                 if half.fin_offset.is_some_and(|fin| half.assembler.delivered() >= fin) {
                     self.finish(cfg, dir, out);
                 }
@@ -874,6 +879,8 @@ struct Ctx {
     accepted: bool,
     reversed: bool,
     new_session: bool,
+    /// A limit refused this segment's data: the direction is full.
+    full: bool,
 }
 
 #[cfg(test)]

@@ -428,3 +428,17 @@ fn syn_from_the_flows_second_side_makes_it_the_client() {
     let out = conv.c(C_ISN, S_ISN + 1, SYN | ACK, b"");
     assert_eq!((out.direction, out.state), (ToClient, TcpState::SynRecv));
 }
+
+#[test]
+fn one_sided_flow_gives_up_its_hole_when_full() {
+    let mut conv = Conv::new(StreamConfig { async_oneside: true, max_regions: 2, ..cfg() });
+    conv.c(C_ISN, 0, SYN, b"");
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"");
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"ab");
+    conv.c(C_ISN + 10, S_ISN + 1, ACK, b"kl"); // region 1 (the hole at 3..10 is never filled)
+    conv.c(C_ISN + 20, S_ISN + 1, ACK, b"uv"); // region 2
+    assert_eq!(conv.stream(ToServer), vec![data(b"ab")]);
+    let out = conv.c(C_ISN + 30, S_ISN + 1, ACK, b"yz"); // a third region: refused, and the
+    assert!(out.anomalies.contains("stream.reassembly_insert_limit")); // direction is full
+    assert_eq!(conv.stream(ToServer), vec![data(b"ab"), Ev::Gap(7), data(b"kl"), Ev::Gap(8), data(b"uv")]);
+}

@@ -2,6 +2,8 @@
 # dns.sh - make pcaps/dns.pcap + pcaps/dns.manifest.json.
 # dnsmasq (authoritative for weir.test from command-line records, no upstream servers) in
 # weir-cap-srv; dig (dns_client.py) in weir-cap-cli; tcpdump on the client end of the veth.
+# frag.weir.test's TXT answer (~3.1 KB, EDNS buffer 4096) leaves dnsmasq as one UDP datagram that
+# the kernel splits into IP fragments: the capture's defragmentation case.
 CAPTURE_NAME=dns
 source "$(dirname "$0")/lib.sh"
 require_root
@@ -20,6 +22,8 @@ srv_bg "$WORK/dnsmasq.log" dnsmasq --keep-in-foreground --conf-file=/dev/null --
   --txt-record=weir.test,"v=spf1 ip4:10.77.0.0/24 -all" \
   --txt-record=_dmarc.weir.test,"v=DMARC1; p=reject; rua=mailto:dmarc@weir.test" \
   --txt-record=big.weir.test,"part1-$TXT250","part2-$TXT250","part3-$TXT250" \
+  --txt-record=frag.weir.test,$(for i in $(seq 10 24); do printf '"part%d-%s",' "$i" "$TXT250"; done | sed 's/,$//') \
+  --edns-packet-max=4096 \
   --srv-host=_xmpp-client._tcp.weir.test,chat.weir.test,5222,0,5 \
   --ptr-record=1.0.77.10.in-addr.arpa,www.weir.test
 wait_listen udp 53

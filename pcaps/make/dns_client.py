@@ -15,8 +15,8 @@ from common import SRV_IP  # noqa: E402
 manifest_out, tools = sys.argv[1:3]
 M = common.Manifest('dns.pcap', 'pcaps/make/dns.sh',
                     'DNS from dig to dnsmasq: A, AAAA, CNAME chains, MX, TXT, SRV, PTR, NXDOMAIN, NODATA, '
-                    'REFUSED, over UDP and TCP, a truncated UDP answer retried over TCP, two queries on one '
-                    'TCP connection')
+                    'REFUSED, over UDP and TCP, a truncated UDP answer retried over TCP, a 3 KB UDP answer in '
+                    'IP fragments, two queries on one TCP connection')
 M.note('dns items carry no sha256: name/qtype/rcode/answers (dig presentation format) are the ground truth')
 M.note('transport "udp->tcp": the UDP answer had TC set (over 512 bytes without EDNS) and dig retried over TCP')
 
@@ -35,6 +35,7 @@ QUERIES = [
     ('nothere.weir.test', 'A', [], 'udp', 'NXDOMAIN'),
     ('www.example.com', 'A', [], 'udp', 'REFUSED'),           # outside the local zone, no upstream
     ('big.weir.test', 'TXT', ['+noedns'], 'udp->tcp', 'NOERROR'),
+    ('frag.weir.test', 'TXT', ['+bufsize=4096'], 'udp', 'NOERROR'),     # answer arrives IP-fragmented
     ('mail.weir.test', 'A', ['+tcp'], 'tcp', 'NOERROR'),
     ('weir.test', 'TXT', ['+tcp'], 'tcp', 'NOERROR'),
     ('nothere.weir.test', 'MX', ['+tcp'], 'tcp', 'NXDOMAIN'),
@@ -83,6 +84,8 @@ for name, qtype, opts, transport, rcode in QUERIES:
     M.doc['items'].append(dict(protocol='dns', direction='to_server', kind='query', name=name, qtype=qtype,
                                transport=transport, rcode=rcode, answers=res['answers'],
                                how='dig ' + ' '.join(opts + [name, qtype])))
+    if name == 'frag.weir.test':
+        M.doc['items'][-1]['response_ip_fragmented'] = True
 
 # Two queries over one TCP connection (dig +keepopen).
 out = dig(['+tcp', '+keepopen', 'www.weir.test', 'A', 'weir.test', 'MX'])

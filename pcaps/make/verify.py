@@ -180,6 +180,10 @@ def check_dns(pcap, c):
         ok += hit
     c.facts.append('%d/%d queries matched by name, type, rcode, answer count and transport (TC retry seen)'
                    % (ok, len(c.manifest['items'])))
+    if any(i.get('response_ip_fragmented') for i in c.manifest['items']):
+        frags = fields(pcap, 'ip.flags.mf == 1 || ip.frag_offset > 0', ['ip.id'])
+        c.need(len(frags) >= 2, 'no IP fragments in the capture')
+        c.facts.append('%d IP fragments reassembled into the fragmented answer' % len(frags))
 
 
 def check_tls(pcap, c):

@@ -69,6 +69,25 @@ pub struct Rule {
     pub noalert: bool,
 }
 
+impl Rule {
+    /// This rule's payload inspections on one buffer, in rule order: the sequence in which
+    /// relative matches (`distance`, `within`, `R`, `relative`) chain.
+    pub fn matches_in<'a>(&'a self, buffer: &'a str) -> impl Iterator<Item = &'a Match> + 'a {
+        self.matches.iter().filter(move |m| m.buffer.name == buffer)
+    }
+
+    /// The buffers this rule inspects, each once, in order of first use.
+    pub fn buffers(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        for m in &self.matches {
+            if !names.contains(&m.buffer.name) {
+                names.push(m.buffer.name);
+            }
+        }
+        names
+    }
+}
+
 /// Parses one rule (continuation lines already joined). `base_dir` is where relative list
 /// files (`filemd5:list.txt`) are looked up: the rule file's directory.
 pub fn parse_rule(

@@ -1045,6 +1045,16 @@ impl Builder<'_> {
                         }
                     }
                 };
+                // Suricata allows one fast pattern per rule.
+                let already = self.matches.iter().any(
+                    |m| matches!(&m.inspection, Inspection::Content(c) if c.fast_pattern.is_some()),
+                );
+                if already {
+                    return Err(RuleError::bad(
+                        k,
+                        "only one content per rule may be the fast pattern",
+                    ));
+                }
                 let c = self.last_content_mut(k)?;
                 if let FastPattern::Slice { offset, length } = fp
                     && usize::from(offset) + usize::from(length) > c.pattern.len()
@@ -2143,7 +2153,7 @@ fn read_hash_list(path: &Path, hex_len: usize) -> Result<Vec<Vec<u8>>, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let hex = line.split_whitespace().next().unwrap_or("");
+        let hex = line.split([' ', '\t', ',']).next().unwrap_or("");
         if hex.len() != hex_len || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!(
                 "{}:{}: not a {}-digit hex hash",

@@ -171,19 +171,22 @@ fn content_modifier_errors_match_suricata() {
 
 #[test]
 fn startswith_endswith_and_fast_pattern_forms() {
-    let r = opts(
-        r#"content:"ab"; startswith; endswith; content:"cdef"; fast_pattern:only; content:"ghij"; fast_pattern:1,2;"#,
-    );
+    let r = opts(r#"content:"ab"; startswith; endswith; content:"cdef"; fast_pattern:only;"#);
     let a = content(&r.matches[0]);
     assert!(a.startswith && a.endswith);
     assert_eq!(content(&r.matches[1]).fast_pattern, Some(FastPattern::Only));
+    let r = opts(r#"content:"ghij"; fast_pattern:1,2;"#);
     assert_eq!(
-        content(&r.matches[2]).fast_pattern,
+        content(&r.matches[0]).fast_pattern,
         Some(FastPattern::Slice {
             offset: 1,
             length: 2
         })
     );
+    assert!(matches!(
+        opts_err(r#"content:"ab"; fast_pattern; content:"cd"; fast_pattern;"#),
+        RuleError::BadValue { keyword, .. } if keyword == "fast_pattern"
+    ));
     assert!(matches!(
         opts_err(r#"content:"ab"; fast_pattern:1,5;"#),
         RuleError::BadValue { .. }
@@ -234,6 +237,13 @@ fn sticky_buffers_apply_until_changed_and_pkt_data_resets() {
             "ja3.hash"
         ]
     );
+    let r = opts(r#"content:"a"; http_uri; content:"p"; content:"b"; http_uri; distance:0;"#);
+    assert_eq!(r.buffers(), vec!["http.uri", "pkt_data"]);
+    let uri: Vec<&[u8]> = r
+        .matches_in("http.uri")
+        .map(|m| content(m).pattern.as_slice())
+        .collect();
+    assert_eq!(uri, vec![&b"a"[..], &b"b"[..]]);
 }
 
 #[test]
@@ -635,7 +645,7 @@ fn file_keywords() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("md5.list"),
-        "# comment\nD41D8CD98F00B204E9800998ECF8427E  empty\n\n",
+        "# comment\nD41D8CD98F00B204E9800998ECF8427E  empty\n\n00000000000000000000000000000001,one\n",
     )
     .unwrap();
     let vars = Vars::default().resolve();
@@ -661,8 +671,10 @@ fn file_keywords() {
         panic!()
     };
     assert_eq!(list.kind, FileHashKind::Md5);
-    assert_eq!(list.hashes.len(), 1);
-    assert_eq!(list.hashes[0][..4], [0xd4, 0x1d, 0x8c, 0xd9]);
+    assert_eq!(list.hashes.len(), 2);
+    // Sorted for binary search.
+    assert_eq!(list.hashes[0][15], 1);
+    assert_eq!(list.hashes[1][..4], [0xd4, 0x1d, 0x8c, 0xd9]);
     let missing = parse_rule(
         "alert http any any -> any any (filesha256:nope.list; sid:1;)",
         &vars,

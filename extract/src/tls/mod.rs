@@ -8,8 +8,9 @@
 //! emitted as an artifact ([`weir_core::SeenIn::TlsSni`]); the accessors expose what detection
 //! inspects (`tls.sni`, `tls.cert_subject`, `tls.cert_issuer`, `tls.version`, JA3/JA4).
 //!
-//! A record longer than [`MAX_RECORD_LEN`] is an anomaly and ends parsing of the flow; a
-//! handshake message longer than [`MAX_HANDSHAKE_LEN`] ends handshake parsing in its direction.
+//! A record longer than [`MAX_RECORD_LEN`], or a handshake message longer than
+//! [`MAX_HANDSHAKE_LEN`] (the 24-bit length can claim 16 MiB), is an anomaly and ends parsing of
+//! the flow; what was learnt before is still logged.
 
 pub mod fingerprint;
 pub mod handshake;
@@ -110,8 +111,6 @@ struct Side {
     handshake: Vec<u8>,
     /// A ChangeCipherSpec was sent: later handshake records are ciphertext.
     encrypted: bool,
-    /// Handshake parsing stopped in this direction (oversized or malformed message).
-    handshake_dead: bool,
     /// The record layer is lost (gap, bad header) or the direction ended.
     finished: bool,
 }
@@ -248,7 +247,7 @@ impl TlsState {
         }
         let side = &mut self.sides[dir.index()];
         side.body_remaining = len;
-        side.capture = content_type == HANDSHAKE && !side.encrypted && !side.handshake_dead && !self.logged;
+        side.capture = content_type == HANDSHAKE && !side.encrypted && !self.logged;
 
         // Encrypted traffic starting means the cleartext handshake is over.
         let server_done = dir == Direction::ToClient
@@ -286,14 +285,7 @@ impl TlsState {
             let msg_type = head[0];
             let len = (usize::from(head[1]) << 16) | (usize::from(head[2]) << 8) | usize::from(head[3]);
             if len > MAX_HANDSHAKE_LEN {
-                out.anomaly(ts, Anomaly::app_layer("tls.handshake_invalid_length"));
-                let side = &mut self.sides[dir.index()];
-                side.handshake_dead = true;
-                // Nothing more will come from the server: log what is known.
-                if dir == Direction::ToClient {
-                    self.log(dir, ts, out);
-                }
-                return;
+                return self.give_up(dir, ts, out, "tls.handshake_invalid_length");
             }
             let Some(body) = buf.get(consumed + 4..consumed + 4 + len) else { break };
             consumed += 4 + len;

@@ -240,6 +240,10 @@ fn sixteen_megabyte_handshake_message_is_refused() {
     tls.on_stream(Direction::ToClient, StreamEvent::Data(&stream), TS, &mut out);
     assert_eq!(anomalies(&out), ["tls.handshake_invalid_length"]);
     assert_eq!(tls.buffered(Direction::ToClient), 0, "nothing is held for it");
+    // The flow is given up: a valid exchange afterwards is not parsed.
+    tls.on_stream(Direction::ToServer, StreamEvent::Data(&client_hello_record()), TS, &mut out);
+    assert!(tls.client_hello().is_none());
+    assert!(out.events.is_empty());
 }
 
 #[test]

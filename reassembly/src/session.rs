@@ -20,6 +20,10 @@ pub mod tcp_flags {
 }
 use tcp_flags::{ACK, CWR, ECE, FIN, PSH, RST, SYN, URG};
 
+/// RFC 7323 section 5.5: a timestamp older than the last one is acceptable again after the
+/// connection was idle this long (24 days).
+const PAWS_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(24 * 24 * 3600);
+
 /// One TCP segment as the session needs it; built by the caller from the decoded packet.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpSegment<'a> {
@@ -202,6 +206,8 @@ struct Half {
     wscale: Option<u8>,
     timestamps: bool,
     last_tsval: Option<u32>,
+    /// Packet time of `last_tsval`.
+    last_tsval_at: Timestamp,
     fin_offset: Option<u64>,
     flags: u8,
     assembler: Assembler,
@@ -282,6 +288,21 @@ impl TcpSession {
     /// sessions to enforce the global reassembly memcap (flush and evict the largest or oldest).
     pub fn memory_used(&self) -> usize {
         self.halves.iter().map(|h| h.assembler.memory_used()).sum()
+    }
+
+    /// Swaps client and server, for when a later stage learns the session was picked up the
+    /// wrong way round (midstream pickup on a server's packet, app-layer protocol detection
+    /// seeing a response first). From now on `from_initiator` segments are to-client; events
+    /// already delivered keep the direction they had. The closing state is mirrored.
+    pub fn swap_directions(&mut self) {
+        self.halves.swap(0, 1);
+        self.initiator_is_server = !self.initiator_is_server;
+        self.first_fin = self.first_fin.map(Direction::opposite);
+        self.state = match self.state {
+            TcpState::CloseWait => TcpState::FinWait1,
+            TcpState::FinWait1 => TcpState::CloseWait,
+            state => state,
+        };
     }
 
     /// Stream offset up to which `dir` has been delivered (gaps included).
@@ -399,6 +420,7 @@ impl TcpSession {
         half.wscale = seg.wscale;
         half.timestamps = seg.timestamp.is_some();
         half.last_tsval = seg.timestamp.map(|(val, _)| val);
+        half.last_tsval_at = seg.ts;
         half.seen = true;
         // A SYN's window is never scaled (RFC 7323 section 2.2).
         half.window = Some(u32::from(seg.window));
@@ -437,6 +459,7 @@ impl TcpSession {
             client.anchor(seg.ack);
             client.note_ack(0);
             self.set_state(TcpState::SynRecv);
+            self.insert(cfg, dir, seg.seq.wrapping_add(1), seg.payload, ctx);
             return;
         }
         // Pickup on an ACK or data segment: its sender is taken as the client.
@@ -496,6 +519,8 @@ impl TcpSession {
                         self.halves[0].note_ack(offset);
                     }
                     self.set_state(TcpState::SynRecv);
+                    // A SYN/ACK may carry data too (Fast Open servers answering at once).
+                    self.insert(cfg, dir, seg.seq.wrapping_add(1), seg.payload, ctx);
                 } else if flags & SYN != 0 {
                     // Split handshake or simultaneous open: the responder sent its own SYN.
                     let server = &mut self.halves[1];
@@ -644,14 +669,19 @@ impl TcpSession {
         self.halves[me].seen = true;
         if self.timestamps_agreed && flags & RST == 0 {
             // RFC 7323 section 5 (PAWS): a TSval older than the last one seen is a stale or
-            // forged segment; compared modulo 2^32 as the clock wraps.
-            if let (Some(last), Some((val, _))) = (self.halves[me].last_tsval, seg.timestamp)
+            // forged segment; compared modulo 2^32 as the clock wraps. After 24 days idle the
+            // peer's clock may legitimately have wrapped past it (section 5.5).
+            let half = &self.halves[me];
+            let idle_too_long = seg.ts.since(half.last_tsval_at) > PAWS_IDLE_LIMIT;
+            if let (Some(last), Some((val, _))) = (half.last_tsval, seg.timestamp)
                 && (last.wrapping_sub(val) as i32) > 0
+                && !idle_too_long
             {
                 return self.ignore(ctx, Some("stream.pkt_invalid_timestamp"));
             }
             if let Some((val, _)) = seg.timestamp {
                 self.halves[me].last_tsval = Some(val);
+                self.halves[me].last_tsval_at = seg.ts;
             }
         }
 
@@ -794,6 +824,7 @@ impl TcpSession {
         let used = self.memory_used();
         let half = &mut self.halves[dir.index()];
         let Some(start) = half.offset_of(seq) else { return };
+        half.next_offset = half.next_offset.max(start + payload.len() as u64);
         let limits = InsertLimits {
             policy: cfg.overlap_policy,
             depth: cfg.depth_limit(),

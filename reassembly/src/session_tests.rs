@@ -442,3 +442,55 @@ fn one_sided_flow_gives_up_its_hole_when_full() {
     assert!(out.anomalies.contains("stream.reassembly_insert_limit")); // direction is full
     assert_eq!(conv.stream(ToServer), vec![data(b"ab"), Ev::Gap(7), data(b"kl"), Ev::Gap(8), data(b"uv")]);
 }
+
+#[test]
+fn server_speaking_first_establishes_even_without_the_clients_final_ack() {
+    // SMTP-style banner; the client's ACK of the SYN/ACK is missing from the capture.
+    let mut conv = Conv::new(cfg());
+    conv.c(C_ISN, 0, SYN, b"");
+    conv.s(S_ISN, C_ISN + 1, SYN | ACK, b"");
+    let out = conv.s(S_ISN + 1, C_ISN + 1, ACK | PSH, b"220 mail ESMTP\r\n");
+    assert_eq!((out.state, out.accepted), (TcpState::Established, true));
+    conv.c(C_ISN + 1, S_ISN + 17, ACK, b"EHLO x\r\n");
+    assert_eq!(conv.stream(ToClient), vec![data(b"220 mail ESMTP\r\n")]);
+}
+
+#[test]
+fn synack_data_is_the_start_of_the_server_stream() {
+    let mut conv = Conv::new(cfg());
+    conv.c(C_ISN, 0, SYN, b"");
+    conv.s(S_ISN, C_ISN + 1, SYN | ACK, b"hi!");
+    conv.c(C_ISN + 1, S_ISN + 4, ACK, b"");
+    assert_eq!(conv.stream(ToClient), vec![data(b"hi!")]);
+}
+
+#[test]
+fn paws_accepts_an_old_timestamp_after_24_days_idle() {
+    let mut conv = Conv::new(cfg());
+    let mut syn = conv.seg(true, C_ISN, 0, SYN, b"");
+    syn.timestamp = Some((100, 0));
+    conv.send(syn);
+    let mut synack = conv.seg(false, S_ISN, C_ISN + 1, SYN | ACK, b"");
+    synack.timestamp = Some((7000, 100));
+    conv.send(synack);
+    let mut ack = conv.seg(true, C_ISN + 1, S_ISN + 1, ACK, b"");
+    ack.timestamp = Some((5000, 7000));
+    conv.send(ack);
+    let mut later = conv.seg(true, C_ISN + 1, S_ISN + 1, ACK, b"x");
+    later.timestamp = Some((10, 7000));
+    later.ts = later.ts.add(std::time::Duration::from_secs(25 * 24 * 3600));
+    assert!(conv.send(later).anomalies.is_empty());
+}
+
+#[test]
+fn swapping_directions_relabels_later_segments() {
+    // Midstream pickup on the server's response; a later stage says so.
+    let mut conv = Conv::new(cfg());
+    conv.c(S_ISN, C_ISN, ACK | PSH, b"HTTP/1.1 200 OK\r\n");
+    conv.session.swap_directions();
+    let out = conv.s(C_ISN, S_ISN + 17, ACK, b"");
+    assert_eq!(out.direction, ToServer);
+    assert_eq!(conv.stream(ToClient), vec![data(b"HTTP/1.1 200 OK\r\n")]);
+    let out = conv.c(S_ISN + 17, C_ISN, FIN | ACK, b"");
+    assert_eq!((out.direction, out.state), (ToClient, TcpState::FinWait1));
+}

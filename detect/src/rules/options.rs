@@ -1377,22 +1377,21 @@ impl Builder<'_> {
                 ),
             ));
         }
-        let index = self
-            .last_content
-            .ok_or_else(|| RuleError::NoPrecedingContent {
-                keyword: keyword.to_string(),
-            })?;
+        // As in Suricata, the modifier takes the last content still in the payload list,
+        // which need not be the last content of the rule (`content:"a"; http_host; http_host;`
+        // moves the content before "a", if there is one).
         let m = self
             .matches
-            .get_mut(index)
+            .iter_mut()
+            .rev()
+            .find(|m| m.buffer.is_payload() && matches!(m.inspection, Inspection::Content(_)))
             .ok_or_else(|| RuleError::NoPrecedingContent {
                 keyword: keyword.to_string(),
             })?;
-        if !m.buffer.is_payload() {
-            return Err(RuleError::bad(
-                keyword,
-                format!("content is already in {}", m.buffer.name),
-            ));
+        if let Inspection::Content(c) = &m.inspection
+            && c.rawbytes
+        {
+            return Err(RuleError::bad(keyword, "cannot be combined with rawbytes"));
         }
         m.buffer = Buffer::named(buffer);
         Ok(())

@@ -214,6 +214,14 @@ fn legacy_modifiers_move_the_previous_content() {
         ]
     );
     assert!(content(&r.matches[4]).rawbytes);
+    // A repeated modifier moves the last content still in the payload, as Suricata does.
+    let r = opts(r#"content:"a"; content:"b"; http_host; http_host;"#);
+    let buffers: Vec<&str> = r.matches.iter().map(|m| m.buffer.name).collect();
+    assert_eq!(buffers, vec!["http.host", "http.host"]);
+    assert!(matches!(
+        opts_err(r#"content:"b"; http_host; http_host;"#),
+        RuleError::NoPrecedingContent { .. }
+    ));
     // Suricata refuses a modifier while a sticky buffer is active.
     assert!(
         matches!(opts_err(r#"http.uri; content:"a"; http_header;"#), RuleError::BadValue { keyword, .. } if keyword == "http_header")

@@ -231,6 +231,14 @@ impl DnsState {
             }
             let msg_len = usize::from(u16::from_be_bytes([side.frame[0], side.frame[1]]));
             if side.frame.len() < 2 + msg_len {
+                // After a gap, give up as soon as the header shows this is not a message start,
+                // rather than buffering up to 64 KiB of whatever the length prefix claimed.
+                if side.framing == Framing::AfterGap && probe_tcp(&side.frame) == Probe::NoMatch {
+                    side.framing = Framing::GaveUp;
+                    side.frame.clear();
+                    out.anomaly(ts, Anomaly::app_layer("dns.resync_failed"));
+                    return;
+                }
                 continue;
             }
             let frame = std::mem::take(&mut side.frame);

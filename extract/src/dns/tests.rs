@@ -293,6 +293,14 @@ fn tcp_gap_resyncs_on_a_message_boundary_or_gives_up() {
     assert!(out.events.is_empty());
     assert_eq!(anomalies(&out), ["dns.resync_failed"]);
     assert_eq!(dns.buffered(Direction::ToServer), 0);
+
+    // A prefix claiming 65535 bytes over a header that is not DNS: given up without buffering.
+    let mut dns = DnsState::new();
+    let mut out = Emit::default();
+    dns.on_stream(Direction::ToServer, StreamEvent::Gap { len: 7 }, TS, &mut out);
+    dns.on_stream(Direction::ToServer, StreamEvent::Data(&[0xff, 0xff, 0, 0, 0x78, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), TS, &mut out);
+    assert_eq!(anomalies(&out), ["dns.resync_failed"]);
+    assert_eq!(dns.buffered(Direction::ToServer), 0);
 }
 
 #[test]

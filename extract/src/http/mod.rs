@@ -144,9 +144,10 @@ pub fn probe(dir: Direction, first_bytes: &[u8]) -> ProbeResult {
 }
 
 /// Where a direction's parser is in its message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Phase {
     /// Waiting for a request or status line.
+    #[default]
     Idle,
     Headers,
     /// Identity body with this many bytes left.
@@ -285,11 +286,6 @@ struct Side {
     junk: Vec<u8>,
 }
 
-impl Default for Phase {
-    fn default() -> Self {
-        Phase::Idle
-    }
-}
 
 struct Slot {
     tx: HttpTx,
@@ -1183,15 +1179,17 @@ impl HttpState {
                 }
                 self.end_message(dir, false, ts, files, out);
             }
-            Phase::Idle if dir == Direction::ToClient && !self.sides[1].junk.is_empty() => {
-                // Only junk and no status line: an HTTP/0.9 reply, if a request waits for one.
-                if self.next_response_tx < self.next_tx_id {
-                    let id = self.next_response_tx;
-                    self.next_response_tx += 1;
-                    self.sides[1].tx_id = Some(id);
-                    self.start_http09(id, b"", ts, files, out);
-                    self.end_body(dir, true, ts, files, out);
-                }
+            Phase::Idle
+                if dir == Direction::ToClient
+                    && !self.sides[1].junk.is_empty()
+                    && self.next_response_tx < self.next_tx_id =>
+            {
+                // Only junk and no status line: an HTTP/0.9 reply to the waiting request.
+                let id = self.next_response_tx;
+                self.next_response_tx += 1;
+                self.sides[1].tx_id = Some(id);
+                self.start_http09(id, b"", ts, files, out);
+                self.end_body(dir, true, ts, files, out);
             }
             _ => {}
         }
@@ -1223,8 +1221,9 @@ fn deliver(
     if data.is_empty() {
         return;
     }
+    let mut tx = tx;
     let tx_id = tx.as_ref().map(|t| t.id);
-    if let Some(tx) = tx {
+    if let Some(tx) = tx.as_deref_mut() {
         let (kept, len) = match dir {
             Direction::ToServer => (&mut tx.request_body, &mut tx.request_body_len),
             Direction::ToClient => (&mut tx.response_body, &mut tx.response_body_len),
@@ -1270,10 +1269,9 @@ fn deliver(
                     }
                 }
             });
-            // The transaction is borrowed for the body copy above; part files are logged with
-            // the request as it stands.
+            // Part files are logged with the request as it stands (no response yet).
             for c in closed {
-                emit_file(c, None, dir, ctx);
+                emit_file(c, tx.as_deref(), dir, ctx);
             }
         }
     }

@@ -278,7 +278,7 @@ line1\r\n--XyZnot-a-delimiter\r\n--XyZ--\r\nepilogue";
     #[test]
     fn a_cut_body_ends_the_part_incomplete() {
         let parts = split(&BODY[..BODY.len() - 30], 5);
-        assert_eq!(parts[1].2, false);
+        assert!(!parts[1].2);
         assert_eq!(parts[1].1, b"line1\r\n--XyZnot-".to_vec());
     }
 

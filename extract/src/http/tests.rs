@@ -286,6 +286,9 @@ fn multipart_upload_makes_one_file_per_named_part() {
     assert_eq!(stored(&run, files[0]), b"AAAA");
     assert_eq!(stored(&run, files[1]), b"BB");
     assert!(files.iter().all(|f| f["state"] == "CLOSED"));
+    let events = run.events("fileinfo");
+    assert_eq!(events[0]["http"]["url"], "/upload");
+    assert_eq!(events[0]["http"]["http_method"], "POST");
 }
 
 #[test]
@@ -501,7 +504,7 @@ fn pcap_flows(path: &Path) -> Vec<Vec<Step>> {
                 match block {
                     PcapBlockOwned::LegacyHeader(h) => linktype = h.network.0,
                     PcapBlockOwned::Legacy(p) => packets.push(p.data.to_vec()),
-                    PcapBlockOwned::NG(pcap_parser::Block::InterfaceDescription(i)) => linktype = i32::from(i.linktype.0),
+                    PcapBlockOwned::NG(pcap_parser::Block::InterfaceDescription(i)) => linktype = i.linktype.0,
                     PcapBlockOwned::NG(pcap_parser::Block::EnhancedPacket(p)) => packets.push(p.data.to_vec()),
                     PcapBlockOwned::NG(_) => {}
                 }
@@ -553,7 +556,8 @@ fn pcap_flows(path: &Path) -> Vec<Vec<Step>> {
             self.drain(dir, steps);
         }
     }
-    let mut conns: Vec<((Vec<u8>, u16, Vec<u8>, u16), Conn)> = Vec::new();
+    type ConnKey = (Vec<u8>, u16, Vec<u8>, u16);
+    let mut conns: Vec<(ConnKey, Conn)> = Vec::new();
     for pkt in packets {
         let ip = match linktype {
             1 if pkt.len() >= 14 => {

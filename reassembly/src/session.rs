@@ -176,6 +176,12 @@ pub struct TcpEve {
     #[serde(skip_serializing_if = "is_false")]
     pub cwr: bool,
     pub state: &'static str,
+    /// Bytes of the server's stream were never seen.
+    #[serde(skip_serializing_if = "is_false")]
+    pub tc_gap: bool,
+    /// Bytes of the client's stream were never seen.
+    #[serde(skip_serializing_if = "is_false")]
+    pub ts_gap: bool,
     pub ts_max_regions: usize,
     pub tc_max_regions: usize,
 }
@@ -210,6 +216,8 @@ struct Half {
     last_tsval_at: Timestamp,
     fin_offset: Option<u64>,
     flags: u8,
+    /// A gap was reported in this side's stream.
+    had_gap: bool,
     assembler: Assembler,
 }
 
@@ -328,6 +336,8 @@ impl TcpSession {
             ecn: all & ECE != 0,
             cwr: all & CWR != 0,
             state: self.state.eve(),
+            tc_gap: self.halves[1].had_gap,
+            ts_gap: self.halves[0].had_gap,
             ts_max_regions: self.halves[0].assembler.max_regions_seen().max(1),
             tc_max_regions: self.halves[1].assembler.max_regions_seen().max(1),
         }
@@ -387,6 +397,7 @@ impl TcpSession {
         let half = &mut self.halves[dir.index()];
         let stream_end = half.fin_offset.unwrap_or(0);
         let gap = half.assembler.finish(stream_end, cfg.depth_limit(), &mut |ev| out(dir, ev));
+        half.had_gap |= gap > 0;
         if gap > 0 {
             self.stats.gaps += 1;
             self.stats.gap_bytes += gap;
@@ -557,7 +568,13 @@ impl TcpSession {
         match dir {
             Direction::ToServer => {
                 if flags & SYN != 0 {
-                    let event = if flags & ACK != 0 { Some("stream.3whs_synack_toserver_on_syn_recv") } else { None };
+                    let event = if flags & ACK != 0 {
+                        Some("stream.3whs_synack_toserver_on_syn_recv")
+                    } else if seg.seq != self.halves[0].isn {
+                        Some("stream.3whs_syn_resend_diff_seq_on_syn_recv")
+                    } else {
+                        None // a plain retransmission
+                    };
                     return self.ignore(ctx, event);
                 }
                 if flags & ACK == 0 {
@@ -896,6 +913,7 @@ impl TcpSession {
                 }
             }
             if gap > 0 {
+                self.halves[dir.index()].had_gap = true;
                 self.stats.gaps += 1;
                 self.stats.gap_bytes += gap;
                 self.anomaly(ctx, "stream.reassembly_seq_gap");

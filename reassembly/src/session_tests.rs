@@ -234,6 +234,17 @@ fn split_handshake_with_wrong_synack_is_flagged() {
 }
 
 #[test]
+fn syn_with_another_isn_after_the_synack_is_flagged() {
+    let mut conv = Conv::new(cfg());
+    conv.c(C_ISN, 0, SYN, b"");
+    conv.s(S_ISN, C_ISN + 1, SYN | ACK, b"");
+    assert!(conv.c(C_ISN, 0, SYN, b"").anomalies.is_empty(), "plain retransmission");
+    let out = conv.c(C_ISN + 40, 0, SYN, b"");
+    assert!(out.anomalies.contains("stream.3whs_syn_resend_diff_seq_on_syn_recv"));
+    assert_eq!(out.state, TcpState::SynRecv);
+}
+
+#[test]
 fn synack_with_wrong_ack_is_ignored() {
     let mut conv = Conv::new(cfg());
     conv.c(C_ISN, 0, SYN, b"");

@@ -42,6 +42,9 @@ fn acked_hole_becomes_a_four_byte_gap() {
     assert_eq!(run.stream(ToServer), "VERY[4 bytes missing]DATA");
     assert!(run.anomalies().contains(&(6, "stream.reassembly_seq_gap")));
     assert_eq!(run.session.stats().gap_bytes, 4);
+    let eve = serde_json::to_value(run.session.eve()).expect("serializable");
+    assert_eq!(eve["ts_gap"], serde_json::json!(true));
+    assert_eq!(eve.get("tc_gap"), None);
     assert_eq!((run.ends(ToServer), run.ends(ToClient)), (1, 1));
 }
 

@@ -820,3 +820,106 @@ fn debug_dump_steps() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+
+/// A flow exercising most of the state machine: pipelining, 100 Continue, chunked with
+/// extensions, gzip, multipart, a Connection: close body.
+fn busy_flow() -> (Vec<u8>, Vec<u8>) {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&EICAR.repeat(50)).expect("gzip");
+    let gz = e.finish().expect("gzip");
+    let part = b"--zz\r\nContent-Disposition: form-data; name=\"f\"; filename=\"up.bin\"\r\n\r\nUPLOADED\r\n--zz--\r\n";
+    let mut req = format!(
+        "GET /a HTTP/1.1\r\nHost: h\r\n\r\n\
+         POST /form HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Type: multipart/form-data; boundary=zz\r\nContent-Length: {}\r\n\r\n",
+        part.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(part);
+    req.extend_from_slice(b"GET /z HTTP/1.0\r\nHost: h\r\n\r\n");
+    let mut resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\n\r\n".to_vec();
+    resp.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+    resp.extend_from_slice(format!("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).as_bytes());
+    resp.extend_from_slice(&gz);
+    resp.extend_from_slice(b"HTTP/1.0 200 OK\r\n\r\nuntil close");
+    (req, resp)
+}
+
+fn split_at_points(data: &[u8], points: &[usize]) -> Vec<Vec<u8>> {
+    let mut cuts: Vec<usize> = points.iter().map(|p| p % (data.len() + 1)).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut pieces = Vec::new();
+    let mut last = 0;
+    for c in cuts.into_iter().chain(std::iter::once(data.len())) {
+        if c > last {
+            pieces.push(data[last..c].to_vec());
+            last = c;
+        }
+    }
+    pieces
+}
+
+fn events_json(run: &Run) -> Vec<Value> {
+    run.out.events.iter().map(|e| Value::Object(e.fields.clone())).collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// How reassembly happens to cut the stream never changes what is extracted or logged.
+    #[test]
+    fn segmentation_does_not_change_results(
+        req_cuts in proptest::collection::vec(0usize..10_000, 0..40),
+        resp_cuts in proptest::collection::vec(0usize..10_000, 0..40),
+    ) {
+        let (req, resp) = busy_flow();
+        let whole = exchange(&req, &resp);
+        let mut steps: Vec<Step> = split_at_points(&req, &req_cuts).into_iter().map(|p| Step::Data(Direction::ToServer, p)).collect();
+        steps.extend(split_at_points(&resp, &resp_cuts).into_iter().map(|p| Step::Data(Direction::ToClient, p)));
+        steps.push(Step::End(Direction::ToServer));
+        steps.push(Step::End(Direction::ToClient));
+        let pieces = run_cfg(&HttpConfig::default(), &steps);
+        proptest::prop_assert_eq!(events_json(&whole), events_json(&pieces));
+        proptest::prop_assert_eq!(whole.fileinfos().len(), 4);
+    }
+
+    /// Arbitrary bytes, gaps and ends in any order: no panic, and every buffer stays within its
+    /// limit.
+    #[test]
+    fn arbitrary_input_stays_bounded(
+        ops in proptest::collection::vec((0u8..4, proptest::collection::vec(proptest::num::u8::ANY, 0..300), 0u64..5000), 0..60),
+    ) {
+        let cfg = HttpConfig { max_header_bytes: 512, max_headers: 8, request_body_limit: 64, response_body_limit: 64, max_open_transactions: 4, ..HttpConfig::default() };
+        let mut state = HttpState::new(&cfg);
+        let mut sink = MemorySink::new(1 << 20);
+        let mut out = Emit::default();
+        for (kind, bytes, len) in &ops {
+            let dir = if kind & 1 == 0 { Direction::ToServer } else { Direction::ToClient };
+            let mut data = bytes.clone();
+            // Bias toward HTTP-looking input so deeper states are reached.
+            if kind & 2 == 0 && !data.is_empty() {
+                data.splice(0..0, b"GET /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".iter().copied());
+            }
+            let ev = match (kind, *len) {
+                (_, l) if l < 300 => StreamEvent::Gap { len: l },
+                (_, l) if l > 4990 => StreamEvent::End,
+                _ => StreamEvent::Data(&data),
+            };
+            state.on_stream(dir, ev, TS, &mut sink, &mut out);
+        }
+        proptest::prop_assert!(state.slots.len() <= cfg.max_open_transactions);
+        for tx in state.transactions() {
+            proptest::prop_assert!(tx.request_body.len() <= cfg.request_body_limit);
+            proptest::prop_assert!(tx.response_body.len() <= cfg.response_body_limit);
+            proptest::prop_assert!(tx.request_headers_raw.len() <= cfg.max_header_bytes + 2);
+        }
+        for side in &state.sides {
+            proptest::prop_assert!(side.line.held.len() <= cfg.max_header_bytes.max(MAX_CHUNK_LINE_BYTES));
+            proptest::prop_assert!(side.junk.len() <= MAX_JUNK_BEFORE_STATUS_BYTES);
+        }
+    }
+}

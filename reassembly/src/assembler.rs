@@ -107,6 +107,11 @@ impl Assembler {
         }
         let end = full_end.min(limits.depth);
         report.depth_cut = end < full_end;
+        if end <= self.delivered {
+            // Only bytes past the depth were new.
+            report.rejected = Some(Rejection::BeforeDelivered);
+            return report;
+        }
         let data = &data[..(end - start) as usize];
         let new = Extent { start, end };
         let write_start = start.max(self.delivered);
@@ -326,8 +331,60 @@ impl Assembler {
 }
 
 #[cfg(test)]
+impl Assembler {
+    /// Recomputes everything kept incrementally and checks it.
+    fn check_invariants(&self) {
+        let mut regions = 0;
+        let mut previous_end: Option<u64> = None;
+        let mut data = 0;
+        for (start, piece) in &self.pieces {
+            assert!(*start >= self.delivered, "piece below the delivery point");
+            assert!(!piece.is_empty());
+            if let Some(end) = previous_end {
+                assert!(*start >= end, "pieces overlap");
+            }
+            if previous_end != Some(*start) {
+                regions += 1;
+            }
+            previous_end = Some(start + piece.len() as u64);
+            data += piece.len();
+        }
+        assert_eq!(data, self.data_bytes);
+        assert_eq!(regions, self.regions);
+        assert!(self.extents.iter().all(|e| e.end > self.delivered), "delivered extent kept");
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn incremental_bookkeeping_matches_a_recount(
+            ops in proptest::collection::vec((0u64..200, 1usize..40, any::<bool>()), 1..80),
+        ) {
+            let mut asm = Assembler::default();
+            let l = InsertLimits {
+                policy: OverlapPolicy::Linux,
+                depth: 180,
+                memory_budget: usize::MAX,
+                max_segments: 30,
+                max_regions: 6,
+            };
+            for (offset, len, is_ack) in ops {
+                if is_ack {
+                    asm.deliver(offset, l.depth, len % 2 == 0, &mut |_| {});
+                } else {
+                    asm.insert(offset, &vec![len as u8; len], &l);
+                }
+                asm.check_invariants();
+                prop_assert!(asm.regions <= l.max_regions);
+                prop_assert!(asm.extents.len() <= l.max_segments);
+            }
+        }
+    }
 
     /// Owned copy of a stream event, for comparing event sequences.
     #[derive(Clone, Debug, PartialEq, Eq)]

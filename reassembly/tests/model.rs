@@ -72,6 +72,10 @@ fn new_wins(policy: OverlapPolicy, s: u64, e: u64, hs: u64, he: u64) -> bool {
 /// The oracle: one slot per stream offset, every segment ever stored, delivered bytes frozen.
 struct Oracle {
     policy: OverlapPolicy,
+    /// Bytes at or past it are never stored; the stream ends with a gap covering them.
+    depth: u64,
+    /// Highest offset any segment reached, past the depth included.
+    highest_end: u64,
     bytes: Vec<Option<u8>>,
     extents: Vec<(u64, u64)>,
     delivered: u64,
@@ -81,6 +85,11 @@ struct Oracle {
 
 impl Oracle {
     fn segment(&mut self, s: u64, data: &[u8]) {
+        self.highest_end = self.highest_end.max(s + data.len() as u64);
+        if s >= self.depth {
+            return;
+        }
+        let data = &data[..data.len().min((self.depth - s) as usize)];
         let e = s + data.len() as u64;
         if e <= self.delivered {
             return;
@@ -129,6 +138,7 @@ impl Oracle {
     /// Same rule as the session: data up to `limit`; a hole is given up on (as a gap up to the
     /// next held byte) only when held data follows it.
     fn deliver(&mut self, limit: u64) {
+        let limit = limit.min(self.depth);
         while self.delivered < limit {
             match self.bytes.get(self.delivered as usize).copied().flatten() {
                 Some(b) => {
@@ -146,8 +156,8 @@ impl Oracle {
     }
 }
 
-fn run_session(policy: OverlapPolicy, c_isn: u32, s_isn: u32, ops: &[Op]) -> (Vec<Ev>, TcpSession) {
-    let cfg = StreamConfig { overlap_policy: policy, ..StreamConfig::default() };
+fn run_session(policy: OverlapPolicy, depth: u64, c_isn: u32, s_isn: u32, ops: &[Op]) -> (Vec<Ev>, TcpSession) {
+    let cfg = StreamConfig { overlap_policy: policy, depth, ..StreamConfig::default() };
     let mut session = TcpSession::new();
     let mut events = Vec::new();
     let mut feed = |session: &mut TcpSession, from_initiator: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]| {
@@ -199,8 +209,18 @@ fn run_session(policy: OverlapPolicy, c_isn: u32, s_isn: u32, ops: &[Op]) -> (Ve
     (events, session)
 }
 
-fn run_oracle(policy: OverlapPolicy, ops: &[Op]) -> Vec<Ev> {
-    let mut oracle = Oracle { policy, bytes: Vec::new(), extents: Vec::new(), delivered: 0, acked: 0, events: Vec::new() };
+fn run_oracle(policy: OverlapPolicy, depth: u64, ops: &[Op]) -> Vec<Ev> {
+    let depth = if depth == 0 { u64::MAX } else { depth };
+    let mut oracle = Oracle {
+        policy,
+        depth,
+        highest_end: 0,
+        bytes: Vec::new(),
+        extents: Vec::new(),
+        delivered: 0,
+        acked: 0,
+        events: Vec::new(),
+    };
     for op in ops {
         match op {
             Op::Segment { off, data } => oracle.segment(*off, data),
@@ -213,6 +233,11 @@ fn run_oracle(policy: OverlapPolicy, ops: &[Op]) -> Vec<Ev> {
         }
     }
     oracle.deliver(u64::MAX);
+    // Bytes seen past the depth are reported once everything before it was handed out.
+    if oracle.delivered >= depth && oracle.highest_end > oracle.delivered {
+        let len = oracle.highest_end - oracle.delivered;
+        push(&mut oracle.events, Ev::Gap(len));
+    }
     oracle.events.push(Ev::End);
     oracle.events
 }
@@ -223,12 +248,14 @@ proptest! {
     #[test]
     fn session_matches_the_byte_array_oracle(
         policy in proptest::sample::select(POLICIES.to_vec()),
+        // 0 is unlimited; small depths cut inside the segments' range
+        depth in prop_oneof![Just(0u64), 8u64..90],
         c_isn in any::<u32>(),
         s_isn in any::<u32>(),
         ops in proptest::collection::vec(op(), 1..40),
     ) {
-        let (events, session) = run_session(policy, c_isn, s_isn, &ops);
-        prop_assert_eq!(&events, &run_oracle(policy, &ops));
+        let (events, session) = run_session(policy, depth, c_isn, s_isn, &ops);
+        prop_assert_eq!(&events, &run_oracle(policy, depth, &ops));
         prop_assert_eq!(session.memory_used(), 0);
     }
 }
@@ -243,6 +270,10 @@ fn oracle_agrees_on_a_hand_checked_case() {
         Op::Segment { off: 4, data: b"bbbb".to_vec() },
     ];
     let expected = vec![Ev::Data(b"aaaaccbb".to_vec()), Ev::End];
-    assert_eq!(run_oracle(OverlapPolicy::Bsd, &ops), expected);
-    assert_eq!(run_session(OverlapPolicy::Bsd, 7, 9, &ops).0, expected);
+    assert_eq!(run_oracle(OverlapPolicy::Bsd, 0, &ops), expected);
+    assert_eq!(run_session(OverlapPolicy::Bsd, 0, 7, 9, &ops).0, expected);
+    // With a depth of 6 the last two bytes are a gap.
+    let cut = vec![Ev::Data(b"aaaacc".to_vec()), Ev::Gap(2), Ev::End];
+    assert_eq!(run_oracle(OverlapPolicy::Bsd, 6, &ops), cut);
+    assert_eq!(run_session(OverlapPolicy::Bsd, 6, 7, 9, &ops).0, cut);
 }

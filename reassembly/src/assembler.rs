@@ -201,7 +201,9 @@ impl Assembler {
         if is_new_extent {
             self.extents.insert(new);
         }
-        self.regions = self.regions + 1 - touched;
+        // Every touched run is a counted region, so this cannot underflow; saturate anyway so
+        // a bookkeeping slip can never panic on network input.
+        self.regions = (self.regions + 1).saturating_sub(touched);
         self.max_regions_seen = self.max_regions_seen.max(self.regions);
         report
     }
@@ -273,7 +275,7 @@ impl Assembler {
             let take = available.min(limit - self.delivered);
             if take == available {
                 let piece = entry.remove();
-                self.data_bytes -= piece.len();
+                self.data_bytes = self.data_bytes.saturating_sub(piece.len());
                 emit(StreamEvent::Data(&piece));
                 let next_touches = self.pieces.first_key_value().is_some_and(|(s, _)| *s == piece_start + take);
                 if !next_touches {
@@ -282,7 +284,7 @@ impl Assembler {
             } else {
                 let rest = entry.get_mut().split_off(take as usize);
                 let head = entry.remove();
-                self.data_bytes -= head.len();
+                self.data_bytes = self.data_bytes.saturating_sub(head.len());
                 emit(StreamEvent::Data(&head));
                 self.pieces.insert(piece_start + take, rest);
             }

@@ -5,6 +5,17 @@
 //! with a [`SegmentOutcome`] (direction, anomalies, state) and pushes each direction's
 //! reassembled stream as `weir_core::StreamEvent`s (`Data | Gap { len } | End`) into a callback.
 //!
+//! # Caller contract (the flow table)
+//!
+//! * `from_initiator` is "this packet's source is the flow's first-seen source". The session
+//!   works out who the client is (the first SYN's sender, a midstream SYN/ACK's receiver) and
+//!   returns the corrected [`SegmentOutcome::direction`]; `reversed` says the flow's record must
+//!   swap client and server. [`TcpSession::swap_directions`] does the same later, for app-layer
+//!   protocol detection.
+//! * `new_session` (a SYN on a closed or time-wait session: port reuse): flush this session, end
+//!   the flow, create a new flow and `TcpSession`, and feed the same segment to it.
+//! * Flow timeout, eviction, end of capture: [`TcpSession::flush`].
+//!
 //! # Delivery rule (IDS mode, as Suricata)
 //!
 //! * A direction's bytes are released once the other side has ACKed them, so overlapping

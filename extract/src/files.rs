@@ -11,6 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use md5::Md5;
 use serde_json::{Map, Value};
@@ -21,6 +22,9 @@ use weir_core::{hex, FileArtifact, FileState};
 /// Longest file name (in bytes, from the wire) kept in records; longer names are cut on a char
 /// boundary. Names only ever appear in EVE, never on disk, but an attacker controls their length.
 pub const MAX_FILE_NAME_BYTES: usize = 1024;
+
+/// Numbers temp files process-wide.
+static TEMP_FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// How many leading bytes of a file are kept to recognise its type.
 const MAGIC_PREFIX_BYTES: usize = 64;
@@ -159,8 +163,10 @@ fn make_private_dir(path: &Path) -> Result<(), FileError> {
 impl FileSink for Filestore {
     fn open(&mut self) -> Result<StoreHandle, FileError> {
         self.next += 1;
-        // The process id keeps two sensors sharing one output directory from colliding.
-        let path = self.tmp_dir.join(format!("{}-{}", std::process::id(), self.next));
+        // Unique across worker threads (each has its own Filestore) and across sensors sharing
+        // one output directory (the process id).
+        let unique = TEMP_FILE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = self.tmp_dir.join(format!("{}-{unique}", std::process::id()));
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -491,6 +497,21 @@ mod tests {
         assert_eq!(tmp_left, 0);
         // The wire name was never a path.
         assert!(!out.path().join("etc").exists());
+    }
+
+    #[test]
+    fn two_filestores_in_one_process_do_not_share_temp_files() {
+        let out = tempfile::tempdir().expect("tempdir");
+        let mut a = Filestore::new(out.path()).expect("a");
+        let mut b = Filestore::new(out.path()).expect("b");
+        let mut fa = OpenFile::open(&mut a, b"a", None, 1);
+        let mut fb = OpenFile::open(&mut b, b"b", None, 1);
+        fa.write(&mut a, b"first");
+        fb.write(&mut b, b"second");
+        let ca = fa.close(&mut a, true);
+        let cb = fb.close(&mut b, true);
+        assert_eq!(fs::read(a.path_of(&ca.artifact.sha256)).expect("a"), b"first");
+        assert_eq!(fs::read(b.path_of(&cb.artifact.sha256)).expect("b"), b"second");
     }
 
     #[test]

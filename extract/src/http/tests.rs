@@ -951,3 +951,20 @@ fn real_downloads_are_extracted_byte_identical() {
     let exe = files.iter().find(|f| f["filename"] == "/chunked.exe").expect("exe");
     assert_eq!(exe["magic"], "PE32 executable (MS-DOS)");
 }
+
+#[test]
+fn gzipped_request_body_is_decoded_for_inspection() {
+    let runs = run_pcap("http-post-data-decompression/input.pcap", &HttpConfig::default());
+    let tx = runs[0].state.transactions().next().expect("tx");
+    assert_eq!(tx.method, b"POST");
+    let body = String::from_utf8_lossy(&tx.request_body).to_ascii_lowercase();
+    assert!(body.contains("name"), "decoded request body: {body:?}");
+    assert!(!String::from_utf8_lossy(&tx.response_body).to_ascii_lowercase().contains("name"));
+}
+
+#[test]
+fn config_rejects_unknown_keys_and_defaults_the_rest() {
+    let cfg: HttpConfig = serde_json::from_str(r#"{"log_headers": true, "max_headers": 10}"#).expect("config");
+    assert_eq!(cfg, HttpConfig { log_headers: true, max_headers: 10, ..HttpConfig::default() });
+    assert!(serde_json::from_str::<HttpConfig>(r#"{"max_header": 10}"#).is_err());
+}

@@ -242,6 +242,9 @@ pub struct ClosedFile {
     pub tx_id: Option<u64>,
     /// Per-flow file number, from 1.
     pub file_id: u64,
+    /// For a part of a larger file (an HTTP 206 response), the first and last byte offsets it
+    /// covers (EVE `start`, `end`).
+    pub range: Option<(u64, u64)>,
 }
 
 impl OpenFile {
@@ -342,6 +345,7 @@ impl OpenFile {
             gap_bytes: self.gap_bytes,
             tx_id: self.tx_id,
             file_id: self.file_id,
+            range: None,
         }
     }
 }
@@ -365,6 +369,10 @@ impl ClosedFile {
         m.insert("size".into(), a.size.saturating_add(self.gap_bytes).into());
         if let Some(tx) = self.tx_id {
             m.insert("tx_id".into(), tx.into());
+        }
+        if let Some((start, end)) = self.range {
+            m.insert("start".into(), start.into());
+            m.insert("end".into(), end.into());
         }
         Value::Object(m)
     }

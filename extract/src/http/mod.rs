@@ -1308,7 +1308,13 @@ fn close_target(target: &mut Target, whole: bool, tx: Option<&HttpTx>, dir: Dire
     }
 }
 
-fn emit_file(closed: crate::files::ClosedFile, tx: Option<&HttpTx>, _dir: Direction, ctx: &mut Ctx<'_>) {
+fn emit_file(mut closed: crate::files::ClosedFile, tx: Option<&HttpTx>, dir: Direction, ctx: &mut Ctx<'_>) {
+    if dir == Direction::ToClient
+        && let Some(tx) = tx
+        && tx.status_code == Some(206)
+    {
+        closed.range = tx.header(Direction::ToClient, "content-range").and_then(parse_content_range);
+    }
     let mut fields = Map::new();
     if let Some(id) = closed.tx_id {
         fields.insert("tx_id".into(), id.into());
@@ -1321,10 +1327,20 @@ fn emit_file(closed: crate::files::ClosedFile, tx: Option<&HttpTx>, _dir: Direct
         ts: ctx.ts,
         event_type: "fileinfo",
         tx_id: closed.tx_id,
-        direction: _dir,
+        direction: dir,
         fields,
     });
     ctx.out.artifact(ctx.ts, closed.tx_id, Artifact::File(closed.artifact));
+}
+
+/// `bytes first-last/total` (RFC 9110 section 14.4): the first and last offsets.
+fn parse_content_range(v: &[u8]) -> Option<(u64, u64)> {
+    let v = std::str::from_utf8(v).ok()?.trim();
+    let rest = v.strip_prefix("bytes")?.trim_start();
+    let (span, _total) = rest.split_once('/')?;
+    let (first, last) = span.split_once('-')?;
+    let (first, last) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
+    (first <= last).then_some((first, last))
 }
 
 fn decode_stop_event(why: decode::DecodeStop) -> &'static str {

@@ -968,3 +968,16 @@ fn config_rejects_unknown_keys_and_defaults_the_rest() {
     assert_eq!(cfg, HttpConfig { log_headers: true, max_headers: 10, ..HttpConfig::default() });
     assert!(serde_json::from_str::<HttpConfig>(r#"{"max_header": 10}"#).is_err());
 }
+
+#[test]
+fn partial_content_files_carry_their_range() {
+    let run = exchange(
+        b"GET /big.iso HTTP/1.1\r\nHost: h\r\nRange: bytes=100-104\r\n\r\n",
+        b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 100-104/1000\r\nContent-Length: 5\r\n\r\nabcde",
+    );
+    let files = run.fileinfos();
+    assert_eq!((files[0]["start"].clone(), files[0]["end"].clone()), (100.into(), 104.into()));
+    assert_eq!(files[0]["size"], 5);
+    assert_eq!(super::parse_content_range(b"bytes 5-1/10"), None);
+    assert_eq!(super::parse_content_range(b"bytes */10"), None);
+}

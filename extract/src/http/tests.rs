@@ -868,7 +868,7 @@ fn events_json(run: &Run) -> Vec<Value> {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
     /// How reassembly happens to cut the stream never changes what is extracted or logged.
     #[test]
@@ -901,8 +901,17 @@ proptest::proptest! {
             let dir = if kind & 1 == 0 { Direction::ToServer } else { Direction::ToClient };
             let mut data = bytes.clone();
             // Bias toward HTTP-looking input so deeper states are reached.
+            const PREFIXES: &[&[u8]] = &[
+                b"GET /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                b"GET http:// HTTP/1.1\r\nHost:\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip, br, deflate\r\nContent-Length: 40\r\n\r\n",
+                b"POST / HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=a\r\nContent-Length: 90\r\n\r\n--a\r\n",
+                b"HTTP/1.1 101 Switching\r\n\r\n",
+                b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-1/2\r\nTransfer-Encoding: chunked\r\n\r\n",
+            ];
             if kind & 2 == 0 && !data.is_empty() {
-                data.splice(0..0, b"GET /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".iter().copied());
+                let prefix = PREFIXES[(*len as usize) % PREFIXES.len()];
+                data.splice(0..0, prefix.iter().copied());
             }
             let ev = match (kind, *len) {
                 (_, l) if l < 300 => StreamEvent::Gap { len: l },
@@ -980,4 +989,20 @@ fn partial_content_files_carry_their_range() {
     assert_eq!(files[0]["size"], 5);
     assert_eq!(super::parse_content_range(b"bytes 5-1/10"), None);
     assert_eq!(super::parse_content_range(b"bytes */10"), None);
+}
+
+#[test]
+fn http_async_cli_and_chunked_request_headers() {
+    let http = all_http(&run_pcap("http-async-cli/input.pcap", &HttpConfig::default()));
+    for url in ["/1", "/2"] {
+        assert_eq!(http.iter().filter(|h| h["url"] == url).count(), 1, "{url}: {http:?}");
+    }
+    let runs = run_pcap("http-chunked/input.pcap", &HttpConfig::default());
+    let tx = runs[0].state.transactions().next().expect("tx");
+    let names: Vec<String> = tx.request_headers.iter().map(|h| String::from_utf8_lossy(&h.name).to_ascii_lowercase()).collect();
+    for want in ["host", "cookie", "x-qlik-user", "user-agent", "content-length", "transfer-encoding"] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    let header_buf = tx.headers_buffer(Direction::ToServer);
+    assert!(!header_buf.windows(6).any(|w| w.eq_ignore_ascii_case(b"cookie")), "http.header leaves Cookie out");
 }

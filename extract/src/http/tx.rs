@@ -154,14 +154,20 @@ impl HttpTx {
 
 /// For an absolute-form target (`http://host:port/path`), the `host:port` part.
 pub(crate) fn absolute_authority(uri: &[u8]) -> Option<&[u8]> {
-    let lower_starts = |p: &[u8]| uri.len() >= p.len() && uri[..p.len()].eq_ignore_ascii_case(p);
-    let rest = if lower_starts(b"http://") {
-        &uri[7..]
-    } else if lower_starts(b"https://") {
-        &uri[8..]
+    absolute_parts(uri).map(|(host, _)| host)
+}
+
+/// The host part of an absolute-form target and where its path starts.
+fn absolute_parts(uri: &[u8]) -> Option<(&[u8], usize)> {
+    let starts = |p: &[u8]| uri.len() >= p.len() && uri[..p.len()].eq_ignore_ascii_case(p);
+    let scheme_len = if starts(b"http://") {
+        7
+    } else if starts(b"https://") {
+        8
     } else {
         return None;
     };
+    let rest = &uri[scheme_len..];
     let end = rest.iter().position(|&b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len());
     let authority = &rest[..end];
     // Userinfo is not part of the host.
@@ -169,7 +175,7 @@ pub(crate) fn absolute_authority(uri: &[u8]) -> Option<&[u8]> {
         Some(at) => &authority[at + 1..],
         None => authority,
     };
-    Some(host)
+    Some((host, scheme_len + end))
 }
 
 /// Splits `host[:port]` (IPv6 literals in brackets keep their colons).
@@ -193,12 +199,9 @@ pub(crate) fn split_host_port(host: &[u8]) -> (&[u8], Option<u16>) {
 /// as they are), `\` left alone, `.` and `..` path segments removed. The query is decoded but
 /// not restructured.
 pub fn normalize_uri(raw: &[u8]) -> Vec<u8> {
-    let target = match absolute_authority(raw) {
-        Some(auth) => {
-            // Skip "scheme://authority" so only the path and query remain.
-            let start = raw.windows(auth.len()).position(|w| w == auth).map(|p| p + auth.len()).unwrap_or(0);
-            &raw[start..]
-        }
+    // For an absolute target only the path and query are the URI.
+    let target = match absolute_parts(raw) {
+        Some((_, path_start)) => &raw[path_start..],
         None => raw,
     };
     let split = target.iter().position(|&b| b == b'?').unwrap_or(target.len());
@@ -279,6 +282,9 @@ mod tests {
         assert_eq!(normalize_uri(b"/dir/"), b"/dir/");
         assert_eq!(normalize_uri(b"/%zz"), b"/%zz");
         assert_eq!(normalize_uri(b"http://h:8080/a/../b"), b"/b");
+        assert_eq!(normalize_uri(b"http://u@h/a"), b"/a");
+        assert_eq!(normalize_uri(b"http://"), b"/");
+        assert_eq!(normalize_uri(b"http:///x"), b"/x");
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub trait FileSink {
     /// Finishes the file whose content hashes to `sha256`. Returns whether the content is now in
     /// the store (it may have been there already).
     fn close(&mut self, handle: StoreHandle, sha256: &[u8; 32]) -> Result<bool, FileError>;
+    /// Forgets a file that will not be logged (an abandoned assembly).
+    fn discard(&mut self, _handle: StoreHandle) {}
 }
 
 /// A sink that stores nothing (filestore disabled): every file is logged with `stored: false`.
@@ -112,6 +114,11 @@ impl FileSink for MemorySink {
             self.open.remove(&handle.0);
         }
         Ok(())
+    }
+    fn discard(&mut self, handle: StoreHandle) {
+        if let Some(buf) = self.open.remove(&handle.0) {
+            self.held -= buf.len();
+        }
     }
     fn close(&mut self, handle: StoreHandle, sha256: &[u8; 32]) -> Result<bool, FileError> {
         let Some(buf) = self.open.remove(&handle.0) else { return Ok(false) };
@@ -201,6 +208,19 @@ impl FileSink for Filestore {
         }
         fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
         Ok(true)
+    }
+
+    fn discard(&mut self, handle: StoreHandle) {
+        self.discard_temp(handle);
+    }
+}
+
+impl Filestore {
+    fn discard_temp(&mut self, handle: StoreHandle) {
+        if let Some((path, w)) = self.open.remove(&handle.0) {
+            drop(w);
+            let _ = fs::remove_file(path);
+        }
     }
 }
 
@@ -310,6 +330,13 @@ impl OpenFile {
 
     pub fn has_gaps(&self) -> bool {
         self.gaps
+    }
+
+    /// Drops the file without logging or storing it.
+    pub fn discard(self, sink: &mut dyn FileSink) {
+        if let Some(h) = self.handle {
+            sink.discard(h);
+        }
     }
 
     /// Finishes the file. `complete` says whether the protocol saw its whole length; a file with

@@ -39,6 +39,9 @@ pub const MAX_ANOMALY_RECORDS_PER_EVENT: u64 = 8;
 /// novels.
 pub const MAX_CHUNK_LINE_BYTES: usize = 1024;
 
+/// Range downloads (206 parts) being joined per flow; the oldest is abandoned beyond it.
+pub const MAX_RANGE_JOINS_PER_FLOW: usize = 8;
+
 /// Junk a response may carry before its status line and still be read as HTTP/1.x, as
 /// Firefox does; beyond it the reply is taken as an HTTP/0.9 body.
 pub const MAX_JUNK_BEFORE_STATUS_BYTES: usize = 4096;
@@ -248,10 +251,26 @@ struct HeaderBlock {
 
 /// What becomes of decoded body bytes.
 enum Target {
-    /// One file for the whole body, opened at its first byte.
-    File { name: Vec<u8>, file: Option<OpenFile> },
+    /// One file for the whole body, opened at its first byte; a 206 part may also feed the
+    /// whole file being joined from ranges.
+    File { name: Vec<u8>, file: Option<OpenFile>, join: Option<Box<JoinFeed>> },
     /// multipart/form-data: one file per part that has a filename.
     Multipart { splitter: Multipart, file: Option<OpenFile> },
+}
+
+/// A whole file assembled from in-order (or overlapping) 206 parts of one URL, streamed into
+/// the sink as the parts arrive, so it is never held in memory.
+struct RangeJoin {
+    url: String,
+    total: u64,
+    next: u64,
+    file: OpenFile,
+}
+
+/// A 206 body feeding a join: its first `skip` bytes are already in the joined file.
+struct JoinFeed {
+    join: RangeJoin,
+    skip: u64,
 }
 
 /// A body in progress.
@@ -320,6 +339,7 @@ pub struct HttpState {
     /// lines before it still belong to the body, as libhtp (and so Suricata's file sizes)
     /// count them.
     lingering: Option<Body>,
+    range_joins: VecDeque<RangeJoin>,
     anomaly_counts: Vec<(&'static str, u64)>,
 }
 
@@ -334,6 +354,7 @@ impl HttpState {
             next_file_id: 1,
             sides: [Side::default(), Side::default()],
             lingering: None,
+            range_joins: VecDeque::new(),
             anomaly_counts: Vec::new(),
         }
     }
@@ -645,7 +666,7 @@ impl HttpState {
     /// Starts an HTTP/0.9 reply: everything (held junk, then `first`) is body until close.
     fn start_http09(&mut self, id: u64, first: &[u8], ts: Timestamp, files: &mut dyn FileSink, out: &mut Emit) {
         self.sides[1].phase = Phase::UntilClose;
-        self.start_body(Direction::ToClient, id, None, ts);
+        self.start_body(Direction::ToClient, id, None, files);
         let junk = std::mem::take(&mut self.sides[1].junk);
         self.body_bytes(Direction::ToClient, &junk, ts, files, out);
         self.body_bytes(Direction::ToClient, first, ts, files, out);
@@ -802,7 +823,7 @@ impl HttpState {
                 .collect();
             (!values.is_empty()).then(|| values.join(&b","[..]))
         });
-        self.start_body(dir, id, encoding.as_deref(), ts);
+        self.start_body(dir, id, encoding.as_deref(), files);
         if let (Framing::Length(_), Some(body)) = (framing, self.sides[d].body.as_mut()) {
             body.by_length = true;
         }
@@ -818,7 +839,7 @@ impl HttpState {
     }
 
     /// Sets up the body pipeline (decoders, multipart splitting, file naming) for `id`.
-    fn start_body(&mut self, dir: Direction, id: u64, encoding: Option<&[u8]>, _ts: Timestamp) {
+    fn start_body(&mut self, dir: Direction, id: u64, encoding: Option<&[u8]>, files: &mut dyn FileSink) {
         let decoder = encoding.and_then(|enc| {
             let (codings, _, _) = parse_codings(enc, self.cfg.decompress_layer_limit);
             (!codings.is_empty())
@@ -829,9 +850,17 @@ impl HttpState {
             (Direction::ToServer, Some(tx)) => tx.header(dir, "content-type").and_then(form_data_boundary),
             _ => None,
         };
+        let join = match (dir, tx, &decoder) {
+            (Direction::ToClient, Some(tx), None) if tx.status_code == Some(206) => {
+                let tx = tx.clone();
+                self.join_feed(&tx, files).map(Box::new)
+            }
+            _ => None,
+        };
+        let tx = self.slots.iter().find(|s| s.tx.id == id).map(|s| &s.tx);
         let target = match boundary {
             Some(b) => Target::Multipart { splitter: Multipart::new(&b), file: None },
-            None => Target::File { name: tx.map(|tx| file_name(tx, dir)).unwrap_or_default(), file: None },
+            None => Target::File { name: tx.map(|tx| file_name(tx, dir)).unwrap_or_default(), file: None, join },
         };
         self.sides[dir.index()].body = Some(Body {
             tx_id: id,
@@ -844,6 +873,63 @@ impl HttpState {
             chunk_seen: false,
             by_length: false,
         });
+    }
+
+    /// The join a 206 part continues, or a new one when the part starts the file.
+    fn join_feed(&mut self, tx: &HttpTx, files: &mut dyn FileSink) -> Option<JoinFeed> {
+        let (first, last, total) = tx.header(Direction::ToClient, "content-range").and_then(parse_content_range)?;
+        let total = total?;
+        if (first == 0 && last + 1 >= total) || total > self.cfg.file_size_limit {
+            return None; // the part is the whole file, or too big to join
+        }
+        let url = request_url(tx)?;
+        let existing = self
+            .range_joins
+            .iter()
+            .position(|j| j.url == url && j.total == total && first <= j.next && j.next <= last);
+        if let Some(i) = existing {
+            let join = self.range_joins.remove(i)?;
+            let skip = join.next - first;
+            return Some(JoinFeed { join, skip });
+        }
+        if first != 0 {
+            return None;
+        }
+        self.next_file_id += 1;
+        let file = OpenFile::open(files, &file_name(tx, Direction::ToClient), Some(tx.id), self.next_file_id - 1);
+        Some(JoinFeed { join: RangeJoin { url, total, next: 0, file }, skip: 0 })
+    }
+
+    /// After a 206 part: log the joined file when whole, else keep it for the next part.
+    fn settle_join(&mut self, feed: JoinFeed, part_whole: bool, tx_id: u64, ts: Timestamp, files: &mut dyn FileSink, out: &mut Emit) {
+        let join = feed.join;
+        if !part_whole {
+            // A cut part leaves a hole that later parts would not fill in order.
+            join.file.discard(files);
+            return;
+        }
+        if join.next >= join.total {
+            let closed = join.file.close(files, true);
+            let tx = self.slots.iter().map(|s| &s.tx).chain(self.finished.iter()).find(|t| t.id == tx_id);
+            let mut ctx = Ctx {
+                files,
+                out,
+                ts,
+                next_file_id: &mut self.next_file_id,
+                log_headers: self.cfg.log_headers,
+                inspect_limit: self.cfg.response_body_limit,
+                file_size_limit: self.cfg.file_size_limit,
+            };
+            // Logged with the transaction of the part that completed it.
+            emit_file(closed, tx, Direction::ToClient, &mut ctx);
+            return;
+        }
+        if self.range_joins.len() >= MAX_RANGE_JOINS_PER_FLOW
+            && let Some(oldest) = self.range_joins.pop_front()
+        {
+            oldest.file.discard(files);
+        }
+        self.range_joins.push_back(join);
     }
 
     fn ctx<'a>(&'a mut self, dir: Direction, files: &'a mut dyn FileSink, out: &'a mut Emit, ts: Timestamp) -> (Ctx<'a>, &'a mut VecDeque<Slot>, &'a mut Option<Body>) {
@@ -903,6 +989,7 @@ impl HttpState {
     fn end_body(&mut self, dir: Direction, complete: bool, ts: Timestamp, files: &mut dyn FileSink, out: &mut Emit) {
         let mut stop = None;
         let mut linger = None;
+        let mut settle = None;
         {
             let (mut ctx, slots, body_slot) = self.ctx(dir, files, out, ts);
             if let Some(mut body) = body_slot.take() {
@@ -920,7 +1007,13 @@ impl HttpState {
                     }
                 }
                 let whole = complete && !*decode_broken && !*gaps && !*file_limit_hit;
-                if dir == Direction::ToClient && whole && may_linger {
+                if let Target::File { join, .. } = target
+                    && let Some(feed) = join.take()
+                {
+                    settle = Some((*feed, whole, body.tx_id));
+                }
+                let Body { target, .. } = &mut body;
+                if dir == Direction::ToClient && whole && may_linger && settle.is_none() {
                     linger = Some(body);
                 } else {
                     close_target(target, whole, tx.as_deref(), dir, &mut ctx);
@@ -930,6 +1023,9 @@ impl HttpState {
         if let Some(body) = linger {
             self.close_lingering(ts, files, out);
             self.lingering = Some(body);
+        }
+        if let Some((feed, whole, tx_id)) = settle {
+            self.settle_join(feed, whole, tx_id, ts, files, out);
         }
         if let Some(why) = stop {
             self.anomaly(out, ts, decode_stop_event(why));
@@ -1133,7 +1229,7 @@ impl HttpState {
             // Compressed bytes are missing: nothing after this point can be decoded.
             body.decode_broken = true;
         }
-        if let Target::File { name, file } = &mut body.target {
+        if let Target::File { name, file, .. } = &mut body.target {
             let f = file.get_or_insert_with(|| {
                 *next_file_id += 1;
                 OpenFile::open(files, name, Some(body.tx_id), *next_file_id - 1)
@@ -1204,6 +1300,11 @@ impl HttpState {
             self.sides[0].tx_id = None;
             self.sides[1].tx_id = None;
             self.retire_done();
+            // Ranges never completed in this flow: their parts were logged, the whole was not
+            // seen.
+            for join in std::mem::take(&mut self.range_joins) {
+                join.file.discard(files);
+            }
         }
     }
 }
@@ -1243,12 +1344,21 @@ fn deliver(
         return;
     }
     match target {
-        Target::File { name, file } => {
+        Target::File { name, file, join } => {
             let f = file.get_or_insert_with(|| {
                 *ctx.next_file_id += 1;
                 OpenFile::open(ctx.files, name, tx_id, *ctx.next_file_id - 1)
             });
             f.write(ctx.files, data);
+            if let Some(feed) = join {
+                let skip = feed.skip.min(data.len() as u64);
+                feed.skip -= skip;
+                let fresh = &data[skip as usize..];
+                let room = feed.join.total.saturating_sub(feed.join.next);
+                let fresh = &fresh[..(fresh.len() as u64).min(room) as usize];
+                feed.join.file.write(ctx.files, fresh);
+                feed.join.next += fresh.len() as u64;
+            }
         }
         Target::Multipart { splitter, file } => {
             let mut closed = Vec::new();
@@ -1313,7 +1423,10 @@ fn emit_file(mut closed: crate::files::ClosedFile, tx: Option<&HttpTx>, dir: Dir
         && let Some(tx) = tx
         && tx.status_code == Some(206)
     {
-        closed.range = tx.header(Direction::ToClient, "content-range").and_then(parse_content_range);
+        closed.range = tx
+            .header(Direction::ToClient, "content-range")
+            .and_then(parse_content_range)
+            .map(|(first, last, _)| (first, last));
     }
     let mut fields = Map::new();
     if let Some(id) = closed.tx_id {
@@ -1333,14 +1446,16 @@ fn emit_file(mut closed: crate::files::ClosedFile, tx: Option<&HttpTx>, dir: Dir
     ctx.out.artifact(ctx.ts, closed.tx_id, Artifact::File(closed.artifact));
 }
 
-/// `bytes first-last/total` (RFC 9110 section 14.4): the first and last offsets.
-fn parse_content_range(v: &[u8]) -> Option<(u64, u64)> {
+/// `bytes first-last/total` (RFC 9110 section 14.4): the first and last offsets, and the
+/// total when known (not `*`).
+fn parse_content_range(v: &[u8]) -> Option<(u64, u64, Option<u64>)> {
     let v = std::str::from_utf8(v).ok()?.trim();
     let rest = v.strip_prefix("bytes")?.trim_start();
-    let (span, _total) = rest.split_once('/')?;
+    let (span, total) = rest.split_once('/')?;
     let (first, last) = span.split_once('-')?;
-    let (first, last) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
-    (first <= last).then_some((first, last))
+    let (first, last): (u64, u64) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
+    let total = total.trim().parse().ok();
+    (first <= last && total.is_none_or(|t| last < t)).then_some((first, last, total))
 }
 
 fn decode_stop_event(why: decode::DecodeStop) -> &'static str {

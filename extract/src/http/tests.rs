@@ -989,6 +989,44 @@ fn partial_content_files_carry_their_range() {
     assert_eq!(files[0]["size"], 5);
     assert_eq!(super::parse_content_range(b"bytes 5-1/10"), None);
     assert_eq!(super::parse_content_range(b"bytes */10"), None);
+    assert_eq!(super::parse_content_range(b"bytes 0-9/*"), Some((0, 9, None)));
+}
+
+#[test]
+fn in_order_and_overlapping_ranges_in_one_flow_join_into_the_whole_file() {
+    let whole = b"0123456789ABCDEFGHIJ";
+    let mut req = Vec::new();
+    let mut resp = Vec::new();
+    // Parts 0-7, 5-14 (overlapping), 15-19.
+    for (first, last) in [(0usize, 7usize), (5, 14), (15, 19)] {
+        req.extend_from_slice(format!("GET /v.bin HTTP/1.1\r\nHost: h\r\nRange: bytes={first}-{last}\r\n\r\n").as_bytes());
+        resp.extend_from_slice(
+            format!(
+                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {first}-{last}/{}\r\nContent-Length: {}\r\n\r\n",
+                whole.len(),
+                last - first + 1
+            )
+            .as_bytes(),
+        );
+        resp.extend_from_slice(&whole[first..=last]);
+    }
+    let run = exchange(&req, &resp);
+    let files = run.fileinfos();
+    assert_eq!(files.len(), 4, "three parts and the joined file: {files:?}");
+    let joined: Vec<&&Value> = files.iter().filter(|f| f["size"] == 20).collect();
+    assert_eq!(joined.len(), 1);
+    assert_eq!(joined[0]["state"], "CLOSED");
+    assert_eq!(joined[0]["filename"], "/v.bin");
+    assert_eq!(stored(&run, joined[0]), whole);
+}
+
+#[test]
+fn a_range_join_with_a_missing_part_is_not_logged() {
+    let req = b"GET /v HTTP/1.1\r\nHost: h\r\n\r\nGET /v HTTP/1.1\r\nHost: h\r\n\r\n";
+    let resp = b"HTTP/1.1 206 P\r\nContent-Range: bytes 0-1/6\r\nContent-Length: 2\r\n\r\nab\
+HTTP/1.1 206 P\r\nContent-Range: bytes 4-5/6\r\nContent-Length: 2\r\n\r\nef";
+    let run = exchange(req, resp);
+    assert_eq!(run.fileinfos().len(), 2, "only the parts");
 }
 
 #[test]

@@ -8,6 +8,23 @@
 //! chunk, `Content-Encoding` layers in any order, HTTP/0.9 responses.
 //!
 //! Every buffer an attacker can grow is bounded by a field of [`HttpConfig`] or a constant here.
+//! Where Weir copies Suricata's observable behaviour (file sizes counting gaps, lines after a
+//! body) see `NOTES.md` beside this file.
+//!
+//! A worker drives it like this, per flow, after [`probe`] said `Http` (`app_proto: "http"`):
+//!
+//! ```
+//! use weir_core::{Direction, StreamEvent, Timestamp};
+//! use weir_extract::{emit::Emit, files::NullSink, http::{HttpConfig, HttpState}};
+//!
+//! let mut http = HttpState::new(&HttpConfig::default());
+//! let (mut files, mut out, ts) = (NullSink, Emit::default(), Timestamp::ZERO);
+//! http.on_stream(Direction::ToServer, StreamEvent::Data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), ts, &mut files, &mut out);
+//! http.on_stream(Direction::ToClient, StreamEvent::Data(b"HTTP/1.1 204 No Content\r\n\r\n"), ts, &mut files, &mut out);
+//! assert_eq!(out.events[0].event_type, "http");
+//! // Detection reads the finished transactions' buffers, then they are dropped.
+//! assert_eq!(http.take_finished()[0].uri_raw, b"/");
+//! ```
 
 mod decode;
 mod eve;
@@ -484,6 +501,10 @@ impl HttpState {
 
     fn on_line(&mut self, dir: Direction, line: &[u8], ts: Timestamp, files: &mut dyn FileSink, out: &mut Emit) {
         let content = strip_eol(line);
+        if !content.windows(2).any(|w| w[0] == b'\r' && !w[1].is_ascii_whitespace()) {
+            self.on_one_line(dir, line, ts, files, out);
+            return;
+        }
         let breaks: Vec<usize> = content
             .windows(2)
             .enumerate()
@@ -1067,11 +1088,11 @@ impl HttpState {
 
     /// The message in `dir` is over: the request side waits for the next request; the
     /// response side completes the transaction.
-    fn end_message(&mut self, dir: Direction, _complete: bool, ts: Timestamp, files: &mut dyn FileSink, out: &mut Emit) {
+    fn end_message(&mut self, dir: Direction, complete: bool, ts: Timestamp, files: &mut dyn FileSink, out: &mut Emit) {
         let d = dir.index();
         if self.sides[d].body.is_some() {
             // A message ending with its body open (no length): close the body first.
-            self.end_body(dir, _complete, ts, files, out);
+            self.end_body(dir, complete, ts, files, out);
             return;
         }
         self.sides[d].phase = Phase::Idle;

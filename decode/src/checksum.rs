@@ -6,7 +6,10 @@ use std::net::IpAddr;
 /// over several slices can be added together.
 fn sum_words(bytes: &[u8]) -> u64 {
     let mut chunks = bytes.chunks_exact(2);
-    let mut sum: u64 = chunks.by_ref().map(|w| u64::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+    let mut sum: u64 = chunks
+        .by_ref()
+        .map(|w| u64::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
     if let [last] = chunks.remainder() {
         sum += u64::from(*last) << 8;
     }

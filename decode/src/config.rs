@@ -114,7 +114,10 @@ impl DecodeConfig {
         let mut errors = Vec::new();
         let min = crate::defrag::MAX_DATAGRAM_MEMORY;
         if self.defrag.memcap < min {
-            errors.push(ConfigError::MemcapTooSmall { min, got: self.defrag.memcap });
+            errors.push(ConfigError::MemcapTooSmall {
+                min,
+                got: self.defrag.memcap,
+            });
         }
         if self.defrag.timeout_secs == 0 {
             errors.push(ConfigError::ZeroTimeout);

@@ -13,8 +13,8 @@ use crate::config::DecodeConfig;
 use crate::counters::Counters;
 use crate::defrag::{self, Defragmenter, FragKey, FragmentIn};
 use crate::packet::{
-    Anomalies, Checksums, Fragment, IcmpHeader, IpLayer, IpVersion, Packet, TcpFlags, TcpHeader, TcpOptions,
-    Transport, Tunnel, TunnelKind, UdpHeader,
+    Anomalies, Checksums, Fragment, IcmpHeader, IpLayer, IpVersion, Packet, TcpFlags, TcpHeader, TcpOptions, Transport,
+    Tunnel, TunnelKind, UdpHeader,
 };
 
 /// Most nested decode passes (tunnels plus rebuilt datagrams) for one frame, as Suricata's
@@ -98,7 +98,11 @@ struct Upper<'f> {
 impl Decoder {
     pub fn new(config: DecodeConfig) -> Self {
         let defrag = Defragmenter::new(config.defrag.clone());
-        Decoder { config, defrag, counters: Counters::default() }
+        Decoder {
+            config,
+            defrag,
+            counters: Counters::default(),
+        }
     }
 
     pub fn config(&self) -> &DecodeConfig {
@@ -208,7 +212,15 @@ impl Decoder {
                     None => self.fail(ctx, "ltnull.unsupported_type", sinks),
                 }
             }
-            LinkType::RAW | LinkType::RAW_DLT12 | LinkType::RAW_DLT14 | LinkType::IPV4 | LinkType::IPV6 => {
+            LinkType::IPV4 => {
+                self.counters.raw += 1;
+                self.ip(ctx, 0, Some(IpVersion::V4), sinks)
+            }
+            LinkType::IPV6 => {
+                self.counters.raw += 1;
+                self.ip(ctx, 0, Some(IpVersion::V6), sinks)
+            }
+            LinkType::RAW | LinkType::RAW_DLT12 | LinkType::RAW_DLT14 => {
                 self.counters.raw += 1;
                 match byte(f, 0) >> 4 {
                     4 | 6 => self.ip(ctx, 0, None, sinks),
@@ -370,7 +382,11 @@ impl Decoder {
         let offset = u32::from(frag_field & 0x1fff) * 8;
         let data = &packet[header_len..];
         if more || offset > 0 {
-            let fragment = Fragment { offset, more, id: ip.id };
+            let fragment = Fragment {
+                offset,
+                more,
+                id: ip.id,
+            };
             let frag_in = FragmentIn {
                 key: self.frag_key(ctx, &ip, ip.id, proto.0),
                 version: IpVersion::V4,
@@ -594,18 +610,39 @@ impl Decoder {
                 only_padding = false;
                 // Low five bits 0x1e mark the RFC 4727 experimental types.
                 if !KNOWN.contains(kind) && *kind & 0x1f != 0x1e {
-                    self.raise(ctx, if hop_by_hop { "ipv6.hopopts_unknown_opt" } else { "ipv6.dstopts_unknown_opt" });
+                    self.raise(
+                        ctx,
+                        if hop_by_hop {
+                            "ipv6.hopopts_unknown_opt"
+                        } else {
+                            "ipv6.dstopts_unknown_opt"
+                        },
+                    );
                 }
             }
             opts = &opts[2 + len..];
         }
         if only_padding {
-            self.raise(ctx, if hop_by_hop { "ipv6.hopopts_only_padding" } else { "ipv6.dstopts_only_padding" });
+            self.raise(
+                ctx,
+                if hop_by_hop {
+                    "ipv6.hopopts_only_padding"
+                } else {
+                    "ipv6.dstopts_only_padding"
+                },
+            );
         }
     }
 
     fn frag_key(&self, ctx: &Ctx<'_>, ip: &IpLayer<'_>, id: u32, proto: u8) -> FragKey {
-        FragKey { src: ip.src, dst: ip.dst, id, proto, vlans: ctx.vlans, tunnel_depth: ctx.depth }
+        FragKey {
+            src: ip.src,
+            dst: ip.dst,
+            id,
+            proto,
+            vlans: ctx.vlans,
+            tunnel_depth: ctx.depth,
+        }
     }
 
     /// Hands over a fragment, then the datagram it completes, if any.
@@ -643,7 +680,10 @@ impl Decoder {
             fragment: Some(fragment),
             reassembled: ctx.reassembled,
             anomalies: ctx.anomalies.take(),
-            checksums: Checksums { ip: ip_checksum, transport: None },
+            checksums: Checksums {
+                ip: ip_checksum,
+                transport: None,
+            },
         };
         self.hand_over(&packet, sinks);
         let Some(rebuilt) = rebuilt else { return };
@@ -665,7 +705,14 @@ impl Decoder {
         (sinks.on_packet)(packet);
     }
 
-    fn upper(&mut self, ctx: &mut Ctx<'_>, ip: IpLayer<'_>, ip_checksum: Option<bool>, l4: &[u8], sinks: &mut Sinks<'_>) {
+    fn upper(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        ip: IpLayer<'_>,
+        ip_checksum: Option<bool>,
+        l4: &[u8],
+        sinks: &mut Sinks<'_>,
+    ) {
         let upper = match ip.proto {
             IpProto::TCP => self.tcp(ctx, &ip, l4),
             IpProto::UDP => self.udp(ctx, &ip, l4),
@@ -701,18 +748,26 @@ impl Decoder {
             fragment: None,
             reassembled: ctx.reassembled,
             anomalies: ctx.anomalies.take(),
-            checksums: Checksums { ip: ip_checksum, transport: upper.checksum },
+            checksums: Checksums {
+                ip: ip_checksum,
+                transport: upper.checksum,
+            },
         };
         let outer = packet.flow_key();
         self.hand_over(&packet, sinks);
-        let (Some(inner), Some(outer)) = (inner, outer) else { return };
+        let (Some(inner), Some(outer)) = (inner, outer) else {
+            return;
+        };
         let mut inner_ctx = Ctx {
             ts: ctx.ts,
             frame: inner.bytes,
             link: inner.link,
             vlans: ctx.vlans,
             depth: ctx.depth + 1,
-            tunnel: Some(Tunnel { kind: inner.kind, outer }),
+            tunnel: Some(Tunnel {
+                kind: inner.kind,
+                outer,
+            }),
             reassembled: false,
             layers: ctx.layers + 1,
             anomalies: Anomalies::default(),
@@ -759,8 +814,16 @@ impl Decoder {
             urgent: be16(b, 18),
             options,
         };
-        let checksum = self.config.checksum_validation.then(|| transport_verifies(ip.src, ip.dst, 6, b));
-        Upper { transport: Transport::Tcp(header), payload: &b[header_len..], checksum, inner: None }
+        let checksum = self
+            .config
+            .checksum_validation
+            .then(|| transport_verifies(ip.src, ip.dst, 6, b));
+        Upper {
+            transport: Transport::Tcp(header),
+            payload: &b[header_len..],
+            checksum,
+            inner: None,
+        }
     }
 
     fn tcp_options(&mut self, ctx: &mut Ctx<'_>, mut opts: &[u8]) -> TcpOptions {
@@ -804,8 +867,10 @@ impl Decoder {
             };
             if !valid_len {
                 self.raise(ctx, "tcp.opt_invalid_len");
-            } else if matches!(kind, MSS | WINDOW_SCALE | SACK_PERMITTED | SACK | TIMESTAMPS | FAST_OPEN)
-                && seen[usize::from(kind)]
+            } else if matches!(
+                kind,
+                MSS | WINDOW_SCALE | SACK_PERMITTED | SACK | TIMESTAMPS | FAST_OPEN
+            ) && seen[usize::from(kind)]
             {
                 self.raise(ctx, "tcp.opt_duplicate");
             } else {
@@ -844,15 +909,29 @@ impl Decoder {
             return invalid(IpProto::UDP, b);
         }
         self.counters.udp += 1;
-        let header = UdpHeader { src_port: be16(b, 0), dst_port: be16(b, 2), length: be16(b, 4), checksum: be16(b, 6) };
+        let header = UdpHeader {
+            src_port: be16(b, 0),
+            dst_port: be16(b, 2),
+            length: be16(b, 4),
+            checksum: be16(b, 6),
+        };
         let datagram = &b[..length];
         let payload = &datagram[8..];
         let checksum = self.config.checksum_validation.then(|| {
             // RFC 768: a zero checksum over IPv4 means none was computed.
             (ip.version == IpVersion::V4 && header.checksum == 0) || transport_verifies(ip.src, ip.dst, 17, datagram)
         });
-        let inner = if self.config.vxlan_ports.contains(&header.dst_port) { self.vxlan(ctx, payload) } else { None };
-        Upper { transport: Transport::Udp(header), payload, checksum, inner }
+        let inner = if self.config.vxlan_ports.contains(&header.dst_port) {
+            self.vxlan(ctx, payload)
+        } else {
+            None
+        };
+        Upper {
+            transport: Transport::Udp(header),
+            payload,
+            checksum,
+            inner,
+        }
     }
 
     /// RFC 7348: 8 bytes (flags with the I bit, VNI), then an Ethernet frame.
@@ -902,7 +981,12 @@ impl Decoder {
         }
         let echo = matches!(icmp_type, 0 | 8).then(|| (be16(b, 4), be16(b, 6)));
         let checksum = self.config.checksum_validation.then(|| verifies(b));
-        Upper { transport: Transport::Icmp(IcmpHeader { icmp_type, code, echo }), payload: &b[8..], checksum, inner: None }
+        Upper {
+            transport: Transport::Icmp(IcmpHeader { icmp_type, code, echo }),
+            payload: &b[8..],
+            checksum,
+            inner: None,
+        }
     }
 
     fn icmpv6<'f>(&mut self, ctx: &mut Ctx<'_>, ip: &IpLayer<'_>, b: &'f [u8]) -> Upper<'f> {
@@ -926,8 +1010,16 @@ impl Decoder {
             self.raise(ctx, "icmpv6.mld_message_with_invalid_hl");
         }
         let echo = matches!(icmp_type, 128 | 129).then(|| (be16(b, 4), be16(b, 6)));
-        let checksum = self.config.checksum_validation.then(|| transport_verifies(ip.src, ip.dst, 58, b));
-        Upper { transport: Transport::Icmp(IcmpHeader { icmp_type, code, echo }), payload: &b[8..], checksum, inner: None }
+        let checksum = self
+            .config
+            .checksum_validation
+            .then(|| transport_verifies(ip.src, ip.dst, 58, b));
+        Upper {
+            transport: Transport::Icmp(IcmpHeader { icmp_type, code, echo }),
+            payload: &b[8..],
+            checksum,
+            inner: None,
+        }
     }
 
     fn ip_in_ip<'f>(&mut self, ctx: &mut Ctx<'_>, ip: &IpLayer<'_>, b: &'f [u8]) -> Upper<'f> {
@@ -1049,7 +1141,13 @@ impl Decoder {
                     transport: Transport::Other { proto: IpProto::GRE },
                     payload,
                     checksum: None,
-                    inner: inner.map(|(kind, bytes, link, expect)| Inner { kind, bytes, link, expect, extra_vlan: None }),
+                    inner: inner.map(|(kind, bytes, link, expect)| Inner {
+                        kind,
+                        bytes,
+                        link,
+                        expect,
+                        extra_vlan: None,
+                    }),
                 }
             }
             1 => {
@@ -1118,22 +1216,42 @@ impl Decoder {
         self.counters.erspan += 1;
         let vlan = be16(b, 0) & 0x0fff;
         let session = be16(b, 2) & 0x03ff;
-        let kind = if type3 { TunnelKind::ErspanIII { session } } else { TunnelKind::ErspanII { session } };
+        let kind = if type3 {
+            TunnelKind::ErspanIII { session }
+        } else {
+            TunnelKind::ErspanII { session }
+        };
         Upper {
             transport: Transport::Other { proto: IpProto::GRE },
             payload: b,
             checksum: None,
-            inner: Some(Inner { kind, bytes: &b[len..], link: LinkType::ETHERNET, expect: None, extra_vlan: (vlan != 0).then_some(vlan) }),
+            inner: Some(Inner {
+                kind,
+                bytes: &b[len..],
+                link: LinkType::ETHERNET,
+                expect: None,
+                extra_vlan: (vlan != 0).then_some(vlan),
+            }),
         }
     }
 }
 
 fn other(proto: IpProto, payload: &[u8]) -> Upper<'_> {
-    Upper { transport: Transport::Other { proto }, payload, checksum: None, inner: None }
+    Upper {
+        transport: Transport::Other { proto },
+        payload,
+        checksum: None,
+        inner: None,
+    }
 }
 
 fn invalid(proto: IpProto, payload: &[u8]) -> Upper<'_> {
-    Upper { transport: Transport::Invalid { proto }, payload, checksum: None, inner: None }
+    Upper {
+        transport: Transport::Invalid { proto },
+        payload,
+        checksum: None,
+        inner: None,
+    }
 }
 
 /// The IP version of a loopback address family: AF_INET is 2 everywhere; AF_INET6 is 10 on Linux,

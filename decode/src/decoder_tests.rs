@@ -6,7 +6,7 @@ use weir_core::{Anomaly, FlowKey, IpProto, LinkType, Timestamp};
 use weir_testkit::packet as tk;
 
 use super::*;
-use crate::config::OverlapPolicy;
+use crate::config::{DefragConfig, OverlapPolicy};
 
 /// What one frame yielded, owned so tests can inspect it after the call.
 #[derive(Debug)]
@@ -99,8 +99,10 @@ const VLAN_TCP_SYN: [u8; 62] = [
 
 #[test]
 fn ethernet_vlan_ipv4_tcp_fields() {
-    let mut config = DecodeConfig::default();
-    config.checksum_validation = true;
+    let config = DecodeConfig {
+        checksum_validation: true,
+        ..DecodeConfig::default()
+    };
     let (seen, loose) = run(&mut Decoder::new(config), LinkType::ETHERNET, &VLAN_TCP_SYN);
     assert!(loose.is_empty());
     assert_eq!(seen.len(), 1);
@@ -109,7 +111,9 @@ fn ethernet_vlan_ipv4_tcp_fields() {
     assert_eq!(p.version, IpVersion::V4);
     assert_eq!((p.src, p.dst), (v4([1, 1, 1, 1]), v4([2, 2, 2, 2])));
     assert_eq!(p.header_len, 20);
-    let Transport::Tcp(tcp) = p.transport else { panic!("not tcp: {:?}", p.transport) };
+    let Transport::Tcp(tcp) = p.transport else {
+        panic!("not tcp: {:?}", p.transport)
+    };
     assert_eq!((tcp.src_port, tcp.dst_port, tcp.seq, tcp.ack), (12345, 8080, 1, 0));
     assert_eq!(tcp.flags, TcpFlags::SYN);
     assert_eq!(tcp.window, 8192);
@@ -118,7 +122,13 @@ fn ethernet_vlan_ipv4_tcp_fields() {
     assert_eq!(tcp.options.mss, None);
     assert!(p.payload.is_empty());
     assert!(p.anomalies.is_empty());
-    assert_eq!(p.checksums, Checksums { ip: Some(true), transport: Some(true) });
+    assert_eq!(
+        p.checksums,
+        Checksums {
+            ip: Some(true),
+            transport: Some(true)
+        }
+    );
     let key = p.key.unwrap();
     assert_eq!((key.src_port, key.dst_port, key.proto), (12345, 8080, IpProto::TCP));
     assert_eq!(key.vlans.as_slice(), &[6]);
@@ -128,10 +138,18 @@ fn ethernet_vlan_ipv4_tcp_fields() {
 fn checksum_validation_flags_a_corrupted_segment() {
     let mut frame = VLAN_TCP_SYN;
     frame[60] = 0x05; // window scale 5: the TCP checksum no longer matches
-    let mut config = DecodeConfig::default();
-    config.checksum_validation = true;
+    let config = DecodeConfig {
+        checksum_validation: true,
+        ..DecodeConfig::default()
+    };
     let (seen, _) = run(&mut Decoder::new(config), LinkType::ETHERNET, &frame);
-    assert_eq!(seen[0].checksums, Checksums { ip: Some(true), transport: Some(false) });
+    assert_eq!(
+        seen[0].checksums,
+        Checksums {
+            ip: Some(true),
+            transport: Some(false)
+        }
+    );
     // Off by default: nothing is claimed.
     let (seen, _) = decode_one(LinkType::ETHERNET, &frame);
     assert_eq!(seen[0].checksums, Checksums::default());
@@ -141,7 +159,7 @@ fn checksum_validation_flags_a_corrupted_segment() {
 fn tcp_options_are_parsed() {
     let options = [
         2, 4, 0x05, 0xb4, // MSS 1460
-        1, // NOP
+        1,    // NOP
         3, 3, 7, // window scale 7
         4, 2, // SACK permitted
         8, 10, 0, 0, 0, 1, 0, 0, 0, 2, // timestamps 1, 2
@@ -156,7 +174,9 @@ fn tcp_options_are_parsed() {
     let seg = tk::tcp(src, dst, &h, b"hi");
     let frame = tk::ipv4(&tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_TCP), &seg);
     let (seen, _) = decode_one(LinkType::RAW, &frame);
-    let Transport::Tcp(tcp) = seen[0].transport else { panic!() };
+    let Transport::Tcp(tcp) = seen[0].transport else {
+        panic!()
+    };
     let o = tcp.options;
     assert_eq!(o.mss, Some(1460));
     assert_eq!(o.window_scale, Some(7));
@@ -178,8 +198,13 @@ fn bad_tcp_options_raise_suricata_events() {
     let seg = tk::tcp(src, dst, &h, &[]);
     let frame = tk::ipv4(&tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_TCP), &seg);
     let (seen, _) = decode_one(LinkType::RAW, &frame);
-    assert_eq!(seen[0].anomalies, ["tcp.opt_duplicate", "tcp.opt_invalid_len", "tcp.opt_invalid_len"]);
-    let Transport::Tcp(tcp) = seen[0].transport else { panic!() };
+    assert_eq!(
+        seen[0].anomalies,
+        ["tcp.opt_duplicate", "tcp.opt_invalid_len", "tcp.opt_invalid_len"]
+    );
+    let Transport::Tcp(tcp) = seen[0].transport else {
+        panic!()
+    };
     assert_eq!(tcp.options.mss, Some(1));
 }
 
@@ -205,7 +230,14 @@ fn truncated_layers_raise_their_events() {
     assert_eq!(seen[0].transport, Transport::Invalid { proto: IpProto::TCP });
     assert_eq!(seen[0].key, None);
     // IPv6 header cut short.
-    let p = tk::ipv6(v6(1), v6(2), tk::PROTO_UDP, 64, &[], &tk::udp(IpAddr::V6(v6(1)), IpAddr::V6(v6(2)), 1, 2, b"x"));
+    let p = tk::ipv6(
+        v6(1),
+        v6(2),
+        tk::PROTO_UDP,
+        64,
+        &[],
+        &tk::udp(IpAddr::V6(v6(1)), IpAddr::V6(v6(2)), 1, 2, b"x"),
+    );
     assert_eq!(decode_one(LinkType::RAW, &p[..30]).1, ["ipv6.pkt_too_small"]);
     assert_eq!(decode_one(LinkType::RAW, &p[..45]).1, ["ipv6.trunc_pkt"]);
 }
@@ -214,12 +246,23 @@ fn truncated_layers_raise_their_events() {
 fn ethernet_padding_is_not_payload() {
     let src = v4([10, 0, 0, 1]);
     let dst = v4([10, 0, 0, 2]);
-    let ip = tk::ipv4(&tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_UDP), &tk::udp(src, dst, 53, 53, b"q"));
+    let ip = tk::ipv4(
+        &tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_UDP),
+        &tk::udp(src, dst, 53, 53, b"q"),
+    );
     let mut frame = tk::ethernet(tk::MAC_B, tk::MAC_A, &[], tk::ETHERTYPE_IPV4, &ip);
     frame.resize(60, 0);
     let (seen, _) = decode_one(LinkType::ETHERNET, &frame);
     assert_eq!(seen[0].payload, b"q");
-    assert_eq!(seen[0].transport, Transport::Udp(UdpHeader { src_port: 53, dst_port: 53, length: 9, checksum: seen_udp_checksum(&ip) }));
+    assert_eq!(
+        seen[0].transport,
+        Transport::Udp(UdpHeader {
+            src_port: 53,
+            dst_port: 53,
+            length: 9,
+            checksum: seen_udp_checksum(&ip)
+        })
+    );
 }
 
 fn seen_udp_checksum(ip: &[u8]) -> u16 {
@@ -229,7 +272,10 @@ fn seen_udp_checksum(ip: &[u8]) -> u16 {
 #[test]
 fn vlans_keep_three_ids_and_stop_at_a_fourth() {
     let icmp = tk::icmpv4(8, 0, &tk::echo(1, 1, b""));
-    let ip = tk::ipv4(&tk::Ipv4::new([192, 168, 0, 1], [255, 255, 255, 255], tk::PROTO_ICMP), &icmp);
+    let ip = tk::ipv4(
+        &tk::Ipv4::new([192, 168, 0, 1], [255, 255, 255, 255], tk::PROTO_ICMP),
+        &icmp,
+    );
     let tpids = [tk::ETHERTYPE_QINQ, tk::ETHERTYPE_VLAN, 0x9100];
     let frame = tk::ethernet_tagged(tk::MAC_B, tk::MAC_A, &tpids, &[1, 10, 100], tk::ETHERTYPE_IPV4, &ip);
     let mut d = Decoder::new(DecodeConfig::default());
@@ -237,7 +283,10 @@ fn vlans_keep_three_ids_and_stop_at_a_fourth() {
     assert_eq!(seen[0].vlans, [1, 10, 100]);
     let key = seen[0].key.unwrap();
     assert_eq!((key.src_port, key.dst_port, key.proto), (8, 0, IpProto::ICMP));
-    assert_eq!((d.counters().vlan, d.counters().vlan_qinq, d.counters().vlan_qinqinq), (1, 1, 1));
+    assert_eq!(
+        (d.counters().vlan, d.counters().vlan_qinq, d.counters().vlan_qinqinq),
+        (1, 1, 1)
+    );
     let frame = tk::ethernet(tk::MAC_B, tk::MAC_A, &[1, 2, 3, 4], tk::ETHERTYPE_IPV4, &ip);
     let (seen, loose) = run(&mut d, LinkType::ETHERNET, &frame);
     assert!(seen.is_empty());
@@ -250,11 +299,21 @@ fn icmp_type_and_code_fill_the_flow_key_ports() {
     let icmp = tk::icmpv4(3, 3, &[0, 0, 0, 0]);
     let ip = tk::ipv4(&tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_ICMP), &icmp);
     let (seen, _) = decode_one(LinkType::RAW, &ip);
-    assert_eq!(seen[0].transport, Transport::Icmp(IcmpHeader { icmp_type: 3, code: 3, echo: None }));
+    assert_eq!(
+        seen[0].transport,
+        Transport::Icmp(IcmpHeader {
+            icmp_type: 3,
+            code: 3,
+            echo: None
+        })
+    );
     let key = seen[0].key.unwrap();
     assert_eq!((key.src_port, key.dst_port), (3, 3));
     // An unassigned ICMPv4 type is still decoded, with an event.
-    let ip = tk::ipv4(&tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_ICMP), &tk::icmpv4(99, 0, &[0; 4]));
+    let ip = tk::ipv4(
+        &tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_ICMP),
+        &tk::icmpv4(99, 0, &[0; 4]),
+    );
     assert_eq!(decode_one(LinkType::RAW, &ip).0[0].anomalies, ["icmpv4.unknown_type"]);
 }
 
@@ -262,10 +321,19 @@ fn icmp_type_and_code_fill_the_flow_key_ports() {
 fn icmpv6_echo_and_checksum() {
     let m = tk::icmpv6(v6(1), v6(2), 128, 0, &tk::echo(7, 9, b"ping"));
     let p = tk::ipv6(v6(1), v6(2), tk::PROTO_ICMPV6, 64, &[], &m);
-    let mut config = DecodeConfig::default();
-    config.checksum_validation = true;
+    let config = DecodeConfig {
+        checksum_validation: true,
+        ..DecodeConfig::default()
+    };
     let (seen, _) = run(&mut Decoder::new(config), LinkType::IPV6, &p);
-    assert_eq!(seen[0].transport, Transport::Icmp(IcmpHeader { icmp_type: 128, code: 0, echo: Some((7, 9)) }));
+    assert_eq!(
+        seen[0].transport,
+        Transport::Icmp(IcmpHeader {
+            icmp_type: 128,
+            code: 0,
+            echo: Some((7, 9))
+        })
+    );
     assert_eq!(seen[0].checksums.transport, Some(true));
     assert_eq!(seen[0].payload, b"ping");
 }
@@ -289,7 +357,11 @@ fn ipv6_extension_headers_are_walked() {
     // A type 0 routing header is reported.
     let mut ext0 = ext;
     ext0[18] = 0;
-    assert!(decode_one(LinkType::RAW, &tk::ipv6(v6(1), v6(2), 0, 64, &ext0, &udp)).0[0].anomalies.contains(&"ipv6.rh_type_0"));
+    assert!(
+        decode_one(LinkType::RAW, &tk::ipv6(v6(1), v6(2), 0, 64, &ext0, &udp)).0[0]
+            .anomalies
+            .contains(&"ipv6.rh_type_0")
+    );
 }
 
 #[test]
@@ -308,13 +380,19 @@ fn atomic_ipv6_fragment_is_decoded_in_place() {
 
 #[test]
 fn link_types_reach_the_same_ip_packet() {
-    let ip = tk::ipv4(&tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_ICMP), &tk::icmpv4(8, 0, &tk::echo(1, 1, b"")));
+    let ip = tk::ipv4(
+        &tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_ICMP),
+        &tk::icmpv4(8, 0, &tk::echo(1, 1, b"")),
+    );
     let mut null_le = 2u32.to_le_bytes().to_vec();
     null_le.extend_from_slice(&ip);
     let mut null_be = 2u32.to_be_bytes().to_vec();
     null_be.extend_from_slice(&ip);
     let cases = [
-        (LinkType::ETHERNET, tk::ethernet(tk::MAC_B, tk::MAC_A, &[], tk::ETHERTYPE_IPV4, &ip)),
+        (
+            LinkType::ETHERNET,
+            tk::ethernet(tk::MAC_B, tk::MAC_A, &[], tk::ETHERTYPE_IPV4, &ip),
+        ),
         (LinkType::LINUX_SLL, tk::linux_sll(tk::ETHERTYPE_IPV4, &ip)),
         (LinkType::LINUX_SLL2, tk::linux_sll2(tk::ETHERTYPE_IPV4, &ip)),
         (LinkType::RAW, ip.clone()),
@@ -327,7 +405,16 @@ fn link_types_reach_the_same_ip_packet() {
             f.extend_from_slice(&ip);
             f
         }),
-        (LinkType::ETHERNET, tk::ethernet(tk::MAC_B, tk::MAC_A, &[], tk::ETHERTYPE_MPLS, &tk::mpls(&[100, 200], &ip))),
+        (
+            LinkType::ETHERNET,
+            tk::ethernet(
+                tk::MAC_B,
+                tk::MAC_A,
+                &[],
+                tk::ETHERTYPE_MPLS,
+                &tk::mpls(&[100, 200], &ip),
+            ),
+        ),
     ];
     for (link, frame) in cases {
         let (seen, loose) = decode_one(link, &frame);
@@ -341,11 +428,19 @@ fn link_types_reach_the_same_ip_packet() {
     bad.extend_from_slice(&ip);
     assert_eq!(decode_one(LinkType::NULL, &bad).1, ["ltnull.unsupported_type"]);
     assert_eq!(decode_one(LinkType::RAW, &[0x50; 30]).1, ["ipraw.invalid_ip_version"]);
+    // DLT IPV4 and IPV6 name their version.
+    let mut v6_in_v4 = ip.clone();
+    v6_in_v4[0] = 0x65;
+    assert_eq!(decode_one(LinkType::IPV4, &v6_in_v4).1, ["ipv4.wrong_ip_version"]);
+    assert_eq!(decode_one(LinkType::IPV6, &ip).1, ["ipv6.wrong_ip_version"]);
 }
 
 #[test]
 fn mpls_reserved_label_is_reported() {
-    let ip = tk::ipv4(&tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_ICMP), &tk::icmpv4(8, 0, &tk::echo(1, 1, b"")));
+    let ip = tk::ipv4(
+        &tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_ICMP),
+        &tk::icmpv4(8, 0, &tk::echo(1, 1, b"")),
+    );
     let frame = tk::ethernet(tk::MAC_B, tk::MAC_A, &[], tk::ETHERTYPE_MPLS, &tk::mpls(&[7], &ip));
     let (seen, _) = decode_one(LinkType::ETHERNET, &frame);
     assert_eq!(seen[0].anomalies, ["mpls.bad_label_reserved"]);
@@ -353,7 +448,10 @@ fn mpls_reserved_label_is_reported() {
 
 fn inner_icmp() -> Vec<u8> {
     let icmp = tk::icmpv4(8, 0, &tk::echo(0x50c, 1, b"abc"));
-    tk::ipv4(&tk::Ipv4::new([192, 168, 203, 3], [192, 168, 203, 5], tk::PROTO_ICMP), &icmp)
+    tk::ipv4(
+        &tk::Ipv4::new([192, 168, 203, 3], [192, 168, 203, 5], tk::PROTO_ICMP),
+        &icmp,
+    )
 }
 
 fn outer_ipv4(proto: u8, payload: &[u8]) -> Vec<u8> {
@@ -363,31 +461,67 @@ fn outer_ipv4(proto: u8, payload: &[u8]) -> Vec<u8> {
 #[test]
 fn vxlan_yields_outer_udp_then_inner_icmp() {
     let inner_frame = tk::ethernet(tk::MAC_B, tk::MAC_A, &[], tk::ETHERTYPE_IPV4, &inner_icmp());
-    let udp = tk::udp(v4([172, 16, 0, 1]), v4([172, 16, 0, 2]), 45149, 4789, &tk::vxlan(100, &inner_frame));
-    let frame = tk::ethernet(tk::MAC_B, tk::MAC_A, &[5], tk::ETHERTYPE_IPV4, &outer_ipv4(tk::PROTO_UDP, &udp));
+    let udp = tk::udp(
+        v4([172, 16, 0, 1]),
+        v4([172, 16, 0, 2]),
+        45149,
+        4789,
+        &tk::vxlan(100, &inner_frame),
+    );
+    let frame = tk::ethernet(
+        tk::MAC_B,
+        tk::MAC_A,
+        &[5],
+        tk::ETHERTYPE_IPV4,
+        &outer_ipv4(tk::PROTO_UDP, &udp),
+    );
     let mut d = Decoder::new(DecodeConfig::default());
     let (seen, _) = run(&mut d, LinkType::ETHERNET, &frame);
     assert_eq!(seen.len(), 2);
     assert!(seen[0].outer);
     assert_eq!(seen[0].depth, 0);
     let outer_key = seen[0].key.unwrap();
-    assert_eq!((outer_key.src_port, outer_key.dst_port, outer_key.proto), (45149, 4789, IpProto::UDP));
+    assert_eq!(
+        (outer_key.src_port, outer_key.dst_port, outer_key.proto),
+        (45149, 4789, IpProto::UDP)
+    );
     let inner = &seen[1];
     assert!(!inner.outer);
     assert_eq!(inner.depth, 1);
     assert_eq!(inner.link, LinkType::ETHERNET);
     assert_eq!(inner.frame, inner_frame);
     assert_eq!(inner.vlans, [5]);
-    assert_eq!(inner.tunnel, Some(Tunnel { kind: TunnelKind::Vxlan { vni: 100 }, outer: outer_key }));
-    assert_eq!(inner.transport, Transport::Icmp(IcmpHeader { icmp_type: 8, code: 0, echo: Some((0x50c, 1)) }));
+    assert_eq!(
+        inner.tunnel,
+        Some(Tunnel {
+            kind: TunnelKind::Vxlan { vni: 100 },
+            outer: outer_key
+        })
+    );
+    assert_eq!(
+        inner.transport,
+        Transport::Icmp(IcmpHeader {
+            icmp_type: 8,
+            code: 0,
+            echo: Some((0x50c, 1))
+        })
+    );
     assert_eq!(inner.key.unwrap().tunnel_depth, 1);
     assert_eq!(d.counters().vxlan, 1);
     // Another port is plain UDP unless configured.
-    let udp = tk::udp(v4([172, 16, 0, 1]), v4([172, 16, 0, 2]), 45149, 8472, &tk::vxlan(100, &inner_frame));
+    let udp = tk::udp(
+        v4([172, 16, 0, 1]),
+        v4([172, 16, 0, 2]),
+        45149,
+        8472,
+        &tk::vxlan(100, &inner_frame),
+    );
     let frame = outer_ipv4(tk::PROTO_UDP, &udp);
     assert_eq!(decode_one(LinkType::RAW, &frame).0.len(), 1);
-    let mut config = DecodeConfig::default();
-    config.vxlan_ports = vec![8472];
+    let config = DecodeConfig {
+        vxlan_ports: vec![8472],
+        ..DecodeConfig::default()
+    };
     assert_eq!(run(&mut Decoder::new(config), LinkType::RAW, &frame).0.len(), 2);
 }
 
@@ -417,13 +551,29 @@ fn gre_carries_ip_and_ethernet() {
 #[test]
 fn erspan_types_two_and_three() {
     let mirrored = tk::ethernet(tk::MAC_B, tk::MAC_A, &[], tk::ETHERTYPE_IPV4, &inner_icmp());
-    let frame = outer_ipv4(tk::PROTO_GRE, &tk::gre(tk::ETHERTYPE_ERSPAN_II, None, Some(1), &tk::erspan2(33, 12, 0, &mirrored)));
+    let frame = outer_ipv4(
+        tk::PROTO_GRE,
+        &tk::gre(
+            tk::ETHERTYPE_ERSPAN_II,
+            None,
+            Some(1),
+            &tk::erspan2(33, 12, 0, &mirrored),
+        ),
+    );
     let (seen, _) = decode_one(LinkType::RAW, &frame);
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].tunnel.unwrap().kind, TunnelKind::ErspanII { session: 33 });
     assert_eq!(seen[1].vlans, [12]);
     assert_eq!(seen[1].frame, mirrored);
-    let frame = outer_ipv4(tk::PROTO_GRE, &tk::gre(tk::ETHERTYPE_ERSPAN_III, None, Some(1), &tk::erspan3(44, 0, 5, &mirrored)));
+    let frame = outer_ipv4(
+        tk::PROTO_GRE,
+        &tk::gre(
+            tk::ETHERTYPE_ERSPAN_III,
+            None,
+            Some(1),
+            &tk::erspan3(44, 0, 5, &mirrored),
+        ),
+    );
     let (seen, _) = decode_one(LinkType::RAW, &frame);
     assert_eq!(seen[1].tunnel.unwrap().kind, TunnelKind::ErspanIII { session: 44 });
     assert!(seen[1].vlans.is_empty());
@@ -431,7 +581,10 @@ fn erspan_types_two_and_three() {
     let mut bad = tk::erspan3(44, 0, 5, &mirrored);
     bad.truncate(30);
     let frame = outer_ipv4(tk::PROTO_GRE, &tk::gre(tk::ETHERTYPE_ERSPAN_II, None, Some(1), &bad));
-    assert_eq!(decode_one(LinkType::RAW, &frame).0[0].anomalies, ["erspan.unsupported_version"]);
+    assert_eq!(
+        decode_one(LinkType::RAW, &frame).0[0].anomalies,
+        ["erspan.unsupported_version"]
+    );
 }
 
 #[test]
@@ -458,8 +611,10 @@ fn tunnel_depth_is_bounded() {
     for _ in 0..20 {
         packet = outer_ipv4(tk::PROTO_IPIP, &packet);
     }
-    let mut config = DecodeConfig::default();
-    config.max_tunnel_depth = 3;
+    let config = DecodeConfig {
+        max_tunnel_depth: 3,
+        ..DecodeConfig::default()
+    };
     let (seen, _) = run(&mut Decoder::new(config), LinkType::RAW, &packet);
     assert_eq!(seen.len(), 4);
     assert_eq!(seen[3].depth, 3);
@@ -486,7 +641,10 @@ fn ipv4_fragments_rebuild_with_the_first_link_header() {
     let rebuilt = &all[4];
     assert!(rebuilt.reassembled);
     // The first fragment's link header (source MAC 00:00:..), then the original datagram.
-    assert_eq!(rebuilt.frame, tk::ethernet(tk::MAC_B, [0; 6], &[6], tk::ETHERTYPE_IPV4, &ip));
+    assert_eq!(
+        rebuilt.frame,
+        tk::ethernet(tk::MAC_B, [0; 6], &[6], tk::ETHERTYPE_IPV4, &ip)
+    );
     assert_eq!(rebuilt.payload, [0x55; 40]);
     assert_eq!(rebuilt.key.unwrap().vlans.as_slice(), &[6]);
     assert_eq!(d.counters().defrag.ipv4_fragments, 4);
@@ -496,11 +654,24 @@ fn ipv4_fragments_rebuild_with_the_first_link_header() {
 #[test]
 fn ipv4_overlap_is_reported_on_the_fragment() {
     let base = tk::ipv4(&tk::Ipv4::new([1, 1, 1, 1], [2, 2, 2, 2], 253), &[0; 24]);
-    let mut config = DecodeConfig::default();
-    config.defrag.policy = OverlapPolicy::First;
+    let config = DecodeConfig {
+        defrag: DefragConfig {
+            policy: OverlapPolicy::First,
+            ..DefragConfig::default()
+        },
+        ..DecodeConfig::default()
+    };
     let mut d = Decoder::new(config);
-    let (a, _) = run(&mut d, LinkType::RAW, &tk::ipv4_fragment_of(&base, 0, true, &[b'a'; 16]));
-    let (b, _) = run(&mut d, LinkType::RAW, &tk::ipv4_fragment_of(&base, 8, false, &[b'b'; 16]));
+    let (a, _) = run(
+        &mut d,
+        LinkType::RAW,
+        &tk::ipv4_fragment_of(&base, 0, true, &[b'a'; 16]),
+    );
+    let (b, _) = run(
+        &mut d,
+        LinkType::RAW,
+        &tk::ipv4_fragment_of(&base, 8, false, &[b'b'; 16]),
+    );
     assert!(a[0].anomalies.is_empty());
     assert_eq!(b[0].anomalies, ["ipv4.frag_overlap"]);
     assert_eq!(b[1].payload, [[b'a'; 16].as_slice(), &[b'b'; 8]].concat());
@@ -520,7 +691,14 @@ fn ipv6_fragments_rebuild_without_the_fragment_header() {
         all.extend(run(&mut d, LinkType::RAW, f).0);
     }
     assert_eq!(all.len(), frags.len() + 1);
-    assert_eq!(all[0].fragment, Some(Fragment { offset: 0, more: true, id: 0xabcd }));
+    assert_eq!(
+        all[0].fragment,
+        Some(Fragment {
+            offset: 0,
+            more: true,
+            id: 0xabcd
+        })
+    );
     assert_eq!(all[0].proto, IpProto::UDP);
     let rebuilt = all.last().unwrap();
     assert_eq!(rebuilt.frame, p);
@@ -531,8 +709,13 @@ fn ipv6_fragments_rebuild_without_the_fragment_header() {
 #[test]
 fn defrag_off_hands_fragments_over_unchanged() {
     let base = tk::ipv4(&tk::Ipv4::new([1, 1, 1, 1], [2, 2, 2, 2], 253), &[0; 16]);
-    let mut config = DecodeConfig::default();
-    config.defrag.enabled = false;
+    let config = DecodeConfig {
+        defrag: DefragConfig {
+            enabled: false,
+            ..DefragConfig::default()
+        },
+        ..DecodeConfig::default()
+    };
     let mut d = Decoder::new(config);
     for f in tk::fragment_ipv4(&base, 8) {
         assert_eq!(run(&mut d, LinkType::RAW, &f).0.len(), 1);

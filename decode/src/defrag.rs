@@ -28,8 +28,7 @@ const TRACKER_OVERHEAD: usize = 256;
 const BYTES_PER_HELD_BYTE: usize = 3;
 
 /// The most one datagram can hold: a full buffer plus headers up to the size of a maximal packet.
-pub const MAX_DATAGRAM_MEMORY: usize =
-    MAX_DATAGRAM_LEN * BYTES_PER_HELD_BYTE + TRACKER_OVERHEAD + 2 * MAX_DATAGRAM_LEN;
+pub const MAX_DATAGRAM_MEMORY: usize = MAX_DATAGRAM_LEN * BYTES_PER_HELD_BYTE + TRACKER_OVERHEAD + 2 * MAX_DATAGRAM_LEN;
 
 /// A byte no fragment has written.
 const HOLE: u16 = u16::MAX;
@@ -99,7 +98,10 @@ impl Tracker {
     }
 
     fn complete(&self) -> bool {
-        self.have_first && self.end.is_some_and(|end| self.covered == end as usize && self.data.len() == end as usize)
+        self.have_first
+            && self
+                .end
+                .is_some_and(|end| self.covered == end as usize && self.data.len() == end as usize)
     }
 
     fn rebuild(&self) -> Rebuilt {
@@ -231,7 +233,7 @@ impl Defragmenter {
             return None;
         }
         // RFC 8200 section 4.5: every fragment but the last carries a multiple of 8 bytes.
-        if frag.version == IpVersion::V6 && frag.more && frag.data.len() % 8 != 0 {
+        if frag.version == IpVersion::V6 && frag.more && !frag.data.len().is_multiple_of(8) {
             raise(FragEvent::InvalidLength);
             return None;
         }
@@ -257,7 +259,7 @@ impl Defragmenter {
             self.by_deadline.insert(deadline, frag.key);
             self.trackers.insert(frag.key, tracker);
         }
-        let Some(tracker) = self.trackers.get(&frag.key) else { return None };
+        let tracker = self.trackers.get(&frag.key)?;
         if tracker.spans.len() >= self.config.max_fragments {
             self.remove(&frag.key);
             self.stats.max_fragments_reached += 1;
@@ -270,14 +272,20 @@ impl Defragmenter {
             + frag.ip_header.len()
             + 8;
         while self.memory + growth > self.config.memcap {
-            let Some((_, &oldest)) = self.by_deadline.first_key_value() else { break };
+            let Some((_, &oldest)) = self.by_deadline.first_key_value() else {
+                break;
+            };
             if oldest == frag.key {
                 // The datagram itself is the oldest: keep it only if the cap allows it alone.
                 if self.by_deadline.len() == 1 {
                     break;
                 }
-                let Some((&deadline, _)) = self.by_deadline.iter().nth(1) else { break };
-                let Some(&next) = self.by_deadline.get(&deadline) else { break };
+                let Some((&deadline, _)) = self.by_deadline.iter().nth(1) else {
+                    break;
+                };
+                let Some(&next) = self.by_deadline.get(&deadline) else {
+                    break;
+                };
                 self.remove(&next);
             } else {
                 self.remove(&oldest);
@@ -392,9 +400,7 @@ mod tests {
     }
 
     /// A 20-byte IPv4 header (no options), as every fragment of these tests carries.
-    const HEADER: [u8; 20] = [
-        0x45, 0, 0, 0, 0, 7, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-    ];
+    const HEADER: [u8; 20] = [0x45, 0, 0, 0, 0, 7, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
 
     fn frag(offset: u32, more: bool, data: &[u8]) -> FragmentIn<'_> {
         FragmentIn {
@@ -411,7 +417,10 @@ mod tests {
     }
 
     fn run(policy: OverlapPolicy, frags: &[(u32, bool, &[u8])]) -> (Option<Vec<u8>>, Vec<FragEvent>) {
-        let config = DefragConfig { policy, ..DefragConfig::default() };
+        let config = DefragConfig {
+            policy,
+            ..DefragConfig::default()
+        };
         let mut d = Defragmenter::new(config);
         let mut events = Vec::new();
         let mut out = None;
@@ -444,7 +453,9 @@ mod tests {
         let mut f = frag(0, true, &[1; 8]);
         f.link_header = &link;
         assert!(d.insert(Timestamp::ZERO, &f, &mut |_| {}).is_none());
-        let r = d.insert(Timestamp::ZERO, &frag(8, false, &[2; 4]), &mut |_| {}).unwrap();
+        let r = d
+            .insert(Timestamp::ZERO, &frag(8, false, &[2; 4]), &mut |_| {})
+            .unwrap();
         assert_eq!(r.ip_offset, 14);
         assert_eq!(&r.frame[..14], &link);
         let ip = &r.frame[14..];
@@ -483,18 +494,30 @@ mod tests {
     #[test]
     fn overlap_policies_pick_the_expected_bytes() {
         use OverlapPolicy::*;
-        assert_eq!(overlap_case(First), spell(&[('A', 16), ('B', 8), ('F', 8), ('C', 8), ('G', 8)]));
+        assert_eq!(
+            overlap_case(First),
+            spell(&[('A', 16), ('B', 8), ('F', 8), ('C', 8), ('G', 8)])
+        );
         assert_eq!(overlap_case(Last), spell(&[('A', 8), ('E', 16), ('G', 16), ('D', 8)]));
         // bsd: E beats B and F beats C (they start before); G does not beat F (same start).
         assert_eq!(overlap_case(Bsd), spell(&[('A', 16), ('E', 8), ('F', 16), ('G', 8)]));
         // linux: as bsd, and G beats F because they start at the same offset.
         assert_eq!(overlap_case(Linux), spell(&[('A', 16), ('E', 8), ('G', 24)]));
         // windows: only G over C starts before and ends after.
-        assert_eq!(overlap_case(Windows), spell(&[('A', 16), ('B', 8), ('F', 8), ('G', 16)]));
+        assert_eq!(
+            overlap_case(Windows),
+            spell(&[('A', 16), ('B', 8), ('F', 8), ('G', 16)])
+        );
         // solaris: starts before and ends at or after: E over B, F over C.
-        assert_eq!(overlap_case(Solaris), spell(&[('A', 16), ('E', 8), ('F', 16), ('G', 8)]));
+        assert_eq!(
+            overlap_case(Solaris),
+            spell(&[('A', 16), ('E', 8), ('F', 16), ('G', 8)])
+        );
         // bsd-right: ends after: E over A, G over F and C.
-        assert_eq!(overlap_case(BsdRight), spell(&[('A', 8), ('E', 8), ('B', 8), ('G', 24)]));
+        assert_eq!(
+            overlap_case(BsdRight),
+            spell(&[('A', 8), ('E', 8), ('B', 8), ('G', 24)])
+        );
     }
 
     #[test]
@@ -508,12 +531,14 @@ mod tests {
 
     #[test]
     fn windows_prefers_a_fragment_that_covers_the_held_one_on_both_sides() {
-        let frags: [(u32, bool, &[u8]); 3] =
-            [(8, true, &[b'o'; 8]), (0, true, &[b'n'; 24]), (24, false, &[b'z'; 8])];
+        let frags: [(u32, bool, &[u8]); 3] = [(8, true, &[b'o'; 8]), (0, true, &[b'n'; 24]), (24, false, &[b'z'; 8])];
         let (out, _) = run(OverlapPolicy::Windows, &frags);
         assert_eq!(out.unwrap(), [[b'n'; 24].as_slice(), &[b'z'; 8]].concat());
         let (out, _) = run(OverlapPolicy::First, &frags);
-        assert_eq!(out.unwrap(), [&[b'n'; 8][..], &[b'o'; 8], &[b'n'; 8], &[b'z'; 8]].concat());
+        assert_eq!(
+            out.unwrap(),
+            [&[b'n'; 8][..], &[b'o'; 8], &[b'n'; 8], &[b'z'; 8]].concat()
+        );
     }
 
     #[test]
@@ -536,12 +561,22 @@ mod tests {
         assert_eq!(d.stats.timeouts, 1);
         assert_eq!(d.stats.trackers_in_use, 0);
         // The second half alone no longer completes anything.
-        assert!(d.insert(Timestamp::from_secs_nanos(161, 0), &frag(8, false, &[2; 8]), &mut |_| {}).is_none());
+        assert!(
+            d.insert(
+                Timestamp::from_secs_nanos(161, 0),
+                &frag(8, false, &[2; 8]),
+                &mut |_| {}
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn memcap_evicts_the_oldest_datagram_first() {
-        let config = DefragConfig { memcap: MAX_DATAGRAM_MEMORY, ..DefragConfig::default() };
+        let config = DefragConfig {
+            memcap: MAX_DATAGRAM_MEMORY,
+            ..DefragConfig::default()
+        };
         let mut d = Defragmenter::new(config);
         let big = vec![0u8; 60_000];
         let mut first = frag(0, true, &big);
@@ -565,7 +600,10 @@ mod tests {
 
     #[test]
     fn too_many_fragments_drop_the_datagram() {
-        let config = DefragConfig { max_fragments: 2, ..DefragConfig::default() };
+        let config = DefragConfig {
+            max_fragments: 2,
+            ..DefragConfig::default()
+        };
         let mut d = Defragmenter::new(config);
         let mut events = Vec::new();
         for i in 0..3u32 {

@@ -107,9 +107,13 @@ pub enum Transport {
     Udp(UdpHeader),
     Icmp(IcmpHeader),
     /// A protocol this decoder does not open (or a fragment, see [`Packet::fragment`]).
-    Other { proto: IpProto },
+    Other {
+        proto: IpProto,
+    },
     /// The transport header was malformed (see the packet's anomalies).
-    Invalid { proto: IpProto },
+    Invalid {
+        proto: IpProto,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,9 +226,15 @@ impl TcpOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TunnelKind {
     Gre,
-    Vxlan { vni: u32 },
-    ErspanII { session: u16 },
-    ErspanIII { session: u16 },
+    Vxlan {
+        vni: u32,
+    },
+    ErspanII {
+        session: u16,
+    },
+    ErspanIII {
+        session: u16,
+    },
     /// IPv4 or IPv6 carried directly in IPv4 or IPv6 (protocols 4 and 41).
     IpInIp,
 }

@@ -33,24 +33,47 @@ fn read_capture(path: &Path) -> Vec<Frame> {
         match block {
             PcapBlockOwned::LegacyHeader(h) => legacy_link = LinkType(h.network.0 as u32),
             PcapBlockOwned::Legacy(b) => {
-                let nanos = if reader_is_nanos(&b) { b.ts_usec as u64 } else { b.ts_usec as u64 * 1000 };
-                frames.push(Frame { ts: Timestamp::from_secs_nanos(b.ts_sec as u64, nanos), link: legacy_link, data: b.data.to_vec() })
+                let nanos = if reader_is_nanos(&b) {
+                    b.ts_usec as u64
+                } else {
+                    b.ts_usec as u64 * 1000
+                };
+                frames.push(Frame {
+                    ts: Timestamp::from_secs_nanos(b.ts_sec as u64, nanos),
+                    link: legacy_link,
+                    data: b.data.to_vec(),
+                })
             }
             PcapBlockOwned::NG(Block::SectionHeader(_)) => ng_links.clear(),
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                let per_sec = if idb.if_tsresol & 0x80 == 0 { 10u64.pow(u32::from(idb.if_tsresol)) } else { 1 << (idb.if_tsresol & 0x7f) };
+                let per_sec = if idb.if_tsresol & 0x80 == 0 {
+                    10u64.pow(u32::from(idb.if_tsresol))
+                } else {
+                    1 << (idb.if_tsresol & 0x7f)
+                };
                 ng_links.push((LinkType(idb.linktype.0 as u32), per_sec))
             }
             PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                let (link, per_sec) = ng_links.get(epb.if_id as usize).copied().unwrap_or((LinkType::ETHERNET, 1_000_000));
+                let (link, per_sec) = ng_links
+                    .get(epb.if_id as usize)
+                    .copied()
+                    .unwrap_or((LinkType::ETHERNET, 1_000_000));
                 let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                 let nanos = units % per_sec * 1_000_000_000 / per_sec;
                 let len = (epb.caplen as usize).min(epb.data.len());
-                frames.push(Frame { ts: Timestamp::from_secs_nanos(units / per_sec, nanos), link, data: epb.data[..len].to_vec() })
+                frames.push(Frame {
+                    ts: Timestamp::from_secs_nanos(units / per_sec, nanos),
+                    link,
+                    data: epb.data[..len].to_vec(),
+                })
             }
             PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                 let link = ng_links.first().map(|l| l.0).unwrap_or(LinkType::ETHERNET);
-                frames.push(Frame { ts: Timestamp::ZERO, link, data: spb.data.to_vec() })
+                frames.push(Frame {
+                    ts: Timestamp::ZERO,
+                    link,
+                    data: spb.data.to_vec(),
+                })
             }
             PcapBlockOwned::NG(_) => {}
         }
@@ -133,8 +156,10 @@ fn flows(packets: &[Out]) -> BTreeMap<String, (FlowKey, usize)> {
 
 #[test]
 fn bug_6887_rebuilt_frame_equals_suricatas_packet_field() {
-    let (packets, decoder) =
-        decode_capture(&case("bug-6887-defrag-eth-vlan-ipv4-tcp-syn", "frag-eth-vlan-ip-tcp-syn.pcap"), DecodeConfig::default());
+    let (packets, decoder) = decode_capture(
+        &case("bug-6887-defrag-eth-vlan-ipv4-tcp-syn", "frag-eth-vlan-ip-tcp-syn.pcap"),
+        DecodeConfig::default(),
+    );
     // test.yaml: one alert for `tcp.flags:S`, whose packet field is the rebuilt frame.
     let syns: Vec<&Out> = packets
         .iter()
@@ -166,7 +191,10 @@ fn vlan_lists(name: &str) -> BTreeSet<Vec<u16>> {
 #[test]
 fn eve_flow_vlan_gives_one_flow_per_tag_stack() {
     assert_eq!(vlan_lists("eve-flow-vlan"), BTreeSet::from([vec![6], vec![1, 10]]));
-    assert_eq!(vlan_lists("eve-flow-vlan-02"), BTreeSet::from([vec![6], vec![1, 10], vec![1, 10, 100]]));
+    assert_eq!(
+        vlan_lists("eve-flow-vlan-02"),
+        BTreeSet::from([vec![6], vec![1, 10], vec![1, 10, 100]])
+    );
 }
 
 fn parameter_problems(name: &str, file: &str) -> (usize, Vec<Out>) {
@@ -175,7 +203,14 @@ fn parameter_problems(name: &str, file: &str) -> (usize, Vec<Out>) {
         .iter()
         .filter(|p| {
             p.key.is_some_and(|k| k.proto == IpProto::ICMPV6)
-                && matches!(p.transport, Transport::Icmp(IcmpHeader { icmp_type: 4, code: 0, .. }))
+                && matches!(
+                    p.transport,
+                    Transport::Icmp(IcmpHeader {
+                        icmp_type: 4,
+                        code: 0,
+                        ..
+                    })
+                )
         })
         .count();
     (count, packets)
@@ -183,13 +218,19 @@ fn parameter_problems(name: &str, file: &str) -> (usize, Vec<Out>) {
 
 #[test]
 fn ipv6_malformed_fragments_yield_exactly_one_parameter_problem() {
-    for (name, file) in [("ipv6-malformed-fragments-35", "frag-35.pcap"), ("ipv6-malformed-fragments-36", "frag-36.pcap")] {
+    for (name, file) in [
+        ("ipv6-malformed-fragments-35", "frag-35.pcap"),
+        ("ipv6-malformed-fragments-36", "frag-36.pcap"),
+    ] {
         let (count, packets) = parameter_problems(name, file);
         // test.yaml: `itype:4; icode:0` alerts once: only frame 10 is one; no rebuilt datagram may
         // turn into another.
         assert_eq!(count, 1, "{name}");
         // The nested fragment headers are reported, and the nesting does not crash or loop.
-        assert!(packets.iter().any(|p| p.anomalies.contains(&"ipv6.exthdr_dupl_fh")), "{name}");
+        assert!(
+            packets.iter().any(|p| p.anomalies.contains(&"ipv6.exthdr_dupl_fh")),
+            "{name}"
+        );
     }
 }
 
@@ -198,10 +239,16 @@ fn vxlan_decoder_02_opens_the_tunnel() {
     let (packets, decoder) = decode_capture(&case("vxlan-decoder-02", "vxlan.pcap"), DecodeConfig::default());
     let f = flows(&packets);
     // Four outer UDP flows to 4789 (one per source port).
-    let outer: Vec<_> = f.values().filter(|(k, _)| k.proto == IpProto::UDP && (k.dst_port == 4789 || k.src_port == 4789)).collect();
+    let outer: Vec<_> = f
+        .values()
+        .filter(|(k, _)| k.proto == IpProto::UDP && (k.dst_port == 4789 || k.src_port == 4789))
+        .collect();
     assert_eq!(outer.len(), 4);
     // Inner ICMP: 4 echo requests one way, 4 replies the other, all inside the tunnel.
-    let inner: Vec<&Out> = packets.iter().filter(|p| p.key.is_some_and(|k| k.proto == IpProto::ICMP)).collect();
+    let inner: Vec<&Out> = packets
+        .iter()
+        .filter(|p| p.key.is_some_and(|k| k.proto == IpProto::ICMP))
+        .collect();
     assert_eq!(inner.len(), 8);
     let requests: Vec<&&Out> = inner
         .iter()
@@ -209,10 +256,19 @@ fn vxlan_decoder_02_opens_the_tunnel() {
         .collect();
     assert_eq!(requests.len(), 4);
     // `alert icmp any any -> any any (itype:8;)` fires 4 times with tunnel.dest_port 4789.
-    assert!(requests.iter().all(|p| p.tunnel_outer.is_some_and(|t| t.dst_port == 4789) && p.key.unwrap().tunnel_depth == 1));
+    assert!(
+        requests
+            .iter()
+            .all(|p| p.tunnel_outer.is_some_and(|t| t.dst_port == 4789) && p.key.unwrap().tunnel_depth == 1)
+    );
     let src = requests[0].key.unwrap().src_ip;
     assert!(requests.iter().all(|p| p.key.unwrap().src_ip == src));
-    assert!(inner.iter().filter(|p| p.key.unwrap().src_ip != src).all(|p| matches!(p.transport, Transport::Icmp(IcmpHeader { icmp_type: 0, .. }))));
+    assert!(
+        inner
+            .iter()
+            .filter(|p| p.key.unwrap().src_ip != src)
+            .all(|p| matches!(p.transport, Transport::Icmp(IcmpHeader { icmp_type: 0, .. })))
+    );
     assert_eq!(decoder.counters().vxlan, 10);
     assert_eq!(decoder.counters().arp, 2);
 }
@@ -239,8 +295,10 @@ fn every_corpus_capture_decodes() {
     let mut anomalies: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut bad_checksums = 0usize;
     for path in &files {
-        let mut config = DecodeConfig::default();
-        config.checksum_validation = true;
+        let config = DecodeConfig {
+            checksum_validation: true,
+            ..DecodeConfig::default()
+        };
         let (packets, decoder) = decode_capture(path, config);
         let c = decoder.counters();
         total_frames += c.packets;
@@ -248,7 +306,10 @@ fn every_corpus_capture_decodes() {
         for (name, n) in &c.anomalies {
             *anomalies.entry(name).or_default() += n;
         }
-        let bad = packets.iter().filter(|p| p.checksums.ip == Some(false) || p.checksums.transport == Some(false)).count();
+        let bad = packets
+            .iter()
+            .filter(|p| p.checksums.ip == Some(false) || p.checksums.transport == Some(false))
+            .count();
         if bad > 0 && std::env::var_os("WEIR_SHOW_CHECKSUMS").is_some() {
             eprintln!("{}: {bad} of {} bad checksums", path.display(), packets.len());
         }
@@ -257,7 +318,10 @@ fn every_corpus_capture_decodes() {
         // Every frame of these captures is Ethernet or raw IP carrying IP, except ARP and the like.
         assert!(c.packets_out > 0, "{}: nothing decoded", path.display());
     }
-    eprintln!("{} files, {total_frames} frames, {total_out} packets, {bad_checksums} bad checksums, anomalies {anomalies:?}", files.len());
+    eprintln!(
+        "{} files, {total_frames} frames, {total_out} packets, {bad_checksums} bad checksums, anomalies {anomalies:?}",
+        files.len()
+    );
     assert!(total_out >= total_frames / 2);
 }
 
@@ -266,7 +330,10 @@ fn ipv6_nested_fragments_rebuild_layer_by_layer() {
     // frag-35: fragment 0x1aaaa carries, as its data, the first fragment of 0x1bbbb. Rebuilding
     // 0x1aaaa yields that fragment, which with frames 8 and 9 rebuilds 0x1bbbb: an echo request
     // of 1208 bytes.
-    let (packets, decoder) = decode_capture(&case("ipv6-malformed-fragments-35", "frag-35.pcap"), DecodeConfig::default());
+    let (packets, decoder) = decode_capture(
+        &case("ipv6-malformed-fragments-35", "frag-35.pcap"),
+        DecodeConfig::default(),
+    );
     let rebuilt: Vec<&Out> = packets.iter().filter(|p| p.reassembled).collect();
     assert_eq!(decoder.counters().defrag.ipv6_reassembled, 2);
     assert_eq!(rebuilt.len(), 2);
@@ -274,6 +341,13 @@ fn ipv6_nested_fragments_rebuild_layer_by_layer() {
     assert_eq!(rebuilt[0].frame.len(), 14 + 40 + 408);
     assert_eq!(rebuilt[0].key, None);
     let last = rebuilt[1];
-    assert!(matches!(last.transport, Transport::Icmp(IcmpHeader { icmp_type: 128, code: 0, .. })));
+    assert!(matches!(
+        last.transport,
+        Transport::Icmp(IcmpHeader {
+            icmp_type: 128,
+            code: 0,
+            ..
+        })
+    ));
     assert_eq!(last.frame.len(), 14 + 40 + 1208);
 }

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 use weir_core::{LinkType, Timestamp};
-use weir_decode::{DecodeConfig, Decoder, OverlapPolicy};
+use weir_decode::{DecodeConfig, Decoder, DefragConfig, OverlapPolicy};
 use weir_testkit::packet as tk;
 
 fn policy() -> impl Strategy<Value = OverlapPolicy> {
@@ -56,8 +56,11 @@ fn reassemble(config: DecodeConfig, frags: &[Vec<u8>]) -> Vec<Vec<u8>> {
 }
 
 fn shuffled<T: Clone>(items: &[T], order: &[usize], duplicates: &[usize]) -> Vec<T> {
-    let mut keyed: Vec<(usize, T)> =
-        items.iter().enumerate().map(|(i, x)| (order.get(i).copied().unwrap_or(i), x.clone())).collect();
+    let mut keyed: Vec<(usize, T)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (order.get(i).copied().unwrap_or(i), x.clone()))
+        .collect();
     for (n, &d) in duplicates.iter().enumerate() {
         let i = d % items.len();
         keyed.push((order.get(n).copied().unwrap_or(n) ^ d, items[i].clone()));
@@ -85,8 +88,7 @@ proptest! {
             .into_iter()
             .map(|(s, e)| tk::ipv4_fragment_of(&original, s, e < data.len(), &data[s..e]))
             .collect();
-        let mut config = DecodeConfig::default();
-        config.defrag.policy = policy;
+        let config = DecodeConfig { defrag: DefragConfig { policy, ..DefragConfig::default() }, ..DecodeConfig::default() };
         let rebuilt = reassemble(config, &shuffled(&frags, &order, &duplicates));
         prop_assert!(!rebuilt.is_empty());
         for r in rebuilt {
@@ -110,8 +112,7 @@ proptest! {
             .into_iter()
             .map(|(s, e)| tk::ipv6_fragment_of(&original, 253, 77, s, e < data.len(), &data[s..e]))
             .collect();
-        let mut config = DecodeConfig::default();
-        config.defrag.policy = policy;
+        let config = DecodeConfig { defrag: DefragConfig { policy, ..DefragConfig::default() }, ..DecodeConfig::default() };
         let rebuilt = reassemble(config, &shuffled(&frags, &order, &duplicates));
         prop_assert!(!rebuilt.is_empty());
         for r in rebuilt {
@@ -152,18 +153,37 @@ fn sample(which: usize) -> Vec<u8> {
     let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
     let mut h = tk::Tcp::new(1, 2, 3, tk::SYN);
     h.options = vec![2, 4, 5, 180, 1, 3, 3, 7, 4, 2, 0, 0];
-    let tcp = tk::ipv4(&tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_TCP), &tk::tcp(a, b, &h, b"data"));
+    let tcp = tk::ipv4(
+        &tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_TCP),
+        &tk::tcp(a, b, &h, b"data"),
+    );
     let inner = tk::ethernet(tk::MAC_A, tk::MAC_B, &[7], tk::ETHERTYPE_IPV4, &tcp);
     let outer = |proto, payload: &[u8]| tk::ipv4(&tk::Ipv4::new([1, 1, 1, 1], [2, 2, 2, 2], proto), payload);
     let ip = match which {
         0 => outer(tk::PROTO_UDP, &tk::udp(a, b, 999, 4789, &tk::vxlan(5, &inner))),
-        1 => outer(tk::PROTO_GRE, &tk::gre(tk::ETHERTYPE_ERSPAN_II, None, Some(1), &tk::erspan2(1, 2, 3, &inner))),
+        1 => outer(
+            tk::PROTO_GRE,
+            &tk::gre(tk::ETHERTYPE_ERSPAN_II, None, Some(1), &tk::erspan2(1, 2, 3, &inner)),
+        ),
         2 => outer(tk::PROTO_GRE, &tk::gre(tk::ETHERTYPE_TEB, Some(1), Some(2), &inner)),
         _ => {
             let s = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
             let d = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
             let ext = [44, 0, 1, 4, 0, 0, 0, 0];
-            return tk::ethernet(tk::MAC_A, tk::MAC_B, &[], tk::ETHERTYPE_IPV6, &tk::ipv6(s, d, 0, 64, &ext, &tk::ipv6_fragment_of(&tcp, 6, 9, 0, true, &tcp[..16])[40..]));
+            return tk::ethernet(
+                tk::MAC_A,
+                tk::MAC_B,
+                &[],
+                tk::ETHERTYPE_IPV6,
+                &tk::ipv6(
+                    s,
+                    d,
+                    0,
+                    64,
+                    &ext,
+                    &tk::ipv6_fragment_of(&tcp, 6, 9, 0, true, &tcp[..16])[40..],
+                ),
+            );
         }
     };
     tk::ethernet(tk::MAC_A, tk::MAC_B, &[1, 2], tk::ETHERTYPE_IPV4, &ip)
@@ -175,7 +195,10 @@ fn within(outer: &[u8], inner: &[u8]) -> bool {
 }
 
 fn check_views(link: LinkType, bytes: &[u8]) -> Result<(), TestCaseError> {
-    let mut d = Decoder::new(DecodeConfig { checksum_validation: true, ..DecodeConfig::default() });
+    let mut d = Decoder::new(DecodeConfig {
+        checksum_validation: true,
+        ..DecodeConfig::default()
+    });
     let mut ok = true;
     let mut loose = 0u64;
     d.decode_with_anomalies(

@@ -88,7 +88,14 @@ pub fn ethernet(dst: [u8; 6], src: [u8; 6], vlans: &[u16], ethertype: u16, paylo
 }
 
 /// An Ethernet frame whose VLAN tags use the given TPIDs (0x8100, 0x88a8, 0x9100).
-pub fn ethernet_tagged(dst: [u8; 6], src: [u8; 6], tpids: &[u16], vlans: &[u16], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+pub fn ethernet_tagged(
+    dst: [u8; 6],
+    src: [u8; 6],
+    tpids: &[u16],
+    vlans: &[u16],
+    ethertype: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = Vec::with_capacity(14 + 4 * vlans.len() + payload.len());
     f.extend_from_slice(&dst);
     f.extend_from_slice(&src);
@@ -147,7 +154,10 @@ impl Ipv4 {
 
 /// An IPv4 packet with a correct total length and header checksum.
 pub fn ipv4(h: &Ipv4, payload: &[u8]) -> Vec<u8> {
-    assert!(h.options.len() % 4 == 0 && h.options.len() <= 40, "options must be padded to 4 bytes");
+    assert!(
+        h.options.len().is_multiple_of(4) && h.options.len() <= 40,
+        "options must be padded to 4 bytes"
+    );
     let header_len = 20 + h.options.len();
     let mut p = Vec::with_capacity(header_len + payload.len());
     p.push(0x40 | (header_len / 4) as u8);
@@ -204,13 +214,24 @@ pub struct Tcp {
 
 impl Tcp {
     pub fn new(src_port: u16, dst_port: u16, seq: u32, flags: u8) -> Self {
-        Tcp { src_port, dst_port, seq, ack: 0, flags, window: 8192, options: Vec::new() }
+        Tcp {
+            src_port,
+            dst_port,
+            seq,
+            ack: 0,
+            flags,
+            window: 8192,
+            options: Vec::new(),
+        }
     }
 }
 
 /// A TCP segment with a correct checksum for the given addresses.
 pub fn tcp(src: IpAddr, dst: IpAddr, h: &Tcp, payload: &[u8]) -> Vec<u8> {
-    assert!(h.options.len() % 4 == 0 && h.options.len() <= 40, "options must be padded to 4 bytes");
+    assert!(
+        h.options.len().is_multiple_of(4) && h.options.len() <= 40,
+        "options must be padded to 4 bytes"
+    );
     let header_len = 20 + h.options.len();
     let mut s = Vec::with_capacity(header_len + payload.len());
     s.extend_from_slice(&h.src_port.to_be_bytes());
@@ -317,7 +338,14 @@ pub fn fragment_ipv6(packet: &[u8], size: usize, id: u32) -> Vec<Vec<u8>> {
         .enumerate()
         .map(|(i, chunk)| {
             let offset = i * step;
-            ipv6_fragment_of(packet, next_header, id, offset, offset + chunk.len() < data.len(), chunk)
+            ipv6_fragment_of(
+                packet,
+                next_header,
+                id,
+                offset,
+                offset + chunk.len() < data.len(),
+                chunk,
+            )
         })
         .collect()
 }

@@ -352,9 +352,9 @@ pub struct HttpState {
     next_response_tx: u64,
     next_file_id: u64,
     sides: [Side; 2],
-    /// A response body that reached its Content-Length, kept open until the next status line:
-    /// lines before it still belong to the body, as libhtp (and so Suricata's file sizes)
-    /// count them.
+    /// A response body that reached its Content-Length, kept open until the next status line
+    /// or the end of the current data: lines before it still belong to the body, as libhtp
+    /// (and so Suricata's file sizes) count them.
     lingering: Option<Body>,
     range_joins: VecDeque<RangeJoin>,
     anomaly_counts: Vec<(&'static str, u64)>,
@@ -484,6 +484,11 @@ impl HttpState {
                 }
                 Phase::Tunnel => data = &[],
             }
+        }
+        if dir == Direction::ToClient {
+            // Lines after a body only join it when they came with it: a file must not wait for
+            // the next response (or the end of an idle keep-alive connection) to be logged.
+            self.close_lingering(ts, files, out);
         }
     }
 

@@ -1044,3 +1044,16 @@ fn http_async_cli_and_chunked_request_headers() {
     let header_buf = tx.headers_buffer(Direction::ToServer);
     assert!(!header_buf.windows(6).any(|w| w.eq_ignore_ascii_case(b"cookie")), "http.header leaves Cookie out");
 }
+
+#[test]
+fn a_keep_alive_response_file_is_logged_without_waiting_for_the_next_one() {
+    let mut state = HttpState::new(&HttpConfig::default());
+    let mut sink = MemorySink::new(1 << 20);
+    let mut out = Emit::default();
+    state.on_stream(Direction::ToServer, StreamEvent::Data(b"GET /k HTTP/1.1\r\nHost: h\r\n\r\n"), TS, &mut sink, &mut out);
+    state.on_stream(Direction::ToClient, StreamEvent::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc\r\n"), TS, &mut sink, &mut out);
+    let info = &out.events.iter().find(|e| e.event_type == "fileinfo").expect("logged now").fields["fileinfo"];
+    // The line break that came with the body is counted in it, as libhtp does.
+    assert_eq!(info["size"], 5);
+    assert_eq!(info["state"], "CLOSED");
+}

@@ -1057,3 +1057,20 @@ fn a_keep_alive_response_file_is_logged_without_waiting_for_the_next_one() {
     assert_eq!(info["size"], 5);
     assert_eq!(info["state"], "CLOSED");
 }
+
+#[test]
+fn uri_and_host_buffers_of_the_detect_corpus() {
+    for (case, uri) in [("detect-uricontent-04/input.pcap", "/../../images.gif"), ("detect-uricontent-05/input.pcap", "/%2e%2e/images.gif")] {
+        let runs = run_pcap(case, &HttpConfig::default());
+        let tx = runs[0].state.transactions().next().expect("tx");
+        assert_eq!(tx.method, b"GET", "{case}");
+        assert_eq!(tx.uri_raw, uri.as_bytes(), "{case}");
+        assert_eq!(tx.uri_normalized, b"/images.gif", "{case}");
+        assert_eq!(tx.host_normalized().as_deref(), Some(&b"www.example.com"[..]), "{case}");
+    }
+    // The request line arrives in two segments.
+    let runs = run_pcap("DetectEngineHttpRawUriTest22/test.fpc.pcap", &HttpConfig::default());
+    let tx = runs[0].state.transactions().next().expect("tx");
+    assert_eq!(tx.uri_raw, b"/../a/b/../c/./d.html");
+    assert_eq!(tx.uri_normalized, b"/a/c/d.html");
+}

@@ -1,8 +1,12 @@
 //! `weir`: the command line. Parses arguments, loads the config and hands over to the commands.
 //! Errors reach the user as one line naming the file and position, with a non-zero exit.
 
+mod build;
 mod config;
 mod output;
+mod replay;
+mod rules;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +91,9 @@ enum RulesCommand {
     Check {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Exit non-zero when any rule is rejected, not only when a file cannot be read.
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -102,34 +109,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckConfig { config } => {
             let path = config.unwrap_or_else(|| PathBuf::from("weir.toml"));
-            match Config::load(&path) {
-                Ok(cfg) => {
-                    let mut missing = 0;
-                    for f in cfg.referenced_files() {
-                        if !f.is_file() {
-                            eprintln!("{}: referenced file {} does not exist", path.display(), f.display());
-                            missing += 1;
-                        }
-                    }
-                    if missing > 0 {
-                        return Ok(ExitCode::FAILURE);
-                    }
-                    println!("{}: ok", path.display());
-                    Ok(ExitCode::SUCCESS)
-                }
+            let cfg = match Config::load(&path) {
+                Ok(cfg) => cfg,
                 Err(errors) => {
                     for e in &errors.0 {
                         eprintln!("{e}");
                     }
-                    Ok(ExitCode::FAILURE)
+                    return Ok(ExitCode::FAILURE);
                 }
+            };
+            let mut errors: Vec<String> = cfg
+                .referenced_files()
+                .into_iter()
+                .filter(|f| !f.is_file())
+                .map(|f| format!("{}: referenced file {} does not exist", path.display(), f.display()))
+                .collect();
+            errors.extend(rules::check_config(&cfg));
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            if errors.is_empty() {
+                println!("{}: ok", path.display());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::FAILURE)
             }
         }
-        Command::Replay { .. } => anyhow::bail!("replay is being wired up"),
+        Command::Replay { paths, mut common, quiet } => {
+            let mut config = load_config(common.config.as_ref())?;
+            if !common.rules.is_empty() {
+                config.detect.rules = std::mem::take(&mut common.rules);
+            }
+            replay::run(&paths, &common, &config, quiet)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Live { .. } => anyhow::bail!("live capture is not built yet (tracked as the live-capture issue)"),
         Command::Icap { .. } => anyhow::bail!("the ICAP server is not built yet (tracked as the ICAP issue)"),
         Command::Central { .. } => anyhow::bail!("the Central Node receiver is not built yet (tracked as the Central Node issue)"),
-        Command::Rules { command: RulesCommand::Check { .. } } => anyhow::bail!("rules check is being wired up"),
+        Command::Rules { command: RulesCommand::Check { files, strict } } => {
+            Ok(if rules::check(&files, strict)? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
     }
 }
 

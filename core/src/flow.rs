@@ -143,13 +143,25 @@ impl FlowKey {
     }
 
     /// The form both directions share (lower address/port first), and whether `self` had to be
-    /// reversed to reach it.
+    /// reversed to reach it. ICMP's type and code are not part of it: an echo request and its
+    /// reply (types 8 and 0) are one flow, as Suricata keys them by addresses alone.
     pub fn canonical(&self) -> (FlowKey, bool) {
-        if (self.src_ip, self.src_port) <= (self.dst_ip, self.dst_port) {
-            (*self, false)
-        } else {
-            (self.reversed(), true)
+        let mut key = *self;
+        if matches!(key.proto, IpProto::ICMP | IpProto::ICMPV6) {
+            key.src_port = 0;
+            key.dst_port = 0;
         }
+        if (key.src_ip, key.src_port) <= (key.dst_ip, key.dst_port) {
+            (key, false)
+        } else {
+            (key.reversed(), true)
+        }
+    }
+
+    /// Whether a packet with key `packet` travels from this key's source. Port-less protocols,
+    /// and ICMP whose "ports" are type and code, are told by address alone.
+    pub fn is_from_source(&self, packet: &FlowKey) -> bool {
+        packet.src_ip == self.src_ip && (!self.proto.has_ports() || packet.src_port == self.src_port)
     }
 
     /// A hash that is equal for both directions of a flow, for spreading flows over workers.
@@ -250,6 +262,19 @@ mod tests {
         assert_eq!(c1, c2);
         assert_ne!(swapped1, swapped2);
         assert_eq!(k.symmetric_hash(), k.reversed().symmetric_hash());
+    }
+
+    #[test]
+    fn icmp_request_and_reply_share_a_flow() {
+        let mut req = key([10, 0, 0, 2], 8, [10, 0, 0, 1], 0);
+        req.proto = IpProto::ICMP;
+        let mut reply = key([10, 0, 0, 1], 0, [10, 0, 0, 2], 0);
+        reply.proto = IpProto::ICMP;
+        assert_eq!(req.canonical().0, reply.canonical().0);
+        assert!(req.is_from_source(&req));
+        assert!(!req.is_from_source(&reply));
+        let tcp = key([10, 0, 0, 2], 1000, [10, 0, 0, 2], 2000);
+        assert!(!tcp.is_from_source(&tcp.reversed()), "same address, told apart by port");
     }
 
     #[test]

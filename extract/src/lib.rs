@@ -4,6 +4,7 @@
 //! packet time, and push what they found into an [`Emit`]. The worker that owns the flow turns
 //! the emitted events into EVE records with the flow's header.
 
+pub mod applayer;
 pub mod emit;
 pub mod dns;
 pub mod tls;

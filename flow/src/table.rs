@@ -342,7 +342,7 @@ impl<S> FlowTable<S> {
         let entry = self.entry_mut(index)?;
         entry.touched = clock;
         let flow = &mut entry.flow;
-        let dir = if key.src_ip == flow.key.src_ip && key.src_port == flow.key.src_port {
+        let dir = if flow.key.is_from_source(key) {
             Direction::ToServer
         } else {
             Direction::ToClient

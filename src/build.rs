@@ -1,0 +1,120 @@
+//! Maps the config file's sections onto each stage crate's own config and builds the stages.
+
+use std::path::Path;
+
+use anyhow::Context;
+use weir_decode::{DecodeConfig, Decoder};
+use weir_extract::applayer::AppLayerConfig;
+use weir_extract::files::{FileSink, Filestore, NullSink};
+use weir_extract::http::HttpConfig;
+use weir_flow::{FlowConfig, FlowTable, Timeouts};
+use weir_reassembly::StreamConfig;
+
+use crate::config::{ChecksumValidation, Config, FragPolicy, OverlapPolicy, TimeoutSection};
+use crate::output::EveWriter;
+use crate::worker::{Worker, WorkerConfig};
+
+fn usize_of(bytes: u64) -> usize {
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
+pub fn decode_config(c: &Config, live: bool) -> DecodeConfig {
+    let mut d = DecodeConfig::default();
+    d.vxlan_ports = c.capture.vxlan_ports.clone();
+    d.checksum_validation = match c.capture.checksum_validation {
+        ChecksumValidation::Auto => live,
+        ChecksumValidation::On => true,
+        ChecksumValidation::Off => false,
+    };
+    d.max_tunnel_depth = c.capture.max_tunnel_depth;
+    d.defrag.memcap = usize::try_from(c.capture.defrag_memcap.0).unwrap_or(usize::MAX);
+    d.defrag.timeout_secs = c.capture.defrag_timeout;
+    d.defrag.max_fragments = c.capture.defrag_max_fragments;
+    d.defrag.policy = match c.capture.defrag_policy {
+        FragPolicy::First => weir_decode::OverlapPolicy::First,
+        FragPolicy::Last => weir_decode::OverlapPolicy::Last,
+        FragPolicy::Bsd => weir_decode::OverlapPolicy::Bsd,
+        FragPolicy::BsdRight => weir_decode::OverlapPolicy::BsdRight,
+        FragPolicy::Linux => weir_decode::OverlapPolicy::Linux,
+        FragPolicy::Windows => weir_decode::OverlapPolicy::Windows,
+        FragPolicy::Solaris => weir_decode::OverlapPolicy::Solaris,
+    };
+    d
+}
+
+pub fn stream_config(c: &Config) -> StreamConfig {
+    use weir_reassembly::OverlapPolicy as P;
+    let mut s = StreamConfig::default();
+    s.midstream = c.stream.midstream;
+    s.async_oneside = c.stream.async_oneside;
+    s.depth = c.stream.depth.0;
+    s.max_queued_segments = c.stream.max_queued_segments;
+    s.overlap_policy = match c.stream.overlap_policy {
+        OverlapPolicy::First => P::First,
+        OverlapPolicy::Last => P::Last,
+        OverlapPolicy::Bsd => P::Bsd,
+        OverlapPolicy::BsdRight => P::BsdRight,
+        OverlapPolicy::Linux => P::Linux,
+        OverlapPolicy::OldLinux => P::OldLinux,
+        OverlapPolicy::Windows => P::Windows,
+        OverlapPolicy::Windows2k3 => P::Windows2k3,
+        OverlapPolicy::Vista => P::Vista,
+        OverlapPolicy::Solaris => P::Solaris,
+        OverlapPolicy::OldSolaris => P::OldSolaris,
+        OverlapPolicy::Hpux10 => P::Hpux10,
+        OverlapPolicy::Hpux11 => P::Hpux11,
+        OverlapPolicy::Irix => P::Irix,
+        OverlapPolicy::Macos => P::Macos,
+    };
+    s
+}
+
+pub fn app_layer_config(c: &Config) -> AppLayerConfig {
+    let h = &c.app_layer.http;
+    let http = h.enabled.then(|| HttpConfig {
+        request_body_limit: usize_of(h.request_body_limit.0),
+        response_body_limit: usize_of(h.response_body_limit.0),
+        decompress_max_bytes: h.decompress_limit.0,
+        log_headers: h.log_headers,
+        ..HttpConfig::default()
+    });
+    AppLayerConfig { http, dns: c.app_layer.dns.enabled, tls: c.app_layer.tls.enabled }
+}
+
+fn timeouts(base: Timeouts, section: Option<TimeoutSection>) -> Timeouts {
+    match section {
+        None => base,
+        Some(s) => Timeouts {
+            new: s.new.unwrap_or(base.new),
+            established: s.established.unwrap_or(base.established),
+            closed: s.closed.unwrap_or(base.closed),
+        },
+    }
+}
+
+pub fn flow_config(c: &Config) -> FlowConfig {
+    let base = FlowConfig::default();
+    let t = &c.stream.timeouts;
+    FlowConfig {
+        max_flows: c.stream.max_flows,
+        tcp: timeouts(base.tcp, t.tcp),
+        udp: timeouts(base.udp, t.udp),
+        icmp: timeouts(base.icmp, t.icmp),
+        other: timeouts(base.other, t.other),
+    }
+}
+
+pub fn worker(c: &Config, out: &Path, eve: EveWriter) -> anyhow::Result<Worker> {
+    let decoder = Decoder::new(decode_config(c, false));
+    let files: Box<dyn FileSink> = if c.output.filestore {
+        Box::new(Filestore::new(out).with_context(|| format!("cannot create the filestore in {}", out.display()))?)
+    } else {
+        Box::new(NullSink)
+    };
+    let cfg = WorkerConfig {
+        stream: stream_config(c),
+        app: app_layer_config(c),
+        stream_memcap: usize_of(c.stream.memcap.0),
+    };
+    Ok(Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files))
+}

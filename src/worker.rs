@@ -1,0 +1,399 @@
+//! The worker: owns one share of the flows and runs every per-packet stage over them with plain
+//! function calls (decode, flow table, reassembly, app layer), writing EVE records as they come.
+//! One worker per thread; nothing here locks.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use weir_core::eve::{self, FlowHeader, Record};
+use weir_core::{Anomaly, AnomalyLayer, Artifact, AppProto, Direction, FlowKey, IpProto, StreamEvent, Timestamp};
+use weir_decode::{Decoder, Packet, Transport};
+use weir_extract::applayer::{AppLayer, AppLayerConfig, Detection};
+use weir_extract::files::FileSink;
+use weir_extract::{AppEvent, Emit};
+use weir_flow::{ClosedFlow, EndReason, Flow, FlowHandle, FlowTable, Lifecycle};
+use weir_reassembly::{StreamConfig, TcpSegment, TcpSession, TcpState};
+
+use crate::output::EveWriter;
+
+/// What the worker keeps per flow besides the flow table's counters.
+#[derive(Default)]
+pub struct FlowState {
+    /// The TCP session, for TCP flows (boxed: most of a flow table's flows are not TCP, and a
+    /// session is several hundred bytes).
+    tcp: Option<Box<TcpSession>>,
+    app: AppLayer,
+    /// The flow's orientation was swapped since its first packet: the TCP session still counts
+    /// "initiator" from the first packet's source.
+    flipped: bool,
+}
+
+/// Counters of a run, for the closing summary and `stats` records.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerStats {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Decoded packets that belong to no flow (fragments before rebuilding, bad transport headers).
+    pub packets_without_flow: u64,
+    pub flows_logged: u64,
+    pub anomalies: BTreeMap<String, u64>,
+    pub artifacts: u64,
+    /// Sessions flushed early because all sessions together held more than `[stream] memcap`.
+    pub stream_memcap_flushes: u64,
+}
+
+impl WorkerStats {
+    pub fn anomaly_total(&self) -> u64 {
+        self.anomalies.values().sum()
+    }
+}
+
+/// The settings a worker runs with.
+pub struct WorkerConfig {
+    pub stream: StreamConfig,
+    pub app: AppLayerConfig,
+    /// Bytes all TCP sessions may hold together.
+    pub stream_memcap: usize,
+}
+
+/// Everything the worker owns except the decoder, so the decoder's callback can borrow it.
+struct Stages {
+    cfg: WorkerConfig,
+    flows: FlowTable<FlowState>,
+    ended: Vec<ClosedFlow<FlowState>>,
+    stats: WorkerStats,
+    eve: EveWriter,
+    files: Box<dyn FileSink>,
+    emit: Emit,
+    /// Bytes held by all TCP sessions.
+    stream_memory: usize,
+    /// The first I/O error writing outputs; the run stops with it.
+    io_error: Option<std::io::Error>,
+}
+
+pub struct Worker {
+    decoder: Decoder,
+    stages: Stages,
+    frame_anomalies: Vec<(Timestamp, Anomaly)>,
+}
+
+impl Worker {
+    pub fn new(decoder: Decoder, flows: FlowTable<FlowState>, cfg: WorkerConfig, eve: EveWriter, files: Box<dyn FileSink>) -> Worker {
+        Worker {
+            decoder,
+            stages: Stages {
+                cfg,
+                flows,
+                ended: Vec::new(),
+                stats: WorkerStats::default(),
+                eve,
+                files,
+                emit: Emit::default(),
+                stream_memory: 0,
+                io_error: None,
+            },
+            frame_anomalies: Vec::new(),
+        }
+    }
+
+    /// Runs one captured frame through every stage.
+    pub fn process(&mut self, ts: Timestamp, link: weir_core::LinkType, frame: &[u8]) -> std::io::Result<()> {
+        let stages = &mut self.stages;
+        stages.stats.packets += 1;
+        stages.stats.bytes += frame.len() as u64;
+        let anomalies = &mut self.frame_anomalies;
+        self.decoder.decode_with_anomalies(
+            ts,
+            link,
+            frame,
+            &mut |pkt: &Packet<'_>| stages.on_packet(pkt),
+            &mut |ts, a| anomalies.push((ts, a)),
+        );
+        for (ts, a) in self.frame_anomalies.drain(..) {
+            stages.anomaly(ts, a, None);
+        }
+        stages.expire(ts);
+        match stages.io_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// End of capture: every flow is ended and logged, outputs flushed.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        let stages = &mut self.stages;
+        stages.flows.drain(EndReason::Shutdown, &mut stages.ended);
+        stages.log_ended();
+        if let Some(e) = stages.io_error.take() {
+            return Err(e);
+        }
+        stages.eve.flush()
+    }
+
+    pub fn stats(&self) -> &WorkerStats {
+        &self.stages.stats
+    }
+
+    pub fn eve_counts(&self) -> &BTreeMap<String, u64> {
+        self.stages.eve.counts()
+    }
+}
+
+/// The flow's lifecycle as its TCP session sees it.
+fn lifecycle_of(state: TcpState) -> Lifecycle {
+    match state {
+        TcpState::None | TcpState::SynSent | TcpState::SynRecv => Lifecycle::New,
+        TcpState::TimeWait | TcpState::Closed => Lifecycle::Closed,
+        _ => Lifecycle::Established,
+    }
+}
+
+/// Event types Suricata logs with the addresses of the packet (or file data) direction; every
+/// other record of a flow is written client to server.
+fn oriented_by_direction(event_type: &str) -> bool {
+    matches!(event_type, "dns" | "fileinfo" | "ftp_data")
+}
+
+impl Stages {
+    fn on_packet(&mut self, pkt: &Packet<'_>) {
+        let key = pkt.flow_key();
+        for anomaly in pkt.anomalies.iter() {
+            self.anomaly(pkt.ts, anomaly, key.as_ref());
+        }
+        let Some(key) = key else {
+            self.stats.packets_without_flow += 1;
+            return;
+        };
+        let wire_len = u32::try_from(pkt.frame.len()).unwrap_or(u32::MAX);
+        let (handle, dir) = self.flows.lookup(&key, pkt.ts, wire_len, FlowState::default, &mut self.ended);
+        self.log_ended();
+        if pkt.is_tunnel_outer {
+            // The outer packet of a tunnel is counted on its flow; its payload is the inner packet,
+            // which the decoder hands over next.
+            return;
+        }
+        match pkt.transport {
+            Transport::Tcp(ref tcp) => {
+                let segment = TcpSegment {
+                    ts: pkt.ts,
+                    from_initiator: false, // set per flow below
+                    seq: tcp.seq,
+                    ack: tcp.ack,
+                    flags: (tcp.flags.0 & 0xff) as u8,
+                    window: tcp.window,
+                    wscale: tcp.options.window_scale,
+                    timestamp: tcp.options.timestamps,
+                    sack_permitted: tcp.options.sack_permitted,
+                    payload: pkt.payload,
+                };
+                self.on_tcp(&key, handle, dir, wire_len, segment);
+            }
+            Transport::Udp(_) if key.proto == IpProto::UDP => self.on_udp(handle, dir, pkt.payload, pkt.ts),
+            _ => {}
+        }
+    }
+
+    /// One TCP segment: through the flow's session, whose stream events go to the app layer.
+    fn on_tcp(&mut self, key: &FlowKey, handle: FlowHandle, dir: Direction, wire_len: u32, mut segment: TcpSegment<'_>) {
+        let Stages { cfg, flows, emit, files, stream_memory, stats, .. } = self;
+        let Some(flow) = flows.get_mut(handle) else { return };
+        let state = &mut flow.state;
+        segment.from_initiator = (dir == Direction::ToServer) != state.flipped;
+        let session = state.tcp.get_or_insert_with(|| Box::new(TcpSession::new()));
+        let app = &mut state.app;
+        let before = session.memory_used();
+        let mut detection = Detection::default();
+        let outcome = session.on_segment(&cfg.stream, &segment, &mut |d, ev| {
+            // Once detection found the flow backwards, the rest of this call's events are too.
+            let d = if detection.reversed { d.opposite() } else { d };
+            let det = app.on_stream(&cfg.app, d, ev, segment.ts, files.as_mut(), emit);
+            detection.reversed ^= det.reversed;
+            detection.detected = det.detected.or(detection.detected);
+        });
+        if detection.reversed {
+            session.swap_directions();
+        }
+        *stream_memory = stream_memory.saturating_sub(before).saturating_add(session.memory_used());
+        if *stream_memory > cfg.stream_memcap {
+            // Past the global cap this session gives up what it holds (delivered, holes as gaps)
+            // rather than letting all sessions together grow without bound.
+            stats.stream_memcap_flushes += 1;
+            let held = session.memory_used();
+            session.flush(&cfg.stream, &mut |d, ev| {
+                app.on_stream(&cfg.app, d, ev, segment.ts, files.as_mut(), emit);
+            });
+            *stream_memory = stream_memory.saturating_sub(held).saturating_add(session.memory_used());
+        }
+        if let Some(p) = detection.detected {
+            flow.app_proto = Some(p);
+        }
+        if outcome.reversed != detection.reversed {
+            state.flipped = !state.flipped;
+            flows.reverse(handle);
+        }
+        flows.set_lifecycle(handle, lifecycle_of(outcome.state));
+        for a in outcome.anomalies.iter() {
+            self.flow_anomaly(handle, segment.ts, a);
+        }
+        self.drain_emit(handle);
+        if outcome.new_session {
+            // Port reuse: a SYN on a closed session. The old flow ends without this packet, and
+            // the SYN opens a new flow and session.
+            if let Some(flow) = self.flows.get_mut(handle) {
+                let i = dir.index();
+                flow.pkts[i] = flow.pkts[i].saturating_sub(1);
+                flow.bytes[i] = flow.bytes[i].saturating_sub(u64::from(wire_len));
+            }
+            if let Some(closed) = self.flows.end(handle, EndReason::Forced) {
+                self.ended.push(closed);
+                self.log_ended();
+            }
+            let (handle, dir) = self.flows.lookup(key, segment.ts, wire_len, FlowState::default, &mut self.ended);
+            self.log_ended();
+            let fresh = self.flows.get(handle).is_some_and(|f| f.state.tcp.is_none());
+            if fresh {
+                self.on_tcp(key, handle, dir, wire_len, segment);
+            }
+        }
+    }
+
+    fn on_udp(&mut self, handle: FlowHandle, dir: Direction, payload: &[u8], ts: Timestamp) {
+        let Stages { cfg, flows, emit, .. } = self;
+        let Some(flow) = flows.get_mut(handle) else { return };
+        let det = flow.state.app.on_datagram(&cfg.app, dir, payload, ts, emit);
+        if let Some(p) = det.detected {
+            flow.app_proto = Some(p);
+        }
+        if det.reversed {
+            flow.state.flipped = !flow.state.flipped;
+            flows.reverse(handle);
+        }
+        self.drain_emit(handle);
+    }
+
+    /// Writes what the parsers emitted for a flow, with the flow's header.
+    fn drain_emit(&mut self, handle: FlowHandle) {
+        if self.emit.is_empty() {
+            return;
+        }
+        let Some(flow) = self.flows.get(handle) else {
+            self.emit = Emit::default();
+            return;
+        };
+        let (flow_id, key, app_proto) = (flow.id, flow.key, flow.app_proto);
+        let emit = std::mem::take(&mut self.emit);
+        self.write_emitted(flow_id, key, app_proto, emit);
+    }
+
+    fn write_emitted(&mut self, flow_id: u64, key: FlowKey, app_proto: Option<AppProto>, emit: Emit) {
+        for ev in emit.events {
+            let record = app_record(flow_id, key, app_proto, ev);
+            self.write(&record);
+        }
+        for (ts, a) in emit.anomalies {
+            self.anomaly(ts, a, Some(&key));
+        }
+        for (_, _, artifact) in &emit.artifacts {
+            if matches!(artifact, Artifact::Url(_) | Artifact::File(_) | Artifact::Email(_)) {
+                self.stats.artifacts += 1;
+            }
+        }
+    }
+
+    fn flow_anomaly(&mut self, handle: FlowHandle, ts: Timestamp, a: Anomaly) {
+        let key = self.flows.get(handle).map(|f| f.key);
+        self.anomaly(ts, a, key.as_ref());
+    }
+
+    fn expire(&mut self, now: Timestamp) {
+        self.flows.expire(now, &mut self.ended);
+        self.log_ended();
+    }
+
+    /// Flushes and logs the flows that left the table.
+    fn log_ended(&mut self) {
+        while !self.ended.is_empty() {
+            let ended = std::mem::take(&mut self.ended);
+            for closed in ended {
+                self.finish_flow(closed);
+            }
+        }
+    }
+
+    fn finish_flow(&mut self, mut closed: ClosedFlow<FlowState>) {
+        let flow: &mut Flow<FlowState> = &mut closed.flow;
+        let last = flow.last_seen;
+        let mut tcp_eve = None;
+        {
+            let Stages { cfg, emit, files, stream_memory, .. } = self;
+            let state = &mut flow.state;
+            let app = &mut state.app;
+            if let Some(session) = state.tcp.as_mut() {
+                *stream_memory = stream_memory.saturating_sub(session.memory_used());
+                session.flush(&cfg.stream, &mut |d, ev| {
+                    app.on_stream(&cfg.app, d, ev, last, files.as_mut(), emit);
+                });
+                tcp_eve = serde_json::to_value(session.eve()).ok();
+            } else if flow.key.proto == IpProto::TCP {
+                // No segment was accepted; still close the app layer cleanly.
+                for d in [Direction::ToServer, Direction::ToClient] {
+                    app.on_stream(&cfg.app, d, StreamEvent::End, last, files.as_mut(), emit);
+                }
+            }
+        }
+        if let Some(p) = flow.state.app.proto() {
+            flow.app_proto = Some(p);
+        }
+        let emit = std::mem::take(&mut self.emit);
+        self.write_emitted(flow.id, flow.key, flow.app_proto, emit);
+        let record = weir_flow::flow_record(flow, closed.reason, tcp_eve);
+        self.stats.flows_logged += 1;
+        self.write(&record);
+    }
+
+    fn anomaly(&mut self, ts: Timestamp, anomaly: Anomaly, key: Option<&FlowKey>) {
+        // Suricata prefixes decoder events with "decoder." in anomaly records.
+        let event = match anomaly.layer {
+            AnomalyLayer::Decode if !anomaly.event.starts_with("decoder.") => format!("decoder.{}", anomaly.event),
+            _ => anomaly.event.to_string(),
+        };
+        match self.stats.anomalies.get_mut(&event) {
+            Some(n) => *n += 1,
+            None => {
+                self.stats.anomalies.insert(event.clone(), 1);
+            }
+        }
+        let mut r: Record = eve::record(ts, "anomaly", None);
+        if let Some(k) = key {
+            eve::put_addresses(&mut r, k);
+        }
+        r.insert("anomaly".into(), json!({ "type": anomaly.layer.eve(), "event": Value::String(event) }));
+        self.write(&r);
+    }
+
+    fn write(&mut self, record: &Record) {
+        if self.io_error.is_some() {
+            return;
+        }
+        if let Err(e) = self.eve.write(record) {
+            self.io_error = Some(e);
+        }
+    }
+}
+
+/// An app-layer event as an EVE record: the flow's header (oriented as Suricata orients that
+/// event type), `app_proto` where Suricata writes it, then the parser's fields.
+fn app_record(flow_id: u64, key: FlowKey, app_proto: Option<AppProto>, ev: AppEvent) -> Record {
+    let key = if oriented_by_direction(ev.event_type) && ev.direction == Direction::ToClient { key.reversed() } else { key };
+    let header = FlowHeader { flow_id, key, app_proto };
+    let mut r = eve::record(ev.ts, ev.event_type, Some(&header));
+    if ev.event_type == "fileinfo" {
+        if let Some(p) = app_proto {
+            r.insert("app_proto".into(), Value::from(p.eve_name()));
+        }
+    }
+    for (k, v) in ev.fields {
+        r.insert(k, v);
+    }
+    r
+}

@@ -13,8 +13,8 @@ use crate::config::DecodeConfig;
 use crate::counters::Counters;
 use crate::defrag::{self, Defragmenter, FragKey, FragmentIn};
 use crate::packet::{
-    Anomalies, Checksums, Fragment, IcmpHeader, IpLayer, IpVersion, Packet, TcpFlags, TcpHeader, TcpOptions, Transport,
-    Tunnel, TunnelKind, UdpHeader,
+    Anomalies, Checksums, Fragment, IcmpHeader, IpLayer, IpVersion, Packet, QuotedPacket, TcpFlags, TcpHeader,
+    TcpOptions, Transport, Tunnel, TunnelKind, UdpHeader,
 };
 
 /// Most nested decode passes (tunnels plus rebuilt datagrams) for one frame, as Suricata's
@@ -980,9 +980,20 @@ impl Decoder {
             _ => {}
         }
         let echo = matches!(icmp_type, 0 | 8).then(|| (be16(b, 4), be16(b, 6)));
+        // Destination unreachable, source quench, redirect, time exceeded, parameter problem.
+        let quoted = if matches!(icmp_type, 3 | 4 | 5 | 11 | 12) {
+            self.quoted_ipv4(ctx, &b[8..])
+        } else {
+            None
+        };
         let checksum = self.config.checksum_validation.then(|| verifies(b));
         Upper {
-            transport: Transport::Icmp(IcmpHeader { icmp_type, code, echo }),
+            transport: Transport::Icmp(IcmpHeader {
+                icmp_type,
+                code,
+                echo,
+                quoted,
+            }),
             payload: &b[8..],
             checksum,
             inner: None,
@@ -1010,16 +1021,67 @@ impl Decoder {
             self.raise(ctx, "icmpv6.mld_message_with_invalid_hl");
         }
         let echo = matches!(icmp_type, 128 | 129).then(|| (be16(b, 4), be16(b, 6)));
+        let quoted = if matches!(icmp_type, 1..=4) {
+            self.quoted_ipv6(ctx, &b[8..])
+        } else {
+            None
+        };
         let checksum = self
             .config
             .checksum_validation
             .then(|| transport_verifies(ip.src, ip.dst, 58, b));
         Upper {
-            transport: Transport::Icmp(IcmpHeader { icmp_type, code, echo }),
+            transport: Transport::Icmp(IcmpHeader {
+                icmp_type,
+                code,
+                echo,
+                quoted,
+            }),
             payload: &b[8..],
             checksum,
             inner: None,
         }
+    }
+
+    fn quoted_ipv4(&mut self, ctx: &mut Ctx<'_>, b: &[u8]) -> Option<QuotedPacket> {
+        if b.len() < 20 {
+            self.raise(ctx, "icmpv4.ipv4_trunc_pkt");
+            return None;
+        }
+        if byte(b, 0) >> 4 != 4 {
+            self.raise(ctx, "icmpv4.ipv4_unknown_ver");
+            return None;
+        }
+        let header_len = usize::from(byte(b, 0) & 0x0f) * 4;
+        let proto = IpProto(byte(b, 9));
+        Some(quoted(
+            IpAddr::V4(Ipv4Addr::new(byte(b, 12), byte(b, 13), byte(b, 14), byte(b, 15))),
+            IpAddr::V4(Ipv4Addr::new(byte(b, 16), byte(b, 17), byte(b, 18), byte(b, 19))),
+            proto,
+            tail(b, header_len.max(20)),
+        ))
+    }
+
+    fn quoted_ipv6(&mut self, ctx: &mut Ctx<'_>, b: &[u8]) -> Option<QuotedPacket> {
+        if b.len() < 40 {
+            self.raise(ctx, "icmpv6.ipv6_trunc_pkt");
+            return None;
+        }
+        if byte(b, 0) >> 4 != 6 {
+            self.raise(ctx, "icmpv6.ipv6_unknown_version");
+            return None;
+        }
+        let mut src = [0u8; 16];
+        src.copy_from_slice(&b[8..24]);
+        let mut dst = [0u8; 16];
+        dst.copy_from_slice(&b[24..40]);
+        // Extension headers of the quoted packet are not walked: ports only when TCP/UDP follow.
+        Some(quoted(
+            IpAddr::V6(Ipv6Addr::from(src)),
+            IpAddr::V6(Ipv6Addr::from(dst)),
+            IpProto(byte(b, 6)),
+            &b[40..],
+        ))
     }
 
     fn ip_in_ip<'f>(&mut self, ctx: &mut Ctx<'_>, ip: &IpLayer<'_>, b: &'f [u8]) -> Upper<'f> {
@@ -1233,6 +1295,21 @@ impl Decoder {
                 extra_vlan: (vlan != 0).then_some(vlan),
             }),
         }
+    }
+}
+
+fn quoted(src: IpAddr, dst: IpAddr, proto: IpProto, l4: &[u8]) -> QuotedPacket {
+    let (src_port, dst_port) = if matches!(proto, IpProto::TCP | IpProto::UDP) && l4.len() >= 4 {
+        (be16(l4, 0), be16(l4, 2))
+    } else {
+        (0, 0)
+    };
+    QuotedPacket {
+        src,
+        dst,
+        proto,
+        src_port,
+        dst_port,
     }
 }
 

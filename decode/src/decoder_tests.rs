@@ -296,7 +296,7 @@ fn vlans_keep_three_ids_and_stop_at_a_fourth() {
 
 #[test]
 fn icmp_type_and_code_fill_the_flow_key_ports() {
-    let icmp = tk::icmpv4(3, 3, &[0, 0, 0, 0]);
+    let icmp = tk::icmpv4(3, 3, &[0, 0, 0, 0]); // unused field, no quoted packet
     let ip = tk::ipv4(&tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_ICMP), &icmp);
     let (seen, _) = decode_one(LinkType::RAW, &ip);
     assert_eq!(
@@ -304,11 +304,14 @@ fn icmp_type_and_code_fill_the_flow_key_ports() {
         Transport::Icmp(IcmpHeader {
             icmp_type: 3,
             code: 3,
-            echo: None
+            echo: None,
+            quoted: None
         })
     );
     let key = seen[0].key.unwrap();
     assert_eq!((key.src_port, key.dst_port), (3, 3));
+    // The error quotes nothing: Suricata's truncated-quote event.
+    assert_eq!(seen[0].anomalies, ["icmpv4.ipv4_trunc_pkt"]);
     // An unassigned ICMPv4 type is still decoded, with an event.
     let ip = tk::ipv4(
         &tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_ICMP),
@@ -331,7 +334,8 @@ fn icmpv6_echo_and_checksum() {
         Transport::Icmp(IcmpHeader {
             icmp_type: 128,
             code: 0,
-            echo: Some((7, 9))
+            echo: Some((7, 9)),
+            quoted: None
         })
     );
     assert_eq!(seen[0].checksums.transport, Some(true));
@@ -503,7 +507,8 @@ fn vxlan_yields_outer_udp_then_inner_icmp() {
         Transport::Icmp(IcmpHeader {
             icmp_type: 8,
             code: 0,
-            echo: Some((0x50c, 1))
+            echo: Some((0x50c, 1)),
+            quoted: None
         })
     );
     assert_eq!(inner.key.unwrap().tunnel_depth, 1);
@@ -735,4 +740,68 @@ fn counters_add_up() {
     assert_eq!(c.invalid, 1);
     assert_eq!(c.packets_out, 1);
     assert_eq!(c.anomalies.get("ethernet.pkt_too_small"), Some(&1));
+}
+
+#[test]
+fn icmp_errors_expose_the_quoted_packet() {
+    let a = v4([10, 0, 0, 1]);
+    let b = v4([10, 0, 0, 2]);
+    // The DNS query that drew a port unreachable: quoted IP header and 8 bytes of UDP.
+    let query = tk::ipv4(
+        &tk::Ipv4::new([10, 0, 0, 1], [10, 0, 0, 2], tk::PROTO_UDP),
+        &tk::udp(a, b, 5353, 53, b"q"),
+    );
+    let mut rest = vec![0, 0, 0, 0];
+    rest.extend_from_slice(&query[..28]);
+    let error = tk::ipv4(
+        &tk::Ipv4::new([10, 0, 0, 2], [10, 0, 0, 1], tk::PROTO_ICMP),
+        &tk::icmpv4(3, 3, &rest),
+    );
+    let (seen, _) = decode_one(LinkType::RAW, &error);
+    let Transport::Icmp(icmp) = seen[0].transport else {
+        panic!()
+    };
+    assert_eq!(
+        icmp.quoted,
+        Some(QuotedPacket {
+            src: a,
+            dst: b,
+            proto: IpProto::UDP,
+            src_port: 5353,
+            dst_port: 53
+        })
+    );
+    assert!(seen[0].anomalies.is_empty());
+    // ICMPv6 packet too big quoting an IPv6 TCP segment.
+    let s6 = IpAddr::V6(v6(1));
+    let d6 = IpAddr::V6(v6(2));
+    let seg = tk::ipv6(
+        v6(1),
+        v6(2),
+        tk::PROTO_TCP,
+        64,
+        &[],
+        &tk::tcp(s6, d6, &tk::Tcp::new(4000, 443, 1, tk::ACK), &[]),
+    );
+    let mut rest = 1280u32.to_be_bytes().to_vec();
+    rest.extend_from_slice(&seg);
+    let m = tk::icmpv6(v6(9), v6(1), 2, 0, &rest);
+    let (seen, _) = decode_one(LinkType::RAW, &tk::ipv6(v6(9), v6(1), tk::PROTO_ICMPV6, 64, &[], &m));
+    let Transport::Icmp(icmp) = seen[0].transport else {
+        panic!()
+    };
+    assert_eq!(
+        icmp.quoted,
+        Some(QuotedPacket {
+            src: s6,
+            dst: d6,
+            proto: IpProto::TCP,
+            src_port: 4000,
+            dst_port: 443
+        })
+    );
+    // A quote that is not IPv6.
+    let m = tk::icmpv6(v6(9), v6(1), 1, 4, &[0u8; 44]);
+    let (seen, _) = decode_one(LinkType::RAW, &tk::ipv6(v6(9), v6(1), tk::PROTO_ICMPV6, 64, &[], &m));
+    assert_eq!(seen[0].anomalies, ["icmpv6.ipv6_unknown_version"]);
 }

@@ -27,5 +27,6 @@ pub use decoder::{Decoder, MAX_LAYERS};
 pub use defrag::{MAX_DATAGRAM_LEN, MAX_DATAGRAM_MEMORY};
 pub use packet::{
     Anomalies, Checksums, Fragment, IcmpHeader, IpLayer, IpVersion, MAX_ANOMALIES_PER_PACKET, MAX_SACK_BLOCKS,
-    MAX_TFO_COOKIE_LEN, Packet, TcpFlags, TcpHeader, TcpOptions, Transport, Tunnel, TunnelKind, UdpHeader,
+    MAX_TFO_COOKIE_LEN, Packet, QuotedPacket, TcpFlags, TcpHeader, TcpOptions, Transport, Tunnel, TunnelKind,
+    UdpHeader,
 };

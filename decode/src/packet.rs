@@ -132,6 +132,20 @@ pub struct IcmpHeader {
     pub code: u8,
     /// Identifier and sequence number of echo requests and replies.
     pub echo: Option<(u16, u16)>,
+    /// For error messages (unreachable, time exceeded, ...): the packet that caused the error, as
+    /// quoted in it. Suricata files such errors under the quoted packet's flow.
+    pub quoted: Option<QuotedPacket>,
+}
+
+/// The start of the packet an ICMP error quotes (RFC 792, RFC 4443 section 2.4 c).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotedPacket {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: IpProto,
+    /// Ports of a quoted TCP or UDP header, when its first 4 bytes were quoted; else 0.
+    pub src_port: u16,
+    pub dst_port: u16,
 }
 
 /// TCP flags, as the 8 bits of the header (CWR..FIN) plus the ECN-nonce bit above them.

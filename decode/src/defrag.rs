@@ -520,6 +520,145 @@ mod tests {
         );
     }
 
+    /// The Sturges/Novak pattern ("Target-Based Fragmentation Reassembly"), whose per-policy
+    /// results Suricata's unit tests also check: nine fragments, then seven overlapping ones, then
+    /// the last fragment.
+    fn sturges_novak(policy: OverlapPolicy) -> String {
+        let f = |offset: u32, c: u8, len: usize| (offset, true, vec![c; len]);
+        let mut frags = vec![
+            f(0, b'A', 24),
+            f(32, b'B', 16),
+            f(48, b'C', 24),
+            f(80, b'D', 8),
+            f(104, b'E', 16),
+            f(120, b'F', 24),
+            f(144, b'G', 16),
+            f(160, b'H', 16),
+            f(176, b'I', 8),
+            f(8, b'J', 32),
+            f(48, b'K', 24),
+            f(72, b'L', 24),
+            f(96, b'M', 24),
+            f(128, b'N', 8),
+            f(152, b'O', 8),
+            f(160, b'P', 8),
+        ];
+        frags.push((176, false, vec![b'Q'; 16]));
+        let borrowed: Vec<(u32, bool, &[u8])> = frags.iter().map(|(o, m, d)| (*o, *m, d.as_slice())).collect();
+        let (out, ev) = run(policy, &borrowed);
+        assert!(ev.contains(&FragEvent::Overlap));
+        String::from_utf8(out.expect("complete")).unwrap()
+    }
+
+    #[test]
+    fn sturges_novak_results_per_policy() {
+        use OverlapPolicy::*;
+        let s = |runs: &[(char, usize)]| spell(&runs.iter().map(|&(c, n)| (c, n * 8)).collect::<Vec<_>>());
+        assert_eq!(
+            sturges_novak(Bsd),
+            s(&[
+                ('A', 3),
+                ('J', 2),
+                ('B', 1),
+                ('C', 3),
+                ('L', 3),
+                ('M', 3),
+                ('F', 3),
+                ('G', 2),
+                ('H', 2),
+                ('I', 1),
+                ('Q', 1)
+            ])
+        );
+        assert_eq!(
+            sturges_novak(Linux),
+            s(&[
+                ('A', 3),
+                ('J', 2),
+                ('B', 1),
+                ('K', 3),
+                ('L', 3),
+                ('M', 3),
+                ('F', 3),
+                ('G', 2),
+                ('P', 1),
+                ('H', 1),
+                ('Q', 2)
+            ])
+        );
+        assert_eq!(
+            sturges_novak(Windows),
+            s(&[
+                ('A', 3),
+                ('J', 1),
+                ('B', 2),
+                ('C', 3),
+                ('L', 3),
+                ('M', 1),
+                ('E', 2),
+                ('F', 3),
+                ('G', 2),
+                ('H', 2),
+                ('I', 1),
+                ('Q', 1)
+            ])
+        );
+        assert_eq!(
+            sturges_novak(Solaris),
+            s(&[
+                ('A', 3),
+                ('J', 1),
+                ('B', 2),
+                ('C', 3),
+                ('L', 3),
+                ('M', 3),
+                ('F', 3),
+                ('G', 2),
+                ('H', 2),
+                ('I', 1),
+                ('Q', 1)
+            ])
+        );
+        assert_eq!(
+            sturges_novak(First),
+            s(&[
+                ('A', 3),
+                ('J', 1),
+                ('B', 2),
+                ('C', 3),
+                ('L', 1),
+                ('D', 1),
+                ('L', 1),
+                ('M', 1),
+                ('E', 2),
+                ('F', 3),
+                ('G', 2),
+                ('H', 2),
+                ('I', 1),
+                ('Q', 1)
+            ])
+        );
+        assert_eq!(
+            sturges_novak(Last),
+            s(&[
+                ('A', 1),
+                ('J', 4),
+                ('B', 1),
+                ('K', 3),
+                ('L', 3),
+                ('M', 3),
+                ('F', 1),
+                ('N', 1),
+                ('F', 1),
+                ('G', 1),
+                ('O', 1),
+                ('P', 1),
+                ('H', 1),
+                ('Q', 2)
+            ])
+        );
+    }
+
     #[test]
     fn bsd_and_solaris_differ_when_the_new_fragment_ends_first() {
         // Held X at 8..24, then Y at 0..16 and the last fragment Z at 24..32.

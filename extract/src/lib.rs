@@ -10,5 +10,6 @@ pub mod dns;
 pub mod tls;
 pub mod files;
 pub mod http;
+pub mod ftp;
 
 pub use emit::{AppEvent, Emit};

@@ -222,6 +222,11 @@ impl Defragmenter {
             IpVersion::V4 => self.stats.ipv4_fragments += 1,
             IpVersion::V6 => self.stats.ipv6_fragments += 1,
         }
+        // A fragment without data adds nothing (Suricata ignores it too); as a "last" fragment it
+        // would only fix an end no data reaches.
+        if frag.data.is_empty() {
+            return None;
+        }
         let start = frag.offset as usize;
         let end = start + frag.data.len();
         let limit = match frag.version {
@@ -366,9 +371,6 @@ fn paint(tracker: &mut Tracker, policy: OverlapPolicy, frag: &FragmentIn<'_>) ->
                 take_headers(tracker, frag);
             }
         }
-    }
-    if frag.offset == 0 && frag.data.is_empty() && !tracker.have_first {
-        take_headers(tracker, frag);
     }
     overlapped
 }
@@ -735,6 +737,13 @@ mod tests {
         tail1.key.id = 1;
         assert!(d.insert(Timestamp::ZERO, &tail1, &mut |_| {}).is_none());
         assert!(d.stats.memory_in_use <= MAX_DATAGRAM_MEMORY as u64);
+    }
+
+    #[test]
+    fn empty_fragments_are_ignored() {
+        let mut d = Defragmenter::new(DefragConfig::default());
+        assert!(d.insert(Timestamp::ZERO, &frag(8, false, &[]), &mut |_| {}).is_none());
+        assert_eq!(d.stats.trackers_in_use, 0);
     }
 
     #[test]

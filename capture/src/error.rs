@@ -48,6 +48,8 @@ pub enum CaptureWarning {
     UnsupportedInterface { file: PathBuf, interface: u32, link: u32, skipped: u64 },
     #[error("{}: interface {interface}: invalid if_tsresol {tsresol:#04x}; microseconds assumed", file.display())]
     BadTimestampResolution { file: PathBuf, interface: u32, tsresol: u8 },
-    #[error("{}: not a pcap or pcapng file; skipped", file.display())]
-    NotACaptureSkipped { file: PathBuf },
+    /// Files in a directory that are not captures (READMEs, manifests) are skipped with one
+    /// line per directory, not one per file.
+    #[error("{}: {count} file(s) that are not pcap or pcapng skipped, e.g. {}", dir.display(), example.display())]
+    NotCapturesSkipped { dir: PathBuf, count: usize, example: PathBuf },
 }

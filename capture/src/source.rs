@@ -47,14 +47,21 @@ impl FileSource {
             let meta = fs::metadata(path).map_err(|source| CaptureError::Open { path: path.to_path_buf(), source })?;
             if meta.is_dir() {
                 let before = files.len();
+                let mut skipped: Option<(usize, PathBuf)> = None;
                 for file in directory_files(path)? {
                     match check_file(&file)? {
-                        (Sniffed::NotACapture, _) => warnings.push(CaptureWarning::NotACaptureSkipped { file }),
+                        (Sniffed::NotACapture, _) => match &mut skipped {
+                            Some((count, _)) => *count += 1,
+                            None => skipped = Some((1, file)),
+                        },
                         (_, size) => {
                             files.push(file);
                             sizes.push(size);
                         }
                     }
+                }
+                if let Some((count, example)) = skipped {
+                    warnings.push(CaptureWarning::NotCapturesSkipped { dir: path.to_path_buf(), count, example });
                 }
                 if files.len() == before {
                     return Err(CaptureError::NoCaptures { dir: path.to_path_buf() });

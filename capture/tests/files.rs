@@ -235,6 +235,7 @@ fn files_and_directories_are_read_in_order_as_one_capture() {
     write(&captures, "a.pcap", &one(1));
     write(&captures, "c.pcapng", &two_interface_pcapng(ByteOrder::Little));
     write(&captures, "README.md", b"# not a capture\n");
+    write(&captures, "manifest.json", b"{}\n");
     write(&captures, ".hidden.pcap", &one(99));
     write(&captures.join("sub"), "nested.pcap", &one(98));
     let first = write(dir.path(), "first.pcap", &one(0));
@@ -244,7 +245,11 @@ fn files_and_directories_are_read_in_order_as_one_capture() {
     assert_eq!(names, ["first.pcap", "a.pcap", "b.pcap", "c.pcapng"]);
     assert_eq!(
         warning_lines(&source),
-        vec![format!("{}: not a pcap or pcapng file; skipped", captures.join("README.md").display())]
+        vec![format!(
+            "{}: 2 file(s) that are not pcap or pcapng skipped, e.g. {}",
+            captures.display(),
+            captures.join("README.md").display()
+        )]
     );
     let got = read_all(&mut source);
     let order: Vec<_> = got.iter().map(|g| (g.pos.file_index, g.pos.packet_number)).collect();

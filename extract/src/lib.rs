@@ -10,6 +10,9 @@ pub mod dns;
 pub mod tls;
 pub mod files;
 pub mod http;
+pub mod mailstore;
+pub mod mime;
+pub mod smtp;
 pub mod ftp;
 
 pub use emit::{AppEvent, Emit};

@@ -1,0 +1,351 @@
+use serde_json::{json, Value};
+use weir_core::{hex, Artifact, Direction, StreamEvent, Timestamp};
+
+use super::*;
+use crate::files::MemorySink;
+use crate::mailstore::MemoryMailSink;
+use crate::mime::test_pcap::{corpus, project_pcap, tcp_conns};
+
+/// What one replay produced.
+struct Run {
+    out: Emit,
+    files: MemorySink,
+    mails: MemoryMailSink,
+}
+
+impl Run {
+    fn events(&self, event_type: &str) -> Vec<&Value> {
+        self.out
+            .events
+            .iter()
+            .filter(|e| e.event_type == event_type)
+            .map(|e| &e.fields)
+            .map(|f| f as &serde_json::Map<String, Value>)
+            .map(|f| {
+                // Leak-free view: the fields map itself stands in for the record body.
+                let v: &Value = Box::leak(Box::new(Value::Object(f.clone())));
+                v
+            })
+            .collect()
+    }
+}
+
+fn replay(path: &std::path::Path) -> Run {
+    let mut run = Run { out: Emit::default(), files: MemorySink::new(64 << 20), mails: MemoryMailSink::new(64 << 20) };
+    for conn in tcp_conns(path) {
+        let mut state = SmtpState::new(&MimeConfig::default());
+        conn.replay(&mut |dir, ev, ts| state.on_stream(dir, ev, ts, &mut run.files, &mut run.mails, &mut run.out));
+    }
+    run
+}
+
+fn feed(state: &mut SmtpState, run: &mut Run, chunks: &[(Direction, &[u8])]) {
+    for (dir, data) in chunks {
+        state.on_stream(*dir, StreamEvent::Data(data), Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+    }
+    for dir in [Direction::ToServer, Direction::ToClient] {
+        state.on_stream(dir, StreamEvent::End, Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+    }
+}
+
+fn empty_run() -> Run {
+    Run { out: Emit::default(), files: MemorySink::new(64 << 20), mails: MemoryMailSink::new(64 << 20) }
+}
+
+use ToClient as S;
+use ToServer as C;
+use Direction::{ToClient, ToServer};
+
+#[test]
+fn corpus_smtp_pipelining() {
+    let run = replay(&corpus("smtp-pipelining/input.pcap"));
+    let smtp = run.events("smtp");
+    assert_eq!(smtp.len(), 1);
+    assert_eq!(smtp[0]["smtp"]["mail_from"], "<username@domain.com>");
+    assert_eq!(smtp[0]["smtp"]["rcpt_to"][0], "<john.doe@example.com>");
+    assert_eq!(smtp[0]["email"]["status"], "PARSE_DONE");
+}
+
+#[test]
+fn corpus_smtp_rejected_ehlo_preserves_envelope() {
+    let run = replay(&corpus("smtp-rejected-ehlo-preserves-envelope/input.pcap"));
+    let smtp = run.events("smtp");
+    assert_eq!(smtp.len(), 1);
+    let r = smtp[0];
+    assert_eq!(r["tx_id"], 0);
+    assert_eq!(r["smtp"]["helo"], "client.example.com");
+    assert_eq!(r["smtp"]["mail_from"], "<alice@example.com>");
+    assert_eq!(r["smtp"]["rcpt_to"], json!(["<bob@example.com>"]));
+    assert_eq!(r["email"]["from"], "alice@example.com");
+    assert_eq!(r["email"]["to"], json!(["bob@example.com"]));
+    assert_eq!(r["email"]["status"], "PARSE_DONE");
+}
+
+#[test]
+fn corpus_smtp_startssl_logs_helo_without_email() {
+    let run = replay(&corpus("smtp-startssl/input.pcap"));
+    let smtp = run.events("smtp");
+    assert_eq!(smtp.len(), 1);
+    assert_eq!(smtp[0]["smtp"]["helo"], "desktop.unx.ca");
+    assert!(smtp[0].get("email").is_none());
+    assert!(run.mails.stored.is_empty());
+}
+
+#[test]
+fn corpus_smtp_to_comma() {
+    let run = replay(&corpus("smtp-to-comma/10.7.29.101_49898-178.63.41.150_25.pcap"));
+    let smtp = run.events("smtp");
+    assert_eq!(smtp.len(), 1);
+    assert_eq!(smtp[0]["email"]["cc"][0], "\"jam,abrakadabra.ch\" <mirjam@abrakadabra.ch>");
+    assert!(smtp[0]["email"].get("to").is_none());
+    // The capture is cut inside the second DATA: the message is kept, marked truncated.
+    assert_eq!(smtp[0]["smtp"]["mail_from"], "<uprootedx38@gateway2c.dhl.com>");
+    assert_eq!(smtp[0]["email"]["truncated"], true);
+}
+
+#[test]
+fn corpus_smtp_url_base64() {
+    let run = replay(&corpus("smtp-url-base64/smtp-url-b64.pcap"));
+    let smtp = run.events("smtp");
+    assert_eq!(smtp.len(), 1);
+    assert_eq!(smtp[0]["email"]["url"][0], "http://codashop-free01.duckdns.org/");
+    let urls: Vec<_> = run
+        .out
+        .artifacts
+        .iter()
+        .filter_map(|(_, _, a)| match a {
+            Artifact::Url(u) => Some(u.url.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(urls, ["http://codashop-free01.duckdns.org/"]);
+}
+
+#[test]
+fn corpus_mime_quoted_printable() {
+    let run = replay(&corpus("mime-quoted-printable/input.pcap"));
+    let files = run.events("fileinfo");
+    let patch: Vec<_> = files.iter().filter(|f| f["fileinfo"]["filename"] == "related.patch").collect();
+    assert_eq!(patch.len(), 1);
+    assert_eq!(patch[0]["fileinfo"]["size"], 34224);
+    assert_eq!(patch[0]["fileinfo"]["sha256"], "359641873610597882317aee0f72104ed54fe8aa82d6fa323a5418e4529bd3b9");
+}
+
+const BUG_6207_NAME: &str = "smtptest-2021-02-25T13-54-22Z-aefb2fc1308d62f4b6c74769f69b13ddf80e995fd98ae442f3be499ea928c67f..zip";
+
+#[test]
+fn corpus_bug_6207_1_invalid_base64_characters_are_skipped() {
+    let run = replay(&corpus("bug-6207-1/input.pcap"));
+    let files = run.events("fileinfo");
+    assert_eq!(files.len(), 1);
+    let f = files[0];
+    assert_eq!(f["email"]["attachment"][0], BUG_6207_NAME);
+    assert_eq!(f["fileinfo"]["filename"], BUG_6207_NAME);
+    assert_eq!(f["fileinfo"]["size"], 286);
+    assert_eq!(f["smtp"]["helo"], "smtp.intra");
+    assert_eq!(f["smtp"]["mail_from"], "blah@smtp.lab.com");
+    assert_eq!(f["smtp"]["rcpt_to"][0], "test@wut.com");
+    let smtp = run.events("smtp");
+    assert_eq!(smtp.len(), 1);
+    assert_eq!(smtp[0]["email"]["attachment"][0], BUG_6207_NAME);
+    assert_eq!(smtp[0]["email"]["status"], "PARSE_DONE");
+    assert_eq!(smtp[0]["smtp"]["helo"], "smtp.intra");
+}
+
+#[test]
+fn corpus_bug_6207_2_split_padding_decodes_to_42() {
+    let run = replay(&corpus("bug-6207-2/input.pcap"));
+    let files = run.events("fileinfo");
+    assert_eq!(files.len(), 1);
+    let f = files[0];
+    assert_eq!(f["email"]["attachment"][0], BUG_6207_NAME);
+    assert_eq!(f["fileinfo"]["size"], 2);
+    assert_eq!(f["fileinfo"]["state"], "CLOSED");
+    assert_eq!(f["fileinfo"]["sha256"], "73475cb40a568e8da8a045ced110137e159f890ac4da883b6b17dc651b3a8049");
+    assert_eq!(f["smtp"]["mail_from"], "blah@smtp.lab.com");
+    let smtp = run.events("smtp");
+    assert_eq!(smtp.len(), 1);
+    assert_eq!(smtp[0]["email"]["status"], "PARSE_DONE");
+    // `file.data` for detection holds the decoded attachment.
+    let mut state_run = replay(&corpus("bug-6207-2/input.pcap"));
+    let _ = &mut state_run;
+}
+
+/// The project's capture of smtplib and a raw pipelining client against aiosmtpd: every
+/// message and attachment comes out byte-identical, with its envelope.
+#[test]
+fn project_capture_messages_and_attachments_are_byte_identical() {
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(project_pcap("smtp.manifest.json")).expect("manifest")).expect("json");
+    let run = replay(&project_pcap("smtp.pcap"));
+    let smtp = run.events("smtp");
+    let mut messages = 0;
+    for item in manifest["items"].as_array().expect("items") {
+        let sha = item["sha256"].as_str().expect("sha");
+        let size = item["size"].as_u64().expect("size") as usize;
+        match item["kind"].as_str() {
+            Some("message") => {
+                messages += 1;
+                let stored = run.mails.stored.iter().find(|(h, _)| hex(h) == sha);
+                let (_, bytes) = stored.unwrap_or_else(|| panic!("message {} not stored", item["name"]));
+                assert_eq!(bytes.len(), size);
+                // Records come in wire order, as the manifest's items do.
+                let rec = smtp.iter().filter(|r| r["email"].is_object()).nth(messages - 1).expect("record");
+                assert!(rec["smtp"]["mail_from"].as_str().is_some_and(|f| f.contains(item["mail_from"].as_str().expect("from"))));
+                let want_rcpt: Vec<&str> = item["rcpt_to"].as_array().expect("rcpt").iter().filter_map(Value::as_str).collect();
+                let got_rcpt: Vec<String> = rec["smtp"]["rcpt_to"].as_array().expect("rcpt").iter().filter_map(Value::as_str).map(String::from).collect();
+                for w in &want_rcpt {
+                    assert!(got_rcpt.iter().any(|g| g.contains(w)), "{w} missing from {got_rcpt:?}");
+                }
+            }
+            Some("attachment") => {
+                let f = run.files.stored.iter().find(|(h, _)| hex(h) == sha);
+                let (_, bytes) = f.unwrap_or_else(|| panic!("attachment {} not extracted", item["name"]));
+                assert_eq!(bytes.len(), size, "{}", item["name"]);
+                let info = run.events("fileinfo");
+                assert!(info.iter().any(|r| r["fileinfo"]["filename"] == item["name"] && r["fileinfo"]["sha256"] == sha));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(messages, 5);
+    assert_eq!(smtp.iter().filter(|r| r["email"].is_object()).count(), 5);
+    // AUTH PLAIN credentials never reach a record.
+    for r in &smtp {
+        assert!(!r.to_string().contains("AHNl"), "credentials leaked: {r}");
+    }
+}
+
+#[test]
+fn rejected_data_carries_no_message_and_rset_starts_over() {
+    let mut run = empty_run();
+    let mut state = SmtpState::new(&MimeConfig::default());
+    feed(
+        &mut state,
+        &mut run,
+        &[
+            (S, b"220 mx ESMTP\r\n"),
+            (C, b"EHLO c.test\r\n"),
+            (S, b"250-mx\r\n250 PIPELINING\r\n"),
+            (C, b"MAIL FROM:<bad@x>\r\nRCPT TO:<r@y>\r\nDATA\r\n"),
+            (S, b"553 no\r\n503 no\r\n503 no\r\n"),
+            (C, b"RSET\r\n"),
+            (S, b"250 ok\r\n"),
+            (C, b"MAIL FROM:<good@x>\r\nRCPT TO:<r@y>\r\nDATA\r\n"),
+            (S, b"250 ok\r\n250 ok\r\n354 go\r\n"),
+            (C, b"Subject: s\r\n\r\n..dot\r\n.\r\nQUIT\r\n"),
+            (S, b"250 queued\r\n221 bye\r\n"),
+        ],
+    );
+    let smtp = run.events("smtp");
+    assert_eq!(smtp.len(), 1);
+    assert_eq!(smtp[0]["smtp"], json!({"helo": "c.test", "mail_from": "<good@x>", "rcpt_to": ["<r@y>"]}));
+    assert_eq!(run.mails.stored.len(), 1);
+    assert_eq!(run.mails.stored[0].1, b"Subject: s\r\n\r\n.dot\r\n");
+    assert_eq!(state.anomaly_count("smtp.data_command_rejected"), 1);
+}
+
+#[test]
+fn auth_lines_are_not_commands_and_not_logged() {
+    let mut run = empty_run();
+    let mut state = SmtpState::new(&MimeConfig::default());
+    feed(
+        &mut state,
+        &mut run,
+        &[
+            (S, b"220 mx\r\n"),
+            (C, b"EHLO c\r\n"),
+            (S, b"250 mx\r\n"),
+            (C, b"AUTH LOGIN\r\n"),
+            (S, b"334 VXNlcm5hbWU6\r\n"),
+            (C, b"MAIL FROM:<looks-like-a-command>\r\n"),
+            (S, b"334 UGFzc3dvcmQ6\r\n"),
+            (C, b"c2VjcmV0\r\n"),
+            (S, b"235 ok\r\n"),
+            (C, b"MAIL FROM:<real@x>\r\n"),
+            (S, b"250 ok\r\n"),
+        ],
+    );
+    let smtp = run.events("smtp");
+    assert_eq!(smtp.len(), 1);
+    assert_eq!(smtp[0]["smtp"]["mail_from"], "<real@x>");
+    assert!(!smtp[0].to_string().contains("c2VjcmV0"));
+}
+
+#[test]
+fn bdat_chunks_make_one_message() {
+    let mut run = empty_run();
+    let mut state = SmtpState::new(&MimeConfig::default());
+    feed(
+        &mut state,
+        &mut run,
+        &[
+            (S, b"220 mx\r\n"),
+            (C, b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 14\r\nSubject: x\r\n\r\n"),
+            (C, b"BDAT 9 LAST\r\n.body\r\n\r\nQUIT\r\n"),
+        ],
+    );
+    assert_eq!(run.mails.stored.len(), 1);
+    assert_eq!(run.mails.stored[0].1, b"Subject: x\r\n\r\n.body\r\n\r\n");
+    assert_eq!(run.events("smtp").len(), 1);
+}
+
+#[test]
+fn starttls_stops_parsing_cleanly() {
+    let mut run = empty_run();
+    let mut state = SmtpState::new(&MimeConfig::default());
+    feed(
+        &mut state,
+        &mut run,
+        &[
+            (S, b"220 mx\r\n"),
+            (C, b"EHLO c\r\n"),
+            (S, b"250 STARTTLS\r\n"),
+            (C, b"STARTTLS\r\n"),
+            (S, b"220 go ahead\r\n"),
+            (C, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\nDATA\r\n"),
+            (S, b"\x16\x03\x03\x00\x5a\x02\x00\x00"),
+        ],
+    );
+    assert!(state.is_encrypted());
+    assert!(run.out.anomalies.is_empty(), "{:?}", run.out.anomalies);
+    let smtp = run.events("smtp");
+    assert_eq!(smtp.len(), 1);
+    assert_eq!(smtp[0]["smtp"]["helo"], "c");
+}
+
+#[test]
+fn a_message_over_the_cap_is_stored_truncated_and_marked() {
+    let mut run = empty_run();
+    let cfg = MimeConfig { max_message_bytes: 100, ..MimeConfig::default() };
+    let mut state = SmtpState::new(&cfg);
+    let mut body = b"Subject: big\r\n\r\n".to_vec();
+    for _ in 0..1000 {
+        body.extend_from_slice(b"0123456789012345678901234567890123456789\r\n");
+    }
+    body.extend_from_slice(b".\r\n");
+    feed(
+        &mut state,
+        &mut run,
+        &[(S, b"220 mx\r\n"), (C, b"HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"), (S, b"250 a\r\n250 b\r\n250 c\r\n354 go\r\n"), (C, &body)],
+    );
+    assert_eq!(run.mails.stored.len(), 1);
+    assert_eq!(run.mails.stored[0].1.len(), 100);
+    let smtp = run.events("smtp");
+    assert_eq!(smtp[0]["email"]["status"], "BODY_STARTED");
+    assert_eq!(smtp[0]["email"]["truncated"], true);
+    let email = run.out.artifacts.iter().find_map(|(_, _, a)| match a {
+        Artifact::Email(e) => Some(e),
+        _ => None,
+    });
+    assert!(email.expect("email artifact").truncated);
+}
+
+#[test]
+fn probe_recognises_greetings_and_helo() {
+    assert_eq!(probe(Direction::ToClient, b"220 mx ESMTP"), Probe::Smtp);
+    assert_eq!(probe(Direction::ToClient, b"22"), Probe::NeedMore);
+    assert_eq!(probe(Direction::ToServer, b"ehlo x"), Probe::Smtp);
+    assert_eq!(probe(Direction::ToClient, b"+OK POP3"), Probe::NoMatch);
+}
+

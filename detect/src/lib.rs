@@ -3,4 +3,5 @@
 //! This round holds the rule language ([`rules`]): parsing Suricata 8 rules into typed
 //! [`rules::Rule`]s and loading rule files with a per-rule rejection report.
 
+pub mod engine;
 pub mod rules;

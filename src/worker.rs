@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use weir_core::eve::{self, FlowHeader, Record};
 use weir_core::{Anomaly, AnomalyLayer, Artifact, AppProto, Direction, FlowKey, IpProto, StreamEvent, Timestamp};
-use weir_decode::{Decoder, Packet, Transport};
+use weir_decode::{Decoder, IcmpHeader, Packet, Transport};
 use weir_extract::applayer::{AppLayer, AppLayerConfig, Detection};
 use weir_extract::files::FileSink;
 use weir_extract::{AppEvent, Emit};
@@ -164,6 +164,25 @@ impl Stages {
             self.stats.packets_without_flow += 1;
             return;
         };
+        if let Transport::Icmp(IcmpHeader { quoted: Some(q), .. }) = pkt.transport {
+            // An ICMP error counts on the flow whose packet it quotes (as Suricata files it), in
+            // the direction back toward that packet's sender.
+            let quoted = FlowKey {
+                src_ip: q.dst,
+                dst_ip: q.src,
+                src_port: q.dst_port,
+                dst_port: q.src_port,
+                proto: q.proto,
+                vlans: key.vlans,
+                tunnel_depth: key.tunnel_depth,
+            };
+            if self.flows.contains(&quoted) {
+                let wire_len = u32::try_from(pkt.frame.len()).unwrap_or(u32::MAX);
+                self.flows.lookup(&quoted, pkt.ts, wire_len, FlowState::default, &mut self.ended);
+                self.log_ended();
+                return;
+            }
+        }
         let wire_len = u32::try_from(pkt.frame.len()).unwrap_or(u32::MAX);
         let (handle, dir) = self.flows.lookup(&key, pkt.ts, wire_len, FlowState::default, &mut self.ended);
         self.log_ended();

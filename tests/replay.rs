@@ -138,3 +138,43 @@ fn several_files_and_directories_are_one_capture() {
     assert_eq!(flows.len(), 1);
     assert_eq!(flows[0]["flow"]["pkts_toclient"], 1);
 }
+
+#[test]
+fn icmp_echo_pairs_and_errors_count_on_their_flows() {
+    use etherparse::{Icmpv4Type, PacketBuilder};
+    let s = Scratch::new();
+    let icmp = |src: [u8; 4], dst: [u8; 4], t: Icmpv4Type, payload: &[u8]| {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(src, dst, 64)
+            .icmpv4(t)
+            .write(&mut f, payload)
+            .unwrap();
+        f
+    };
+    let echo = etherparse::IcmpEchoHeader { id: 7, seq: 1 };
+    let query = udp(CLIENT, 5000, SERVER, 53, b"q");
+    // The error quotes the query's IP header and first 8 bytes of UDP.
+    let quoted = &query[14..14 + 28];
+    let unreachable = Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::Port);
+    let frames = vec![
+        (at(0.0), icmp(CLIENT, SERVER, Icmpv4Type::EchoRequest(echo.clone()), b"ping")),
+        (at(0.1), icmp(SERVER, CLIENT, Icmpv4Type::EchoReply(echo), b"ping")),
+        (at(0.2), query.clone()),
+        (at(0.3), icmp(SERVER, CLIENT, unreachable, quoted)),
+    ];
+    let pcap = s.path("in.pcap");
+    write_pcap(&pcap, &frames);
+    let out = s.path("out");
+    replay(&[&pcap], &out, &[]);
+    let events = eve(&out);
+    let flows = of_type(&events, "flow");
+    assert_eq!(flows.len(), 2, "{flows:#?}");
+    let icmp_flow = flows.iter().find(|f| f["proto"] == "ICMP").unwrap();
+    assert_eq!(icmp_flow["flow"]["pkts_toserver"], 1);
+    assert_eq!(icmp_flow["flow"]["pkts_toclient"], 1);
+    assert_eq!(icmp_flow["icmp_type"], 8);
+    let udp_flow = flows.iter().find(|f| f["proto"] == "UDP").unwrap();
+    assert_eq!(udp_flow["flow"]["pkts_toserver"], 1);
+    assert_eq!(udp_flow["flow"]["pkts_toclient"], 1, "the port-unreachable counts toward the client");
+}

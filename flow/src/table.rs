@@ -247,6 +247,11 @@ impl<S> FlowTable<S> {
         (handle, Direction::ToServer)
     }
 
+    /// Whether a flow for this key (either direction) is in the table.
+    pub fn contains(&self, key: &FlowKey) -> bool {
+        self.map.contains_key(&key.canonical().0)
+    }
+
     pub fn get(&self, handle: FlowHandle) -> Option<&Flow<S>> {
         let slot = self.slots.get(handle.index as usize)?;
         if slot.generation != handle.generation {

@@ -10,8 +10,10 @@ pub mod dns;
 pub mod tls;
 pub mod files;
 pub mod http;
+pub mod imap;
 pub mod mailstore;
 pub mod mime;
+pub mod pop3;
 pub mod smtp;
 pub mod ftp;
 

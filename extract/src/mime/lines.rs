@@ -62,11 +62,6 @@ impl LineBuf {
         self.held.clear();
         self.skipping = false;
     }
-
-    /// Whether part of a line is held.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.held.is_empty()
-    }
 }
 
 /// A dot-stuffed multi-line body (SMTP DATA, POP3 RETR/TOP): removes the leading dot of

@@ -24,6 +24,8 @@ pub mod decode;
 pub mod headers;
 pub(crate) mod lines;
 #[cfg(test)]
+pub(crate) mod manifest_check;
+#[cfg(test)]
 pub(crate) mod test_pcap;
 pub mod url;
 

@@ -1,0 +1,103 @@
+use serde_json::{json, Value};
+use weir_core::{Direction, StreamEvent, Timestamp};
+
+use super::*;
+use crate::files::MemorySink;
+use crate::mailstore::MemoryMailSink;
+use crate::mime::test_pcap::{project_pcap, tcp_conns};
+
+use Direction::{ToClient as S, ToServer as C};
+
+fn records(out: &Emit, event_type: &str) -> Vec<Value> {
+    out.events.iter().filter(|e| e.event_type == event_type).map(|e| Value::Object(e.fields.clone())).collect()
+}
+
+/// The project's capture of poplib against Dovecot: TOP and RETR bodies and their attachments
+/// come out byte-identical, dot-stuffing undone.
+#[test]
+fn project_capture_messages_and_attachments_are_byte_identical() {
+    let mut out = Emit::default();
+    let mut files = MemorySink::new(64 << 20);
+    let mut mails = MemoryMailSink::new(64 << 20);
+    for conn in tcp_conns(&project_pcap("pop3-imap.pcap")).iter().filter(|c| c.server_port == 110) {
+        let mut state = Pop3State::new(&MimeConfig::default());
+        conn.replay(&mut |dir, ev, ts| state.on_stream(dir, ev, ts, &mut files, &mut mails, &mut out));
+    }
+    let checked = crate::mime::manifest_check::check("pop3-imap.manifest.json", "pop3", &mails, &files);
+    assert_eq!(checked, 9);
+    let recs = records(&out, "pop3");
+    let commands: Vec<(&str, &str)> =
+        recs.iter().map(|r| (r["pop3"]["command"].as_str().unwrap_or(""), r["pop3"]["argument"].as_str().unwrap_or(""))).collect();
+    assert_eq!(commands, [("TOP", "1 0"), ("RETR", "1"), ("RETR", "2"), ("RETR", "3")]);
+    assert_eq!(recs[0]["pop3"]["user"], "alice");
+    assert_eq!(recs[0]["email"]["truncated"], true);
+    assert_eq!(recs[1]["email"]["status"], "PARSE_DONE");
+    assert!(!out.events.iter().any(|e| serde_json::to_string(&e.fields).unwrap_or_default().contains("secret")));
+    let infos = records(&out, "fileinfo");
+    assert_eq!(infos.len(), 5);
+    assert!(infos.iter().all(|f| f["pop3"]["command"] == "RETR"));
+}
+
+fn run(chunks: &[(Direction, &[u8])]) -> (Emit, MemoryMailSink, Pop3State) {
+    let mut out = Emit::default();
+    let mut files = MemorySink::new(1 << 20);
+    let mut mails = MemoryMailSink::new(1 << 20);
+    let mut state = Pop3State::new(&MimeConfig::default());
+    for (dir, data) in chunks {
+        state.on_stream(*dir, StreamEvent::Data(data), Timestamp::ZERO, &mut files, &mut mails, &mut out);
+    }
+    state.on_stream(C, StreamEvent::End, Timestamp::ZERO, &mut files, &mut mails, &mut out);
+    state.on_stream(S, StreamEvent::End, Timestamp::ZERO, &mut files, &mut mails, &mut out);
+    (out, mails, state)
+}
+
+#[test]
+fn pipelined_commands_and_errors_match_in_order() {
+    let (out, mails, _) = run(&[
+        (S, b"+OK ready\r\n"),
+        (C, b"USER bob\r\nPASS hunter2\r\nLIST\r\nRETR 9\r\nRETR 1\r\nQUIT\r\n"),
+        (S, b"+OK\r\n+OK\r\n+OK 1 messages\r\n1 20\r\n.\r\n-ERR no such message\r\n+OK 20 octets\r\nSubject: a\r\n\r\n..x\r\n.\r\n+OK bye\r\n"),
+    ]);
+    assert_eq!(mails.stored.len(), 1);
+    assert_eq!(mails.stored[0].1, b"Subject: a\r\n\r\n.x\r\n");
+    let recs = records(&out, "pop3");
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["pop3"], json!({"command": "RETR", "argument": "1", "user": "bob"}));
+    assert!(!format!("{:?}", out.events).contains("hunter2"));
+}
+
+#[test]
+fn sasl_exchange_is_skipped_and_stls_stops() {
+    let (out, mails, state) = run(&[
+        (S, b"+OK ready\r\n"),
+        (C, b"AUTH PLAIN\r\n"),
+        (S, b"+ \r\n"),
+        (C, b"AGJvYgBodW50ZXIy\r\n"),
+        (S, b"+OK logged in\r\n"),
+        (C, b"STLS\r\n"),
+        (S, b"+OK begin TLS\r\n"),
+        (C, b"\x16\x03\x01RETR 1\r\n"),
+        (S, b"\x16\x03\x03+OK\r\nSubject: no\r\n\r\n.\r\n"),
+    ]);
+    assert!(state.is_encrypted());
+    assert!(mails.stored.is_empty());
+    assert!(out.events.is_empty());
+    assert!(out.anomalies.is_empty(), "{:?}", out.anomalies);
+}
+
+#[test]
+fn a_body_cut_by_the_connection_end_is_kept_truncated() {
+    let (out, mails, _) = run(&[(S, b"+OK\r\n"), (C, b"RETR 1\r\n"), (S, b"+OK\r\nSubject: cut\r\n\r\npart")]);
+    assert_eq!(mails.stored[0].1, b"Subject: cut\r\n\r\npart");
+    let recs = records(&out, "pop3");
+    assert_eq!(recs[0]["email"]["status"], "BODY_STARTED");
+    assert_eq!(recs[0]["email"]["truncated"], true);
+}
+
+#[test]
+fn probe_recognises_the_greeting() {
+    assert_eq!(probe(S, b"+OK Dovecot ready."), Probe::Pop3);
+    assert_eq!(probe(S, b"+O"), Probe::NeedMore);
+    assert_eq!(probe(S, b"* OK IMAP"), Probe::NoMatch);
+    assert_eq!(probe(C, b"CAPA\r\n"), Probe::Pop3);
+}

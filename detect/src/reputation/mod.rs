@@ -839,3 +839,6 @@ impl fmt::Debug for VerdictCache {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod real_feeds;

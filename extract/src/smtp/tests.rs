@@ -349,3 +349,92 @@ fn probe_recognises_greetings_and_helo() {
     assert_eq!(probe(Direction::ToClient, b"+OK POP3"), Probe::NoMatch);
 }
 
+
+/// A session touching every client mode: pipelining, AUTH, DATA with stuffed dots and an
+/// attachment, RSET, BDAT.
+const SESSION: &[(Direction, &[u8])] = &[
+    (S, b"220 mx ESMTP\r\n"),
+    (C, b"EHLO client.test\r\n"),
+    (S, b"250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n"),
+    (C, b"AUTH PLAIN\r\n"),
+    (S, b"334 \r\n"),
+    (C, b"AGFsaWNlAHNlY3JldA==\r\n"),
+    (S, b"235 ok\r\n"),
+    (C, b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nDATA\r\n"),
+    (S, b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+    (C, b"From: a@x.test\r\nTo: b@x.test\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\
+Content-Type: text/plain\r\n\r\n..see http://u.test/a\r\n..\r\n--q\r\nContent-Disposition: attachment; filename=f.bin\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nAAECAwQF\r\n--q--\r\n.\r\n"),
+    (S, b"250 queued\r\n"),
+    (C, b"RSET\r\nMAIL FROM:<d@x.test>\r\nRCPT TO:<e@x.test>\r\nBDAT 18 LAST\r\nSubject: b\r\n\r\nbdat\r\nQUIT\r\n"),
+    (S, b"250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n221 bye\r\n"),
+];
+
+fn run_session(split: &[usize]) -> (Vec<AppEvent>, Vec<([u8; 32], Vec<u8>)>, Vec<([u8; 32], Vec<u8>)>) {
+    let mut run = empty_run();
+    let mut state = SmtpState::new(&MimeConfig::default());
+    for (n, (dir, data)) in SESSION.iter().enumerate() {
+        let cut = split.get(n).copied().unwrap_or(0) % (data.len() + 1);
+        for piece in [&data[..cut], &data[cut..]] {
+            if !piece.is_empty() {
+                state.on_stream(*dir, StreamEvent::Data(piece), Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+            }
+        }
+    }
+    for dir in [ToServer, ToClient] {
+        state.on_stream(dir, StreamEvent::End, Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+    }
+    (run.out.events, run.mails.stored, run.files.stored)
+}
+
+#[test]
+fn the_reference_session_gives_two_transactions() {
+    let (events, mails, files) = run_session(&[]);
+    let smtp: Vec<_> = events.iter().filter(|e| e.event_type == "smtp").collect();
+    assert_eq!(smtp.len(), 2);
+    assert_eq!(
+        smtp[0].fields["smtp"],
+        json!({"helo": "client.test", "mail_from": "<a@x.test>", "rcpt_to": ["<b@x.test>", "<c@x.test>"]})
+    );
+    assert_eq!(smtp[0].fields["email"]["url"], json!(["http://u.test/a"]));
+    assert_eq!(smtp[0].fields["email"]["attachment"], json!(["f.bin"]));
+    assert_eq!(smtp[1].fields["smtp"]["mail_from"], "<d@x.test>");
+    assert_eq!(mails.len(), 2);
+    assert!(mails[0].1.windows(17).any(|w| w == b"\r\n.see http://u.t"));
+    assert_eq!(mails[1].1, b"Subject: b\r\n\r\nbdat");
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].1, [0, 1, 2, 3, 4, 5]);
+    assert!(!format!("{events:?}").contains("AGFsaWNl"));
+}
+
+proptest::proptest! {
+    /// Where TCP segments happen to split the streams changes nothing.
+    #[test]
+    fn segmentation_does_not_change_the_result(split in proptest::collection::vec(0usize..4096, SESSION.len())) {
+        proptest::prop_assert_eq!(run_session(&split), run_session(&[]));
+    }
+
+    /// Arbitrary bytes in both directions never panic, and what is held stays bounded.
+    #[test]
+    fn arbitrary_input_is_survived_with_bounded_state(
+        chunks in proptest::collection::vec((proptest::bool::ANY, proptest::collection::vec(proptest::num::u8::ANY, 0..2048)), 0..64)
+    ) {
+        let mut run = empty_run();
+        let mut state = SmtpState::new(&MimeConfig { max_message_bytes: 4096, ..MimeConfig::default() });
+        let prefix: &[(Direction, &[u8])] = &[(S, b"220 x\r\n"), (C, b"MAIL FROM:<a@b>\r\nDATA\r\n"), (S, b"354 go\r\n")];
+        for (dir, data) in prefix {
+            state.on_stream(*dir, StreamEvent::Data(data), Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+        }
+        for (to_server, data) in &chunks {
+            let dir = if *to_server { ToServer } else { ToClient };
+            state.on_stream(dir, StreamEvent::Data(data), Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+            proptest::prop_assert!(state.held.len() <= MAX_HELD_CLIENT_BYTES);
+            proptest::prop_assert!(state.pending.len() <= MAX_PENDING_COMMANDS);
+            proptest::prop_assert!(state.message.as_ref().is_none_or(|m| m.bytes().len() <= 4096));
+        }
+        for dir in [ToServer, ToClient] {
+            state.on_stream(dir, StreamEvent::End, Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+        }
+        proptest::prop_assert!(run.mails.stored.iter().all(|(_, m)| m.len() <= 4096));
+    }
+}

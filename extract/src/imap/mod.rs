@@ -79,7 +79,14 @@ pub struct ImapTx {
 enum Literal {
     Skip,
     /// A message, and what its record says about it.
-    Message { buf: MessageBuffer, command: String, item: Option<String>, msg_seq: Option<u64>, mailbox: Option<String>, partial: bool },
+    Message {
+        buf: MessageBuffer,
+        command: String,
+        item: Option<String>,
+        msg_seq: Option<u64>,
+        mailbox: Option<String>,
+        partial: bool,
+    },
 }
 
 /// One direction's reader.
@@ -161,7 +168,9 @@ impl ImapState {
         match ev {
             StreamEvent::End => {
                 // A message literal cut by the end of the connection is kept, marked.
-                if let Some(Literal::Message { mut buf, command, item, msg_seq, mailbox, partial }) = self.sides[d].literal.take() {
+                if let Some(Literal::Message { mut buf, command, item, msg_seq, mailbox, partial }) =
+                    self.sides[d].literal.take()
+                {
                     buf.gap(self.sides[d].literal_left);
                     self.sides[d].literal_left = 0;
                     self.deliver(dir, buf, command, item, msg_seq, mailbox, partial, &mut io);
@@ -235,7 +244,9 @@ impl ImapState {
     }
 
     fn end_literal(&mut self, dir: Direction, io: &mut Io<'_>) {
-        if let Some(Literal::Message { buf, command, item, msg_seq, mailbox, partial }) = self.sides[dir.index()].literal.take() {
+        if let Some(Literal::Message { buf, command, item, msg_seq, mailbox, partial }) =
+            self.sides[dir.index()].literal.take()
+        {
             self.deliver(dir, buf, command, item, msg_seq, mailbox, partial, io);
         }
     }
@@ -288,7 +299,8 @@ impl ImapState {
             }
             Direction::ToClient => {
                 // `* n FETCH (... ITEM {n}`: the item is the word before the literal.
-                let is_fetch = words.first() == Some(&&b"*"[..]) && words.get(2).is_some_and(|w| w.eq_ignore_ascii_case(b"FETCH"));
+                let is_fetch =
+                    words.first() == Some(&&b"*"[..]) && words.get(2).is_some_and(|w| w.eq_ignore_ascii_case(b"FETCH"));
                 let Some(item) = words.len().checked_sub(2).and_then(|i| words.get(i)) else { return Literal::Skip };
                 let item = item.trim_ascii_start().strip_prefix(b"(").unwrap_or(item).to_ascii_uppercase();
                 let (whole, header) = fetch_item_kind(&item);

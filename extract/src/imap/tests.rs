@@ -28,11 +28,21 @@ fn project_capture_messages_and_attachments_are_byte_identical() {
     let recs = records(&out, "imap");
     let summary: Vec<String> = recs
         .iter()
-        .map(|r| format!("{} {} {}", r["imap"]["command"].as_str().unwrap_or(""), r["imap"]["item"].as_str().unwrap_or("-"), r["imap"]["msg_seq"]))
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r["imap"]["command"].as_str().unwrap_or(""),
+                r["imap"]["item"].as_str().unwrap_or("-"),
+                r["imap"]["msg_seq"]
+            )
+        })
         .collect();
-    assert_eq!(summary, ["FETCH BODY[HEADER] 1", "FETCH BODY[] 1", "FETCH BODY[] 2", "UID FETCH BODY[] 3", "APPEND - null"]);
+    assert_eq!(
+        summary,
+        ["FETCH BODY[HEADER] 1", "FETCH BODY[] 1", "FETCH BODY[] 2", "UID FETCH BODY[] 3", "APPEND - null"]
+    );
     assert_eq!(recs[4]["imap"]["mailbox"], "INBOX");
-    assert_eq!(out.events.iter().filter(|e| e.event_type == "imap").map(|e| e.direction).last(), Some(C));
+    assert_eq!(out.events.iter().filter(|e| e.event_type == "imap").map(|e| e.direction).next_back(), Some(C));
     assert!(!out.events.iter().any(|e| serde_json::to_string(&e.fields).unwrap_or_default().contains("secret")));
 }
 
@@ -84,7 +94,14 @@ fn an_absurd_literal_length_is_bounded_by_the_message_cap() {
     let mut mails = MemoryMailSink::new(1 << 20);
     let cfg = MimeConfig { max_message_bytes: 64, ..MimeConfig::default() };
     let mut state = ImapState::new(&cfg);
-    state.on_stream(S, StreamEvent::Data(b"* 1 FETCH (RFC822 {9999999999999999999}\r\n"), Timestamp::ZERO, &mut files, &mut mails, &mut out);
+    state.on_stream(
+        S,
+        StreamEvent::Data(b"* 1 FETCH (RFC822 {9999999999999999999}\r\n"),
+        Timestamp::ZERO,
+        &mut files,
+        &mut mails,
+        &mut out,
+    );
     for _ in 0..1000 {
         state.on_stream(S, StreamEvent::Data(&[b'x'; 1000]), Timestamp::ZERO, &mut files, &mut mails, &mut out);
     }

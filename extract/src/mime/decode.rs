@@ -31,7 +31,8 @@ pub fn base64(input: &[u8]) -> Decoded {
     let mut n = 0usize;
     let mut damaged = false;
     let flush = |quad: &[u8; 4], n: usize, out: &mut Vec<u8>| {
-        let v = (u32::from(quad[0]) << 18) | (u32::from(quad[1]) << 12) | (u32::from(quad[2]) << 6) | u32::from(quad[3]);
+        let v =
+            (u32::from(quad[0]) << 18) | (u32::from(quad[1]) << 12) | (u32::from(quad[2]) << 6) | u32::from(quad[3]);
         let bytes = [(v >> 16) as u8, (v >> 8) as u8, v as u8];
         // n sextets carry n*6 bits: 2 -> 1 byte, 3 -> 2 bytes, 4 -> 3 bytes.
         let keep = match n {

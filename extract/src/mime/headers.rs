@@ -54,15 +54,12 @@ pub fn parse_header_block(msg: &[u8]) -> HeaderBlock {
         if let Some(h) = current.take() {
             push_field(&mut block, h);
         }
-        match content.iter().position(|&b| b == b':') {
-            Some(colon) => {
-                let name = String::from_utf8_lossy(content[..colon].trim_ascii()).into_owned();
-                let mut value = Vec::new();
-                append_capped(&mut value, &content[colon + 1..], &mut block.clipped);
-                current = Some(RawHeader { name, value });
-            }
-            // Not a field: mail clients skip such lines rather than end the block.
-            None => {}
+        // A line without a colon is not a field: mail clients skip it rather than end the block.
+        if let Some(colon) = content.iter().position(|&b| b == b':') {
+            let name = String::from_utf8_lossy(content[..colon].trim_ascii()).into_owned();
+            let mut value = Vec::new();
+            append_capped(&mut value, &content[colon + 1..], &mut block.clipped);
+            current = Some(RawHeader { name, value });
         }
     }
     if let Some(h) = current.take() {

@@ -29,14 +29,14 @@ pub(crate) mod manifest_check;
 pub(crate) mod test_pcap;
 pub mod url;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mail_parser::{Encoding, MessageParser, MimeHeaders, PartType};
 use md5::Md5;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use weir_core::{hex, Anomaly, Artifact, Direction, EmailArtifact, SeenIn, Timestamp, UrlArtifact};
+use weir_core::{Anomaly, Artifact, Direction, EmailArtifact, SeenIn, Timestamp, UrlArtifact, hex};
 
 use crate::emit::{AppEvent, Emit};
 use crate::files::{FileSink, OpenFile};
@@ -72,7 +72,13 @@ pub struct MimeConfig {
 
 impl Default for MimeConfig {
     fn default() -> Self {
-        MimeConfig { max_message_bytes: 32 << 20, max_parts: 1000, max_depth: 16, max_file_bytes: 32 << 20, body_md5: false }
+        MimeConfig {
+            max_message_bytes: 32 << 20,
+            max_parts: 1000,
+            max_depth: 16,
+            max_file_bytes: 32 << 20,
+            body_md5: false,
+        }
     }
 }
 
@@ -203,7 +209,12 @@ impl EmailInfo {
         if !self.cc.is_empty() {
             m.insert("cc".into(), self.cc.clone().into());
         }
-        for (key, v) in [("message_id", &self.message_id), ("subject", &self.subject), ("x_mailer", &self.x_mailer), ("date", &self.date)] {
+        for (key, v) in [
+            ("message_id", &self.message_id),
+            ("subject", &self.subject),
+            ("x_mailer", &self.x_mailer),
+            ("date", &self.date),
+        ] {
             if let Some(v) = v {
                 m.insert(key.into(), v.clone().into());
             }
@@ -371,7 +382,13 @@ pub fn deliver(
         fields.insert(ctx.proto_object.0.into(), ctx.proto_object.1.clone());
         fields.insert("email".into(), email.clone());
         fields.insert("fileinfo".into(), c.fileinfo());
-        out.event(AppEvent { ts: ctx.ts, event_type: "fileinfo", tx_id: Some(ctx.tx_id), direction: ctx.direction, fields });
+        out.event(AppEvent {
+            ts: ctx.ts,
+            event_type: "fileinfo",
+            tx_id: Some(ctx.tx_id),
+            direction: ctx.direction,
+            fields,
+        });
         out.artifact(ctx.ts, Some(ctx.tx_id), Artifact::File(c.artifact));
     }
     for u in &info.urls {

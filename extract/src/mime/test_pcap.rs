@@ -35,11 +35,6 @@ impl Conn {
         feed(Direction::ToServer, StreamEvent::End, last);
         feed(Direction::ToClient, StreamEvent::End, last);
     }
-
-    /// All bytes of one direction.
-    pub(crate) fn stream(&self, dir: Direction) -> Vec<u8> {
-        self.chunks.iter().filter(|c| c.0 == dir).flat_map(|c| c.2.iter().copied()).collect()
-    }
 }
 
 fn rd16(b: &[u8], i: usize) -> Option<u16> {
@@ -74,10 +69,13 @@ pub(crate) fn tcp_conns(path: &Path) -> Vec<Conn> {
     let linktype = rd32(&data, 20, le).expect("linktype");
     let mut segs = Vec::new();
     let mut pos = 24;
-    while let (Some(secs), Some(frac), Some(caplen)) = (rd32(&data, pos, le), rd32(&data, pos + 4, le), rd32(&data, pos + 8, le)) {
+    while let (Some(secs), Some(frac), Some(caplen)) =
+        (rd32(&data, pos, le), rd32(&data, pos + 4, le), rd32(&data, pos + 8, le))
+    {
         let Some(frame) = data.get(pos + 16..pos + 16 + caplen as usize) else { break };
         pos += 16 + caplen as usize;
-        let ts = Timestamp::from_secs_nanos(u64::from(secs), if nanos { u64::from(frac) } else { u64::from(frac) * 1000 });
+        let ts =
+            Timestamp::from_secs_nanos(u64::from(secs), if nanos { u64::from(frac) } else { u64::from(frac) * 1000 });
         let l3 = match linktype {
             1 => {
                 let mut off = 12;

@@ -1,4 +1,4 @@
-use weir_core::{hex, Anomaly, Artifact, Direction, Timestamp};
+use weir_core::{Anomaly, Artifact, Direction, Timestamp, hex};
 
 use super::*;
 use crate::files::MemorySink;
@@ -158,7 +158,8 @@ fn an_endless_header_line_is_bounded() {
 
 #[test]
 fn broken_base64_is_decoded_as_far_as_it_goes_and_flagged() {
-    let raw = b"Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\nContent-Disposition: attachment; filename=a\r\n\
+    let raw =
+        b"Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\nContent-Disposition: attachment; filename=a\r\n\
 Content-Transfer-Encoding: base64\r\n\r\naGVs!!bG8=\r\n=====\r\n\x00\xff\r\n--z--\r\n";
     let o = run(raw);
     assert_eq!(file_named(&o, "a"), Some(&b"hello"[..]));

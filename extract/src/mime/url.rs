@@ -19,7 +19,11 @@ pub fn find_urls(text: &str, html: bool, urls: &mut Vec<String>) {
         let rest = &text[start..];
         let end = rest
             .char_indices()
-            .find(|&(_, c)| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '`' | '{' | '}' | '|' | '\\' | '^'))
+            .find(|&(_, c)| {
+                c.is_whitespace()
+                    || c.is_control()
+                    || matches!(c, '"' | '\'' | '<' | '>' | '`' | '{' | '}' | '|' | '\\' | '^')
+            })
             .map_or(rest.len(), |(i, _)| i);
         let mut raw = &rest[..end];
         // Sentence punctuation after a URL in prose is not part of it.
@@ -75,7 +79,11 @@ mod tests {
     #[test]
     fn urls_in_html_and_prose() {
         let mut urls = Vec::new();
-        find_urls("<div>http://codashop-free01.duckdns.org/</div><a href=\"HTTPS://Ex.COM/A?b=1&amp;c=2#top\">", true, &mut urls);
+        find_urls(
+            "<div>http://codashop-free01.duckdns.org/</div><a href=\"HTTPS://Ex.COM/A?b=1&amp;c=2#top\">",
+            true,
+            &mut urls,
+        );
         find_urls("see ftp://files.example.org. or (http://x.test/p).", false, &mut urls);
         find_urls("again http://codashop-free01.duckdns.org/ and http:// nothing", false, &mut urls);
         assert_eq!(

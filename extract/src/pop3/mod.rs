@@ -352,7 +352,13 @@ impl Pop3State {
         fields.insert("tx_id".into(), tx_id.into());
         fields.insert("pop3".into(), pop3);
         fields.insert("email".into(), d.info.eve());
-        io.out.event(AppEvent { ts: io.ts, event_type: "pop3", tx_id: Some(tx_id), direction: Direction::ToClient, fields });
+        io.out.event(AppEvent {
+            ts: io.ts,
+            event_type: "pop3",
+            tx_id: Some(tx_id),
+            direction: Direction::ToClient,
+            fields,
+        });
         if self.finished.len() >= MAX_RETAINED_TRANSACTIONS {
             self.finished.pop_front();
         }

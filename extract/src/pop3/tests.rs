@@ -1,4 +1,4 @@
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use weir_core::{Direction, StreamEvent, Timestamp};
 
 use super::*;
@@ -26,8 +26,10 @@ fn project_capture_messages_and_attachments_are_byte_identical() {
     let checked = crate::mime::manifest_check::check("pop3-imap.manifest.json", "pop3", &mails, &files);
     assert_eq!(checked, 9);
     let recs = records(&out, "pop3");
-    let commands: Vec<(&str, &str)> =
-        recs.iter().map(|r| (r["pop3"]["command"].as_str().unwrap_or(""), r["pop3"]["argument"].as_str().unwrap_or(""))).collect();
+    let commands: Vec<(&str, &str)> = recs
+        .iter()
+        .map(|r| (r["pop3"]["command"].as_str().unwrap_or(""), r["pop3"]["argument"].as_str().unwrap_or("")))
+        .collect();
     assert_eq!(commands, [("TOP", "1 0"), ("RETR", "1"), ("RETR", "2"), ("RETR", "3")]);
     assert_eq!(recs[0]["pop3"]["user"], "alice");
     assert_eq!(recs[0]["email"]["truncated"], true);

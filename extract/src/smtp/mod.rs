@@ -117,7 +117,9 @@ impl SmtpTx {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Cmd {
     /// `resets`: an envelope was open when it was sent, which acceptance ends.
-    Helo { resets: bool },
+    Helo {
+        resets: bool,
+    },
     Mail,
     Rcpt,
     Data,
@@ -137,7 +139,10 @@ enum Client {
     Hold(Cmd),
     Data,
     /// BDAT chunk bytes still to come, and whether it is the last chunk.
-    Bdat { left: u64, last: bool },
+    Bdat {
+        left: u64,
+        last: bool,
+    },
     /// The next line is an AUTH response (credentials): dropped unread.
     AuthLine,
     /// Encrypted after STARTTLS, or given up: nothing more is parsed.
@@ -454,17 +459,15 @@ impl SmtpState {
         };
         let ok = (200..400).contains(&code);
         match cmd {
-            Cmd::Helo { resets } => {
-                if (200..300).contains(&code) {
-                    // An accepted HELO/EHLO ends the transaction in progress (RFC 5321 4.1.4);
-                    // a rejected one changes nothing.
-                    if resets && self.tx.has_content() {
-                        self.log_tx(io);
-                    }
-                    if let Some(name) = arg.filter(|n| !n.is_empty()) {
-                        self.helo = Some(name.clone());
-                        self.tx.helo = Some(name);
-                    }
+            // An accepted HELO/EHLO ends the transaction in progress (RFC 5321 4.1.4); a
+            // rejected one changes nothing.
+            Cmd::Helo { resets } if (200..300).contains(&code) => {
+                if resets && self.tx.has_content() {
+                    self.log_tx(io);
+                }
+                if let Some(name) = arg.filter(|n| !n.is_empty()) {
+                    self.helo = Some(name.clone());
+                    self.tx.helo = Some(name);
                 }
             }
             Cmd::Data | Cmd::Auth | Cmd::StartTls if self.client == Client::Hold(cmd) => {
@@ -561,7 +564,11 @@ impl SmtpState {
 
     /// Emits the transaction's `smtp` record and starts the next one.
     fn log_tx(&mut self, io: &mut Io<'_>) {
-        let next = SmtpTx { tx_id: self.next_tx_id + 1, helo: self.helo.clone().or_else(|| self.tx.helo.clone()), ..Default::default() };
+        let next = SmtpTx {
+            tx_id: self.next_tx_id + 1,
+            helo: self.helo.clone().or_else(|| self.tx.helo.clone()),
+            ..Default::default()
+        };
         let tx = std::mem::replace(&mut self.tx, next);
         self.next_tx_id += 1;
         let mut fields = Map::new();
@@ -570,7 +577,13 @@ impl SmtpState {
         if let Some(email) = &tx.email {
             fields.insert("email".into(), email.eve());
         }
-        io.out.event(AppEvent { ts: io.ts, event_type: "smtp", tx_id: Some(tx.tx_id), direction: Direction::ToServer, fields });
+        io.out.event(AppEvent {
+            ts: io.ts,
+            event_type: "smtp",
+            tx_id: Some(tx.tx_id),
+            direction: Direction::ToServer,
+            fields,
+        });
         if self.finished.len() >= MAX_RETAINED_TRANSACTIONS {
             self.finished.pop_front();
         }

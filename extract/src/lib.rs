@@ -16,5 +16,6 @@ pub mod mime;
 pub mod pop3;
 pub mod smtp;
 pub mod ftp;
+pub mod smb;
 
 pub use emit::{AppEvent, Emit};

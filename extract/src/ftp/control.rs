@@ -6,8 +6,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde_json::{Map, Value};
 use weir_core::{Anomaly, Direction, StreamEvent, Timestamp};
 
-use super::expect::{DataMode, Expectation, Transfer, TransferCommand, MAX_EXPECTATIONS_PER_CONTROL_FLOW};
-use super::{eve, MAX_LINE_BYTES, MAX_PENDING_COMMANDS, MAX_REPLY_LINES, MAX_RETAINED_TRANSACTIONS};
+use super::expect::{
+    DataMode, Expectation, MAX_EXPECTATIONS_PER_CONTROL_FLOW, Transfer, TransferCommand,
+};
+use super::{
+    MAX_LINE_BYTES, MAX_PENDING_COMMANDS, MAX_REPLY_LINES, MAX_RETAINED_TRANSACTIONS, eve,
+};
 use crate::emit::{AppEvent, Emit};
 
 /// User names whose password is by convention an e-mail address, logged unmasked (as Zeek's
@@ -154,7 +158,9 @@ struct Reply {
 
 fn reply_code(line: &[u8]) -> Option<[u8; 3]> {
     match line {
-        [a, b, c, ..] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => Some([*a, *b, *c]),
+        [a, b, c, ..] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
+            Some([*a, *b, *c])
+        }
         _ => None,
     }
 }
@@ -187,7 +193,13 @@ impl FtpState {
     }
 
     /// Consumes one event of one direction of the control connection.
-    pub fn on_stream(&mut self, dir: Direction, ev: StreamEvent<'_>, ts: Timestamp, out: &mut Emit) {
+    pub fn on_stream(
+        &mut self,
+        dir: Direction,
+        ev: StreamEvent<'_>,
+        ts: Timestamp,
+        out: &mut Emit,
+    ) {
         let d = dir.index();
         if self.ended[d] {
             return;
@@ -247,7 +259,10 @@ impl FtpState {
 
     /// How often an anomaly (by event name) was seen on this flow.
     pub fn anomaly_count(&self, event: &str) -> u64 {
-        self.anomaly_counts.iter().find(|(e, _)| *e == event).map_or(0, |(_, n)| *n)
+        self.anomaly_counts
+            .iter()
+            .find(|(e, _)| *e == event)
+            .map_or(0, |(_, n)| *n)
     }
 
     fn anomaly(&mut self, out: &mut Emit, ts: Timestamp, event: &'static str) {
@@ -266,7 +281,14 @@ impl FtpState {
         }
     }
 
-    fn on_line(&mut self, dir: Direction, line: &[u8], truncated: bool, ts: Timestamp, out: &mut Emit) {
+    fn on_line(
+        &mut self,
+        dir: Direction,
+        line: &[u8],
+        truncated: bool,
+        ts: Timestamp,
+        out: &mut Emit,
+    ) {
         match dir {
             Direction::ToServer => self.on_command(line, truncated, ts, out),
             Direction::ToClient => self.on_reply_line(line, truncated, ts, out),
@@ -282,7 +304,13 @@ impl FtpState {
     }
 
     /// Makes `exp` the current data connection; one still unused is withdrawn.
-    fn announce(&mut self, mode: DataMode, port: u16, announced_ip: Option<IpAddr>, ts: Timestamp) -> Expectation {
+    fn announce(
+        &mut self,
+        mode: DataMode,
+        port: u16,
+        announced_ip: Option<IpAddr>,
+        ts: Timestamp,
+    ) -> Expectation {
         if let Some(mut old) = self.channel.take() {
             old.withdrawn = true;
             self.push_expectation(old);
@@ -310,7 +338,10 @@ impl FtpState {
             Some(i) => (&line[..i], &line[i + 1..]),
             None => (line, &line[line.len()..]),
         };
-        let end = data.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+        let end = data
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
         let data = &data[..end];
         let name = name.to_ascii_uppercase();
 
@@ -325,10 +356,18 @@ impl FtpState {
             }
             b"PASS" => tx.mask_data = !self.user_is_guest,
             b"PORT" | b"EPRT" => {
-                let parsed = if name == b"PORT" { parse_port(data) } else { parse_eprt(data) };
+                let parsed = if name == b"PORT" {
+                    parse_port(data)
+                } else {
+                    parse_eprt(data)
+                };
                 match parsed {
                     Some((ip, port)) => {
-                        let mode = if name == b"PORT" { DataMode::Port } else { DataMode::Eprt };
+                        let mode = if name == b"PORT" {
+                            DataMode::Port
+                        } else {
+                            DataMode::Eprt
+                        };
                         let exp = self.announce(mode, port, Some(ip), ts);
                         tx.dynamic_port = Some(port);
                         tx.active = Some(true);
@@ -337,7 +376,10 @@ impl FtpState {
                     None => self.anomaly(out, ts, "ftp.invalid_port"),
                 }
             }
-            b"REST" => match std::str::from_utf8(data).ok().and_then(|s| s.parse::<u64>().ok()) {
+            b"REST" => match std::str::from_utf8(data)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+            {
                 Some(offset) => self.rest = offset,
                 None => self.anomaly(out, ts, "ftp.invalid_rest"),
             },
@@ -345,8 +387,12 @@ impl FtpState {
                 if let Some(command) = TransferCommand::from_name(&name) {
                     let rest = std::mem::take(&mut self.rest);
                     if let Some(mut exp) = self.channel.take() {
-                        exp.transfer =
-                            Some(Transfer { command, argument: data.to_vec(), rest, control_tx_id: tx.id });
+                        exp.transfer = Some(Transfer {
+                            command,
+                            argument: data.to_vec(),
+                            rest,
+                            control_tx_id: tx.id,
+                        });
                         self.push_expectation(exp.clone());
                         tx.expectation = Some(exp);
                     }
@@ -422,7 +468,11 @@ impl FtpState {
         let command = tx.command.clone().unwrap_or_default();
         match (command.as_slice(), code) {
             (b"PASV", Some([b'2', b'2', b'7'])) => {
-                let text = tx.replies.last().map(|l| l.get(4..).unwrap_or_default()).unwrap_or_default();
+                let text = tx
+                    .replies
+                    .last()
+                    .map(|l| l.get(4..).unwrap_or_default())
+                    .unwrap_or_default();
                 match parse_pasv_reply(text) {
                     Some((ip, port)) => {
                         let exp = self.announce(DataMode::Pasv, port, Some(ip), ts);
@@ -433,7 +483,11 @@ impl FtpState {
                 }
             }
             (b"EPSV", Some([b'2', b'2', b'9'])) => {
-                let text = tx.replies.last().map(|l| l.get(4..).unwrap_or_default()).unwrap_or_default();
+                let text = tx
+                    .replies
+                    .last()
+                    .map(|l| l.get(4..).unwrap_or_default())
+                    .unwrap_or_default();
                 match parse_epsv_reply(text) {
                     Some(port) => {
                         let exp = self.announce(DataMode::Epsv, port, None, ts);
@@ -461,7 +515,13 @@ impl FtpState {
         let mut fields = Map::new();
         fields.insert("tx_id".into(), Value::from(tx.id));
         fields.insert("ftp".into(), eve::ftp_object(&tx));
-        out.event(AppEvent { ts, event_type: "ftp", tx_id: Some(tx.id), direction: Direction::ToClient, fields });
+        out.event(AppEvent {
+            ts,
+            event_type: "ftp",
+            tx_id: Some(tx.id),
+            direction: Direction::ToClient,
+            fields,
+        });
         if self.finished.len() >= MAX_RETAINED_TRANSACTIONS {
             self.finished.pop_front();
         }
@@ -499,7 +559,9 @@ fn parse_port(arg: &[u8]) -> Option<(IpAddr, u16)> {
 fn parse_eprt(arg: &[u8]) -> Option<(IpAddr, u16)> {
     let delim = *arg.first()?;
     let fields: Vec<&[u8]> = arg[1..].split(|&b| b == delim).collect();
-    let [proto, addr, port, rest @ ..] = fields.as_slice() else { return None };
+    let [proto, addr, port, rest @ ..] = fields.as_slice() else {
+        return None;
+    };
     if rest.iter().any(|r| !r.is_empty()) {
         return None;
     }
@@ -516,8 +578,15 @@ fn parse_eprt(arg: &[u8]) -> Option<(IpAddr, u16)> {
 /// clients to scan for them anywhere.
 fn parse_pasv_reply(text: &[u8]) -> Option<(IpAddr, u16)> {
     let start = text.iter().position(u8::is_ascii_digit)?;
-    let len = text[start..].iter().position(|&b| !(b.is_ascii_digit() || b == b',' || b == b' ')).unwrap_or(text.len() - start);
-    let numbers: Vec<u8> = text[start..start + len].iter().copied().filter(|&b| b != b' ').collect();
+    let len = text[start..]
+        .iter()
+        .position(|&b| !(b.is_ascii_digit() || b == b',' || b == b' '))
+        .unwrap_or(text.len() - start);
+    let numbers: Vec<u8> = text[start..start + len]
+        .iter()
+        .copied()
+        .filter(|&b| b != b' ')
+        .collect();
     let numbers = numbers.strip_suffix(b",").unwrap_or(&numbers);
     parse_six(numbers)
 }
@@ -542,12 +611,21 @@ mod parse_tests {
 
     #[test]
     fn port_arguments() {
-        assert_eq!(parse_port(b"192,168,0,13,234,10"), Some((IpAddr::V4(Ipv4Addr::new(192, 168, 0, 13)), 59914)));
+        assert_eq!(
+            parse_port(b"192,168,0,13,234,10"),
+            Some((IpAddr::V4(Ipv4Addr::new(192, 168, 0, 13)), 59914))
+        );
         assert_eq!(parse_port(b"192,168,0,13,234"), None);
         assert_eq!(parse_port(b"192,168,0,13,234,10,1"), None);
         assert_eq!(parse_port(b"300,168,0,13,234,10"), None);
-        assert_eq!(parse_eprt(b"|1|10.77.0.2|43253|"), Some((IpAddr::V4(Ipv4Addr::new(10, 77, 0, 2)), 43253)));
-        assert_eq!(parse_eprt(b"|2|::1|5282|"), Some(("::1".parse().expect("v6"), 5282)));
+        assert_eq!(
+            parse_eprt(b"|1|10.77.0.2|43253|"),
+            Some((IpAddr::V4(Ipv4Addr::new(10, 77, 0, 2)), 43253))
+        );
+        assert_eq!(
+            parse_eprt(b"|2|::1|5282|"),
+            Some(("::1".parse().expect("v6"), 5282))
+        );
         assert_eq!(parse_eprt(b"|3|x|1|"), None);
         assert_eq!(parse_eprt(b"|1|10.0.0.1|99999|"), None);
     }
@@ -558,9 +636,15 @@ mod parse_tests {
             parse_pasv_reply(b"Entering passive mode (10,77,0,1,117,50)."),
             Some((IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1)), 30002))
         );
-        assert_eq!(parse_pasv_reply(b"=10,77,0,1,117,50"), Some((IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1)), 30002)));
+        assert_eq!(
+            parse_pasv_reply(b"=10,77,0,1,117,50"),
+            Some((IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1)), 30002))
+        );
         assert_eq!(parse_pasv_reply(b"Entering passive mode"), None);
-        assert_eq!(parse_epsv_reply(b"Entering extended passive mode (|||30038|)."), Some(30038));
+        assert_eq!(
+            parse_epsv_reply(b"Entering extended passive mode (|||30038|)."),
+            Some(30038)
+        );
         assert_eq!(parse_epsv_reply(b"(!!!30038!)"), Some(30038));
         assert_eq!(parse_epsv_reply(b"(|||x|)"), None);
     }

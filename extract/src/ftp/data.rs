@@ -3,9 +3,9 @@
 use serde_json::Map;
 use weir_core::{Anomaly, Artifact, Direction, StreamEvent, Timestamp};
 
+use super::MAX_HELD_DATA_BYTES;
 use super::eve::ftp_data_object;
 use super::expect::Expectation;
-use super::MAX_HELD_DATA_BYTES;
 use crate::emit::{AppEvent, Emit};
 use crate::files::{FileSink, OpenFile};
 
@@ -32,7 +32,12 @@ impl FtpDataState {
     /// Starts following a data flow that matched `expectation`. If its transfer command is not
     /// known yet, the flow's bytes are held until [`FtpDataState::update`] brings it.
     pub fn new(expectation: Expectation) -> FtpDataState {
-        FtpDataState { expectation, held: Default::default(), file: None, done: false }
+        FtpDataState {
+            expectation,
+            held: Default::default(),
+            file: None,
+            done: false,
+        }
     }
 
     /// What the data flow is known to carry.
@@ -42,22 +47,35 @@ impl FtpDataState {
 
     /// A newer snapshot of this flow's expectation (the transfer command was sent, or the server
     /// refused it).
-    pub fn update(&mut self, expectation: Expectation, ts: Timestamp, files: &mut dyn FileSink, out: &mut Emit) {
+    pub fn update(
+        &mut self,
+        expectation: Expectation,
+        ts: Timestamp,
+        files: &mut dyn FileSink,
+        out: &mut Emit,
+    ) {
         let had_transfer = self.expectation.transfer.is_some();
-        if expectation.id != self.expectation.id || (had_transfer && expectation.transfer.is_none()) {
+        if expectation.id != self.expectation.id || (had_transfer && expectation.transfer.is_none())
+        {
             return;
         }
         let withdrawn = expectation.withdrawn;
         if !had_transfer {
             let transfer = expectation.transfer.clone();
-            self.expectation = Expectation { withdrawn, transfer, ..self.expectation.clone() };
+            self.expectation = Expectation {
+                withdrawn,
+                transfer,
+                ..self.expectation.clone()
+            };
         } else {
             self.expectation.withdrawn |= withdrawn;
         }
         if had_transfer || self.done {
             return;
         }
-        let Some(dir) = self.expectation.file_direction() else { return };
+        let Some(dir) = self.expectation.file_direction() else {
+            return;
+        };
         let held = std::mem::take(&mut self.held[dir.index()]);
         self.held = Default::default();
         if !held.bytes.is_empty() {
@@ -160,8 +178,14 @@ impl FtpDataState {
     }
 
     fn file_mut(&mut self, files: &mut dyn FileSink) -> &mut OpenFile {
-        let name = self.expectation.transfer.as_ref().map(|t| t.argument.clone()).unwrap_or_default();
-        self.file.get_or_insert_with(|| OpenFile::open(files, &name, Some(0), 1))
+        let name = self
+            .expectation
+            .transfer
+            .as_ref()
+            .map(|t| t.argument.clone())
+            .unwrap_or_default();
+        self.file
+            .get_or_insert_with(|| OpenFile::open(files, &name, Some(0), 1))
     }
 
     fn write(&mut self, _dir: Direction, data: &[u8], _ts: Timestamp, files: &mut dyn FileSink) {
@@ -180,18 +204,34 @@ impl FtpDataState {
         // A transfer that moved no byte (refused, or an empty listing) leaves no file.
         let Some(file) = self.file.take() else { return };
         // After REST only the tail of the named file crossed the wire.
-        let complete = self.expectation.transfer.as_ref().is_some_and(|t| t.rest == 0);
+        let complete = self
+            .expectation
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.rest == 0);
         let closed = file.close(files, complete);
         let ftp_data = ftp_data_object(&self.expectation);
 
         let mut fields = Map::new();
         fields.insert("ftp_data".into(), ftp_data.clone());
         fields.insert("fileinfo".into(), closed.fileinfo());
-        out.event(AppEvent { ts, event_type: "fileinfo", tx_id: Some(0), direction: dir, fields });
+        out.event(AppEvent {
+            ts,
+            event_type: "fileinfo",
+            tx_id: Some(0),
+            direction: dir,
+            fields,
+        });
 
         let mut fields = Map::new();
         fields.insert("ftp_data".into(), ftp_data);
-        out.event(AppEvent { ts, event_type: "ftp_data", tx_id: Some(0), direction: dir, fields });
+        out.event(AppEvent {
+            ts,
+            event_type: "ftp_data",
+            tx_id: Some(0),
+            direction: dir,
+            fields,
+        });
         out.artifact(ts, Some(0), Artifact::File(closed.artifact));
     }
 }

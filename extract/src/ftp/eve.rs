@@ -15,7 +15,11 @@ pub(super) fn ftp_object(tx: &FtpTx) -> Value {
     if let Some(command) = &tx.command {
         m.insert("command".into(), escape_bytes(command).into());
         if !tx.command_data.is_empty() {
-            let data = if tx.mask_data { MASKED_PASSWORD.to_string() } else { escape_bytes(&tx.command_data) };
+            let data = if tx.mask_data {
+                MASKED_PASSWORD.to_string()
+            } else {
+                escape_bytes(&tx.command_data)
+            };
             m.insert("command_data".into(), data.into());
             m.insert("command_truncated".into(), tx.command_truncated.into());
         }
@@ -43,9 +47,15 @@ pub(super) fn ftp_object(tx: &FtpTx) -> Value {
         m.insert("dynamic_port".into(), port.into());
     }
     if let Some(active) = tx.active {
-        m.insert("mode".into(), if active { "active" } else { "passive" }.into());
+        m.insert(
+            "mode".into(),
+            if active { "active" } else { "passive" }.into(),
+        );
     }
-    m.insert("reply_received".into(), if tx.done { "yes" } else { "no" }.into());
+    m.insert(
+        "reply_received".into(),
+        if tx.done { "yes" } else { "no" }.into(),
+    );
     m.insert("reply_truncated".into(), tx.reply_truncated.into());
     Value::Object(m)
 }

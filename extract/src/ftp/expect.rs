@@ -86,7 +86,9 @@ impl TransferCommand {
     /// Which way the file moves, in control-connection terms: `ToServer` for uploads.
     pub fn direction(&self) -> Direction {
         match self {
-            TransferCommand::Stor | TransferCommand::Appe | TransferCommand::Stou => Direction::ToServer,
+            TransferCommand::Stor | TransferCommand::Appe | TransferCommand::Stou => {
+                Direction::ToServer
+            }
             _ => Direction::ToClient,
         }
     }
@@ -132,7 +134,11 @@ impl Expectation {
         let transfer = self.transfer.as_ref()?;
         let upload = transfer.command.direction() == Direction::ToServer;
         // Passive: the FTP client connected, so the data flow's ToServer is client -> server.
-        Some(if upload == self.mode.client_connects() { Direction::ToServer } else { Direction::ToClient })
+        Some(if upload == self.mode.client_connects() {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        })
     }
 
     /// The data flow's endpoints: (who connects, who listens), given the control connection's
@@ -189,7 +195,13 @@ impl ExpectationTable {
     /// Records a snapshot from the control flow `control_flow_id`, whose key `control` is
     /// oriented client to server. Returns the data flow already matched to this expectation, to
     /// which the snapshot must be forwarded.
-    pub fn offer(&mut self, control_flow_id: u64, control: &FlowKey, exp: Expectation, ts: Timestamp) -> Option<u64> {
+    pub fn offer(
+        &mut self,
+        control_flow_id: u64,
+        control: &FlowKey,
+        exp: Expectation,
+        ts: Timestamp,
+    ) -> Option<u64> {
         let pos = self
             .entries
             .iter()
@@ -210,9 +222,16 @@ impl ExpectationTable {
         if exp.withdrawn {
             return None;
         }
-        let same_flow = self.entries.iter().filter(|e| e.control_flow == control_flow_id).count();
+        let same_flow = self
+            .entries
+            .iter()
+            .filter(|e| e.control_flow == control_flow_id)
+            .count();
         if same_flow >= MAX_EXPECTATIONS_PER_CONTROL_FLOW
-            && let Some(oldest) = self.entries.iter().position(|e| e.control_flow == control_flow_id)
+            && let Some(oldest) = self
+                .entries
+                .iter()
+                .position(|e| e.control_flow == control_flow_id)
         {
             self.entries.remove(oldest);
             self.evicted += 1;
@@ -235,7 +254,12 @@ impl ExpectationTable {
 
     /// Finds the expectation a new TCP flow (key oriented client to server) fulfils, newest
     /// first, and binds it to `data_flow_id`. Returns the control flow id and the expectation.
-    pub fn match_flow(&mut self, key: &FlowKey, data_flow_id: u64, ts: Timestamp) -> Option<(u64, Expectation)> {
+    pub fn match_flow(
+        &mut self,
+        key: &FlowKey,
+        data_flow_id: u64,
+        ts: Timestamp,
+    ) -> Option<(u64, Expectation)> {
         self.expire(ts);
         if key.proto != IpProto::TCP {
             return None;
@@ -261,7 +285,8 @@ impl ExpectationTable {
     /// Drops expectations not updated for [`EXPECTATION_TIMEOUT`].
     pub fn expire(&mut self, now: Timestamp) {
         let before = self.entries.len();
-        self.entries.retain(|e| now.since(e.updated) < EXPECTATION_TIMEOUT);
+        self.entries
+            .retain(|e| now.since(e.updated) < EXPECTATION_TIMEOUT);
         self.expired += (before - self.entries.len()) as u64;
     }
 

@@ -27,15 +27,15 @@ mod eve;
 mod expect;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 pub(crate) mod test_pcap;
+#[cfg(test)]
+mod tests;
 
 pub use control::{FtpState, FtpTx};
 pub use data::FtpDataState;
 pub use expect::{
-    DataMode, Expectation, ExpectationTable, Transfer, TransferCommand, EXPECTATION_TIMEOUT,
-    MAX_EXPECTATIONS, MAX_EXPECTATIONS_PER_CONTROL_FLOW,
+    DataMode, EXPECTATION_TIMEOUT, Expectation, ExpectationTable, MAX_EXPECTATIONS,
+    MAX_EXPECTATIONS_PER_CONTROL_FLOW, Transfer, TransferCommand,
 };
 
 use weir_core::Direction;
@@ -86,5 +86,9 @@ pub fn probe(dir: Direction, first_bytes: &[u8]) -> Probe {
             could_be = true;
         }
     }
-    if could_be { Probe::NeedMore } else { Probe::NoMatch }
+    if could_be {
+        Probe::NeedMore
+    } else {
+        Probe::NoMatch
+    }
 }

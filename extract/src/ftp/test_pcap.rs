@@ -11,11 +11,15 @@ use std::path::{Path, PathBuf};
 use weir_core::{Direction, FlowKey, IpProto, Timestamp, Vlans};
 
 pub(crate) fn corpus(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/suricata-verify").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpus/suricata-verify")
+        .join(rel)
 }
 
 pub(crate) fn project_pcap(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pcaps").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../pcaps")
+        .join(name)
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -27,8 +31,17 @@ pub(crate) enum Step {
 
 #[derive(Clone, Debug)]
 pub(crate) enum Event {
-    Open { conn: usize, key: FlowKey, ts: Timestamp },
-    Step { conn: usize, dir: Direction, step: Step, ts: Timestamp },
+    Open {
+        conn: usize,
+        key: FlowKey,
+        ts: Timestamp,
+    },
+    Step {
+        conn: usize,
+        dir: Direction,
+        step: Step,
+        ts: Timestamp,
+    },
 }
 
 struct Half {
@@ -41,7 +54,13 @@ struct Half {
 
 impl Half {
     fn new() -> Half {
-        Half { base: None, next: 0, pending: BTreeMap::new(), fin_at: None, ended: false }
+        Half {
+            base: None,
+            next: 0,
+            pending: BTreeMap::new(),
+            fin_at: None,
+            ended: false,
+        }
     }
     fn rel(&self, seq: u32) -> u64 {
         u64::from(seq.wrapping_sub(self.base.unwrap_or(seq)))
@@ -96,7 +115,7 @@ fn ip_addr(b: &[u8]) -> IpAddr {
 
 /// Every TCP connection of the capture, replayed in packet order.
 pub(crate) fn replay(path: &Path) -> Vec<Event> {
-    use pcap_parser::{create_reader, PcapBlockOwned, PcapError};
+    use pcap_parser::{PcapBlockOwned, PcapError, create_reader};
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut reader = create_reader(1 << 20, file).expect("reader");
     let mut linktype = 1i32;
@@ -107,10 +126,15 @@ pub(crate) fn replay(path: &Path) -> Vec<Event> {
                 match block {
                     PcapBlockOwned::LegacyHeader(h) => linktype = h.network.0,
                     PcapBlockOwned::Legacy(p) => {
-                        let ts = Timestamp::from_secs_nanos(u64::from(p.ts_sec), u64::from(p.ts_usec) * 1000);
+                        let ts = Timestamp::from_secs_nanos(
+                            u64::from(p.ts_sec),
+                            u64::from(p.ts_usec) * 1000,
+                        );
                         packets.push((ts, p.data.to_vec()))
                     }
-                    PcapBlockOwned::NG(pcap_parser::Block::InterfaceDescription(i)) => linktype = i.linktype.0,
+                    PcapBlockOwned::NG(pcap_parser::Block::InterfaceDescription(i)) => {
+                        linktype = i.linktype.0
+                    }
                     PcapBlockOwned::NG(pcap_parser::Block::EnhancedPacket(p)) => {
                         let t = (u64::from(p.ts_high) << 32) | u64::from(p.ts_low);
                         packets.push((Timestamp::from_nanos(t * 1000), p.data.to_vec()))
@@ -159,7 +183,11 @@ pub(crate) fn replay(path: &Path) -> Vec<Event> {
                 if ip[6] != 6 {
                     continue;
                 }
-                (ip_addr(&ip[8..24]), ip_addr(&ip[24..40]), &ip[40..(40 + plen).min(ip.len())])
+                (
+                    ip_addr(&ip[8..24]),
+                    ip_addr(&ip[24..40]),
+                    &ip[40..(40 + plen).min(ip.len())],
+                )
             }
             _ => continue,
         };
@@ -171,17 +199,31 @@ pub(crate) fn replay(path: &Path) -> Vec<Event> {
         let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
         let doff = usize::from(tcp[12] >> 4) * 4;
         let flags = tcp[13];
-        let (fin, syn, rst, ack) = (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0, flags & 0x10 != 0);
+        let (fin, syn, rst, ack) = (
+            flags & 1 != 0,
+            flags & 2 != 0,
+            flags & 4 != 0,
+            flags & 0x10 != 0,
+        );
         let payload = tcp.get(doff..).unwrap_or(&[]);
         let same = |k: &FlowKey| {
             (k.src_ip == src && k.src_port == sport && k.dst_ip == dst && k.dst_port == dport)
-                || (k.src_ip == dst && k.src_port == dport && k.dst_ip == src && k.dst_port == sport)
+                || (k.src_ip == dst
+                    && k.src_port == dport
+                    && k.dst_ip == src
+                    && k.dst_port == sport)
         };
-        let existing = conns.iter().rposition(|c| same(&c.key) && !(syn && !ack && c.halves.iter().all(|h| h.ended)));
+        let existing = conns
+            .iter()
+            .rposition(|c| same(&c.key) && !(syn && !ack && c.halves.iter().all(|h| h.ended)));
         let idx = match existing {
             Some(i) => i,
             None => {
-                let (s, sp, d, dp) = if syn && ack { (dst, dport, src, sport) } else { (src, sport, dst, dport) };
+                let (s, sp, d, dp) = if syn && ack {
+                    (dst, dport, src, sport)
+                } else {
+                    (src, sport, dst, dport)
+                };
                 let key = FlowKey {
                     src_ip: s,
                     dst_ip: d,
@@ -191,8 +233,15 @@ pub(crate) fn replay(path: &Path) -> Vec<Event> {
                     vlans: Vlans::default(),
                     tunnel_depth: 0,
                 };
-                conns.push(Conn { key: key.clone(), halves: [Half::new(), Half::new()] });
-                events.push(Event::Open { conn: conns.len() - 1, key, ts });
+                conns.push(Conn {
+                    key,
+                    halves: [Half::new(), Half::new()],
+                });
+                events.push(Event::Open {
+                    conn: conns.len() - 1,
+                    key,
+                    ts,
+                });
                 conns.len() - 1
             }
         };
@@ -214,7 +263,12 @@ pub(crate) fn replay(path: &Path) -> Vec<Event> {
             for d in [Direction::ToServer, Direction::ToClient] {
                 let mut s = Vec::new();
                 conn.halves[d.index()].flush(&mut s);
-                events.extend(s.into_iter().map(|step| Event::Step { conn: idx, dir: d, step, ts }));
+                events.extend(s.into_iter().map(|step| Event::Step {
+                    conn: idx,
+                    dir: d,
+                    step,
+                    ts,
+                }));
             }
             continue;
         }
@@ -226,13 +280,23 @@ pub(crate) fn replay(path: &Path) -> Vec<Event> {
             half.fin_at = Some(off + payload.len() as u64);
         }
         half.drain(&mut steps);
-        events.extend(steps.into_iter().map(|step| Event::Step { conn: idx, dir, step, ts }));
+        events.extend(steps.into_iter().map(|step| Event::Step {
+            conn: idx,
+            dir,
+            step,
+            ts,
+        }));
     }
     for (idx, conn) in conns.iter_mut().enumerate() {
         for d in [Direction::ToServer, Direction::ToClient] {
             let mut s = Vec::new();
             conn.halves[d.index()].flush(&mut s);
-            events.extend(s.into_iter().map(|step| Event::Step { conn: idx, dir: d, step, ts: last_ts }));
+            events.extend(s.into_iter().map(|step| Event::Step {
+                conn: idx,
+                dir: d,
+                step,
+                ts: last_ts,
+            }));
         }
     }
     events

@@ -2,8 +2,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use proptest::prelude::*;
-use serde_json::{json, Value};
-use weir_core::{hex, Direction, FlowKey, IpProto, StreamEvent, Timestamp, Vlans};
+use serde_json::{Value, json};
+use weir_core::{Direction, FlowKey, IpProto, StreamEvent, Timestamp, Vlans, hex};
 
 use super::test_pcap::{self, Event, Step};
 use super::*;
@@ -35,7 +35,11 @@ fn control(steps: &[(Direction, &[u8])]) -> (FtpState, Emit) {
 }
 
 fn ftp_records(out: &Emit) -> Vec<Value> {
-    out.events.iter().filter(|e| e.event_type == "ftp").map(|e| e.fields["ftp"].clone()).collect()
+    out.events
+        .iter()
+        .filter(|e| e.event_type == "ftp")
+        .map(|e| e.fields["ftp"].clone())
+        .collect()
 }
 
 use Direction::{ToClient as C, ToServer as S};
@@ -51,7 +55,10 @@ fn a_login_and_passive_download_make_suricata_records() {
         (S, b"PASV\r\n"),
         (C, b"227 Entering Passive Mode (10,0,0,1,117,50).\r\n"),
         (S, b"RETR a.txt\r\n"),
-        (C, b"150 Opening BINARY mode data connection for a.txt (3 bytes).\r\n"),
+        (
+            C,
+            b"150 Opening BINARY mode data connection for a.txt (3 bytes).\r\n",
+        ),
         (C, b"226 Transfer complete.\r\n"),
     ]);
     let recs = ftp_records(&out);
@@ -64,7 +71,10 @@ fn a_login_and_passive_download_make_suricata_records() {
     assert_eq!(recs[1]["command_data"], "alice");
     // Not a guest: the password never reaches EVE, but detection still sees it.
     assert_eq!(recs[2]["command_data"], "********");
-    let pass_tx = s.transactions().find(|t| t.command() == Some(b"PASS")).expect("PASS tx");
+    let pass_tx = s
+        .transactions()
+        .find(|t| t.command() == Some(b"PASS"))
+        .expect("PASS tx");
     assert_eq!(pass_tx.command_data(), b"secret");
     assert_eq!(
         recs[3],
@@ -80,9 +90,15 @@ fn a_login_and_passive_download_make_suricata_records() {
     );
     let exps = s.take_expectations();
     assert_eq!(exps.len(), 2);
-    assert_eq!((exps[0].mode, exps[0].port, exps[0].transfer.is_none()), (DataMode::Pasv, 30002, true));
+    assert_eq!(
+        (exps[0].mode, exps[0].port, exps[0].transfer.is_none()),
+        (DataMode::Pasv, 30002, true)
+    );
     let t = exps[1].transfer.as_ref().expect("transfer");
-    assert_eq!((t.command.clone(), t.argument.as_slice(), t.rest), (TransferCommand::Retr, &b"a.txt"[..], 0));
+    assert_eq!(
+        (t.command.clone(), t.argument.as_slice(), t.rest),
+        (TransferCommand::Retr, &b"a.txt"[..], 0)
+    );
     assert_eq!(exps[1].file_direction(), Some(Direction::ToClient));
     assert!(s.take_expectations().is_empty());
 }
@@ -93,7 +109,10 @@ fn guest_passwords_are_logged_and_multiline_replies_are_one_reply() {
         (S, b"USER anonymous\r\n"),
         (C, b"331 ok\r\n"),
         (S, b"PASS anonymous\r\n"),
-        (C, b"230-Welcome\r\n230-to the\r\n  server\r\n230 Login successful.\r\n"),
+        (
+            C,
+            b"230-Welcome\r\n230-to the\r\n  server\r\n230 Login successful.\r\n",
+        ),
         (S, b"NOOP\r\n"),
         (C, b"200 NOOP ok.\r\n"),
     ]);
@@ -101,7 +120,10 @@ fn guest_passwords_are_logged_and_multiline_replies_are_one_reply() {
     assert_eq!(recs.len(), 3);
     assert_eq!(recs[1]["command_data"], "anonymous");
     assert_eq!(recs[1]["completion_code"], json!(["230", "230", "230"]));
-    assert_eq!(recs[1]["reply"], json!(["Welcome", "to the", "  server", "Login successful."]));
+    assert_eq!(
+        recs[1]["reply"],
+        json!(["Welcome", "to the", "  server", "Login successful."])
+    );
     assert_eq!(recs[2]["command"], "NOOP");
     assert_eq!(recs[2]["reply"], json!(["NOOP ok."]));
 }
@@ -165,7 +187,10 @@ fn long_lines_are_cut_and_flagged_without_buffering_them() {
     s.on_stream(C, StreamEvent::Data(b"550 no\r\n"), TS, &mut out);
     let recs = ftp_records(&out);
     assert_eq!(recs[0]["command_truncated"], true);
-    assert_eq!(recs[0]["command_data"].as_str().map(str::len), Some(MAX_LINE_BYTES - 5));
+    assert_eq!(
+        recs[0]["command_data"].as_str().map(str::len),
+        Some(MAX_LINE_BYTES - 5)
+    );
 }
 
 #[test]
@@ -185,11 +210,16 @@ fn a_port_flood_stays_bounded() {
     }
     // Every new PORT replaces the unused one before it: only the last is still expected.
     assert_eq!(table.len(), 1);
-    assert_eq!(s.anomaly_count("ftp.too_many_pending_commands"), 10_000 - MAX_PENDING_COMMANDS as u64);
+    assert_eq!(
+        s.anomaly_count("ftp.too_many_pending_commands"),
+        10_000 - MAX_PENDING_COMMANDS as u64
+    );
     assert!(out.anomalies.len() <= 8);
     // The server connects from its address to the last port.
     let data_key = key([10, 0, 0, 1], 20, [10, 0, 0, 2], 9999);
-    let (_, exp) = table.match_flow(&data_key, 99, TS).expect("last PORT expected");
+    let (_, exp) = table
+        .match_flow(&data_key, 99, TS)
+        .expect("last PORT expected");
     assert_eq!(exp.port, 9999);
 }
 
@@ -212,10 +242,18 @@ fn the_table_bounds_each_control_flow_and_ages_entries() {
     assert_eq!(table.len(), MAX_EXPECTATIONS_PER_CONTROL_FLOW);
     assert_eq!(table.evicted, 10 - MAX_EXPECTATIONS_PER_CONTROL_FLOW as u64);
     // The wrong client address never matches.
-    assert!(table.match_flow(&key([10, 0, 0, 3], 5000, [10, 0, 0, 1], 30009), 5, TS).is_none());
+    assert!(
+        table
+            .match_flow(&key([10, 0, 0, 3], 5000, [10, 0, 0, 1], 30009), 5, TS)
+            .is_none()
+    );
     // A data connection that never comes is forgotten after the timeout.
     let later = TS.add(EXPECTATION_TIMEOUT);
-    assert!(table.match_flow(&key([10, 0, 0, 2], 5000, [10, 0, 0, 1], 30009), 5, later).is_none());
+    assert!(
+        table
+            .match_flow(&key([10, 0, 0, 2], 5000, [10, 0, 0, 1], 30009), 5, later)
+            .is_none()
+    );
     assert!(table.is_empty());
     assert_eq!(table.expired, MAX_EXPECTATIONS_PER_CONTROL_FLOW as u64);
 }
@@ -223,7 +261,10 @@ fn the_table_bounds_each_control_flow_and_ages_entries() {
 #[test]
 fn data_before_the_transfer_command_is_held_then_extracted() {
     let control_key = key([10, 0, 0, 2], 40000, [10, 0, 0, 1], 21);
-    let (mut s, _) = control(&[(S, b"PASV\r\n"), (C, b"227 Entering Passive Mode (10,0,0,1,4,1).\r\n")]);
+    let (mut s, _) = control(&[
+        (S, b"PASV\r\n"),
+        (C, b"227 Entering Passive Mode (10,0,0,1,4,1).\r\n"),
+    ]);
     let mut table = ExpectationTable::new();
     for e in s.take_expectations() {
         table.offer(1, &control_key, e, TS);
@@ -248,13 +289,26 @@ fn data_before_the_transfer_command_is_held_then_extracted() {
         }
     }
     assert!(table.is_empty());
-    let info = &out.events.iter().find(|e| e.event_type == "fileinfo").expect("fileinfo").fields;
+    let info = &out
+        .events
+        .iter()
+        .find(|e| e.event_type == "fileinfo")
+        .expect("fileinfo")
+        .fields;
     assert_eq!(info["fileinfo"]["filename"], "hello.txt");
     assert_eq!(info["fileinfo"]["state"], "CLOSED");
     assert_eq!(info["fileinfo"]["size"], 11);
-    assert_eq!(info["ftp_data"], json!({"filename": "hello.txt", "command": "STOR"}));
+    assert_eq!(
+        info["ftp_data"],
+        json!({"filename": "hello.txt", "command": "STOR"})
+    );
     assert_eq!(sink.stored[0].1, b"hello world");
-    let rec = &out.events.iter().find(|e| e.event_type == "ftp_data").expect("ftp_data").fields;
+    let rec = &out
+        .events
+        .iter()
+        .find(|e| e.event_type == "ftp_data")
+        .expect("ftp_data")
+        .fields;
     assert_eq!(rec["ftp_data"]["command"], "STOR");
 }
 
@@ -276,10 +330,28 @@ fn held_bytes_are_bounded_and_counted_as_a_gap() {
     for _ in 0..8 {
         data.on_stream(C, StreamEvent::Data(&chunk), TS, &mut sink, &mut out);
     }
-    let transfer = Transfer { command: TransferCommand::Retr, argument: b"big".to_vec(), rest: 0, control_tx_id: 3 };
-    data.update(Expectation { transfer: Some(transfer), ..exp }, TS, &mut sink, &mut out);
+    let transfer = Transfer {
+        command: TransferCommand::Retr,
+        argument: b"big".to_vec(),
+        rest: 0,
+        control_tx_id: 3,
+    };
+    data.update(
+        Expectation {
+            transfer: Some(transfer),
+            ..exp
+        },
+        TS,
+        &mut sink,
+        &mut out,
+    );
     data.on_stream(C, StreamEvent::End, TS, &mut sink, &mut out);
-    let info = &out.events.iter().find(|e| e.event_type == "fileinfo").expect("fileinfo").fields["fileinfo"];
+    let info = &out
+        .events
+        .iter()
+        .find(|e| e.event_type == "fileinfo")
+        .expect("fileinfo")
+        .fields["fileinfo"];
     assert_eq!(info["state"], "TRUNCATED");
     assert_eq!(info["gaps"], true);
     assert_eq!(info["size"], 8 * 64 * 1024);
@@ -293,7 +365,12 @@ fn a_gap_in_the_data_truncates_the_file() {
         mode: DataMode::Port,
         port: 1025,
         announced_ip: None,
-        transfer: Some(Transfer { command: TransferCommand::Retr, argument: b"f".to_vec(), rest: 0, control_tx_id: 0 }),
+        transfer: Some(Transfer {
+            command: TransferCommand::Retr,
+            argument: b"f".to_vec(),
+            rest: 0,
+            control_tx_id: 0,
+        }),
         withdrawn: false,
         announced: TS,
     };
@@ -306,7 +383,10 @@ fn a_gap_in_the_data_truncates_the_file() {
     data.on_stream(S, StreamEvent::Data(b"def"), TS, &mut sink, &mut out);
     data.on_stream(S, StreamEvent::End, TS, &mut sink, &mut out);
     let info = &out.events[0].fields["fileinfo"];
-    assert_eq!((info["state"].as_str(), info["size"].as_u64()), (Some("TRUNCATED"), Some(16)));
+    assert_eq!(
+        (info["state"].as_str(), info["size"].as_u64()),
+        (Some("TRUNCATED"), Some(16))
+    );
     assert_eq!(sink.stored[0].1, b"abcdef");
 }
 
@@ -392,11 +472,14 @@ struct MiniWorker {
 
 impl MiniWorker {
     fn run(path: &std::path::Path) -> MiniWorker {
-        let mut w = MiniWorker { sink: MemorySink::new(64 << 20), ..Default::default() };
+        let mut w = MiniWorker {
+            sink: MemorySink::new(64 << 20),
+            ..Default::default()
+        };
         for ev in test_pcap::replay(path) {
             match ev {
                 Event::Open { conn, key, ts } => {
-                    w.keys.insert(conn, key.clone());
+                    w.keys.insert(conn, key);
                     if key.dst_port == 21 {
                         w.control.insert(conn, FtpState::new());
                     } else if let Some((_, exp)) = w.table.match_flow(&key, conn as u64, ts) {
@@ -405,14 +488,20 @@ impl MiniWorker {
                         w.unmatched.insert(conn, Vec::new());
                     }
                 }
-                Event::Step { conn, dir, step, ts } => w.step(conn, dir, step, ts),
+                Event::Step {
+                    conn,
+                    dir,
+                    step,
+                    ts,
+                } => w.step(conn, dir, step, ts),
             }
         }
         let mut out = Emit::default();
         for d in w.data.values_mut() {
             d.finish(Timestamp::ZERO, &mut w.sink, &mut out);
         }
-        w.events.extend(out.events.into_iter().map(|e| (usize::MAX, e)));
+        w.events
+            .extend(out.events.into_iter().map(|e| (usize::MAX, e)));
         w
     }
 
@@ -426,7 +515,7 @@ impl MiniWorker {
         if let Some(c) = self.control.get_mut(&conn) {
             c.on_stream(dir, ev, ts, &mut out);
             let exps = c.take_expectations();
-            let key = self.keys[&conn].clone();
+            let key = self.keys[&conn];
             for e in exps {
                 if let Some(flow) = self.table.offer(conn as u64, &key, e.clone(), ts)
                     && let Some(d) = self.data.get_mut(&(flow as usize))
@@ -455,11 +544,16 @@ impl MiniWorker {
         } else if let Some(held) = self.unmatched.get_mut(&conn) {
             held.push((dir, step.clone(), ts));
         }
-        self.events.extend(out.events.into_iter().map(|e| (conn, e)));
+        self.events
+            .extend(out.events.into_iter().map(|e| (conn, e)));
     }
 
     fn of_type(&self, t: &str) -> Vec<&serde_json::Map<String, Value>> {
-        self.events.iter().filter(|(_, e)| e.event_type == t).map(|(_, e)| &e.fields).collect()
+        self.events
+            .iter()
+            .filter(|(_, e)| e.event_type == t)
+            .map(|(_, e)| &e.fields)
+            .collect()
     }
 
     fn fileinfos(&self) -> Vec<(&FlowKey, &Value)> {
@@ -480,15 +574,29 @@ fn corpus_ftp_command_data_01_exposes_command_buffers() {
         .flat_map(|c| c.transactions())
         .filter_map(|t| Some((t.command()?.to_vec(), t.command_data().to_vec())))
         .collect();
-    for (cmd, data) in [("USER", "anonymous"), ("PASS", "anonymous"), ("RETR", "temp.txt"), ("PORT", "192,168,0,13,234,10")] {
-        let n = txs.iter().filter(|(c, d)| c == cmd.as_bytes() && d == data.as_bytes()).count();
+    for (cmd, data) in [
+        ("USER", "anonymous"),
+        ("PASS", "anonymous"),
+        ("RETR", "temp.txt"),
+        ("PORT", "192,168,0,13,234,10"),
+    ] {
+        let n = txs
+            .iter()
+            .filter(|(c, d)| c == cmd.as_bytes() && d == data.as_bytes())
+            .count();
         assert_eq!(n, 1, "{cmd} {data}");
     }
     let recs = w.of_type("ftp");
-    let port = recs.iter().find(|r| r["ftp"]["command"] == "PORT").expect("PORT record");
+    let port = recs
+        .iter()
+        .find(|r| r["ftp"]["command"] == "PORT")
+        .expect("PORT record");
     assert_eq!(port["ftp"]["dynamic_port"], 59914);
     assert_eq!(port["ftp"]["mode"], "active");
-    assert_eq!(port["ftp"]["reply"], json!(["PORT command successful. Consider using PASV."]));
+    assert_eq!(
+        port["ftp"]["reply"],
+        json!(["PORT command successful. Consider using PASV."])
+    );
 }
 
 #[test]
@@ -496,8 +604,18 @@ fn corpus_output_eve_ftp_data_logs_both_transfers() {
     let w = MiniWorker::run(&test_pcap::corpus("output-eve-ftp-data/input.pcap"));
     let recs = w.of_type("ftp_data");
     assert_eq!(recs.len(), 2);
-    assert_eq!(recs.iter().filter(|r| r["ftp_data"] == json!({"filename": "temp.txt", "command": "RETR"})).count(), 1);
-    assert_eq!(recs.iter().filter(|r| r["ftp_data"] == json!({"command": "NLST"})).count(), 1);
+    assert_eq!(
+        recs.iter()
+            .filter(|r| r["ftp_data"] == json!({"filename": "temp.txt", "command": "RETR"}))
+            .count(),
+        1
+    );
+    assert_eq!(
+        recs.iter()
+            .filter(|r| r["ftp_data"] == json!({"command": "NLST"}))
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -506,13 +624,36 @@ fn corpus_bug_4877_active_mode_files_in_both_directions() {
     let files = w.fileinfos();
     assert_eq!(files.len(), 4);
     let expect = [
-        (42987, "test.pdf", "7d400735ff3054837da5d92a10ad2faa8b6825f100dc167a6b008e753015b382", 118196),
-        (52407, "test.pdf", "7d400735ff3054837da5d92a10ad2faa8b6825f100dc167a6b008e753015b382", 118196),
-        (48902, "notepad.exe", "fefeac4c10bbe237cc6c861229ecaacbd2a366ac4fbd04a3862b62bd7a778093", 69120),
-        (57829, "notepad.exe", "fefeac4c10bbe237cc6c861229ecaacbd2a366ac4fbd04a3862b62bd7a778093", 69120),
+        (
+            42987,
+            "test.pdf",
+            "7d400735ff3054837da5d92a10ad2faa8b6825f100dc167a6b008e753015b382",
+            118196,
+        ),
+        (
+            52407,
+            "test.pdf",
+            "7d400735ff3054837da5d92a10ad2faa8b6825f100dc167a6b008e753015b382",
+            118196,
+        ),
+        (
+            48902,
+            "notepad.exe",
+            "fefeac4c10bbe237cc6c861229ecaacbd2a366ac4fbd04a3862b62bd7a778093",
+            69120,
+        ),
+        (
+            57829,
+            "notepad.exe",
+            "fefeac4c10bbe237cc6c861229ecaacbd2a366ac4fbd04a3862b62bd7a778093",
+            69120,
+        ),
     ];
     for (port, name, sha, size) in expect {
-        let (_, f) = files.iter().find(|(k, _)| k.dst_port == port).unwrap_or_else(|| panic!("file on {port}"));
+        let (_, f) = files
+            .iter()
+            .find(|(k, _)| k.dst_port == port)
+            .unwrap_or_else(|| panic!("file on {port}"));
         assert_eq!(f["filename"], name);
         assert_eq!(f["sha256"], sha);
         assert_eq!(f["size"], size);
@@ -520,13 +661,21 @@ fn corpus_bug_4877_active_mode_files_in_both_directions() {
         assert_eq!(f["gaps"], false);
         assert_eq!(f["tx_id"], 0);
         // Active mode: the server connects from port 20.
-        assert_eq!(files.iter().find(|(k, _)| k.dst_port == port).map(|(k, _)| k.src_port), Some(20));
+        assert_eq!(
+            files
+                .iter()
+                .find(|(k, _)| k.dst_port == port)
+                .map(|(k, _)| k.src_port),
+            Some(20)
+        );
     }
 }
 
 #[test]
 fn corpus_filestore_ftp_active_mode_stores_one_file() {
-    let w = MiniWorker::run(&test_pcap::corpus("filestore-ftp-active-mode/ftp-active-mode.pcap"));
+    let w = MiniWorker::run(&test_pcap::corpus(
+        "filestore-ftp-active-mode/ftp-active-mode.pcap",
+    ));
     assert_eq!(w.fileinfos().len(), 1);
     assert_eq!(w.sink.stored.len(), 1);
     assert_eq!(w.fileinfos()[0].1["state"], "CLOSED");
@@ -557,7 +706,12 @@ fn project_capture_every_transfer_is_byte_identical() {
             .iter()
             .find(|(_, f)| f["sha256"] == sha)
             .unwrap_or_else(|| panic!("no file for {}", item["how"]));
-        let stored = w.sink.stored.iter().find(|(h, _)| hex(h) == sha).expect("stored");
+        let stored = w
+            .sink
+            .stored
+            .iter()
+            .find(|(h, _)| hex(h) == sha)
+            .expect("stored");
         assert_eq!(stored.1.len() as u64, item["size"].as_u64().expect("size"));
         if item["kind"] == "listing" {
             assert_eq!(f["filename"], "");
@@ -565,15 +719,27 @@ fn project_capture_every_transfer_is_byte_identical() {
             assert_eq!(f["filename"], item["name"]);
         }
         let partial = item["kind"] == "partial";
-        assert_eq!(f["state"], if partial { "TRUNCATED" } else { "CLOSED" }, "{}", item["how"]);
+        assert_eq!(
+            f["state"],
+            if partial { "TRUNCATED" } else { "CLOSED" },
+            "{}",
+            item["how"]
+        );
         // Who connected: the client in PASV/EPSV, the server in PORT/EPRT.
         let client_connects = matches!(item["data_mode"].as_str(), Some("PASV" | "EPSV"));
-        let server: IpAddr = manifest["server_ip"].as_str().expect("ip").parse().expect("ip");
+        let server: IpAddr = manifest["server_ip"]
+            .as_str()
+            .expect("ip")
+            .parse()
+            .expect("ip");
         assert_eq!(key.dst_ip == server, client_connects, "{}", item["how"]);
     }
     // The refused RETR left no file and no ftp_data record.
     assert_eq!(w.of_type("ftp_data").len(), items.len());
     let refused = w.of_type("ftp");
-    let r = refused.iter().find(|r| r["ftp"]["command_data"] == "no-such-file.bin").expect("550 record");
+    let r = refused
+        .iter()
+        .find(|r| r["ftp"]["command_data"] == "no-such-file.bin")
+        .expect("550 record");
     assert_eq!(r["ftp"]["completion_code"], json!(["550"]));
 }

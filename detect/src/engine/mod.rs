@@ -19,6 +19,7 @@
 
 mod compile;
 mod inspect;
+mod iponly;
 mod threshold;
 
 #[cfg(test)]
@@ -201,7 +202,7 @@ pub struct CompiledRules {
     /// TCP payload rules without a fast pattern (stream, or packet when no stream).
     always_payload: Vec<u32>,
     always_tx: Vec<u32>,
-    ip_only: Vec<u32>,
+    ip_only: iponly::IpOnlyIndex,
     class_descriptions: HashMap<String, String>,
     generation: u64,
     report: CompileReport,
@@ -246,8 +247,9 @@ impl CompiledRules {
         let mut class_descriptions = HashMap::new();
         let mut by_buffer: HashMap<&'static str, (Vec<(Vec<u8>, bool)>, Vec<Vec<u32>>)> =
             HashMap::new();
-        let (mut always_packet, mut always_payload, mut always_tx, mut ip_only) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut always_packet, mut always_payload, mut always_tx) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let mut ip_only = iponly::IpOnlyIndex::default();
         for (index, cr) in compiled.iter().enumerate() {
             let index = index as u32;
             if let Some(class) = &cr.rule.classtype
@@ -262,7 +264,7 @@ impl CompiledRules {
                 continue;
             }
             if cr.kind == RuleKind::IpOnly {
-                ip_only.push(index);
+                ip_only.add(index, &cr.rule.src_addr, &cr.rule.dst_addr, cr.rule.direction);
                 report.ip_only += 1;
                 continue;
             }
@@ -291,6 +293,7 @@ impl CompiledRules {
                 }
             }
         }
+        ip_only.finish();
         let mut prefilters = HashMap::new();
         for (buffer, (patterns, rules_by_pattern)) in by_buffer {
             report.prefilter_patterns += patterns.len();
@@ -668,9 +671,13 @@ impl Matcher {
             _ => true,
         };
         if ip_only_due {
-            for &r in &rules.ip_only {
+            let mut due = std::mem::take(&mut self.hits);
+            due.clear();
+            rules.ip_only.candidates(&pkt.key, |r| due.push(r));
+            for &r in &due {
                 self.add(r);
             }
+            self.hits = due;
         }
         self.run(rules, flow, pkt, Context::Packet, alerts);
     }

@@ -569,6 +569,26 @@ fn both_ways(rules: &CompiledRules, payload: &[u8]) -> (Vec<u32>, Vec<u32>) {
     (sids(&fast), sids(&brute))
 }
 
+fn arb_address() -> impl Strategy<Value = String> {
+    let item = prop::sample::select(vec![
+        "10.0.0.1", "10.0.0.2", "10.0.0.0/30", "10.0.1.0/24", "10.0.0.0/8", "192.0.2.9",
+        "2001:db8::1", "2001:db8::/120", "any", "!10.0.0.1", "!10.0.1.0/24",
+    ]);
+    proptest::collection::vec(item, 1..4).prop_map(|items| {
+        let positive = items.iter().any(|i| !i.starts_with('!') && *i != "any");
+        let has_any = items.contains(&"any");
+        if items.len() == 1 && !items[0].starts_with('!') {
+            items[0].to_string()
+        } else if has_any {
+            "any".to_string()
+        } else if !positive {
+            format!("[{}]", items.iter().filter(|i| i.starts_with('!')).copied().collect::<Vec<_>>().join(","))
+        } else {
+            format!("[{}]", items.join(","))
+        }
+    })
+}
+
 fn arb_content() -> impl Strategy<Value = String> {
     let word = proptest::collection::vec(prop::sample::select(vec!['a', 'b', 'c', 'A']), 1..4)
         .prop_map(|v| v.into_iter().collect::<String>());
@@ -618,6 +638,37 @@ proptest! {
         for p in &payloads {
             let (fast, brute) = both_ways(&rules, p);
             prop_assert_eq!(fast, brute, "payload {:?}", String::from_utf8_lossy(p));
+        }
+    }
+
+    #[test]
+    fn ip_only_index_agrees_with_brute_force(
+        headers in proptest::collection::vec((arb_address(), arb_address(), any::<bool>()), 1..10),
+        packets in proptest::collection::vec((0usize..6, 0usize..6), 1..8),
+    ) {
+        let texts: Vec<String> = headers.iter().enumerate().map(|(i, (src, dst, both))| {
+            let arrow = if *both { "<>" } else { "->" };
+            format!("alert ip {src} any {arrow} {dst} any (sid:{};)", i + 1)
+        }).collect();
+        let vars = Vars::default().resolve();
+        let parsed: Vec<Rule> = texts.iter().filter_map(|t| parse_rule(t, &vars, &Classification::default(), None).ok().map(|r| r.0)).collect();
+        let rules = CompiledRules::new(parsed);
+        let pool: [IpAddr; 6] = [
+            ip([10, 0, 0, 1]), ip([10, 0, 0, 3]), ip([10, 0, 1, 77]), ip([10, 9, 9, 9]),
+            "2001:db8::1".parse().unwrap(), "2001:db8::ff".parse().unwrap(),
+        ];
+        let mut m = Matcher::new(&rules).unwrap();
+        for (s, d) in packets {
+            let mut p = tcp_pkt(b"");
+            p.key.src_ip = pool[s];
+            p.key.dst_ip = pool[d];
+            let mut fast = Vec::new();
+            m.force_all = false;
+            m.inspect_packet(&rules, None, &p, &mut fast);
+            let mut brute = Vec::new();
+            m.force_all = true;
+            m.inspect_packet(&rules, None, &p, &mut brute);
+            prop_assert_eq!(sids(&fast), sids(&brute), "{:?} -> {:?}", p.key.src_ip, p.key.dst_ip);
         }
     }
 

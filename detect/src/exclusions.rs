@@ -666,4 +666,21 @@ mod tests {
         assert!(ExclusionSet::empty().is_empty());
         assert!(!first.is_empty());
     }
+
+    /// The textbook recursive glob, as the model for [`Mask`].
+    fn glob_model(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, _) => t.is_empty(),
+            (Some(b'*'), _) => glob_model(&p[1..], t) || (!t.is_empty() && glob_model(p, &t[1..])),
+            (Some(c), Some(d)) if c == d => glob_model(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn masks_agree_with_the_recursive_model(mask in "[ab*.]{0,8}", value in "[ab.]{0,10}") {
+            proptest::prop_assert_eq!(Mask::new(&mask).matches(&value), glob_model(mask.as_bytes(), value.as_bytes()));
+        }
+    }
 }

@@ -9,13 +9,16 @@
 //! - [`ReputationSet::lookup`] and friends return [`Hit`]s; [`alert_record`] turns a hit into an
 //!   EVE `alert` record with a `reputation` object.
 //! - [`VerdictCache`] is a per-worker LRU of recent verdicts (no lock: each worker owns one).
+//! - [`dedup_hits`] keeps one hit per indicator among a transaction's artifacts;
+//!   [`FeedFingerprint`] tells a reload loop when feed files changed.
 //!
 //! What matches what (formats in [`FeedFormat`], normalisation in [`normalize`]):
 //! - a URL entry matches a URL with the same key (scheme ignored, see [`normalize`]);
 //! - a URL prefix entry (a `urls` line ending in `*`) matches URLs on the same host and port
 //!   whose path starts with it;
-//! - a domain entry matches that host and every host below it on a label boundary, in URLs,
-//!   `Host` headers, DNS queries, SNI and email addresses' domains are not included;
+//! - a domain entry matches that host and every host below it on a label boundary, whether
+//!   seen in a URL, a `Host` header, a DNS query or SNI (not the domain of an email address:
+//!   email entries are whole addresses);
 //! - an IP or CIDR entry matches an address inside it: a URL's or host's IP literal, or a flow
 //!   address through [`ReputationSet::lookup_ip`];
 //! - hash entries match a file's MD5, SHA-1 or SHA-256; email entries a sender or recipient.
@@ -803,6 +806,43 @@ impl ReputationSet {
     }
 }
 
+/// Keeps one hit per feed and indicator among the hits of one transaction or message (its
+/// `Host` header and URL, or every URL of an email), so a listed domain seen in both the `Host`
+/// header and the URL raises one alert. The survivor is the one seen where the indicator lives:
+/// a URL entry's hit from a URL, a domain's or address's from a host (`http.host`, `dns.query`,
+/// `tls.sni`); otherwise the first. Order is otherwise kept.
+pub fn dedup_hits(hits: Vec<Hit>) -> Vec<Hit> {
+    let fits = |h: &Hit| (h.indicator_type == IndicatorType::Url) != h.seen_in.is_host();
+    let mut best: HashMap<(Arc<str>, String), usize> = HashMap::new();
+    for (i, hit) in hits.iter().enumerate() {
+        let key = (Arc::clone(&hit.feed), hit.indicator.clone());
+        match best.get(&key) {
+            Some(&kept) if fits(&hits[kept]) || !fits(hit) => {}
+            _ => {
+                best.insert(key, i);
+            }
+        }
+    }
+    let keep: std::collections::HashSet<usize> = best.into_values().collect();
+    hits.into_iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, h)| h).collect()
+}
+
+/// What a reload compares to decide whether feeds changed: each feed file's length and
+/// modification time (`None` when it cannot be read). One `stat` per feed, cheap to poll.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedFingerprint(Vec<Option<(u64, std::time::SystemTime)>>);
+
+impl FeedFingerprint {
+    pub fn of(specs: &[FeedSpec]) -> FeedFingerprint {
+        FeedFingerprint(
+            specs
+                .iter()
+                .map(|s| std::fs::metadata(&s.path).ok().and_then(|m| Some((m.len(), m.modified().ok()?))))
+                .collect(),
+        )
+    }
+}
+
 /// A worker's LRU of recent URL and host verdicts (matches and non-matches). It belongs to one
 /// worker (no lock) and empties itself when it meets a newer [`ReputationSet`].
 pub struct VerdictCache {
@@ -842,3 +882,6 @@ mod tests;
 
 #[cfg(test)]
 mod real_feeds;
+
+#[cfg(test)]
+mod proptests;

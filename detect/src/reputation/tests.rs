@@ -1,6 +1,7 @@
 //! Whole-set behaviour: loading several feeds, every match kind, reports, cache, EVE output.
 
 use super::*;
+use std::io::BufRead;
 use std::net::{IpAddr, Ipv4Addr};
 use weir_core::{ArtifactContext, FileState, FlowKey, IpProto, Timestamp, Vlans};
 
@@ -341,4 +342,95 @@ fn alert_record_is_suricata_shaped() {
         keys,
         ["timestamp", "flow_id", "event_type", "src_ip", "src_port", "dest_ip", "dest_port", "proto", "tx_id", "alert", "app_proto", "reputation"]
     );
+}
+
+#[test]
+fn dedup_keeps_one_hit_per_indicator_seen_where_it_lives() {
+    let set = sample();
+    let mut hits = set.lookup(&url("http://evil.example/dl/payload.exe", SeenIn::HttpUrl));
+    hits.extend(set.lookup(&url("evil.example", SeenIn::HttpHost)));
+    hits.extend(set.lookup(&url("evil.example", SeenIn::DnsQuery)));
+    let kept = dedup_hits(hits);
+    assert_eq!(
+        kept.iter().map(|h| (h.indicator.as_str(), h.seen_in.eve())).collect::<Vec<_>>(),
+        [("evil.example/dl/payload.exe", "http.url"), ("evil.example", "http.host")]
+    );
+    // Only URL sightings: the domain entry stays on its first URL hit.
+    let mut hits = set.lookup(&url("http://a.evil.example/1", SeenIn::EmailUrl));
+    hits.extend(set.lookup(&url("http://b.evil.example/2", SeenIn::EmailUrl)));
+    let kept = dedup_hits(hits);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].observed, "http://a.evil.example/1");
+}
+
+#[test]
+fn fingerprint_changes_when_a_feed_file_changes() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("feed.txt");
+    let spec = FeedSpec { path: path.clone(), ..spec("f", "malware", FeedFormat::Domains) };
+    let missing = FeedFingerprint::of(std::slice::from_ref(&spec));
+    std::fs::write(&path, "a.example\n").unwrap_or_else(|e| panic!("{e}"));
+    let first = FeedFingerprint::of(std::slice::from_ref(&spec));
+    assert_ne!(missing, first);
+    assert_eq!(first, FeedFingerprint::of(std::slice::from_ref(&spec)));
+    std::fs::write(&path, "a.example\nb.example\n").unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(first, FeedFingerprint::of(std::slice::from_ref(&spec)));
+}
+
+/// A domains feed of `total` lines generated as it is read; every millionth line is garbage.
+struct GeneratedFeed {
+    next: u64,
+    total: u64,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for GeneratedFeed {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = {
+            let available = self.fill_buf()?;
+            let n = available.len().min(out.len());
+            out[..n].copy_from_slice(&available[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for GeneratedFeed {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.at == self.buf.len() {
+            self.buf.clear();
+            self.at = 0;
+            while self.buf.len() < 1 << 16 && self.next < self.total {
+                self.next += 1;
+                if self.next % 1_000_000 == 0 {
+                    self.buf.extend_from_slice(b"<garbage line>\n");
+                } else {
+                    self.buf.extend_from_slice(format!("h{:x}.n{}.example\n", self.next.wrapping_mul(0x9e37_79b9), self.next).as_bytes());
+                }
+            }
+        }
+        Ok(&self.buf[self.at..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.at = (self.at + n).min(self.buf.len());
+    }
+}
+
+#[test]
+#[ignore = "10 million lines, about a minute and 1.5 GB: cargo test -p weir-detect --lib ten_million -- --ignored"]
+fn ten_million_line_feed_loads_with_every_garbage_line_reported() {
+    const LINES: u64 = 10_000_000;
+    let mut b = ReputationBuilder::new();
+    let report = b.add_feed(&spec("big", "malware", FeedFormat::Domains), GeneratedFeed { next: 0, total: LINES, buf: Vec::new(), at: 0 });
+    let set = b.build();
+    assert_eq!((report.loaded, report.skipped, report.duplicates), (LINES - 10, 10, 0));
+    assert_eq!(report.issues.iter().map(|i| i.line).collect::<Vec<_>>(), (1..=10).map(|i| i * 1_000_000).collect::<Vec<_>>());
+    assert_eq!(set.entry_count() as u64, LINES - 10);
+    let last = format!("a.h{:x}.n{}.example", (LINES - 1).wrapping_mul(0x9e37_79b9), LINES - 1);
+    assert_eq!(set.lookup(&url(&last, SeenIn::DnsQuery)).len(), 1);
+    assert!(set.lookup(&url("h0.n0.example", SeenIn::DnsQuery)).is_empty());
 }

@@ -148,8 +148,14 @@ impl MessageBuffer {
 
     pub fn push(&mut self, data: &[u8]) {
         self.wire_len = self.wire_len.saturating_add(data.len() as u64);
-        let room = self.cap.saturating_sub(self.bytes.len());
-        self.bytes.extend_from_slice(&data[..room.min(data.len())]);
+        let take = self.cap.saturating_sub(self.bytes.len()).min(data.len());
+        if self.bytes.capacity() - self.bytes.len() < take {
+            // Grow by doubling as Vec does, but never past the cap: a 32 MiB message must not
+            // reserve 64 MiB.
+            let want = (self.bytes.len() * 2).max(self.bytes.len() + take).min(self.cap);
+            self.bytes.reserve_exact(want - self.bytes.len());
+        }
+        self.bytes.extend_from_slice(&data[..take]);
     }
 
     /// Bytes of the message were never seen: it will be stored truncated, never padded.

@@ -453,3 +453,55 @@ proptest::proptest! {
         proptest::prop_assert!(run.mails.stored.iter().all(|(_, m)| m.len() <= 4096));
     }
 }
+
+#[test]
+fn a_client_only_capture_still_yields_the_message() {
+    let mut run = empty_run();
+    let mut state = SmtpState::new(&MimeConfig::default());
+    feed(&mut state, &mut run, &[(C, b"HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: one-sided\r\n\r\nhi\r\n.\r\nQUIT\r\n")]);
+    assert_eq!(run.mails.stored.len(), 1);
+    assert_eq!(run.mails.stored[0].1, b"Subject: one-sided\r\n\r\nhi\r\n");
+    assert_eq!(run.events("smtp")[0]["email"]["status"], "PARSE_DONE");
+}
+
+#[test]
+fn a_gap_inside_data_truncates_the_message_without_padding() {
+    let mut run = empty_run();
+    let mut state = SmtpState::new(&MimeConfig::default());
+    let chunks: &[(Direction, &[u8])] = &[
+        (S, b"220 mx\r\n"),
+        (C, b"HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"),
+        (S, b"250 a\r\n250 b\r\n250 c\r\n354 go\r\n"),
+        (C, b"Subject: gap\r\n\r\nbefore "),
+    ];
+    for (dir, data) in chunks {
+        state.on_stream(*dir, StreamEvent::Data(data), Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+    }
+    state.on_stream(C, StreamEvent::Gap { len: 500 }, Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+    feed(&mut state, &mut run, &[(C, b"after\r\n.\r\nQUIT\r\n"), (S, b"250 ok\r\n221 bye\r\n")]);
+    assert_eq!(run.mails.stored[0].1, b"Subject: gap\r\n\r\nbefore after\r\n");
+    let smtp = run.events("smtp");
+    assert_eq!(smtp.len(), 1);
+    assert_eq!(smtp[0]["email"]["status"], "BODY_STARTED");
+    assert_eq!(smtp[0]["email"]["truncated"], true);
+}
+
+/// Parse and extraction throughput over the project's SMTP capture; prints MB/s.
+/// `cargo test -p weir-extract --lib smtp::tests::throughput -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn throughput() {
+    let conns = tcp_conns(&project_pcap("smtp.pcap"));
+    let bytes: usize = conns.iter().flat_map(|c| &c.chunks).map(|c| c.2.len()).sum();
+    let rounds = 200;
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        let mut run = empty_run();
+        for conn in &conns {
+            let mut state = SmtpState::new(&MimeConfig::default());
+            conn.replay(&mut |dir, ev, ts| state.on_stream(dir, ev, ts, &mut run.files, &mut run.mails, &mut run.out));
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!("smtp: {} bytes x {rounds} in {secs:.3}s = {:.1} MB/s", bytes, (bytes * rounds) as f64 / secs / 1e6);
+}

@@ -1,6 +1,7 @@
 //! Maps the config file's sections onto each stage crate's own config and builds the stages.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use weir_decode::{DecodeConfig, Decoder};
@@ -11,6 +12,9 @@ use weir_flow::{FlowConfig, FlowTable, Timeouts};
 use weir_reassembly::StreamConfig;
 
 use crate::config::{ChecksumValidation, Config, FragPolicy, OverlapPolicy, TimeoutSection};
+use weir_detect::engine::CompiledRules;
+
+use crate::detection::Detector;
 use crate::output::EveWriter;
 use crate::worker::{Worker, WorkerConfig};
 
@@ -104,7 +108,18 @@ pub fn flow_config(c: &Config) -> FlowConfig {
     }
 }
 
-pub fn worker(c: &Config, out: &Path, eve: EveWriter) -> anyhow::Result<Worker> {
+/// Loads and compiles the rules a run uses; `None` when no rule file is named.
+pub fn rules(c: &Config) -> anyhow::Result<Option<Arc<CompiledRules>>> {
+    if c.detect.rules.is_empty() {
+        return Ok(None);
+    }
+    let report = crate::rules::load_for_run(c)?;
+    let classification = crate::rules::classification(c)?;
+    eprintln!("weir: {}", report.summary_line());
+    Ok(Some(Arc::new(CompiledRules::with_classification(report.rules, &classification))))
+}
+
+pub fn worker(c: &Config, out: &Path, eve: EveWriter, rules: Option<Arc<CompiledRules>>) -> anyhow::Result<Worker> {
     let decoder = Decoder::new(decode_config(c, false));
     let files: Box<dyn FileSink> = if c.output.filestore {
         Box::new(Filestore::new(out).with_context(|| format!("cannot create the filestore in {}", out.display()))?)
@@ -116,5 +131,6 @@ pub fn worker(c: &Config, out: &Path, eve: EveWriter) -> anyhow::Result<Worker> 
         app: app_layer_config(c),
         stream_memcap: usize_of(c.stream.memcap.0),
     };
-    Ok(Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files))
+    let detector = rules.map(Detector::new).transpose()?;
+    Ok(Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, detector))
 }

@@ -3,6 +3,8 @@
 
 mod build;
 mod config;
+mod detection;
+mod inspect;
 mod output;
 mod replay;
 mod rules;

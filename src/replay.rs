@@ -19,7 +19,8 @@ pub fn run(paths: &[PathBuf], common: &CommonArgs, config: &Config, quiet: bool)
     let out = common.out.clone().unwrap_or_else(|| config.output.dir.clone());
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create output directory {}", out.display()))?;
     let eve = EveWriter::create(&out, common.overwrite, &config.output.eve_types)?;
-    let mut worker: Worker = build::worker(config, &out, eve)?;
+    let rules = build::rules(config)?;
+    let mut worker: Worker = build::worker(config, &out, eve, rules)?;
 
     let progress = (!quiet && std::io::stderr().is_terminal()).then(|| progress_bar(source.total_bytes()));
     let started = Instant::now();
@@ -59,10 +60,11 @@ pub fn run(paths: &[PathBuf], common: &CommonArgs, config: &Config, quiet: bool)
         let s = worker.stats();
         let mbits = if secs > 0.0 { s.bytes as f64 * 8.0 / secs / 1e6 } else { 0.0 };
         eprintln!(
-            "weir: {} packets, {} bytes, {} flows, {} anomalies in {:.2} s ({:.1} Mbit/s); outputs in {}",
+            "weir: {} packets, {} bytes, {} flows, {} alerts, {} anomalies in {:.2} s ({:.1} Mbit/s); outputs in {}",
             s.packets,
             s.bytes,
             s.flows_logged,
+            s.alerts,
             s.anomaly_total(),
             secs,
             mbits,

@@ -1,19 +1,21 @@
 //! The worker: owns one share of the flows and runs every per-packet stage over them with plain
-//! function calls (decode, flow table, reassembly, app layer), writing EVE records as they come.
-//! One worker per thread; nothing here locks.
+//! function calls (decode, flow table, reassembly, app layer, detection), writing EVE records as
+//! they come. One worker per thread; nothing here locks.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use weir_core::eve::{self, FlowHeader, Record};
-use weir_core::{Anomaly, AnomalyLayer, Artifact, AppProto, Direction, FlowKey, IpProto, StreamEvent, Timestamp};
+use weir_core::{Anomaly, AnomalyLayer, AppProto, Artifact, Direction, FlowKey, IpProto, StreamEvent, Timestamp};
 use weir_decode::{Decoder, IcmpHeader, Packet, Transport};
+use weir_detect::engine::{FlowDetectState, IcmpView, TcpView};
 use weir_extract::applayer::{AppLayer, AppLayerConfig, Detection};
 use weir_extract::files::FileSink;
 use weir_extract::{AppEvent, Emit};
 use weir_flow::{ClosedFlow, EndReason, Flow, FlowHandle, FlowTable, Lifecycle};
 use weir_reassembly::{StreamConfig, TcpSegment, TcpSession, TcpState};
 
+use crate::detection::{Detector, PacketFacts, PacketSource, PendingAlert, TxProgress};
 use crate::output::EveWriter;
 
 /// What the worker keeps per flow besides the flow table's counters.
@@ -26,6 +28,8 @@ pub struct FlowState {
     /// The flow's orientation was swapped since its first packet: the TCP session still counts
     /// "initiator" from the first packet's source.
     flipped: bool,
+    detect: FlowDetectState,
+    tx_progress: TxProgress,
 }
 
 /// Counters of a run, for the closing summary and `stats` records.
@@ -36,6 +40,7 @@ pub struct WorkerStats {
     /// Decoded packets that belong to no flow (fragments before rebuilding, bad transport headers).
     pub packets_without_flow: u64,
     pub flows_logged: u64,
+    pub alerts: u64,
     pub anomalies: BTreeMap<String, u64>,
     pub artifacts: u64,
     /// Sessions flushed early because all sessions together held more than `[stream] memcap`.
@@ -65,6 +70,9 @@ struct Stages {
     eve: EveWriter,
     files: Box<dyn FileSink>,
     emit: Emit,
+    detector: Option<Detector>,
+    /// Alerts of the packet (or flow end) being handled, written with their flow afterwards.
+    pending: Vec<PendingAlert>,
     /// Bytes held by all TCP sessions.
     stream_memory: usize,
     /// The first I/O error writing outputs; the run stops with it.
@@ -78,7 +86,14 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(decoder: Decoder, flows: FlowTable<FlowState>, cfg: WorkerConfig, eve: EveWriter, files: Box<dyn FileSink>) -> Worker {
+    pub fn new(
+        decoder: Decoder,
+        flows: FlowTable<FlowState>,
+        cfg: WorkerConfig,
+        eve: EveWriter,
+        files: Box<dyn FileSink>,
+        detector: Option<Detector>,
+    ) -> Worker {
         Worker {
             decoder,
             stages: Stages {
@@ -89,6 +104,8 @@ impl Worker {
                 eve,
                 files,
                 emit: Emit::default(),
+                detector,
+                pending: Vec::new(),
                 stream_memory: 0,
                 io_error: None,
             },
@@ -133,10 +150,6 @@ impl Worker {
     pub fn stats(&self) -> &WorkerStats {
         &self.stages.stats
     }
-
-    pub fn eve_counts(&self) -> &BTreeMap<String, u64> {
-        self.stages.eve.counts()
-    }
 }
 
 /// The flow's lifecycle as its TCP session sees it.
@@ -154,12 +167,43 @@ fn oriented_by_direction(event_type: &str) -> bool {
     matches!(event_type, "dns" | "fileinfo" | "ftp_data")
 }
 
+/// A flow key as seen travelling in `dir`.
+fn oriented(flow_key: FlowKey, dir: Direction) -> FlowKey {
+    match dir {
+        Direction::ToServer => flow_key,
+        Direction::ToClient => flow_key.reversed(),
+    }
+}
+
 impl Stages {
     fn on_packet(&mut self, pkt: &Packet<'_>) {
         let key = pkt.flow_key();
         for anomaly in pkt.anomalies.iter() {
             self.anomaly(pkt.ts, anomaly, key.as_ref());
         }
+        let mut facts = PacketFacts {
+            ts: pkt.ts,
+            pcap_cnt: Some(self.stats.packets),
+            ttl: pkt.ip.ttl,
+            ip_id: pkt.ip.id,
+            tcp: match pkt.transport {
+                Transport::Tcp(ref t) => {
+                    Some(TcpView { flags: (t.flags.0 & 0xff) as u8, seq: t.seq, ack: t.ack, window: t.window })
+                }
+                _ => None,
+            },
+            icmp: match pkt.transport {
+                Transport::Icmp(ref i) => Some(IcmpView { icmp_type: i.icmp_type, code: i.code, echo: i.echo }),
+                _ => None,
+            },
+            established: false,
+            app_proto: None,
+            frame: pkt.frame,
+            link: pkt.link,
+            tunnel: pkt.tunnel.map(|t| t.outer),
+            defragmented: pkt.reassembled,
+            source: PacketSource::Wire,
+        };
         let Some(key) = key else {
             self.stats.packets_without_flow += 1;
             return;
@@ -184,64 +228,99 @@ impl Stages {
             }
         }
         let wire_len = u32::try_from(pkt.frame.len()).unwrap_or(u32::MAX);
-        let (handle, dir) = self.flows.lookup(&key, pkt.ts, wire_len, FlowState::default, &mut self.ended);
+        let (mut handle, _) = self.flows.lookup(&key, pkt.ts, wire_len, FlowState::default, &mut self.ended);
         self.log_ended();
-        if pkt.is_tunnel_outer {
-            // The outer packet of a tunnel is counted on its flow; its payload is the inner packet,
-            // which the decoder hands over next.
-            return;
-        }
-        match pkt.transport {
-            Transport::Tcp(ref tcp) => {
-                let segment = TcpSegment {
-                    ts: pkt.ts,
-                    from_initiator: false, // set per flow below
-                    seq: tcp.seq,
-                    ack: tcp.ack,
-                    flags: (tcp.flags.0 & 0xff) as u8,
-                    window: tcp.window,
-                    wscale: tcp.options.window_scale,
-                    timestamp: tcp.options.timestamps,
-                    sack_permitted: tcp.options.sack_permitted,
-                    payload: pkt.payload,
-                };
-                self.on_tcp(&key, handle, dir, wire_len, segment);
+        let mut in_stream = false;
+        if !pkt.is_tunnel_outer {
+            // The outer packet of a tunnel is counted on its flow; its payload is the inner
+            // packet, which the decoder hands over next.
+            match pkt.transport {
+                Transport::Tcp(ref tcp) => {
+                    let segment = TcpSegment {
+                        ts: pkt.ts,
+                        from_initiator: false, // set per flow in on_tcp
+                        seq: tcp.seq,
+                        ack: tcp.ack,
+                        flags: (tcp.flags.0 & 0xff) as u8,
+                        window: tcp.window,
+                        wscale: tcp.options.window_scale,
+                        timestamp: tcp.options.timestamps,
+                        sack_permitted: tcp.options.sack_permitted,
+                        payload: pkt.payload,
+                    };
+                    (handle, in_stream) = self.on_tcp(&key, handle, wire_len, segment, &facts);
+                }
+                Transport::Udp(_) if key.proto == IpProto::UDP => self.on_udp(handle, &key, pkt.payload, &facts),
+                _ => {}
             }
-            Transport::Udp(_) if key.proto == IpProto::UDP => self.on_udp(handle, dir, pkt.payload, pkt.ts),
-            _ => {}
         }
+        // Packet rules, with the flow as it stands after this packet.
+        if let (Some(detector), Some(flow)) = (self.detector.as_mut(), self.flows.get_mut(handle)) {
+            facts.established = flow.lifecycle != Lifecycle::New;
+            facts.app_proto = flow.app_proto;
+            let dir = if flow.key.is_from_source(&key) { Direction::ToServer } else { Direction::ToClient };
+            detector.packet(&facts, key, Some(dir), pkt.payload, in_stream, Some(&mut flow.state.detect), &mut self.pending);
+        }
+        self.write_alerts(handle);
     }
 
-    /// One TCP segment: through the flow's session, whose stream events go to the app layer.
-    fn on_tcp(&mut self, key: &FlowKey, handle: FlowHandle, dir: Direction, wire_len: u32, mut segment: TcpSegment<'_>) {
-        let Stages { cfg, flows, emit, files, stream_memory, stats, .. } = self;
-        let Some(flow) = flows.get_mut(handle) else { return };
+    /// One TCP segment: through the flow's session, whose stream events go to detection and the
+    /// app layer. Returns the flow (a new one after port reuse) and whether the segment's payload
+    /// went into the stream.
+    fn on_tcp(
+        &mut self,
+        key: &FlowKey,
+        handle: FlowHandle,
+        wire_len: u32,
+        mut segment: TcpSegment<'_>,
+        facts: &PacketFacts<'_>,
+    ) -> (FlowHandle, bool) {
+        let Stages { cfg, flows, emit, files, stream_memory, stats, detector, pending, .. } = self;
+        let Some(flow) = flows.get_mut(handle) else { return (handle, false) };
+        let dir = if flow.key.is_from_source(key) { Direction::ToServer } else { Direction::ToClient };
+        let flow_key = flow.key;
+        let mut stream_facts = *facts;
+        stream_facts.app_proto = flow.app_proto;
         let state = &mut flow.state;
         segment.from_initiator = (dir == Direction::ToServer) != state.flipped;
         let session = state.tcp.get_or_insert_with(|| Box::new(TcpSession::new()));
-        let app = &mut state.app;
+        let FlowState { app, detect, tx_progress, .. } = state;
         let before = session.memory_used();
         let mut detection = Detection::default();
-        let outcome = session.on_segment(&cfg.stream, &segment, &mut |d, ev| {
+        let mut on_event = |d: Direction, ev: StreamEvent<'_>, facts: &mut PacketFacts<'_>| {
             // Once detection found the flow backwards, the rest of this call's events are too.
             let d = if detection.reversed { d.opposite() } else { d };
-            let det = app.on_stream(&cfg.app, d, ev, segment.ts, files.as_mut(), emit);
-            detection.reversed ^= det.reversed;
-            detection.detected = det.detected.or(detection.detected);
-        });
-        if detection.reversed {
-            session.swap_directions();
-        }
+            let key_now = oriented(if detection.reversed { flow_key.reversed() } else { flow_key }, d);
+            if let Some(det) = detector.as_mut() {
+                match ev {
+                    StreamEvent::Data(bytes) => det.stream(facts, key_now, d, bytes, detect, pending),
+                    StreamEvent::Gap { len } => detect.stream_gap(d, len),
+                    StreamEvent::End => {}
+                }
+            }
+            let found = app.on_stream(&cfg.app, d, ev, segment.ts, files.as_mut(), emit);
+            detection.reversed ^= found.reversed;
+            if found.detected.is_some() {
+                detection.detected = found.detected;
+                facts.app_proto = found.detected;
+            }
+            if let Some(det) = detector.as_mut() {
+                facts.established = true;
+                det.transactions(facts, key_now, d, app, tx_progress, detect, pending);
+            }
+        };
+        let outcome = session.on_segment(&cfg.stream, &segment, &mut |d, ev| on_event(d, ev, &mut stream_facts));
         *stream_memory = stream_memory.saturating_sub(before).saturating_add(session.memory_used());
         if *stream_memory > cfg.stream_memcap {
             // Past the global cap this session gives up what it holds (delivered, holes as gaps)
             // rather than letting all sessions together grow without bound.
             stats.stream_memcap_flushes += 1;
             let held = session.memory_used();
-            session.flush(&cfg.stream, &mut |d, ev| {
-                app.on_stream(&cfg.app, d, ev, segment.ts, files.as_mut(), emit);
-            });
+            session.flush(&cfg.stream, &mut |d, ev| on_event(d, ev, &mut stream_facts));
             *stream_memory = stream_memory.saturating_sub(held).saturating_add(session.memory_used());
+        }
+        if detection.reversed {
+            session.swap_directions();
         }
         if let Some(p) = detection.detected {
             flow.app_proto = Some(p);
@@ -255,37 +334,47 @@ impl Stages {
             self.flow_anomaly(handle, segment.ts, a);
         }
         self.drain_emit(handle);
-        if outcome.new_session {
-            // Port reuse: a SYN on a closed session. The old flow ends without this packet, and
-            // the SYN opens a new flow and session.
-            if let Some(flow) = self.flows.get_mut(handle) {
-                let i = dir.index();
-                flow.pkts[i] = flow.pkts[i].saturating_sub(1);
-                flow.bytes[i] = flow.bytes[i].saturating_sub(u64::from(wire_len));
-            }
-            if let Some(closed) = self.flows.end(handle, EndReason::Forced) {
-                self.ended.push(closed);
-                self.log_ended();
-            }
-            let (handle, dir) = self.flows.lookup(key, segment.ts, wire_len, FlowState::default, &mut self.ended);
-            self.log_ended();
-            let fresh = self.flows.get(handle).is_some_and(|f| f.state.tcp.is_none());
-            if fresh {
-                self.on_tcp(key, handle, dir, wire_len, segment);
-            }
+        if !outcome.new_session {
+            return (handle, outcome.accepted && !segment.payload.is_empty());
         }
+        // Port reuse: a SYN on a closed session. The old flow ends without this packet, and the
+        // SYN opens a new flow and session.
+        if let Some(flow) = self.flows.get_mut(handle) {
+            let i = dir.index();
+            flow.pkts[i] = flow.pkts[i].saturating_sub(1);
+            flow.bytes[i] = flow.bytes[i].saturating_sub(u64::from(wire_len));
+        }
+        self.write_alerts(handle);
+        if let Some(closed) = self.flows.end(handle, EndReason::Forced) {
+            self.ended.push(closed);
+            self.log_ended();
+        }
+        let (handle, _) = self.flows.lookup(key, segment.ts, wire_len, FlowState::default, &mut self.ended);
+        self.log_ended();
+        let fresh = self.flows.get(handle).is_some_and(|f| f.state.tcp.is_none());
+        if fresh { self.on_tcp(key, handle, wire_len, segment, facts) } else { (handle, false) }
     }
 
-    fn on_udp(&mut self, handle: FlowHandle, dir: Direction, payload: &[u8], ts: Timestamp) {
-        let Stages { cfg, flows, emit, .. } = self;
+    fn on_udp(&mut self, handle: FlowHandle, key: &FlowKey, payload: &[u8], facts: &PacketFacts<'_>) {
+        let Stages { cfg, flows, emit, detector, pending, .. } = self;
         let Some(flow) = flows.get_mut(handle) else { return };
-        let det = flow.state.app.on_datagram(&cfg.app, dir, payload, ts, emit);
-        if let Some(p) = det.detected {
+        let dir = if flow.key.is_from_source(key) { Direction::ToServer } else { Direction::ToClient };
+        let found = flow.state.app.on_datagram(&cfg.app, dir, payload, facts.ts, emit);
+        if let Some(p) = found.detected {
             flow.app_proto = Some(p);
         }
-        if det.reversed {
+        if found.reversed {
             flow.state.flipped = !flow.state.flipped;
             flows.reverse(handle);
+        }
+        let Some(flow) = flows.get_mut(handle) else { return };
+        if let Some(det) = detector.as_mut() {
+            let mut facts = *facts;
+            facts.app_proto = flow.app_proto;
+            facts.established = flow.lifecycle != Lifecycle::New;
+            let dir = if flow.key.is_from_source(key) { Direction::ToServer } else { Direction::ToClient };
+            let FlowState { app, detect, tx_progress, .. } = &mut flow.state;
+            det.transactions(&facts, *key, dir, app, tx_progress, detect, pending);
         }
         self.drain_emit(handle);
     }
@@ -319,6 +408,22 @@ impl Stages {
         }
     }
 
+    /// Writes the pending alerts of a flow still in the table.
+    fn write_alerts(&mut self, handle: FlowHandle) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let (Some(detector), Some(flow)) = (self.detector.as_ref(), self.flows.get_mut(handle)) else { return };
+        flow.alerted = true;
+        let records: Vec<Record> =
+            pending.iter().map(|p| crate::detection::alert_record(&detector.rules, p, flow)).collect();
+        self.stats.alerts += records.len() as u64;
+        for r in &records {
+            self.write(r);
+        }
+    }
+
     fn flow_anomaly(&mut self, handle: FlowHandle, ts: Timestamp, a: Anomaly) {
         let key = self.flows.get(handle).map(|f| f.key);
         self.anomaly(ts, a, key.as_ref());
@@ -339,29 +444,73 @@ impl Stages {
         }
     }
 
+    /// A flow left the table: what its session still holds goes through detection and the app
+    /// layer (as Suricata's flow-timeout pseudo packets), then its records are written.
     fn finish_flow(&mut self, mut closed: ClosedFlow<FlowState>) {
         let flow: &mut Flow<FlowState> = &mut closed.flow;
         let last = flow.last_seen;
         let mut tcp_eve = None;
         {
-            let Stages { cfg, emit, files, stream_memory, .. } = self;
-            let state = &mut flow.state;
-            let app = &mut state.app;
-            if let Some(session) = state.tcp.as_mut() {
+            let Stages { cfg, emit, files, stream_memory, detector, pending, .. } = self;
+            let flow_key = flow.key;
+            let mut facts = PacketFacts {
+                ts: last,
+                pcap_cnt: None,
+                ttl: 0,
+                ip_id: 0,
+                tcp: None,
+                icmp: None,
+                established: flow.lifecycle != Lifecycle::New,
+                app_proto: flow.app_proto,
+                frame: &[],
+                link: weir_core::LinkType::ETHERNET,
+                tunnel: None,
+                defragmented: false,
+                source: PacketSource::FlowEnd,
+            };
+            let FlowState { tcp, app, detect, tx_progress, .. } = &mut flow.state;
+            let mut on_event = |d: Direction, ev: StreamEvent<'_>| {
+                let key_now = oriented(flow_key, d);
+                if let Some(det) = detector.as_mut() {
+                    match ev {
+                        StreamEvent::Data(bytes) => det.stream(&facts, key_now, d, bytes, detect, pending),
+                        StreamEvent::Gap { len } => detect.stream_gap(d, len),
+                        StreamEvent::End => {}
+                    }
+                }
+                let found = app.on_stream(&cfg.app, d, ev, last, files.as_mut(), emit);
+                if found.detected.is_some() {
+                    facts.app_proto = found.detected;
+                }
+                if let Some(det) = detector.as_mut() {
+                    det.transactions(&facts, key_now, d, app, tx_progress, detect, pending);
+                }
+            };
+            if let Some(session) = tcp.as_mut() {
                 *stream_memory = stream_memory.saturating_sub(session.memory_used());
-                session.flush(&cfg.stream, &mut |d, ev| {
-                    app.on_stream(&cfg.app, d, ev, last, files.as_mut(), emit);
-                });
+                session.flush(&cfg.stream, &mut on_event);
                 tcp_eve = serde_json::to_value(session.eve()).ok();
-            } else if flow.key.proto == IpProto::TCP {
+            } else if flow_key.proto == IpProto::TCP {
                 // No segment was accepted; still close the app layer cleanly.
                 for d in [Direction::ToServer, Direction::ToClient] {
-                    app.on_stream(&cfg.app, d, StreamEvent::End, last, files.as_mut(), emit);
+                    on_event(d, StreamEvent::End);
                 }
             }
         }
         if let Some(p) = flow.state.app.proto() {
             flow.app_proto = Some(p);
+        }
+        if !self.pending.is_empty() {
+            flow.alerted = true;
+            if let Some(detector) = self.detector.as_ref() {
+                let records: Vec<Record> =
+                    self.pending.drain(..).map(|p| crate::detection::alert_record(&detector.rules, &p, flow)).collect();
+                self.stats.alerts += records.len() as u64;
+                for r in &records {
+                    self.write(r);
+                }
+            }
+            self.pending.clear();
         }
         let emit = std::mem::take(&mut self.emit);
         self.write_emitted(flow.id, flow.key, flow.app_proto, emit);

@@ -16,6 +16,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 pub use errors::{ConfigError, ConfigErrors};
 pub use schema::*;
+#[cfg(test)]
 pub use size::ByteSize;
 
 impl Config {

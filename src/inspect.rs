@@ -1,0 +1,131 @@
+//! The app-layer buffers rules inspect, named as the rule language names them. This is the one
+//! place that knows both the parsers' transaction types (extract) and the rule buffer names
+//! (detect), so neither crate imports the other.
+
+use weir_core::Direction;
+use weir_extract::dns::DnsTransaction;
+use weir_extract::http::HttpTx;
+use weir_extract::tls::TlsState;
+
+/// Owned buffers of one transaction in one direction.
+#[derive(Debug, Default)]
+pub struct TxBuffers {
+    items: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl TxBuffers {
+    fn put(&mut self, name: &'static str, bytes: &[u8]) {
+        self.items.push((name, bytes.to_vec()));
+    }
+
+    fn put_opt(&mut self, name: &'static str, bytes: Option<&[u8]>) {
+        if let Some(b) = bytes {
+            self.put(name, b);
+        }
+    }
+
+    /// Borrowed (name, bytes) pairs, the shape the matcher takes.
+    pub fn view(&self) -> Vec<(&str, &[u8])> {
+        self.items.iter().map(|(n, b)| (*n, b.as_slice())).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// An HTTP transaction as seen after data of `dir`: request buffers always (rules may combine
+/// them with response buffers), and the header buffers of `dir` itself.
+pub fn http(tx: &HttpTx, dir: Direction) -> TxBuffers {
+    let mut b = TxBuffers::default();
+    if !tx.request_line.is_empty() {
+        b.put("http.method", &tx.method);
+        b.put("http.uri", &tx.uri_normalized);
+        b.put("http.uri.raw", &tx.uri_raw);
+        b.put("http.protocol", &tx.request_protocol);
+        b.put("http.request_line", &tx.request_line);
+        b.put_opt("http.host.raw", tx.host());
+        if let Some(host) = tx.host_normalized() {
+            b.put("http.host", &host);
+        }
+        b.put_opt("http.user_agent", tx.user_agent());
+        b.put_opt("http.cookie", tx.cookie());
+        b.put_opt("http.referer", tx.referer());
+        b.put_opt("http.accept", tx.header(Direction::ToServer, "Accept"));
+        b.put_opt("http.accept_enc", tx.header(Direction::ToServer, "Accept-Encoding"));
+        b.put_opt("http.accept_lang", tx.header(Direction::ToServer, "Accept-Language"));
+        b.put_opt("http.connection", tx.header(Direction::ToServer, "Connection"));
+        if !tx.request_body.is_empty() {
+            b.put("http.request_body", &tx.request_body);
+        }
+    }
+    match dir {
+        Direction::ToServer => {
+            b.put("http.header", &tx.headers_buffer(Direction::ToServer));
+            b.put("http.header.raw", &tx.request_headers_raw);
+            b.put("http.header_names", &tx.header_names_buffer(Direction::ToServer));
+            b.put_opt("http.content_type", tx.header(Direction::ToServer, "Content-Type"));
+            b.put_opt("http.content_len", tx.header(Direction::ToServer, "Content-Length"));
+            if !tx.request_body.is_empty() {
+                b.put("file.data", &tx.request_body);
+            }
+        }
+        Direction::ToClient if !tx.response_line.is_empty() => {
+            b.put("http.stat_code", &tx.status_code_raw);
+            b.put("http.stat_msg", &tx.status_message);
+            b.put("http.response_line", &tx.response_line);
+            b.put("http.header", &tx.headers_buffer(Direction::ToClient));
+            b.put("http.header.raw", &tx.response_headers_raw);
+            b.put("http.header_names", &tx.header_names_buffer(Direction::ToClient));
+            b.put_opt("http.content_type", tx.header(Direction::ToClient, "Content-Type"));
+            b.put_opt("http.content_len", tx.header(Direction::ToClient, "Content-Length"));
+            b.put_opt("http.server", tx.header(Direction::ToClient, "Server"));
+            b.put_opt("http.location", tx.header(Direction::ToClient, "Location"));
+            if !tx.response_body.is_empty() {
+                b.put("http.response_body", &tx.response_body);
+                b.put("file.data", &tx.response_body);
+            }
+        }
+        Direction::ToClient => {}
+    }
+    b
+}
+
+/// A DNS message: its question names (requests) or its answer names (responses).
+pub fn dns(tx: &DnsTransaction) -> TxBuffers {
+    let mut b = TxBuffers::default();
+    for name in tx.query_names() {
+        if !tx.is_response() {
+            b.put("dns.query", name);
+        }
+        b.put("dns.queries.rrname", name);
+    }
+    for name in tx.answer_names() {
+        b.put("dns.answer.name", name);
+        b.put("dns.answers.rrname", name);
+    }
+    b
+}
+
+/// The TLS handshake so far: the client's fields after client data, the server's after server
+/// data (with the client's, for rules that combine them).
+pub fn tls(state: &TlsState, dir: Direction) -> TxBuffers {
+    let mut b = TxBuffers::default();
+    b.put_opt("tls.sni", state.sni());
+    if let Some(ja3) = state.ja3() {
+        b.put("ja3.hash", weir_extract::tls::fingerprint::md5_hex(&ja3).as_bytes());
+        b.put("ja3.string", ja3.as_bytes());
+    }
+    if let Some(ja4) = state.ja4() {
+        b.put("ja4.hash", ja4.as_bytes());
+    }
+    if dir == Direction::ToClient {
+        if let Some(s) = state.subject() {
+            b.put("tls.cert_subject", s.as_bytes());
+        }
+        if let Some(s) = state.issuer() {
+            b.put("tls.cert_issuer", s.as_bytes());
+        }
+    }
+    b
+}

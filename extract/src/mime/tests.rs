@@ -228,3 +228,32 @@ fn body_md5_is_logged_only_when_asked() {
     // md5("hello world\n")
     assert_eq!(run_with(raw, &cfg).d.info.eve()["body_md5"], "6f5902ac237024bdd0c176cb93063dc4");
 }
+
+#[test]
+fn deeply_nested_rfc822_parts_do_not_exhaust_a_worker_stack() {
+    let mut raw = Vec::new();
+    for _ in 0..MAX_HEADER_LIKE_LINES {
+        raw.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+    }
+    raw.extend_from_slice(b"Content-Disposition: attachment; filename=deep.txt\r\n\r\nbottom\r\n");
+    // Worker threads get the default 2 MiB stack.
+    let handle = std::thread::Builder::new().stack_size(2 << 20).spawn(move || run(&raw).d.info.status);
+    assert_eq!(handle.expect("spawn").join().expect("no stack overflow"), "PARSE_DONE");
+}
+
+#[test]
+fn deeply_nested_multiparts_do_not_exhaust_a_worker_stack() {
+    let mut raw = Vec::new();
+    for n in 0..MimeConfig::default().max_parts {
+        raw.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=b{n}\r\n\r\n--b{n}\r\nContent-Type: message/rfc822\r\n\r\n").as_bytes());
+    }
+    raw.extend_from_slice(b"Content-Disposition: attachment; filename=deep.txt\r\n\r\nbottom\r\n");
+    let handle = std::thread::Builder::new().stack_size(2 << 20).spawn(move || {
+        let o = run(&raw);
+        (o.d.info.status, o.d.info.attachments.len())
+    });
+    let (status, attachments) = handle.expect("spawn").join().expect("no stack overflow");
+    assert_eq!(status, "PARSE_DONE");
+    // Deeper than max_depth: nothing extracted.
+    assert_eq!(attachments, 0);
+}

@@ -630,13 +630,17 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// `FROM:<a@b>` -> `<a@b>`; tolerant of case and of spaces around the colon.
+/// `FROM:<a@b> SIZE=10` -> `<a@b>`: tolerant of case and of spaces around the colon; ESMTP
+/// parameters after the path (RFC 1870 SIZE, RFC 3461 NOTIFY, ...) are not part of it, as
+/// Suricata logs it.
 fn strip_keyword<'a>(arg: &'a [u8], keyword: &[u8]) -> &'a [u8] {
     let word = &keyword[..keyword.len() - 1];
-    if arg.len() >= word.len() && arg[..word.len()].eq_ignore_ascii_case(word) {
+    let path = if arg.len() >= word.len() && arg[..word.len()].eq_ignore_ascii_case(word) {
         let rest = arg[word.len()..].trim_ascii_start();
-        let rest = rest.strip_prefix(b":").unwrap_or(rest);
-        return rest.trim_ascii();
-    }
-    arg
+        rest.strip_prefix(b":").unwrap_or(rest).trim_ascii()
+    } else {
+        arg
+    };
+    let end = path.iter().position(|&b| b == b' ').unwrap_or(path.len());
+    &path[..end]
 }

@@ -20,7 +20,11 @@ pub struct OptionsAdvert {
 /// `Methods` for an ICAP service URI: a path ending in `reqmod` or `respmod` is that mode only
 /// (Squid checks the service it configured is listed); any other path offers both.
 pub fn methods_for_uri(uri: &str) -> &'static str {
-    let path = uri.split(['?', '#']).next().unwrap_or(uri).trim_end_matches('/');
+    let path = uri
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(uri)
+        .trim_end_matches('/');
     let last = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
     if last.ends_with("respmod") {
         "RESPMOD"
@@ -89,7 +93,10 @@ pub fn echo_head(istag: &str, heads: &[(Section, &[u8])], body: Option<Section>)
         entries.push(format!("{}={offset}", section.name()));
         offset += bytes.len();
     }
-    entries.push(format!("{}={offset}", body.unwrap_or(Section::NullBody).name()));
+    entries.push(format!(
+        "{}={offset}",
+        body.unwrap_or(Section::NullBody).name()
+    ));
     let mut out = format!(
         "ICAP/1.0 200 OK\r\nISTag: \"{istag}\"\r\nDate: {}\r\nEncapsulated: {}\r\n\r\n",
         http_date(SystemTime::now()),
@@ -182,8 +189,14 @@ mod tests {
     #[test]
     fn methods_follow_the_service_path() {
         assert_eq!(methods_for_uri("icap://127.0.0.1:1344/reqmod"), "REQMOD");
-        assert_eq!(methods_for_uri("icap://127.0.0.1:1344/weir-respmod/"), "RESPMOD");
-        assert_eq!(methods_for_uri("icap://icap.example.net/weir"), "REQMOD, RESPMOD");
+        assert_eq!(
+            methods_for_uri("icap://127.0.0.1:1344/weir-respmod/"),
+            "RESPMOD"
+        );
+        assert_eq!(
+            methods_for_uri("icap://icap.example.net/weir"),
+            "REQMOD, RESPMOD"
+        );
     }
 
     #[test]

@@ -165,12 +165,25 @@ pub struct IcapServer {
 
 impl IcapServer {
     /// Binds `config.listen`; transactions arrive on the returned receiver.
-    pub async fn bind(config: ServerConfig) -> io::Result<(IcapServer, mpsc::Receiver<Transaction>)> {
+    pub async fn bind(
+        config: ServerConfig,
+    ) -> io::Result<(IcapServer, mpsc::Receiver<Transaction>)> {
         let listener = TcpListener::bind(config.listen).await?;
         let (handoff, receiver) = mpsc::channel(config.handoff_capacity.max(1));
         let slots = Arc::new(Semaphore::new(config.max_connections));
-        let shared = Arc::new(Shared { config, stats: Arc::default(), handoff });
-        Ok((IcapServer { listener, shared, slots }, receiver))
+        let shared = Arc::new(Shared {
+            config,
+            stats: Arc::default(),
+            handoff,
+        });
+        Ok((
+            IcapServer {
+                listener,
+                shared,
+                slots,
+            },
+            receiver,
+        ))
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -206,11 +219,17 @@ impl IcapServer {
             bump(&self.shared.stats.connections_accepted);
             let shared = Arc::clone(&self.shared);
             tokio::spawn(async move {
-                shared.stats.connections_active.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .stats
+                    .connections_active
+                    .fetch_add(1, Ordering::Relaxed);
                 let _ = stream.set_nodelay(true);
                 let mut conn = Connection::new(stream, peer, &shared);
                 conn.serve().await;
-                shared.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
+                shared
+                    .stats
+                    .connections_active
+                    .fetch_sub(1, Ordering::Relaxed);
                 drop(permit);
             });
         }
@@ -218,7 +237,10 @@ impl IcapServer {
 }
 
 fn is_transient(e: &io::Error) -> bool {
-    !matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::PermissionDenied)
+    !matches!(
+        e.kind(),
+        io::ErrorKind::InvalidInput | io::ErrorKind::PermissionDenied
+    )
 }
 
 /// Why a connection ends.
@@ -279,7 +301,9 @@ impl<'a> Connection<'a> {
             End::Clean | End::Io => {}
         }
         if let Some(status) = status {
-            let _ = self.write(&response::error(status, &self.shared.config.istag)).await;
+            let _ = self
+                .write(&response::error(status, &self.shared.config.istag))
+                .await;
         }
         let _ = timeout(self.shared.config.write_timeout, self.stream.shutdown()).await;
     }
@@ -327,7 +351,10 @@ impl<'a> Connection<'a> {
             bump(&stats.respmod);
             Mode::Respmod
         };
-        let body_section = request.encapsulated.body().filter(|_| request.encapsulated.has_body());
+        let body_section = request
+            .encapsulated
+            .body()
+            .filter(|_| request.encapsulated.has_body());
         let mut tx = Transaction {
             mode,
             service_uri: request.uri.clone(),
@@ -442,12 +469,20 @@ impl<'a> Connection<'a> {
             Err(mpsc::error::TrySendError::Closed(_)) => false,
             Err(mpsc::error::TrySendError::Full(tx)) => {
                 matches!(
-                    timeout(self.shared.config.handoff_wait, self.shared.handoff.send(tx)).await,
+                    timeout(
+                        self.shared.config.handoff_wait,
+                        self.shared.handoff.send(tx)
+                    )
+                    .await,
                     Ok(Ok(()))
                 )
             }
         };
-        bump(if sent { &stats.handed_over } else { &stats.dropped_full });
+        bump(if sent {
+            &stats.handed_over
+        } else {
+            &stats.dropped_full
+        });
     }
 
     async fn next_body_event(&mut self) -> Result<Event, End> {
@@ -469,7 +504,8 @@ impl<'a> Connection<'a> {
             let wait = if idle {
                 config.idle_timeout
             } else if between_requests {
-                let deadline = *head_deadline.get_or_insert_with(|| Instant::now() + config.head_timeout);
+                let deadline =
+                    *head_deadline.get_or_insert_with(|| Instant::now() + config.head_timeout);
                 deadline.saturating_duration_since(Instant::now())
             } else {
                 config.read_timeout
@@ -489,7 +525,12 @@ impl<'a> Connection<'a> {
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
-        match timeout(self.shared.config.write_timeout, self.stream.write_all(bytes)).await {
+        match timeout(
+            self.shared.config.write_timeout,
+            self.stream.write_all(bytes),
+        )
+        .await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Io),
             Err(_) => Err(End::Timeout),
@@ -500,7 +541,9 @@ impl<'a> Connection<'a> {
 fn unreachable_head() -> Result<(), End> {
     // The parser emits a head only between requests; seeing one inside a body is a parser bug,
     // answered as a protocol error rather than a panic.
-    Err(End::Protocol(IcapError::BadChunk { reason: "request head inside a body" }))
+    Err(End::Protocol(IcapError::BadChunk {
+        reason: "request head inside a body",
+    }))
 }
 
 /// The 200 head echoing the request's HTTP heads; the body, if any, follows chunked.
@@ -529,6 +572,8 @@ fn keep(tx: &mut Transaction, data: &[u8], max_body_bytes: u64) {
 }
 
 fn now() -> Timestamp {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     Timestamp::from_secs_nanos(since.as_secs(), u64::from(since.subsec_nanos()))
 }

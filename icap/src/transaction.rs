@@ -89,18 +89,23 @@ impl Transaction {
                 missing: self.body_len - self.body.len() as u64,
             };
         }
-        let head = if dir == Direction::ToServer && self.mode == Mode::Respmod && declares_body(head)
-        {
-            reframe(head, 0)
-        } else {
-            head.clone()
-        };
-        HttpStream { head, body: &[], missing: 0 }
+        let head =
+            if dir == Direction::ToServer && self.mode == Mode::Respmod && declares_body(head) {
+                reframe(head, 0)
+            } else {
+                head.clone()
+            };
+        HttpStream {
+            head,
+            body: &[],
+            missing: 0,
+        }
     }
 }
 
 fn header_lines(head: &[u8]) -> impl Iterator<Item = &[u8]> {
-    head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+    head.split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
 }
 
 fn is_framing(line: &[u8]) -> bool {
@@ -169,8 +174,15 @@ mod tests {
 
     #[test]
     fn chunked_response_is_reframed_with_length_and_gap() {
-        let res = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n";
-        let t = tx(Mode::Respmod, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n", res, b"hello", 9);
+        let res =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n";
+        let t = tx(
+            Mode::Respmod,
+            b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n",
+            res,
+            b"hello",
+            9,
+        );
         assert!(t.body_truncated());
         let s = t.http_stream(Direction::ToClient);
         assert_eq!(
@@ -180,7 +192,11 @@ mod tests {
         let events: Vec<_> = s.events().collect();
         assert_eq!(
             events,
-            vec![StreamEvent::Data(&s.head), StreamEvent::Data(b"hello"), StreamEvent::Gap { len: 4 }]
+            vec![
+                StreamEvent::Data(&s.head),
+                StreamEvent::Data(b"hello"),
+                StreamEvent::Gap { len: 4 }
+            ]
         );
         // The request head needs no rewrite: it announces no body.
         let req = t.http_stream(Direction::ToServer);
@@ -191,7 +207,13 @@ mod tests {
     #[test]
     fn respmod_request_head_with_body_announces_none() {
         let req = b"POST /u HTTP/1.1\r\nContent-Length: 7\r\nHost: h\r\n\r\n";
-        let t = tx(Mode::Respmod, req, b"HTTP/1.1 204 No Content\r\n\r\n", b"", 0);
+        let t = tx(
+            Mode::Respmod,
+            req,
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"",
+            0,
+        );
         assert_eq!(
             t.http_stream(Direction::ToServer).head,
             b"POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n".to_vec()
@@ -203,7 +225,10 @@ mod tests {
         let req = b"POST /u HTTP/1.1\r\nTransfer-Encoding:\r\n chunked\r\nHost: h\r\n\r\n";
         let t = tx(Mode::Reqmod, req, b"", b"abc", 3);
         let s = t.http_stream(Direction::ToServer);
-        assert_eq!(s.head, b"POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n".to_vec());
+        assert_eq!(
+            s.head,
+            b"POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n".to_vec()
+        );
         assert_eq!(s.missing, 0);
         assert_eq!(t.http_stream(Direction::ToClient).events().count(), 0);
     }

@@ -116,12 +116,18 @@ pub struct Encapsulated {
 impl Encapsulated {
     /// The body section (always last), if the header named one.
     pub fn body(&self) -> Option<Section> {
-        self.sections.last().map(|(s, _)| *s).filter(|s| !s.is_header())
+        self.sections
+            .last()
+            .map(|(s, _)| *s)
+            .filter(|s| !s.is_header())
     }
 
     /// Whether a chunked body follows the encapsulated headers.
     pub fn has_body(&self) -> bool {
-        matches!(self.body(), Some(Section::ReqBody | Section::ResBody | Section::OptBody))
+        matches!(
+            self.body(),
+            Some(Section::ReqBody | Section::ResBody | Section::OptBody)
+        )
     }
 
     /// Bytes of encapsulated headers between the ICAP head and the body: the body's offset.
@@ -156,7 +162,10 @@ pub struct Request {
 impl Request {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -250,7 +259,13 @@ pub struct RequestParser {
 
 impl RequestParser {
     pub fn new(limits: Limits) -> Self {
-        RequestParser { limits, buf: Vec::new(), start: 0, state: State::Head, in_preview: false }
+        RequestParser {
+            limits,
+            buf: Vec::new(),
+            start: 0,
+            state: State::Head,
+            in_preview: false,
+        }
     }
 
     /// Appends bytes read from the connection.
@@ -373,31 +388,47 @@ impl RequestParser {
             Chunked::SizeLine => {
                 let Some(line_end) = pending.iter().position(|&b| b == b'\n') else {
                     if pending.len() > MAX_CHUNK_LINE_BYTES {
-                        return Err(IcapError::BadChunk { reason: "chunk-size line too long" });
+                        return Err(IcapError::BadChunk {
+                            reason: "chunk-size line too long",
+                        });
                     }
                     return Ok((State::Body(chunked), Outcome::NeedMore));
                 };
                 if line_end > MAX_CHUNK_LINE_BYTES {
-                    return Err(IcapError::BadChunk { reason: "chunk-size line too long" });
+                    return Err(IcapError::BadChunk {
+                        reason: "chunk-size line too long",
+                    });
                 }
                 let line = strip_cr(&pending[..line_end]);
                 let (size, ieof) = parse_chunk_size_line(line)?;
                 self.start += line_end + 1;
                 if size == 0 {
-                    Ok((State::Body(Chunked::Trailer { ieof, seen: 0 }), Outcome::Advanced))
+                    Ok((
+                        State::Body(Chunked::Trailer { ieof, seen: 0 }),
+                        Outcome::Advanced,
+                    ))
                 } else {
-                    Ok((State::Body(Chunked::Data { remaining: size }), Outcome::Advanced))
+                    Ok((
+                        State::Body(Chunked::Data { remaining: size }),
+                        Outcome::Advanced,
+                    ))
                 }
             }
             Chunked::Data { remaining } => {
                 if pending.is_empty() {
                     return Ok((State::Body(chunked), Outcome::NeedMore));
                 }
-                let take = usize::try_from(remaining).unwrap_or(usize::MAX).min(pending.len());
+                let take = usize::try_from(remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(pending.len());
                 let data = pending[..take].to_vec();
                 self.start += take;
                 let left = remaining - take as u64;
-                let next = if left == 0 { Chunked::DataEnd } else { Chunked::Data { remaining: left } };
+                let next = if left == 0 {
+                    Chunked::DataEnd
+                } else {
+                    Chunked::Data { remaining: left }
+                };
                 Ok((State::Body(next), Outcome::Emit(Event::BodyData(data))))
             }
             Chunked::DataEnd => match pending {
@@ -410,23 +441,32 @@ impl RequestParser {
                     Ok((State::Body(Chunked::SizeLine), Outcome::Advanced))
                 }
                 [] | [b'\r'] => Ok((State::Body(chunked), Outcome::NeedMore)),
-                _ => Err(IcapError::BadChunk { reason: "chunk data longer than its size" }),
+                _ => Err(IcapError::BadChunk {
+                    reason: "chunk data longer than its size",
+                }),
             },
             Chunked::Trailer { ieof, seen } => {
                 let Some(line_end) = pending.iter().position(|&b| b == b'\n') else {
                     if seen + pending.len() > MAX_TRAILER_BYTES {
-                        return Err(IcapError::BadChunk { reason: "trailer too long" });
+                        return Err(IcapError::BadChunk {
+                            reason: "trailer too long",
+                        });
                     }
                     return Ok((State::Body(chunked), Outcome::NeedMore));
                 };
                 let empty = strip_cr(&pending[..line_end]).is_empty();
                 let seen = seen + line_end + 1;
                 if seen > MAX_TRAILER_BYTES {
-                    return Err(IcapError::BadChunk { reason: "trailer too long" });
+                    return Err(IcapError::BadChunk {
+                        reason: "trailer too long",
+                    });
                 }
                 self.start += line_end + 1;
                 if !empty {
-                    return Ok((State::Body(Chunked::Trailer { ieof, seen }), Outcome::Advanced));
+                    return Ok((
+                        State::Body(Chunked::Trailer { ieof, seen }),
+                        Outcome::Advanced,
+                    ));
                 }
                 let next = if self.in_preview && !ieof {
                     State::PreviewPaused
@@ -458,7 +498,10 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, IcapError> {
     else {
         return Err(IcapError::BadRequestLine);
     };
-    if !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_') {
+    if !method
+        .bytes()
+        .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_')
+    {
         return Err(IcapError::BadRequestLine);
     }
     if !version.starts_with("ICAP/1.") {
@@ -483,8 +526,10 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, IcapError> {
             value.push_str(String::from_utf8_lossy(line).trim());
             continue;
         }
-        let colon =
-            line.iter().position(|&b| b == b':').ok_or(IcapError::BadHeader { line: line_no })?;
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or(IcapError::BadHeader { line: line_no })?;
         let name = &line[..colon];
         if name.is_empty() || !name.iter().all(|&b| b.is_ascii_graphic()) {
             return Err(IcapError::BadHeader { line: line_no });
@@ -494,13 +539,18 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, IcapError> {
         }
         headers.push((
             String::from_utf8_lossy(name).into_owned(),
-            String::from_utf8_lossy(&line[colon + 1..]).trim().to_string(),
+            String::from_utf8_lossy(&line[colon + 1..])
+                .trim()
+                .to_string(),
         ));
     }
 
     let method = Method::from_token(method);
     let find = |name: &str| {
-        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     };
     let encapsulated = match find("Encapsulated") {
         Some(value) => parse_encapsulated(value)?,
@@ -589,7 +639,12 @@ fn check_sections(method: &Method, enc: &Encapsulated) -> Result<(), IcapError> 
     let bad = |reason| IcapError::BadEncapsulated { reason };
     let allowed: &[Section] = match method {
         Method::Reqmod => &[Section::ReqHdr, Section::ReqBody, Section::NullBody],
-        Method::Respmod => &[Section::ReqHdr, Section::ResHdr, Section::ResBody, Section::NullBody],
+        Method::Respmod => &[
+            Section::ReqHdr,
+            Section::ResHdr,
+            Section::ResBody,
+            Section::NullBody,
+        ],
         Method::Options => &[Section::OptBody, Section::NullBody],
         Method::Other(_) => return Ok(()),
     };
@@ -599,7 +654,11 @@ fn check_sections(method: &Method, enc: &Encapsulated) -> Result<(), IcapError> 
     if matches!(method, Method::Reqmod | Method::Respmod) && enc.body().is_none() {
         return Err(bad("no body entity"));
     }
-    if enc.sections.windows(2).any(|w| w[0].0 == Section::ResHdr && w[1].0 == Section::ReqHdr) {
+    if enc
+        .sections
+        .windows(2)
+        .any(|w| w[0].0 == Section::ResHdr && w[1].0 == Section::ReqHdr)
+    {
         return Err(bad("req-hdr after res-hdr"));
     }
     Ok(())
@@ -618,7 +677,9 @@ fn split_http_heads(request: &mut Request, heads: &[u8]) -> Result<(), IcapError
         let bytes = &heads[start..end];
         let blank_line_at = find_head_end(bytes);
         if blank_line_at != Some(bytes.len()) {
-            return Err(IcapError::OffsetMismatch { section: section.name() });
+            return Err(IcapError::OffsetMismatch {
+                section: section.name(),
+            });
         }
         match section {
             Section::ReqHdr => request.http_request_head = bytes.to_vec(),
@@ -652,7 +713,9 @@ fn parse_chunk_size_line(line: &[u8]) -> Result<(u64, bool), IcapError> {
         return Err(bad("chunk size is not hexadecimal"));
     }
     let size = u64::from_str_radix(size, 16).map_err(|_| bad("chunk size out of range"))?;
-    let ieof = extensions.split(';').any(|e| e.trim().eq_ignore_ascii_case("ieof"));
+    let ieof = extensions
+        .split(';')
+        .any(|e| e.trim().eq_ignore_ascii_case("ieof"));
     if ieof && size != 0 {
         return Err(bad("ieof on a chunk with data"));
     }

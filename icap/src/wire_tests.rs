@@ -70,7 +70,10 @@ Encapsulated: req-hdr=0, null-body=170\r\n\
     assert!(!r.encapsulated.has_body());
     assert_eq!(r.http_request_head, REQ_HDR_GET);
     assert!(r.http_response_head.is_empty());
-    assert_eq!((r.preview, r.allow_204, r.client_ip, r.connection_close), (None, false, None, false));
+    assert_eq!(
+        (r.preview, r.allow_204, r.client_ip, r.connection_close),
+        (None, false, None, false)
+    );
 }
 
 // RFC 3507 4.8.2's second example: a POST whose body is sent chunked.
@@ -99,7 +102,10 @@ X-Client-IP: 192.0.2.7\r\n\
     assert_eq!(r.client_ip, Some("192.0.2.7".parse().unwrap()));
     assert_eq!(r.http_request_head, REQ_HDR_POST);
     assert_eq!(r.encapsulated.body(), Some(Section::ReqBody));
-    assert_eq!(body_of(&evs), (b"I am posting this information.".to_vec(), Some(false)));
+    assert_eq!(
+        body_of(&evs),
+        (b"I am posting this information.".to_vec(), Some(false))
+    );
 }
 
 // RFC 3507 4.9.2: RESPMOD with the request head, the response head and a body.
@@ -124,7 +130,9 @@ Encapsulated: req-hdr=0, res-hdr=137, res-body=296\r\n\
         .to_vec();
     msg.extend_from_slice(RES_REQ_HDR);
     msg.extend_from_slice(RES_RES_HDR);
-    msg.extend_from_slice(b"33\r\nThis is data that was returned by an origin server.\r\n0\r\n\r\n");
+    msg.extend_from_slice(
+        b"33\r\nThis is data that was returned by an origin server.\r\n0\r\n\r\n",
+    );
     msg
 }
 
@@ -138,7 +146,10 @@ fn respmod_with_both_heads_and_body() {
     assert_eq!(r.http_response_head, RES_RES_HDR);
     assert_eq!(
         body_of(&evs),
-        (b"This is data that was returned by an origin server.".to_vec(), Some(false))
+        (
+            b"This is data that was returned by an origin server.".to_vec(),
+            Some(false)
+        )
     );
 }
 
@@ -151,7 +162,10 @@ fn byte_at_a_time_gives_the_same_message() {
         evs.extend(events(&mut parser, std::slice::from_ref(b)).unwrap());
     }
     assert_eq!(head(&evs[0]).http_response_head, RES_RES_HDR);
-    assert_eq!(body_of(&evs).0, b"This is data that was returned by an origin server.");
+    assert_eq!(
+        body_of(&evs).0,
+        b"This is data that was returned by an origin server."
+    );
     assert!(parser.is_idle());
 }
 
@@ -187,7 +201,10 @@ Encapsulated: req-hdr=0, req-body=26\r\n\r\n"
     let evs = events(&mut parser, &msg).unwrap();
     assert_eq!(body_of(&evs), (b"abcd".to_vec(), Some(false)));
     // Bytes that arrive before the caller decides stay buffered, untouched.
-    assert_eq!(events(&mut parser, b"3\r\nefg\r\n0\r\n\r\n").unwrap(), vec![]);
+    assert_eq!(
+        events(&mut parser, b"3\r\nefg\r\n0\r\n\r\n").unwrap(),
+        vec![]
+    );
     parser.resume_body();
     let rest = events(&mut parser, b"").unwrap();
     assert_eq!(body_of(&rest), (b"efg".to_vec(), Some(false)));
@@ -216,7 +233,10 @@ User-Agent: BazookaDotCom-ICAP-Client-Library/2.3\r\n\
     let r = head(&evs[0]);
     assert_eq!(r.method, Method::Options);
     assert_eq!(r.uri, "icap://icap.server.net/sample-service");
-    assert_eq!(r.header("User-Agent"), Some("BazookaDotCom-ICAP-Client-Library/2.3"));
+    assert_eq!(
+        r.header("User-Agent"),
+        Some("BazookaDotCom-ICAP-Client-Library/2.3")
+    );
     assert!(r.encapsulated.sections.is_empty());
 }
 
@@ -229,7 +249,10 @@ fn pipelined_requests_and_folded_header_and_bare_lf() {
     assert_eq!(head(&evs[0]).header("x-long"), Some("a b"));
     assert!(head(&evs[0]).connection_close);
     assert_eq!(head(&evs[1]).method, Method::Reqmod);
-    assert_eq!(head(&evs[1]).client_ip, Some("2001:db8::1".parse().unwrap()));
+    assert_eq!(
+        head(&evs[1]).client_ip,
+        Some("2001:db8::1".parse().unwrap())
+    );
 }
 
 #[test]
@@ -259,19 +282,42 @@ fn malformed_heads_are_typed_errors() {
         ),
     ];
     for (msg, want) in cases {
-        assert_eq!(parse_all(msg).as_ref(), Err(want), "{}", String::from_utf8_lossy(msg));
+        assert_eq!(
+            parse_all(msg).as_ref(),
+            Err(want),
+            "{}",
+            String::from_utf8_lossy(msg)
+        );
     }
 }
 
 #[test]
 fn encapsulated_header_rules() {
     let bad = |reason| Err(IcapError::BadEncapsulated { reason });
-    assert_eq!(parse_encapsulated("req-hdr=0, foo-body=10"), bad("unknown entity"));
-    assert_eq!(parse_encapsulated("req-hdr=5, req-body=10"), bad("first offset is not 0"));
-    assert_eq!(parse_encapsulated("req-hdr=0, res-hdr=0, res-body=9"), bad("offsets not increasing"));
-    assert_eq!(parse_encapsulated("res-body=0, res-hdr=4"), bad("entity after the body"));
-    assert_eq!(parse_encapsulated("req-hdr=0, req-hdr=4"), bad("entity repeated"));
-    assert_eq!(parse_encapsulated("req-hdr=0, req-body=-4"), bad("offset is not a decimal number"));
+    assert_eq!(
+        parse_encapsulated("req-hdr=0, foo-body=10"),
+        bad("unknown entity")
+    );
+    assert_eq!(
+        parse_encapsulated("req-hdr=5, req-body=10"),
+        bad("first offset is not 0")
+    );
+    assert_eq!(
+        parse_encapsulated("req-hdr=0, res-hdr=0, res-body=9"),
+        bad("offsets not increasing")
+    );
+    assert_eq!(
+        parse_encapsulated("res-body=0, res-hdr=4"),
+        bad("entity after the body")
+    );
+    assert_eq!(
+        parse_encapsulated("req-hdr=0, req-hdr=4"),
+        bad("entity repeated")
+    );
+    assert_eq!(
+        parse_encapsulated("req-hdr=0, req-body=-4"),
+        bad("offset is not a decimal number")
+    );
     assert_eq!(parse_encapsulated("req-hdr"), bad("entry without '='"));
     assert_eq!(
         parse_encapsulated("req-hdr=0, req-body=99999999999999999999999"),
@@ -284,7 +330,10 @@ fn encapsulated_header_rules() {
         &b"REQMOD icap://h/x ICAP/1.0\r\nEncapsulated: res-hdr=0, res-body=5\r\n\r\n"[..],
         b"RESPMOD icap://h/x ICAP/1.0\r\nEncapsulated: res-hdr=0\r\n\r\n",
     ] {
-        assert!(matches!(parse_all(msg), Err(IcapError::BadEncapsulated { .. })));
+        assert!(matches!(
+            parse_all(msg),
+            Err(IcapError::BadEncapsulated { .. })
+        ));
     }
 }
 
@@ -292,17 +341,29 @@ fn encapsulated_header_rules() {
 fn wrong_encapsulated_offsets_are_caught() {
     // res-hdr 3 bytes too early: the request head would end mid-line.
     let short = respmod_example().replace_once(b"res-hdr=137", b"res-hdr=134");
-    assert_eq!(parse_all(&short), Err(IcapError::OffsetMismatch { section: "req-hdr" }));
+    assert_eq!(
+        parse_all(&short),
+        Err(IcapError::OffsetMismatch { section: "req-hdr" })
+    );
     // res-body 3 bytes too late: the response head would swallow the chunk size line.
     let long = respmod_example().replace_once(b"res-body=296", b"res-body=299");
-    assert_eq!(parse_all(&long), Err(IcapError::OffsetMismatch { section: "res-hdr" }));
+    assert_eq!(
+        parse_all(&long),
+        Err(IcapError::OffsetMismatch { section: "res-hdr" })
+    );
     // req-hdr covering both heads: a blank line before the end.
     let merged = respmod_example().replace_once(b"req-hdr=0, res-hdr=137, ", b"req-hdr=0, ");
     let merged = merged.replace_once(b"res-body=296", b"req-body=296");
-    assert!(matches!(parse_all(&merged), Err(IcapError::BadEncapsulated { .. })));
+    assert!(matches!(
+        parse_all(&merged),
+        Err(IcapError::BadEncapsulated { .. })
+    ));
     let merged_req = b"REQMOD icap://h/x ICAP/1.0\r\nEncapsulated: req-hdr=0, null-body=37\r\n\r\n\
 GET / HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
-    assert_eq!(parse_all(merged_req), Err(IcapError::OffsetMismatch { section: "req-hdr" }));
+    assert_eq!(
+        parse_all(merged_req),
+        Err(IcapError::OffsetMismatch { section: "req-hdr" })
+    );
 }
 
 #[test]
@@ -328,22 +389,33 @@ fn bad_chunks_are_typed_errors() {
     long_line.extend(std::iter::repeat_n(b'0', MAX_CHUNK_LINE_BYTES + 1));
     assert_eq!(
         parse_all(&long_line).unwrap_err(),
-        IcapError::BadChunk { reason: "chunk-size line too long" }
+        IcapError::BadChunk {
+            reason: "chunk-size line too long"
+        }
     );
 }
 
 #[test]
 fn head_limits_bound_the_buffer() {
-    let limits = Limits { max_icap_head_bytes: 256, max_http_heads_bytes: 100 };
+    let limits = Limits {
+        max_icap_head_bytes: 256,
+        max_http_heads_bytes: 100,
+    };
     let mut parser = RequestParser::new(limits);
     let mut flood = b"REQMOD icap://h/x ICAP/1.0\r\n".to_vec();
     flood.extend(std::iter::repeat_n(b'a', 300));
-    assert_eq!(events(&mut parser, &flood), Err(IcapError::HeadTooLarge { limit: 256 }));
+    assert_eq!(
+        events(&mut parser, &flood),
+        Err(IcapError::HeadTooLarge { limit: 256 })
+    );
 
     let big = b"REQMOD icap://h/x ICAP/1.0\r\nEncapsulated: req-hdr=0, null-body=101\r\n\r\n";
     assert_eq!(
         events(&mut RequestParser::new(limits), big),
-        Err(IcapError::HttpHeadsTooLarge { len: 101, limit: 100 })
+        Err(IcapError::HttpHeadsTooLarge {
+            len: 101,
+            limit: 100
+        })
     );
 
     let mut many = b"OPTIONS icap://h/x ICAP/1.0\r\n".to_vec();
@@ -358,7 +430,10 @@ fn head_limits_bound_the_buffer() {
 fn error_statuses() {
     assert_eq!(IcapError::HeadTooLarge { limit: 1 }.status(), 413);
     assert_eq!(IcapError::UnsupportedVersion.status(), 505);
-    assert_eq!(IcapError::OffsetMismatch { section: "req-hdr" }.status(), 400);
+    assert_eq!(
+        IcapError::OffsetMismatch { section: "req-hdr" }.status(),
+        400
+    );
 }
 
 trait ReplaceOnce {
@@ -367,7 +442,10 @@ trait ReplaceOnce {
 
 impl ReplaceOnce for Vec<u8> {
     fn replace_once(&self, from: &[u8], to: &[u8]) -> Vec<u8> {
-        let at = self.windows(from.len()).position(|w| w == from).expect("pattern in message");
+        let at = self
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("pattern in message");
         let mut out = self[..at].to_vec();
         out.extend_from_slice(to);
         out.extend_from_slice(&self[at + from.len()..]);
@@ -437,12 +515,7 @@ Encapsulated: res-hdr=0, res-body=19\r\n\r\nHTTP/1.1 200 OK\r\n\r\n".to_vec();
         for bytes in pushes {
             let len = bytes.len();
             parser.push(&bytes);
-            loop {
-                match parser.poll() {
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => break,
-                }
-            }
+            while let Ok(Some(_)) = parser.poll() {}
             prop_assert!(parser.buffered() <= 2048 + MAX_TRAILER_BYTES + len);
         }
     }

@@ -9,8 +9,17 @@ use weir_icap::{IcapServer, Mode, ServerConfig, ServerStats, StatsSnapshot, Tran
 
 const RECV_BOUND: Duration = Duration::from_secs(10);
 
-async fn start(config: ServerConfig) -> (String, mpsc::Receiver<Transaction>, std::sync::Arc<ServerStats>) {
-    let config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..config };
+async fn start(
+    config: ServerConfig,
+) -> (
+    String,
+    mpsc::Receiver<Transaction>,
+    std::sync::Arc<ServerStats>,
+) {
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..config
+    };
     let (server, rx) = IcapServer::bind(config).await.unwrap();
     let addr = server.local_addr().unwrap().to_string();
     let stats = server.stats();
@@ -19,7 +28,10 @@ async fn start(config: ServerConfig) -> (String, mpsc::Receiver<Transaction>, st
 }
 
 async fn next_tx(rx: &mut mpsc::Receiver<Transaction>) -> Transaction {
-    tokio::time::timeout(RECV_BOUND, rx.recv()).await.expect("transaction in time").expect("open")
+    tokio::time::timeout(RECV_BOUND, rx.recv())
+        .await
+        .expect("transaction in time")
+        .expect("open")
 }
 
 /// Reads one ICAP response head (through its blank line).
@@ -65,8 +77,16 @@ async fn read_chunked<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Vec<u8> {
 
 async fn expect_closed<R: AsyncReadExt + Unpin>(r: &mut R) {
     let mut rest = Vec::new();
-    let n = tokio::time::timeout(RECV_BOUND, r.read_to_end(&mut rest)).await.unwrap().unwrap_or(0);
-    assert_eq!(n, 0, "unexpected bytes after the last response: {:?}", String::from_utf8_lossy(&rest));
+    let n = tokio::time::timeout(RECV_BOUND, r.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(
+        n,
+        0,
+        "unexpected bytes after the last response: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
 }
 
 fn chunk(data: &[u8]) -> Vec<u8> {
@@ -99,7 +119,11 @@ fn respmod(extra: &str, chunks: &[&[u8]]) -> Vec<u8> {
 
 #[tokio::test]
 async fn options_advertises_the_service() {
-    let config = ServerConfig { max_connections: 7, preview_bytes: 1024, ..Default::default() };
+    let config = ServerConfig {
+        max_connections: 7,
+        preview_bytes: 1024,
+        ..Default::default()
+    };
     let (addr, _rx, stats) = start(config).await;
     let mut s = BufReader::new(TcpStream::connect(&addr).await.unwrap());
     s.get_mut()
@@ -109,7 +133,10 @@ async fn options_advertises_the_service() {
     let head = read_head(&mut s).await;
     assert!(head.starts_with("ICAP/1.0 200 OK\r\n"), "{head}");
     assert_eq!(header(&head, "Methods"), Some("RESPMOD"));
-    assert_eq!(header(&head, "ISTag"), Some(concat!("\"weir-", env!("CARGO_PKG_VERSION"), "\"")));
+    assert_eq!(
+        header(&head, "ISTag"),
+        Some(concat!("\"weir-", env!("CARGO_PKG_VERSION"), "\""))
+    );
     assert_eq!(header(&head, "Preview"), Some("1024"));
     assert_eq!(header(&head, "Transfer-Preview"), Some("*"));
     assert_eq!(header(&head, "Allow"), Some("204"));
@@ -137,10 +164,16 @@ async fn respmod_with_allow_204_is_answered_204_and_handed_over_twice_on_one_con
         assert_eq!(tx.proxy_addr, s.get_ref().local_addr().unwrap());
         assert_eq!(tx.http_request_head, REQ_HDR);
         assert_eq!(tx.http_response_head, RES_HDR);
-        assert_eq!((tx.body.as_slice(), tx.body_len, tx.complete), (body, body.len() as u64, true));
+        assert_eq!(
+            (tx.body.as_slice(), tx.body_len, tx.complete),
+            (body, body.len() as u64, true)
+        );
     }
     let snap = stats.snapshot();
-    assert_eq!((snap.respmod, snap.answered_204, snap.handed_over), (2, 2, 2));
+    assert_eq!(
+        (snap.respmod, snap.answered_204, snap.handed_over),
+        (2, 2, 2)
+    );
     assert_eq!(snap.connections_accepted, 1);
 }
 
@@ -168,7 +201,10 @@ async fn reqmod_without_allow_204_echoes_the_message_unchanged() {
     assert_eq!(echoed, req_hdr);
     assert_eq!(read_chunked(&mut s).await, b"hello world");
     let tx = next_tx(&mut rx).await;
-    assert_eq!((tx.mode, tx.body.as_slice()), (Mode::Reqmod, &b"hello world"[..]));
+    assert_eq!(
+        (tx.mode, tx.body.as_slice()),
+        (Mode::Reqmod, &b"hello world"[..])
+    );
     assert_eq!(stats.snapshot().answered_200_echo, 1);
 }
 
@@ -201,7 +237,10 @@ async fn preview_then_continue_then_204() {
     let full = respmod("Preview: 4\r\nAllow: 204\r\n", &[b"abcd"]);
     s.get_mut().write_all(&full).await.unwrap();
     assert_eq!(read_head(&mut s).await, "ICAP/1.0 100 Continue\r\n\r\n");
-    s.get_mut().write_all(&[chunk(b"efghij"), b"0\r\n\r\n".to_vec()].concat()).await.unwrap();
+    s.get_mut()
+        .write_all(&[chunk(b"efghij"), b"0\r\n\r\n".to_vec()].concat())
+        .await
+        .unwrap();
     let head = read_head(&mut s).await;
     assert!(head.starts_with("ICAP/1.0 204 No Content\r\n"), "{head}");
     assert_eq!(next_tx(&mut rx).await.body, b"abcdefghij");
@@ -224,9 +263,15 @@ async fn preview_holding_the_whole_body_gets_204_even_without_allow_204() {
 async fn preview_without_allow_204_echoes_preview_and_rest() {
     let (addr, mut rx, _stats) = start(ServerConfig::default()).await;
     let mut s = BufReader::new(TcpStream::connect(&addr).await.unwrap());
-    s.get_mut().write_all(&respmod("Preview: 3\r\n", &[b"abc"])).await.unwrap();
+    s.get_mut()
+        .write_all(&respmod("Preview: 3\r\n", &[b"abc"]))
+        .await
+        .unwrap();
     assert_eq!(read_head(&mut s).await, "ICAP/1.0 100 Continue\r\n\r\n");
-    s.get_mut().write_all(&[chunk(b"defg"), b"0\r\n\r\n".to_vec()].concat()).await.unwrap();
+    s.get_mut()
+        .write_all(&[chunk(b"defg"), b"0\r\n\r\n".to_vec()].concat())
+        .await
+        .unwrap();
     let head = read_head(&mut s).await;
     assert!(head.starts_with("ICAP/1.0 200 OK\r\n"), "{head}");
     let encapsulated = format!("res-hdr=0, res-body={}", RES_HDR.len());
@@ -260,10 +305,16 @@ async fn a_large_echo_streams_while_the_client_still_sends() {
 
 #[tokio::test]
 async fn a_body_past_the_limit_is_truncated_and_counted() {
-    let config = ServerConfig { max_body_bytes: 10, ..Default::default() };
+    let config = ServerConfig {
+        max_body_bytes: 10,
+        ..Default::default()
+    };
     let (addr, mut rx, stats) = start(config).await;
     let mut s = BufReader::new(TcpStream::connect(&addr).await.unwrap());
-    s.get_mut().write_all(&respmod("Allow: 204\r\n", &[&[b'x'; 60], &[b'y'; 40]])).await.unwrap();
+    s.get_mut()
+        .write_all(&respmod("Allow: 204\r\n", &[&[b'x'; 60], &[b'y'; 40]]))
+        .await
+        .unwrap();
     assert!(read_head(&mut s).await.starts_with("ICAP/1.0 204"));
     let tx = next_tx(&mut rx).await;
     assert_eq!((tx.body, tx.body_len), (vec![b'x'; 10], 100));
@@ -280,7 +331,10 @@ async fn a_full_channel_still_gets_204_and_the_drop_is_counted() {
     let (addr, mut rx, stats) = start(config).await;
     let mut s = BufReader::new(TcpStream::connect(&addr).await.unwrap());
     for _ in 0..3 {
-        s.get_mut().write_all(&respmod("Allow: 204\r\n", &[b"z"])).await.unwrap();
+        s.get_mut()
+            .write_all(&respmod("Allow: 204\r\n", &[b"z"]))
+            .await
+            .unwrap();
         assert!(read_head(&mut s).await.starts_with("ICAP/1.0 204"));
     }
     // The hand-over happens after the answer; wait until all three are accounted for.
@@ -305,9 +359,24 @@ async fn expect_error(addr: &str, msg: &[u8], status_line: &str) {
 #[tokio::test]
 async fn malformed_requests_get_an_error_and_a_close_and_others_are_still_served() {
     let (addr, mut rx, stats) = start(ServerConfig::default()).await;
-    expect_error(&addr, b"REQMOD icap://h/reqmod ICAP/1.0\r\nbroken header\r\n\r\n", "ICAP/1.0 400 ").await;
-    expect_error(&addr, b"REQMOD icap://h/reqmod ICAP/9.0\r\n\r\n", "ICAP/1.0 505 ").await;
-    expect_error(&addr, b"PATCH icap://h/reqmod ICAP/1.0\r\n\r\n", "ICAP/1.0 501 ").await;
+    expect_error(
+        &addr,
+        b"REQMOD icap://h/reqmod ICAP/1.0\r\nbroken header\r\n\r\n",
+        "ICAP/1.0 400 ",
+    )
+    .await;
+    expect_error(
+        &addr,
+        b"REQMOD icap://h/reqmod ICAP/9.0\r\n\r\n",
+        "ICAP/1.0 505 ",
+    )
+    .await;
+    expect_error(
+        &addr,
+        b"PATCH icap://h/reqmod ICAP/1.0\r\n\r\n",
+        "ICAP/1.0 501 ",
+    )
+    .await;
     // A wrong Encapsulated offset: res-body two bytes short of the response head's end.
     let wrong = respmod("Allow: 204\r\n", &[b"data"]);
     let good = format!("res-body={}", REQ_HDR.len() + RES_HDR.len());
@@ -317,7 +386,10 @@ async fn malformed_requests_get_an_error_and_a_close_and_others_are_still_served
     assert_eq!(stats.snapshot().protocol_errors, 4);
 
     let mut s = BufReader::new(TcpStream::connect(&addr).await.unwrap());
-    s.get_mut().write_all(&respmod("Allow: 204\r\n", &[b"fine"])).await.unwrap();
+    s.get_mut()
+        .write_all(&respmod("Allow: 204\r\n", &[b"fine"]))
+        .await
+        .unwrap();
     assert!(read_head(&mut s).await.starts_with("ICAP/1.0 204"));
     assert_eq!(next_tx(&mut rx).await.body, b"fine");
 }
@@ -343,10 +415,16 @@ async fn a_client_stopping_mid_chunk_hands_over_what_arrived() {
 
 #[tokio::test]
 async fn a_stalled_head_times_out_with_408() {
-    let config = ServerConfig { head_timeout: Duration::from_millis(100), ..Default::default() };
+    let config = ServerConfig {
+        head_timeout: Duration::from_millis(100),
+        ..Default::default()
+    };
     let (addr, _rx, stats) = start(config).await;
     let mut s = BufReader::new(TcpStream::connect(&addr).await.unwrap());
-    s.get_mut().write_all(b"RESPMOD icap://h/respmod ICAP/1.0\r\nHost: h\r\n").await.unwrap();
+    s.get_mut()
+        .write_all(b"RESPMOD icap://h/respmod ICAP/1.0\r\nHost: h\r\n")
+        .await
+        .unwrap();
     let head = read_head(&mut s).await;
     assert!(head.starts_with("ICAP/1.0 408 "), "{head}");
     expect_closed(&mut s).await;
@@ -355,13 +433,19 @@ async fn a_stalled_head_times_out_with_408() {
 
 #[tokio::test]
 async fn a_connection_flood_is_bounded_and_service_resumes() {
-    let config = ServerConfig { max_connections: 4, ..Default::default() };
+    let config = ServerConfig {
+        max_connections: 4,
+        ..Default::default()
+    };
     let (addr, _rx, stats) = start(config).await;
     let mut idle = Vec::new();
     for _ in 0..4 {
         let mut s = BufReader::new(TcpStream::connect(&addr).await.unwrap());
         // A served connection answers OPTIONS, which proves it holds a slot.
-        s.get_mut().write_all(b"OPTIONS icap://h/x ICAP/1.0\r\n\r\n").await.unwrap();
+        s.get_mut()
+            .write_all(b"OPTIONS icap://h/x ICAP/1.0\r\n\r\n")
+            .await
+            .unwrap();
         assert!(read_head(&mut s).await.starts_with("ICAP/1.0 200 OK"));
         idle.push(s);
     }
@@ -372,7 +456,10 @@ async fn a_connection_flood_is_bounded_and_service_resumes() {
         expect_closed(&mut s).await;
     }
     let snap: StatsSnapshot = stats.snapshot();
-    assert_eq!((snap.connections_accepted, snap.connections_rejected), (4, 50));
+    assert_eq!(
+        (snap.connections_accepted, snap.connections_rejected),
+        (4, 50)
+    );
     assert_eq!(snap.connections_active, 4);
     drop(idle);
     // Slots come back once the server sees the closes; retry until one is served.
@@ -380,7 +467,10 @@ async fn a_connection_flood_is_bounded_and_service_resumes() {
     for _ in 0..500 {
         let mut s = BufReader::new(TcpStream::connect(&addr).await.unwrap());
         // A rejected connection may be reset under our write; that is a retry, not a failure.
-        let _ = s.get_mut().write_all(b"OPTIONS icap://h/x ICAP/1.0\r\n\r\n").await;
+        let _ = s
+            .get_mut()
+            .write_all(b"OPTIONS icap://h/x ICAP/1.0\r\n\r\n")
+            .await;
         let mut status = String::new();
         let _ = s.read_line(&mut status).await;
         if status.starts_with("ICAP/1.0 200 OK") {

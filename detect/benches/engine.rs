@@ -28,7 +28,8 @@ fn rss_kib() -> u64 {
 }
 
 fn load() -> CompiledRules {
-    let dir = PathBuf::from(std::env::var("WEIR_ET_RULES").unwrap_or_else(|_| DEFAULT_RULES.into()));
+    let dir =
+        PathBuf::from(std::env::var("WEIR_ET_RULES").unwrap_or_else(|_| DEFAULT_RULES.into()));
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
@@ -72,8 +73,11 @@ fn load() -> CompiledRules {
         *why.entry(w.as_str()).or_default() += 1;
     }
     let mut why: Vec<_> = why.into_iter().collect();
-    why.sort_by(|a, b| b.1.cmp(&a.1));
-    eprintln!("unsupported by keyword (top 12): {:?}", &why[..why.len().min(12)]);
+    why.sort_by_key(|w| std::cmp::Reverse(w.1));
+    eprintln!(
+        "unsupported by keyword (top 12): {:?}",
+        &why[..why.len().min(12)]
+    );
     rules
 }
 
@@ -142,7 +146,11 @@ fn bench(c: &mut Criterion) {
     });
     let mut known = FlowDetectState::new();
     matcher.inspect_packet(&rules, Some(&mut known), &pkt(&[]), &mut alerts);
-    for (name, payload) in [("packet_http_request", HTTP_REQUEST), ("packet_noise_1460", &noise[..]), ("packet_text_1460", &text[..])] {
+    for (name, payload) in [
+        ("packet_http_request", HTTP_REQUEST),
+        ("packet_noise_1460", &noise[..]),
+        ("packet_text_1460", &text[..]),
+    ] {
         group.throughput(Throughput::Bytes(payload.len() as u64));
         group.bench_function(name, |b| {
             b.iter(|| {

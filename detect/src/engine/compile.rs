@@ -13,7 +13,14 @@ use crate::rules::{
 const PACKET_BUFFERS: &[&str] = &["pkt_data"];
 
 /// `Detection::Other` keywords that do not change whether a rule matches in a passive sensor.
-const NEUTRAL_KEYWORDS: &[&str] = &["requires", "prefilter", "bypass", "tag", "config", "replace"];
+const NEUTRAL_KEYWORDS: &[&str] = &[
+    "requires",
+    "prefilter",
+    "bypass",
+    "tag",
+    "config",
+    "replace",
+];
 
 /// A number or a variable slot, resolved at compile time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -438,7 +445,8 @@ impl CompiledRule {
                 Detection::FileHash(_) => note("file hash list".into()),
             }
         }
-        let has_tx_buffer = chains.iter().any(|c| !is_packet_buffer(c.buffer)) || urilen_buffer.is_some();
+        let has_tx_buffer =
+            chains.iter().any(|c| !is_packet_buffer(c.buffer)) || urilen_buffer.is_some();
         let has_payload = chains.iter().any(|c| c.buffer == "pkt_data");
         let any_port = |p: &crate::rules::PortExpr| *p == crate::rules::PortExpr::Any;
         let kind = if has_tx_buffer {
@@ -498,7 +506,9 @@ impl CompiledRule {
             }
         }
         if let Some(buffer) = urilen_buffer
-            && !chains.iter().any(|c| c.buffer == buffer && c.transforms.is_empty())
+            && !chains
+                .iter()
+                .any(|c| c.buffer == buffer && c.transforms.is_empty())
         {
             // urilen needs the buffer present even without a content on it.
             chains.push(Chain {

@@ -28,7 +28,9 @@ fn read_capture(path: &Path) -> Vec<Frame> {
         let link = LinkType(slice.header.network.0 as u32);
         let nanos_resolution = slice.header.is_nanosecond_precision();
         for block in slice {
-            let Ok(PcapBlockOwned::Legacy(b)) = block else { break };
+            let Ok(PcapBlockOwned::Legacy(b)) = block else {
+                break;
+            };
             let sub = if nanos_resolution {
                 u64::from(b.ts_usec)
             } else {
@@ -42,7 +44,8 @@ fn read_capture(path: &Path) -> Vec<Frame> {
         }
         return frames;
     }
-    let slice = PcapNGSlice::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+    let slice =
+        PcapNGSlice::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
     let mut links: Vec<(LinkType, u64)> = Vec::new();
     for block in slice {
         let Ok(block) = block else { break };
@@ -64,7 +67,10 @@ fn read_capture(path: &Path) -> Vec<Frame> {
                 let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                 let len = (epb.caplen as usize).min(epb.data.len());
                 frames.push(Frame {
-                    ts: Timestamp::from_secs_nanos(units / per_sec, units % per_sec * 1_000_000_000 / per_sec),
+                    ts: Timestamp::from_secs_nanos(
+                        units / per_sec,
+                        units % per_sec * 1_000_000_000 / per_sec,
+                    ),
                     link,
                     data: epb.data[..len].to_vec(),
                 });
@@ -90,10 +96,18 @@ struct FlowEntry {
 /// alert counts by sid.
 fn run_case(case: &str, pcap: &str, rules_file: &str, midstream: bool) -> BTreeMap<u32, usize> {
     let dir = Path::new(CORPUS).join(case);
-    let report = load_rule_files(&[dir.join(rules_file)], &Vars::default(), &Classification::default());
+    let report = load_rule_files(
+        &[dir.join(rules_file)],
+        &Vars::default(),
+        &Classification::default(),
+    );
     assert!(report.rejected.is_empty(), "{case}: {:?}", report.rejected);
     let rules = CompiledRules::new(report.rules);
-    assert!(rules.report().unsupported.is_empty(), "{case}: {:?}", rules.report().unsupported);
+    assert!(
+        rules.report().unsupported.is_empty(),
+        "{case}: {:?}",
+        rules.report().unsupported
+    );
     let mut matcher = Matcher::new(&rules).expect("scratch");
     let mut decoder = Decoder::new(DecodeConfig::default());
     let mut flows: HashMap<FlowKey, FlowEntry> = HashMap::new();
@@ -155,16 +169,17 @@ fn drive(
         matcher.inspect_packet(rules, None, &view, alerts);
         return;
     };
-    if p.is_tunnel_outer {
-        // The outer packet of a tunnel is not where a rule on the inner traffic looks.
-    }
     let (canonical, _) = key.canonical();
     let entry = flows.entry(canonical).or_default();
     let is_tcp = key.proto == IpProto::TCP;
     let flags = tcp.map(|t| t.flags).unwrap_or(0);
     if entry.client.is_none() {
         // A SYN/ACK seen first means the other side opened the flow.
-        entry.client = Some(if is_tcp && flags & 0x12 == 0x12 { key.reversed() } else { key });
+        entry.client = Some(if is_tcp && flags & 0x12 == 0x12 {
+            key.reversed()
+        } else {
+            key
+        });
     }
     let direction = if entry.client == Some(key) {
         Direction::ToServer
@@ -173,7 +188,6 @@ fn drive(
     };
     let d = direction.index();
     entry.seen[d] = true;
-    let mut data_starts_stream = false;
     if let Some(t) = tcp {
         if flags & 0x02 != 0 {
             entry.next_seq[d] = Some(t.seq.wrapping_add(1));
@@ -182,19 +196,17 @@ fn drive(
             } else {
                 entry.syn_ack = true;
             }
-        } else if entry.syn && entry.syn_ack && flags & 0x10 != 0 && !entry.established {
-            entry.established = true;
-        } else if midstream && !entry.established && !entry.syn {
+        } else if !entry.established
+            && ((entry.syn && entry.syn_ack && flags & 0x10 != 0) || (midstream && !entry.syn))
+        {
             entry.established = true;
         }
         if entry.established && entry.next_seq[d].is_none() {
             entry.next_seq[d] = Some(t.seq);
-            data_starts_stream = true;
         }
     } else if entry.seen[0] && entry.seen[1] {
         entry.established = true;
     }
-    let _ = data_starts_stream;
     let mut view = PacketView::new(p.ts, key, p.payload);
     view.direction = Some(direction);
     view.established = entry.established;
@@ -241,8 +253,20 @@ fn expect(case: &str, pcap: &str, rules: &str, midstream: bool, expected: &[(u32
 
 #[test]
 fn ipv6_malformed_fragments() {
-    expect("ipv6-malformed-fragments-35", "frag-35.pcap", "test.rules", false, &[(1, 1)]);
-    expect("ipv6-malformed-fragments-36", "frag-36.pcap", "test.rules", false, &[(1, 1)]);
+    expect(
+        "ipv6-malformed-fragments-35",
+        "frag-35.pcap",
+        "test.rules",
+        false,
+        &[(1, 1)],
+    );
+    expect(
+        "ipv6-malformed-fragments-36",
+        "frag-36.pcap",
+        "test.rules",
+        false,
+        &[(1, 1)],
+    );
 }
 
 #[test]
@@ -307,8 +331,20 @@ fn iponly_midstream() {
 
 #[test]
 fn testmyids_ip_content() {
-    expect("alert-testmyids-midstream", "input.pcap", "test.rules", true, &[(2100498, 1)]);
-    expect("alert-testmyids-async", "input.pcap", "test.rules", true, &[(2100498, 1)]);
+    expect(
+        "alert-testmyids-midstream",
+        "input.pcap",
+        "test.rules",
+        true,
+        &[(2100498, 1)],
+    );
+    expect(
+        "alert-testmyids-async",
+        "input.pcap",
+        "test.rules",
+        true,
+        &[(2100498, 1)],
+    );
 }
 
 #[test]
@@ -335,7 +371,13 @@ fn split_handshake_content() {
 
 #[test]
 fn vxlan_inner_icmp() {
-    expect("vxlan-decoder-02", "vxlan.pcap", "test.rules", false, &[(1, 4)]);
+    expect(
+        "vxlan-decoder-02",
+        "vxlan.pcap",
+        "test.rules",
+        false,
+        &[(1, 4)],
+    );
 }
 
 /// The stream half of this case (sid 1 EVIL, sid 2 none) depends on the `old_linux` overlap

@@ -39,12 +39,23 @@ enum Res {
 impl ChainRun<'_> {
     pub(crate) fn run(&mut self, chain: &Chain) -> bool {
         let need_new_data = chain.anchors_position && self.min_end > 0;
-        self.steps(&chain.steps, 0, 0, if need_new_data { Some(0) } else { None }) == Res::Match
+        self.steps(
+            &chain.steps,
+            0,
+            0,
+            if need_new_data { Some(0) } else { None },
+        ) == Res::Match
     }
 
     /// `cursor`: end of the previous match; `last_end`: end of the last positive match, when
     /// the chain must reach new stream data.
-    fn steps(&mut self, steps: &[Step], index: usize, cursor: usize, last_end: Option<usize>) -> Res {
+    fn steps(
+        &mut self,
+        steps: &[Step],
+        index: usize,
+        cursor: usize,
+        last_end: Option<usize>,
+    ) -> Res {
         let Some(step) = steps.get(index) else {
             return match last_end {
                 Some(end) if end <= self.min_end => Res::NoMatch,
@@ -193,7 +204,11 @@ impl ChainRun<'_> {
                     }
                 };
                 if let Some(v) = self.vars.get_mut(*slot) {
-                    *v = i64::try_from(result).unwrap_or(if result < 0 { i64::MIN } else { i64::MAX });
+                    *v = i64::try_from(result).unwrap_or(if result < 0 {
+                        i64::MIN
+                    } else {
+                        i64::MAX
+                    });
                 }
                 self.steps(steps, index + 1, cursor, last_end)
             }
@@ -295,7 +310,8 @@ impl ChainRun<'_> {
                     return None;
                 }
                 let tail = window.get(window.len() - c.pattern.len()..)?;
-                return eq(tail, &c.pattern, c.nocase).then(|| from as usize + window.len() - c.pattern.len());
+                return eq(tail, &c.pattern, c.nocase)
+                    .then(|| from as usize + window.len() - c.pattern.len());
             }
             find(window, &c.pattern, c.nocase).map(|i| from as usize + i)
         };
@@ -406,7 +422,10 @@ pub(crate) fn find(hay: &[u8], needle: &[u8], nocase: bool) -> Option<usize> {
         let rest = hay.get(i..=last_start)?;
         let step = memchr::memchr2(lo, hi, rest)?;
         let at = i + step;
-        if hay.get(at..at + needle.len()).is_some_and(|w| w.eq_ignore_ascii_case(needle)) {
+        if hay
+            .get(at..at + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+        {
             return Some(at);
         }
         i = at + 1;
@@ -454,7 +473,10 @@ pub(crate) fn extract(
             };
             // Suricata parses the leading digits and needs at least one.
             let digits: &[u8] = {
-                let n = raw.iter().take_while(|b| (**b as char).is_digit(radix)).count();
+                let n = raw
+                    .iter()
+                    .take_while(|b| (**b as char).is_digit(radix))
+                    .count();
                 raw.get(..n)?
             };
             if digits.is_empty() {

@@ -60,7 +60,9 @@ fn block_range(b: &IpBlock) -> (bool, u128, u128) {
             }
         },
         IpBlock::Range { first, last } => match (first, last) {
-            (IpAddr::V4(f), IpAddr::V4(l)) => (true, u128::from(u32::from(f)), u128::from(u32::from(l))),
+            (IpAddr::V4(f), IpAddr::V4(l)) => {
+                (true, u128::from(u32::from(f)), u128::from(u32::from(l)))
+            }
             (IpAddr::V6(f), IpAddr::V6(l)) => (false, u128::from(f), u128::from(l)),
             // The parser refuses mixed families; an empty range never matches.
             _ => (true, 1, 0),
@@ -109,7 +111,13 @@ fn key_of(ip: IpAddr) -> (bool, u128) {
 }
 
 impl IpOnlyIndex {
-    pub(crate) fn add(&mut self, rule: u32, src: &AddressExpr, dst: &AddressExpr, direction: RuleDirection) {
+    pub(crate) fn add(
+        &mut self,
+        rule: u32,
+        src: &AddressExpr,
+        dst: &AddressExpr,
+        direction: RuleDirection,
+    ) {
         let mut src_blocks = Vec::new();
         let mut dst_blocks = Vec::new();
         let src_ok = narrow_blocks(src, &mut src_blocks);

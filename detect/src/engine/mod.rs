@@ -54,7 +54,7 @@ pub const MAX_FLOWBITS_PER_FLOW: usize = 256;
 pub const MAX_TRACKED_TXS: usize = 64;
 
 /// Most rules remembered as alerted on one transaction.
-pub const MAX_ALERTED_RULES_PER_TX: usize = 256;
+pub const MAX_ALERTED_RULES_PER_TX: usize = 64;
 
 /// Bytes of already-inspected stream kept per direction and re-inspected with the next chunk,
 /// so a pattern split over two deliveries still matches. Patterns longer than this that span a
@@ -185,6 +185,9 @@ pub struct CompileReport {
     pub prefilter_failures: Vec<String>,
 }
 
+/// Fast patterns of one buffer being collected: `(bytes, nocase)` and the rules behind each.
+type PatternGroup = (Vec<(Vec<u8>, bool)>, Vec<Vec<u32>>);
+
 /// One buffer's prefilter: a Hyperscan database of fast patterns and the rules behind each.
 struct Prefilter {
     db: Option<BlockDatabase>,
@@ -245,8 +248,7 @@ impl CompiledRules {
             ..CompileReport::default()
         };
         let mut class_descriptions = HashMap::new();
-        let mut by_buffer: HashMap<&'static str, (Vec<(Vec<u8>, bool)>, Vec<Vec<u32>>)> =
-            HashMap::new();
+        let mut by_buffer: HashMap<&'static str, PatternGroup> = HashMap::new();
         let (mut always_packet, mut always_payload, mut always_tx) =
             (Vec::new(), Vec::new(), Vec::new());
         let mut ip_only = iponly::IpOnlyIndex::default();
@@ -264,7 +266,12 @@ impl CompiledRules {
                 continue;
             }
             if cr.kind == RuleKind::IpOnly {
-                ip_only.add(index, &cr.rule.src_addr, &cr.rule.dst_addr, cr.rule.direction);
+                ip_only.add(
+                    index,
+                    &cr.rule.src_addr,
+                    &cr.rule.dst_addr,
+                    cr.rule.direction,
+                );
                 report.ip_only += 1;
                 continue;
             }
@@ -492,7 +499,11 @@ pub struct MatcherStats {
 #[derive(Clone, Copy)]
 enum Context<'a> {
     Packet,
-    Stream { window: &'a [u8], base: u64, min_end: usize },
+    Stream {
+        window: &'a [u8],
+        base: u64,
+        min_end: usize,
+    },
     Tx(&'a TxView<'a>),
 }
 
@@ -859,7 +870,9 @@ impl Matcher {
         }
         for chain in &cr.chains {
             let ok = match ctx {
-                Context::Packet => chain.buffer == "pkt_data" && self.run_chain(chain, pkt.payload, 0, 0),
+                Context::Packet => {
+                    chain.buffer == "pkt_data" && self.run_chain(chain, pkt.payload, 0, 0)
+                }
                 Context::Stream {
                     window,
                     base,
@@ -897,7 +910,13 @@ impl Matcher {
         true
     }
 
-    fn run_chain(&mut self, chain: &compile::Chain, data: &[u8], base: u64, min_end: usize) -> bool {
+    fn run_chain(
+        &mut self,
+        chain: &compile::Chain,
+        data: &[u8],
+        base: u64,
+        min_end: usize,
+    ) -> bool {
         let mut transformed = std::mem::take(&mut self.transformed);
         let buf: &[u8] = if chain.transforms.is_empty() {
             data
@@ -908,7 +927,11 @@ impl Matcher {
         let ok = ChainRun {
             buf,
             base,
-            min_end: if chain.transforms.is_empty() { min_end } else { 0 },
+            min_end: if chain.transforms.is_empty() {
+                min_end
+            } else {
+                0
+            },
             vars: &mut self.vars,
             budget: MAX_INSPECTION_STEPS,
         }
@@ -964,20 +987,36 @@ fn side_matches(addr: &AddressExpr, port: &PortExpr, ip: IpAddr, p: u16, has_por
 
 fn addresses_match(rule: &Rule, key: &FlowKey) -> bool {
     let has_ports = key.proto.has_ports();
-    let forward = side_matches(&rule.src_addr, &rule.src_port, key.src_ip, key.src_port, has_ports)
-        && side_matches(&rule.dst_addr, &rule.dst_port, key.dst_ip, key.dst_port, has_ports);
+    let forward = side_matches(
+        &rule.src_addr,
+        &rule.src_port,
+        key.src_ip,
+        key.src_port,
+        has_ports,
+    ) && side_matches(
+        &rule.dst_addr,
+        &rule.dst_port,
+        key.dst_ip,
+        key.dst_port,
+        has_ports,
+    );
     match rule.direction {
         RuleDirection::ToDestination => forward,
         RuleDirection::Both | RuleDirection::Transactional => {
             forward
-                || (side_matches(&rule.src_addr, &rule.src_port, key.dst_ip, key.dst_port, has_ports)
-                    && side_matches(
-                        &rule.dst_addr,
-                        &rule.dst_port,
-                        key.src_ip,
-                        key.src_port,
-                        has_ports,
-                    ))
+                || (side_matches(
+                    &rule.src_addr,
+                    &rule.src_port,
+                    key.dst_ip,
+                    key.dst_port,
+                    has_ports,
+                ) && side_matches(
+                    &rule.dst_addr,
+                    &rule.dst_port,
+                    key.src_ip,
+                    key.src_port,
+                    has_ports,
+                ))
         }
     }
 }
@@ -1022,10 +1061,15 @@ fn conditions_match(
                 matches!(ctx, Context::Packet) && cmp.matches(pkt.payload.len() as u64)
             }
             Detection::Ttl(cmp) => cmp.matches(u64::from(pkt.ttl)),
-            Detection::Itype(cmp) => pkt.icmp.is_some_and(|i| cmp.matches(u64::from(i.icmp_type))),
+            Detection::Itype(cmp) => pkt
+                .icmp
+                .is_some_and(|i| cmp.matches(u64::from(i.icmp_type))),
             Detection::Icode(cmp) => pkt.icmp.is_some_and(|i| cmp.matches(u64::from(i.code))),
             Detection::IcmpId(id) => pkt.icmp.and_then(|i| i.echo).is_some_and(|(i, _)| i == *id),
-            Detection::IcmpSeq(seq) => pkt.icmp.and_then(|i| i.echo).is_some_and(|(_, s)| s == *seq),
+            Detection::IcmpSeq(seq) => pkt
+                .icmp
+                .and_then(|i| i.echo)
+                .is_some_and(|(_, s)| s == *seq),
             Detection::IpId(id) => pkt.ip_id == u32::from(*id),
             Detection::IpProto { cmp } => cmp.matches(u64::from(pkt.key.proto.0)),
             Detection::Ack(v) => pkt.tcp.is_some_and(|t| t.ack == *v),

@@ -65,7 +65,9 @@ fn packet_sids(rules: &CompiledRules, pkt: &PacketView<'_>) -> Vec<u32> {
 
 /// Whether a single `tcp-pkt` rule with these options matches this payload.
 fn payload_matches(options: &str, payload: &[u8]) -> bool {
-    let rules = compile(&[&format!("alert tcp-pkt any any -> any any ({options} sid:7;)")]);
+    let rules = compile(&[&format!(
+        "alert tcp-pkt any any -> any any ({options} sid:7;)"
+    )]);
     assert!(
         rules.report().unsupported.is_empty(),
         "{options}: {:?}",
@@ -80,8 +82,14 @@ fn content_case_offset_depth() {
     assert!(!payload_matches(r#"content:"ABC";"#, b"xxabcxx"));
     assert!(payload_matches(r#"content:"ABC"; nocase;"#, b"xxabcxx"));
     // offset 2, depth 3: the match must lie in bytes 2..5.
-    assert!(payload_matches(r#"content:"abc"; offset:2; depth:3;"#, b"xxabcxx"));
-    assert!(!payload_matches(r#"content:"abc"; offset:3; depth:3;"#, b"xxabcxx"));
+    assert!(payload_matches(
+        r#"content:"abc"; offset:2; depth:3;"#,
+        b"xxabcxx"
+    ));
+    assert!(!payload_matches(
+        r#"content:"abc"; offset:3; depth:3;"#,
+        b"xxabcxx"
+    ));
     assert!(!payload_matches(r#"content:"abc"; depth:4;"#, b"xxabcxx"));
     assert!(payload_matches(r#"content:"abc"; depth:5;"#, b"xxabcxx"));
     assert!(payload_matches(r#"content:"|00 ff|"; "#, b"a\x00\xffb"));
@@ -91,7 +99,10 @@ fn content_case_offset_depth() {
 fn startswith_and_endswith() {
     assert!(payload_matches(r#"content:"GET"; startswith;"#, b"GET /"));
     assert!(!payload_matches(r#"content:"GET"; startswith;"#, b" GET /"));
-    assert!(payload_matches(r#"content:".exe"; endswith;"#, b"a.exe.exe"));
+    assert!(payload_matches(
+        r#"content:".exe"; endswith;"#,
+        b"a.exe.exe"
+    ));
     assert!(!payload_matches(r#"content:".exe"; endswith;"#, b"a.exe "));
 }
 
@@ -108,16 +119,31 @@ fn relative_chain_retries_earlier_occurrences() {
         payload
     ));
     // Negative distance looks back.
-    assert!(payload_matches(r#"content:"cd"; content:"ab"; distance:-4; within:2;"#, b"abcd"));
+    assert!(payload_matches(
+        r#"content:"cd"; content:"ab"; distance:-4; within:2;"#,
+        b"abcd"
+    ));
     // within counts from the end of the previous match.
-    assert!(payload_matches(r#"content:"x"; content:"y"; within:3;"#, b"x12y"));
-    assert!(!payload_matches(r#"content:"x"; content:"y"; within:3;"#, b"x123y"));
+    assert!(payload_matches(
+        r#"content:"x"; content:"y"; within:3;"#,
+        b"x12y"
+    ));
+    assert!(!payload_matches(
+        r#"content:"x"; content:"y"; within:3;"#,
+        b"x123y"
+    ));
 }
 
 #[test]
 fn negated_contents() {
-    assert!(payload_matches(r#"content:"GET"; content:!"admin";"#, b"GET /index"));
-    assert!(!payload_matches(r#"content:"GET"; content:!"admin";"#, b"GET /admin"));
+    assert!(payload_matches(
+        r#"content:"GET"; content:!"admin";"#,
+        b"GET /index"
+    ));
+    assert!(!payload_matches(
+        r#"content:"GET"; content:!"admin";"#,
+        b"GET /admin"
+    ));
     // Relative negation: "admin" right after "GET " fails, elsewhere is fine.
     let rule = r#"content:"GET "; content:!"admin"; distance:0; within:5;"#;
     assert!(!payload_matches(rule, b"GET admin"));
@@ -128,9 +154,18 @@ fn negated_contents() {
 
 #[test]
 fn isdataat_and_bsize_and_dsize() {
-    assert!(payload_matches(r#"content:"ab"; isdataat:2,relative;"#, b"abxyz"));
-    assert!(!payload_matches(r#"content:"ab"; isdataat:3,relative;"#, b"abxyz"));
-    assert!(payload_matches(r#"content:"ab"; isdataat:!1,relative;"#, b"xab"));
+    assert!(payload_matches(
+        r#"content:"ab"; isdataat:2,relative;"#,
+        b"abxyz"
+    ));
+    assert!(!payload_matches(
+        r#"content:"ab"; isdataat:3,relative;"#,
+        b"abxyz"
+    ));
+    assert!(payload_matches(
+        r#"content:"ab"; isdataat:!1,relative;"#,
+        b"xab"
+    ));
     assert!(payload_matches(r#"isdataat:4; content:"a";"#, b"abcde"));
     assert!(!payload_matches(r#"isdataat:5; content:"a";"#, b"abcde"));
     assert!(payload_matches(r#"content:"a"; bsize:5;"#, b"abcde"));
@@ -144,27 +179,66 @@ fn pcre_absolute_relative_negated() {
     assert!(payload_matches(r#"pcre:"/user=\d+/";"#, b"x user=42"));
     assert!(!payload_matches(r#"pcre:"/^user/";"#, b"x user=42"));
     // R: the subject starts after the previous match, so ^ anchors there.
-    assert!(payload_matches(r#"content:"x "; pcre:"/^user/R";"#, b"x user=42"));
-    assert!(!payload_matches(r#"content:"x"; pcre:"/^user/R";"#, b"x user=42"));
-    assert!(payload_matches(r#"content:"x"; pcre:"/user/iR";"#, b"x USER=42"));
-    assert!(payload_matches(r#"content:"x"; pcre:!"/root/";"#, b"x user"));
-    assert!(!payload_matches(r#"content:"x"; pcre:!"/user/";"#, b"x user"));
+    assert!(payload_matches(
+        r#"content:"x "; pcre:"/^user/R";"#,
+        b"x user=42"
+    ));
+    assert!(!payload_matches(
+        r#"content:"x"; pcre:"/^user/R";"#,
+        b"x user=42"
+    ));
+    assert!(payload_matches(
+        r#"content:"x"; pcre:"/user/iR";"#,
+        b"x USER=42"
+    ));
+    assert!(payload_matches(
+        r#"content:"x"; pcre:!"/root/";"#,
+        b"x user"
+    ));
+    assert!(!payload_matches(
+        r#"content:"x"; pcre:!"/user/";"#,
+        b"x user"
+    ));
     // A content relative to the pcre's match end.
-    assert!(payload_matches(r#"pcre:"/id=\d+/"; content:"|3B|"; within:1;"#, b"id=12;"));
-    assert!(!payload_matches(r#"pcre:"/id=\d+/"; content:"|3B|"; within:1;"#, b"id=12 ;"));
+    assert!(payload_matches(
+        r#"pcre:"/id=\d+/"; content:"|3B|"; within:1;"#,
+        b"id=12;"
+    ));
+    assert!(!payload_matches(
+        r#"pcre:"/id=\d+/"; content:"|3B|"; within:1;"#,
+        b"id=12 ;"
+    ));
 }
 
 #[test]
 fn byte_test_jump_extract_math() {
     // Big-endian 2-byte length 0x0005 at offset 1.
     let payload = b"\x01\x00\x05hello!";
-    assert!(payload_matches(r#"content:"|01|"; byte_test:2,=,5,1;"#, payload));
-    assert!(!payload_matches(r#"content:"|01|"; byte_test:2,>,5,1;"#, payload));
-    assert!(payload_matches(r#"content:"|01|"; byte_test:2,!=,6,1;"#, payload));
-    assert!(payload_matches(r#"content:"|01|"; byte_test:2,<,6,0,relative;"#, payload));
-    assert!(payload_matches(r#"content:"|01|"; byte_test:2,&,4,0,relative;"#, payload));
+    assert!(payload_matches(
+        r#"content:"|01|"; byte_test:2,=,5,1;"#,
+        payload
+    ));
+    assert!(!payload_matches(
+        r#"content:"|01|"; byte_test:2,>,5,1;"#,
+        payload
+    ));
+    assert!(payload_matches(
+        r#"content:"|01|"; byte_test:2,!=,6,1;"#,
+        payload
+    ));
+    assert!(payload_matches(
+        r#"content:"|01|"; byte_test:2,<,6,0,relative;"#,
+        payload
+    ));
+    assert!(payload_matches(
+        r#"content:"|01|"; byte_test:2,&,4,0,relative;"#,
+        payload
+    ));
     // ASCII decimal.
-    assert!(payload_matches(r#"content:"len="; byte_test:3,>,99,0,relative,string,dec;"#, b"len=120;"));
+    assert!(payload_matches(
+        r#"content:"len="; byte_test:3,>,99,0,relative,string,dec;"#,
+        b"len=120;"
+    ));
     // Jump over the 5-byte body; "!" must follow immediately.
     assert!(payload_matches(
         r#"content:"|01|"; byte_jump:2,0,relative; content:"!"; within:1;"#,
@@ -184,10 +258,19 @@ fn byte_test_jump_extract_math() {
         payload
     ));
     // Little endian and bitmask.
-    assert!(payload_matches(r#"content:"A"; byte_test:2,=,0x0201,0,relative,little;"#, b"A\x01\x02"));
-    assert!(payload_matches(r#"content:"A"; byte_test:1,=,3,0,relative,bitmask 0xf0;"#, b"A\x30"));
+    assert!(payload_matches(
+        r#"content:"A"; byte_test:2,=,0x0201,0,relative,little;"#,
+        b"A\x01\x02"
+    ));
+    assert!(payload_matches(
+        r#"content:"A"; byte_test:1,=,3,0,relative,bitmask 0xf0;"#,
+        b"A\x30"
+    ));
     // Reading past the end never matches.
-    assert!(!payload_matches(r#"content:"A"; byte_test:4,>,0,0,relative;"#, b"A\x01"));
+    assert!(!payload_matches(
+        r#"content:"A"; byte_test:4,>,0,0,relative;"#,
+        b"A\x01"
+    ));
 }
 
 fn header_match(options: &str, pkt: &PacketView<'_>) -> bool {
@@ -212,7 +295,16 @@ fn header_keywords() {
     assert!(!header_match("ip_proto:17;", &p));
     assert!(header_match("seq:1; ack:1; window:512;", &p));
     assert!(!header_match("window:!512;", &p));
-    let mut icmp = PacketView::new(Timestamp::ZERO, FlowKey { proto: IpProto::ICMP, src_port: 8, dst_port: 0, ..tcp_key() }, b"");
+    let mut icmp = PacketView::new(
+        Timestamp::ZERO,
+        FlowKey {
+            proto: IpProto::ICMP,
+            src_port: 8,
+            dst_port: 0,
+            ..tcp_key()
+        },
+        b"",
+    );
     icmp.icmp = Some(IcmpView {
         icmp_type: 8,
         code: 0,
@@ -316,7 +408,9 @@ fn at_secs(p: &PacketView<'_>, secs: u64) -> PacketView<'static> {
 
 /// Alert pattern of one rule over packets at these times (seconds).
 fn threshold_pattern(options: &str, times: &[u64]) -> Vec<bool> {
-    let rules = compile(&[&format!("alert tcp any any -> any any (flow:to_server; {options} sid:1;)")]);
+    let rules = compile(&[&format!(
+        "alert tcp any any -> any any (flow:to_server; {options} sid:1;)"
+    )]);
     let mut m = Matcher::new(&rules).unwrap();
     let base = tcp_pkt(b"");
     times
@@ -331,11 +425,20 @@ fn threshold_pattern(options: &str, times: &[u64]) -> Vec<bool> {
 
 #[test]
 fn thresholds_by_packet_time() {
-    let limit = threshold_pattern("threshold:type limit, track by_src, count 2, seconds 10;", &[0, 1, 2, 3, 11, 12, 13]);
+    let limit = threshold_pattern(
+        "threshold:type limit, track by_src, count 2, seconds 10;",
+        &[0, 1, 2, 3, 11, 12, 13],
+    );
     assert_eq!(limit, [true, true, false, false, true, true, false]);
-    let every = threshold_pattern("threshold:type threshold, track by_src, count 3, seconds 60;", &[0, 1, 2, 3, 4, 5, 6]);
+    let every = threshold_pattern(
+        "threshold:type threshold, track by_src, count 3, seconds 60;",
+        &[0, 1, 2, 3, 4, 5, 6],
+    );
     assert_eq!(every, [false, false, true, false, false, true, false]);
-    let both = threshold_pattern("threshold:type both, track by_dst, count 2, seconds 10;", &[0, 1, 2, 3, 20, 21]);
+    let both = threshold_pattern(
+        "threshold:type both, track by_dst, count 2, seconds 10;",
+        &[0, 1, 2, 3, 20, 21],
+    );
     assert_eq!(both, [false, true, false, false, false, true]);
     let backoff = threshold_pattern(
         "threshold:type backoff, track by_flow, count 1, multiplier 3;",
@@ -344,15 +447,22 @@ fn thresholds_by_packet_time() {
     // Alerts on the 1st, 3rd and 9th match.
     assert_eq!(
         backoff,
-        [true, false, true, false, false, false, false, false, true, false]
+        [
+            true, false, true, false, false, false, false, false, true, false
+        ]
     );
-    let df = threshold_pattern("detection_filter:track by_src, count 2, seconds 10;", &[0, 1, 2, 3, 20, 21, 22]);
+    let df = threshold_pattern(
+        "detection_filter:track by_src, count 2, seconds 10;",
+        &[0, 1, 2, 3, 20, 21, 22],
+    );
     assert_eq!(df, [false, false, true, true, false, false, true]);
 }
 
 #[test]
 fn detection_filter_unique_ports() {
-    let rules = compile(&["alert tcp any any -> any any (flow:stateless; detection_filter:track by_src, count 2, seconds 60, unique_on src_port; sid:1;)"]);
+    let rules = compile(&[
+        "alert tcp any any -> any any (flow:stateless; detection_filter:track by_src, count 2, seconds 60, unique_on src_port; sid:1;)",
+    ]);
     let mut m = Matcher::new(&rules).unwrap();
     let mut out = Vec::new();
     for port in [1000, 1000, 1001, 1001, 1002, 1003] {
@@ -395,7 +505,12 @@ fn stream_matches_across_deliveries_once() {
     m.inspect_stream(&rules, &mut flow, &pkt, b"ING", &mut alerts);
     assert_eq!(sids(&alerts), Vec::<u32>::new());
     // Packets whose payload goes to the stream skip the stream-preferred rules.
-    m.inspect_packet(&rules, Some(&mut flow), &tcp_pkt_in_stream(b"EVILTHING"), &mut alerts);
+    m.inspect_packet(
+        &rules,
+        Some(&mut flow),
+        &tcp_pkt_in_stream(b"EVILTHING"),
+        &mut alerts,
+    );
     assert_eq!(sids(&alerts), [3]);
     alerts.clear();
     m.inspect_packet(&rules, Some(&mut flow), &tcp_pkt(b"EVILTHING"), &mut alerts);
@@ -458,7 +573,10 @@ fn transactions_alert_once_per_rule_per_tx() {
     alerts.clear();
     // Several instances of one buffer: any may match. Wrong app proto: nothing.
     pkt.app_proto = Some("dns");
-    let queries: &[(&str, &[u8])] = &[("dns.query", b"good.example"), ("dns.query", b"BAD.example")];
+    let queries: &[(&str, &[u8])] = &[
+        ("dns.query", b"good.example"),
+        ("dns.query", b"BAD.example"),
+    ];
     let tx = TxView {
         tx_id: 0,
         direction: Direction::ToServer,
@@ -470,18 +588,30 @@ fn transactions_alert_once_per_rule_per_tx() {
 
 #[test]
 fn fast_pattern_selection_follows_suricata() {
-    let explicit = rule(r#"alert tcp any any -> any any (content:"longer one"; content:"short"; fast_pattern; sid:1;)"#);
+    let explicit = rule(
+        r#"alert tcp any any -> any any (content:"longer one"; content:"short"; fast_pattern; sid:1;)"#,
+    );
     assert_eq!(choose_fast_pattern(&explicit).unwrap().1.pattern, b"short");
-    let buffer_first = rule(r#"alert http any any -> any any (content:"a much longer payload"; http.uri; content:"/x"; sid:1;)"#);
+    let buffer_first = rule(
+        r#"alert http any any -> any any (content:"a much longer payload"; http.uri; content:"/x"; sid:1;)"#,
+    );
     assert_eq!(choose_fast_pattern(&buffer_first).unwrap().1.pattern, b"/x");
-    let method_low = rule(r#"alert http any any -> any any (http.method; content:"POST"; pkt_data; content:"abc"; sid:1;)"#);
+    let method_low = rule(
+        r#"alert http any any -> any any (http.method; content:"POST"; pkt_data; content:"abc"; sid:1;)"#,
+    );
     assert_eq!(choose_fast_pattern(&method_low).unwrap().1.pattern, b"POST");
     let longest = rule(r#"alert tcp any any -> any any (content:"abc"; content:"abcd"; sid:1;)"#);
     assert_eq!(choose_fast_pattern(&longest).unwrap().1.pattern, b"abcd");
-    let strongest = rule(r#"alert tcp any any -> any any (content:"aaaa"; content:"abcd"; content:"abce"; sid:1;)"#);
+    let strongest = rule(
+        r#"alert tcp any any -> any any (content:"aaaa"; content:"abcd"; content:"abce"; sid:1;)"#,
+    );
     assert_eq!(choose_fast_pattern(&strongest).unwrap().1.pattern, b"abcd");
-    let negated_ignored = rule(r#"alert tcp any any -> any any (content:!"longer negated"; content:"ab"; sid:1;)"#);
-    assert_eq!(choose_fast_pattern(&negated_ignored).unwrap().1.pattern, b"ab");
+    let negated_ignored =
+        rule(r#"alert tcp any any -> any any (content:!"longer negated"; content:"ab"; sid:1;)"#);
+    assert_eq!(
+        choose_fast_pattern(&negated_ignored).unwrap().1.pattern,
+        b"ab"
+    );
     assert_eq!(pattern_strength(b"aab"), 3 + 1 + 3);
     assert_eq!(pattern_strength(b"a1|00|"), 3 + 4 + 4 + 4 + 1 + 1);
     assert_eq!(pattern_strength(&[0x00, 0x02]), 4 + 6);
@@ -497,7 +627,10 @@ fn compile_report_counts_groups_and_unsupported() {
         r#"alert tls any any -> any any (ssl_state:client_hello; sid:5;)"#,
     ]);
     let r = rules.report();
-    assert_eq!((r.rules, r.prefiltered, r.always_checked, r.ip_only), (5, 1, 1, 1));
+    assert_eq!(
+        (r.rules, r.prefiltered, r.always_checked, r.ip_only),
+        (5, 1, 1, 1)
+    );
     assert_eq!(
         r.unsupported,
         [(1, 4, "xbits".to_string()), (1, 5, "ssl_state".to_string())]
@@ -507,7 +640,9 @@ fn compile_report_counts_groups_and_unsupported() {
 
 #[test]
 fn eve_alert_object_as_suricata_writes_it() {
-    let rules = compile(&[r#"alert tcp any any -> any any (msg:"ET TEST thing"; content:"x"; classtype:trojan-activity; metadata:created_at 2019_01_01, tag a, tag b; rev:3; sid:2000001;)"#]);
+    let rules = compile(&[
+        r#"alert tcp any any -> any any (msg:"ET TEST thing"; content:"x"; classtype:trojan-activity; metadata:created_at 2019_01_01, tag a, tag b; rev:3; sid:2000001;)"#,
+    ]);
     let alert = Alert {
         rule_index: 0,
         gid: 1,
@@ -521,7 +656,11 @@ fn eve_alert_object_as_suricata_writes_it() {
         r#"{"action":"allowed","gid":1,"signature_id":2000001,"rev":3,"signature":"ET TEST thing","category":"A Network Trojan was detected","severity":1,"metadata":{"created_at":["2019_01_01"],"tag":["a","b"]}}"#
     );
     let plain = compile(&[r#"alert tcp any any -> any any (sid:5;)"#]);
-    let eve = Value::Object(plain.eve_alert(&Alert { sid: 5, rev: 0, ..alert }));
+    let eve = Value::Object(plain.eve_alert(&Alert {
+        sid: 5,
+        rev: 0,
+        ..alert
+    }));
     assert_eq!(
         serde_json::to_string(&eve).unwrap(),
         r#"{"action":"allowed","gid":1,"signature_id":5,"rev":0,"signature":"","category":"","severity":3}"#
@@ -550,7 +689,10 @@ fn compiled_rules_are_shareable_and_matchers_sendable() {
 #[test]
 fn matcher_follows_a_reloaded_rule_set() {
     let first = compile(&[r#"alert tcp-pkt any any -> any any (content:"one"; sid:1;)"#]);
-    let second = compile(&[r#"alert tcp-pkt any any -> any any (content:"two"; sid:2;)"#, r#"alert tcp-pkt any any -> any any (content:"one"; sid:3;)"#]);
+    let second = compile(&[
+        r#"alert tcp-pkt any any -> any any (content:"two"; sid:2;)"#,
+        r#"alert tcp-pkt any any -> any any (content:"one"; sid:3;)"#,
+    ]);
     let mut m = Matcher::new(&first).unwrap();
     let mut alerts = Vec::new();
     m.inspect_packet(&first, None, &tcp_pkt(b"one two"), &mut alerts);
@@ -571,8 +713,17 @@ fn both_ways(rules: &CompiledRules, payload: &[u8]) -> (Vec<u32>, Vec<u32>) {
 
 fn arb_address() -> impl Strategy<Value = String> {
     let item = prop::sample::select(vec![
-        "10.0.0.1", "10.0.0.2", "10.0.0.0/30", "10.0.1.0/24", "10.0.0.0/8", "192.0.2.9",
-        "2001:db8::1", "2001:db8::/120", "any", "!10.0.0.1", "!10.0.1.0/24",
+        "10.0.0.1",
+        "10.0.0.2",
+        "10.0.0.0/30",
+        "10.0.1.0/24",
+        "10.0.0.0/8",
+        "192.0.2.9",
+        "2001:db8::1",
+        "2001:db8::/120",
+        "any",
+        "!10.0.0.1",
+        "!10.0.1.0/24",
     ]);
     proptest::collection::vec(item, 1..4).prop_map(|items| {
         let positive = items.iter().any(|i| !i.starts_with('!') && *i != "any");
@@ -582,7 +733,15 @@ fn arb_address() -> impl Strategy<Value = String> {
         } else if has_any {
             "any".to_string()
         } else if !positive {
-            format!("[{}]", items.iter().filter(|i| i.starts_with('!')).copied().collect::<Vec<_>>().join(","))
+            format!(
+                "[{}]",
+                items
+                    .iter()
+                    .filter(|i| i.starts_with('!'))
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
         } else {
             format!("[{}]", items.join(","))
         }
@@ -592,8 +751,15 @@ fn arb_address() -> impl Strategy<Value = String> {
 fn arb_content() -> impl Strategy<Value = String> {
     let word = proptest::collection::vec(prop::sample::select(vec!['a', 'b', 'c', 'A']), 1..4)
         .prop_map(|v| v.into_iter().collect::<String>());
-    (word, any::<bool>(), any::<bool>(), 0u8..4, 0u8..6, any::<bool>()).prop_map(
-        |(w, nocase, negated, kind, n, fp)| {
+    (
+        word,
+        any::<bool>(),
+        any::<bool>(),
+        0u8..4,
+        0u8..6,
+        any::<bool>(),
+    )
+        .prop_map(|(w, nocase, negated, kind, n, fp)| {
             let neg = if negated { "!" } else { "" };
             let mut s = format!("content:{neg}\"{w}\";");
             if nocase {
@@ -602,15 +768,17 @@ fn arb_content() -> impl Strategy<Value = String> {
             match kind {
                 1 => s.push_str(&format!(" offset:{n};")),
                 2 => s.push_str(&format!(" distance:{n};")),
-                3 => s.push_str(&format!(" distance:0; within:{};", w.len() + usize::from(n))),
+                3 => s.push_str(&format!(
+                    " distance:0; within:{};",
+                    w.len() + usize::from(n)
+                )),
                 _ => {}
             }
             if fp && !negated {
                 s.push_str(" fast_pattern;");
             }
             s
-        },
-    )
+        })
 }
 
 proptest! {

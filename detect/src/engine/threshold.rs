@@ -13,9 +13,10 @@ use crate::rules::{DetectionFilter, Threshold, ThresholdKind, Track};
 /// more often than its threshold allows, never less).
 pub const MAX_THRESHOLD_ENTRIES: usize = 65_536;
 
-/// Most distinct ports one `detection_filter ... unique_on` entry remembers: past its count
-/// the filter only needs to know the count was exceeded.
-pub const MAX_UNIQUE_PORTS: usize = 65_536;
+/// Most distinct ports one `detection_filter ... unique_on` entry remembers. An entry keeps at
+/// most `count + 1` (past its count the filter only needs to know it was exceeded); a filter
+/// whose count is this or more treats this many distinct ports as exceeding it.
+pub const MAX_UNIQUE_PORTS: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Subject {
@@ -107,10 +108,17 @@ impl Thresholds {
             if within(now, e.window_start, df.seconds) {
                 match port {
                     Some(p) => {
-                        if e.unique.len() < MAX_UNIQUE_PORTS {
+                        let cap = usize::try_from(count)
+                            .unwrap_or(usize::MAX)
+                            .saturating_add(1)
+                            .min(MAX_UNIQUE_PORTS);
+                        if e.unique.len() < cap {
                             e.unique.insert(p);
                         }
                         e.count = e.unique.len() as u64;
+                        if e.unique.len() >= MAX_UNIQUE_PORTS {
+                            return true;
+                        }
                     }
                     None => e.count += 1,
                 }

@@ -263,7 +263,13 @@ impl SmbState {
                 1
             }
         };
-        if n <= MAX_ANOMALY_RECORDS_PER_EVENT {
+        // An encrypted session is one fact, however many records it has.
+        let cap = if event == "smb.encrypted" {
+            1
+        } else {
+            MAX_ANOMALY_RECORDS_PER_EVENT
+        };
+        if n <= cap {
             out.anomaly(ts, Anomaly::app_layer(event));
         }
     }
@@ -649,8 +655,11 @@ impl SmbState {
         out: &mut Emit,
         ts: Timestamp,
     ) -> u64 {
+        // READs are not logged on their own (their file is): they take no transaction number.
         let tx_id = self.next_tx_id;
-        self.next_tx_id += 1;
+        if hdr.command != Command::READ {
+            self.next_tx_id += 1;
+        }
         let p = Pending {
             tx_id,
             command: hdr.command,
@@ -832,6 +841,18 @@ impl SmbState {
                     .map(|d| Value::from(wire::dialect_eve(d)))
                     .collect();
                 fields.insert("client_dialects".into(), dialects.into());
+                self.begin_tx(hdr, fields, out, ts);
+            }
+            Command::SESSION_SETUP => {
+                let blob = u16_at(body, 12)
+                    .zip(u16_at(body, 14))
+                    .and_then(|(off, len)| {
+                        let off = usize::from(off);
+                        msg.get(off..off.checked_add(usize::from(len))?.min(msg.len()))
+                    });
+                if let Some(ntlm) = blob.and_then(ntlmssp_auth) {
+                    fields.insert("ntlmssp".into(), ntlm);
+                }
                 self.begin_tx(hdr, fields, out, ts);
             }
             Command::TREE_CONNECT => {
@@ -1259,6 +1280,32 @@ fn name_at(msg: &[u8], offset: Option<u16>, len: Option<u16>) -> Option<String> 
     let (offset, len) = (usize::from(offset?), usize::from(len?));
     let bytes = msg.get(offset..offset.checked_add(len)?.min(msg.len()))?;
     Some(wire::utf16(&bytes[..bytes.len().min(MAX_NAME_BYTES)]))
+}
+
+/// The user, domain and host of an NTLMSSP AUTHENTICATE message ([MS-NLMP] 2.2.1.3) found in a
+/// SESSION_SETUP security blob (inside its SPNEGO wrapping), as Suricata's `ntlmssp` object.
+fn ntlmssp_auth(blob: &[u8]) -> Option<Value> {
+    let start = blob.windows(8).position(|w| w == b"NTLMSSP\0")?;
+    let m = &blob[start..];
+    if u32_at(m, 8)? != 3 {
+        return None;
+    }
+    let unicode = u32_at(m, 60).is_some_and(|flags| flags & 1 != 0);
+    let field = |at: usize| -> Option<String> {
+        let len = usize::from(u16_at(m, at)?);
+        let off = usize::try_from(u32_at(m, at + 4)?).ok()?;
+        let bytes = m.get(off..off.checked_add(len.min(MAX_NAME_BYTES))?)?;
+        Some(if unicode {
+            wire::utf16(bytes)
+        } else {
+            crate::dns::escape_bytes(bytes)
+        })
+    };
+    let mut o = Map::new();
+    o.insert("domain".into(), field(28)?.into());
+    o.insert("user".into(), field(36)?.into());
+    o.insert("host".into(), field(44)?.into());
+    Some(Value::Object(o))
 }
 
 /// Where in `data` a record seems to start again: an NBSS session message header followed by an

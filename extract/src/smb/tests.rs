@@ -564,3 +564,101 @@ fn corpus_smb_length_5786_write_shorter_than_its_record() {
         .collect();
     assert!(shares.iter().any(|s| *s == "\\\\127.0.0.1\\PUBLIC"));
 }
+
+#[test]
+fn project_capture_every_file_is_byte_identical() {
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(test_pcap::project_pcap("smb.manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    let mut runs: Vec<Run> = Vec::new();
+    let mut conn_of: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for ev in test_pcap::replay(&test_pcap::project_pcap("smb.pcap")) {
+        match ev {
+            Event::Open { conn, key, .. } => {
+                assert_eq!(key.dst_port, 445);
+                conn_of.insert(conn, runs.len());
+                runs.push(Run::new(&SmbConfig::default()));
+            }
+            Event::Step {
+                conn,
+                dir,
+                step,
+                ts,
+            } => {
+                let run = &mut runs[conn_of[&conn]];
+                let ev = match &step {
+                    Step::Data(d) => StreamEvent::Data(d),
+                    Step::Gap(n) => StreamEvent::Gap { len: *n },
+                    Step::End => StreamEvent::End,
+                };
+                run.state
+                    .on_stream(dir, ev, ts, &mut run.sink, &mut run.out);
+            }
+        }
+    }
+    assert_eq!(runs.len(), 5);
+    let items = manifest["items"].as_array().expect("items");
+    let files: Vec<(usize, &serde_json::Map<String, Value>)> = runs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.of_type("fileinfo").into_iter().map(move |f| (i, f)))
+        .collect();
+    assert_eq!(files.len(), items.len());
+    for item in items {
+        let sha = item["sha256"].as_str().expect("sha");
+        let (conn, f) = files
+            .iter()
+            .find(|(_, f)| f["fileinfo"]["sha256"] == sha)
+            .unwrap_or_else(|| panic!("no file for {}", item["name"]));
+        // Connections open in capture order: conn N of the manifest is runs[N - 1].
+        assert_eq!(*conn as u64 + 1, item["conn"].as_u64().expect("conn"));
+        assert_eq!(f["fileinfo"]["filename"], item["name"]);
+        assert_eq!(f["fileinfo"]["state"], "CLOSED");
+        assert_eq!(f["fileinfo"]["size"], item["size"]);
+        assert_eq!(
+            f["smb"]["command"],
+            format!(
+                "SMB2_COMMAND_{}",
+                item["command"].as_str().expect("command")
+            )
+        );
+        assert_eq!(f["smb"]["share"], "\\\\10.77.0.1\\files");
+        let stored = runs[*conn]
+            .sink
+            .stored
+            .iter()
+            .find(|(h, _)| weir_core::hex(h) == sha)
+            .expect("stored");
+        assert_eq!(stored.1.len() as u64, item["size"].as_u64().expect("size"));
+    }
+    // The NTLMSSP AUTHENTICATE of every session names the account.
+    for r in &runs[..4] {
+        let users: Vec<&Value> = r
+            .of_type("smb")
+            .iter()
+            .filter_map(|e| e["smb"].get("ntlmssp"))
+            .map(|n| &n["user"])
+            .collect();
+        assert_eq!(users, [&json!("nobody")]);
+    }
+    let dialects: Vec<Option<u16>> = runs.iter().map(|r| r.state.dialect()).collect();
+    assert_eq!(
+        dialects,
+        [
+            Some(0x0311),
+            Some(0x0210),
+            Some(0x0300),
+            Some(0x0202),
+            Some(0x0311)
+        ]
+    );
+    // The encrypted session: counted, skipped, nothing extracted, framing intact.
+    let secret = &runs[4];
+    assert!(secret.state.anomaly_count("smb.encrypted") > 0);
+    assert!(secret.of_type("fileinfo").is_empty());
+    for r in &runs {
+        assert_eq!(r.state.anomaly_count("smb.invalid_header"), 0);
+        assert_eq!(r.state.anomaly_count("smb.invalid_nbss_record"), 0);
+    }
+}

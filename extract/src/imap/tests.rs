@@ -116,3 +116,29 @@ fn probe_recognises_the_greeting() {
     assert_eq!(probe(S, b"* O"), Probe::NeedMore);
     assert_eq!(probe(S, b"+OK"), Probe::NoMatch);
 }
+
+proptest::proptest! {
+    /// Arbitrary bytes in both directions never panic, and a message never holds more than the cap.
+    #[test]
+    fn arbitrary_input_is_survived(
+        chunks in proptest::collection::vec((proptest::bool::ANY, proptest::collection::vec(proptest::num::u8::ANY, 0..1024)), 0..32)
+    ) {
+        let mut out = Emit::default();
+        let mut files = MemorySink::new(1 << 20);
+        let mut mails = MemoryMailSink::new(1 << 20);
+        let mut state = ImapState::new(&MimeConfig { max_message_bytes: 2048, ..MimeConfig::default() });
+        state.on_stream(S, StreamEvent::Data(b"* 1 FETCH (BODY[] {100000}\r\n"), Timestamp::ZERO, &mut files, &mut mails, &mut out);
+        for (to_server, c) in &chunks {
+            let dir = if *to_server { C } else { S };
+            state.on_stream(dir, StreamEvent::Data(c), Timestamp::ZERO, &mut files, &mut mails, &mut out);
+            for side in &state.sides {
+                proptest::prop_assert!(side.line_so_far.len() <= MAX_LINE_BYTES);
+                if let Some(Literal::Message { buf, .. }) = &side.literal {
+                    proptest::prop_assert!(buf.bytes().len() <= 2048);
+                }
+            }
+        }
+        state.on_stream(S, StreamEvent::End, Timestamp::ZERO, &mut files, &mut mails, &mut out);
+        proptest::prop_assert!(mails.stored.iter().all(|(_, m)| m.len() <= 2048));
+    }
+}

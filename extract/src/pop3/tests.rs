@@ -103,3 +103,33 @@ fn probe_recognises_the_greeting() {
     assert_eq!(probe(S, b"* OK IMAP"), Probe::NoMatch);
     assert_eq!(probe(C, b"CAPA\r\n"), Probe::Pop3);
 }
+
+proptest::proptest! {
+    /// Where segments split a RETR response changes nothing.
+    #[test]
+    fn segmentation_does_not_change_the_message(cut1 in 0usize..200, cut2 in 0usize..200) {
+        let wire: &[u8] = b"+OK 40 octets\r\nSubject: p\r\n\r\n..a\r\n..\r\n\r\nb\r\n.\r\n+OK bye\r\n";
+        let (a, b) = (cut1.min(wire.len()), cut2.min(wire.len()));
+        let (lo, hi) = (a.min(b), a.max(b));
+        let (_, mails, _) = run(&[(S, b"+OK\r\n"), (C, b"RETR 1\r\nQUIT\r\n"), (S, &wire[..lo]), (S, &wire[lo..hi]), (S, &wire[hi..])]);
+        proptest::prop_assert_eq!(mails.stored.len(), 1);
+        proptest::prop_assert_eq!(&mails.stored[0].1, b"Subject: p\r\n\r\n.a\r\n.\r\n\r\nb\r\n");
+    }
+
+    /// Arbitrary server bytes after a RETR never panic and never hold more than the cap.
+    #[test]
+    fn arbitrary_input_is_survived(chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..1024), 0..32)) {
+        let mut out = Emit::default();
+        let mut files = MemorySink::new(1 << 20);
+        let mut mails = MemoryMailSink::new(1 << 20);
+        let mut state = Pop3State::new(&MimeConfig { max_message_bytes: 2048, ..MimeConfig::default() });
+        state.on_stream(S, StreamEvent::Data(b"+OK\r\n"), Timestamp::ZERO, &mut files, &mut mails, &mut out);
+        state.on_stream(C, StreamEvent::Data(b"RETR 1\r\n"), Timestamp::ZERO, &mut files, &mut mails, &mut out);
+        for c in &chunks {
+            state.on_stream(S, StreamEvent::Data(c), Timestamp::ZERO, &mut files, &mut mails, &mut out);
+            proptest::prop_assert!(state.message.as_ref().is_none_or(|m| m.bytes().len() <= 2048));
+        }
+        state.on_stream(S, StreamEvent::End, Timestamp::ZERO, &mut files, &mut mails, &mut out);
+        proptest::prop_assert!(mails.stored.iter().all(|(_, m)| m.len() <= 2048));
+    }
+}

@@ -5,3 +5,6 @@
 
 pub mod engine;
 pub mod rules;
+
+pub mod exclusions;
+pub mod reputation;

@@ -7,6 +7,8 @@ use anyhow::Context;
 use weir_decode::{DecodeConfig, Decoder};
 use weir_extract::applayer::AppLayerConfig;
 use weir_extract::files::{FileSink, Filestore, NullSink};
+use weir_extract::mailstore::{MailSink, MailStore, NullMailSink};
+use weir_extract::mime::MimeConfig;
 use weir_extract::http::HttpConfig;
 use weir_flow::{FlowConfig, FlowTable, Timeouts};
 use weir_reassembly::StreamConfig;
@@ -82,7 +84,8 @@ pub fn app_layer_config(c: &Config) -> AppLayerConfig {
         log_headers: h.log_headers,
         ..HttpConfig::default()
     });
-    AppLayerConfig { http, dns: c.app_layer.dns.enabled, tls: c.app_layer.tls.enabled }
+    let smtp = c.app_layer.smtp.enabled.then(MimeConfig::default);
+    AppLayerConfig { http, dns: c.app_layer.dns.enabled, tls: c.app_layer.tls.enabled, smtp }
 }
 
 fn timeouts(base: Timeouts, section: Option<TimeoutSection>) -> Timeouts {
@@ -126,11 +129,16 @@ pub fn worker(c: &Config, out: &Path, eve: EveWriter, rules: Option<Arc<Compiled
     } else {
         Box::new(NullSink)
     };
+    let mails: Box<dyn MailSink> = if c.output.mail_store {
+        Box::new(MailStore::new(out).map_err(|e| anyhow::anyhow!("cannot create the mail store in {}: {e}", out.display()))?)
+    } else {
+        Box::new(NullMailSink)
+    };
     let cfg = WorkerConfig {
         stream: stream_config(c),
         app: app_layer_config(c),
         stream_memcap: usize_of(c.stream.memcap.0),
     };
     let detector = rules.map(Detector::new).transpose()?;
-    Ok(Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, detector))
+    Ok(Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, detector))
 }

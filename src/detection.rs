@@ -93,6 +93,7 @@ pub struct TxProgress {
     http: Vec<(u64, u64)>,
     dns_next: u64,
     tls: u64,
+    smtp: u64,
 }
 
 /// The transactions kept in [`TxProgress::http`]; older ones are finished and were inspected.
@@ -224,6 +225,19 @@ impl Detector {
                 inspect(self, tx.id, inspect::http(tx, direction), Some(object), flow);
             }
             progress.http.retain(|(id, _)| open.contains(id) || finished.iter().any(|tx| tx.id == *id));
+        } else if let Some(smtp) = app.smtp_mut() {
+            // Finished transactions once; the one in progress whenever it grew.
+            for tx in smtp.take_finished() {
+                let object = ("smtp", tx.smtp_object());
+                inspect(self, tx.tx_id, inspect::smtp(&tx), Some(object), flow);
+            }
+            let current = smtp.current();
+            let sig = smtp_signature(current);
+            if sig != progress.smtp {
+                progress.smtp = sig;
+                let object = ("smtp", current.smtp_object());
+                inspect(self, current.tx_id, inspect::smtp(current), Some(object), flow);
+            }
         } else if let Some(dns) = app.dns() {
             let next = progress.dns_next;
             for tx in dns.transactions().filter(|tx| tx.tx_id >= next) {
@@ -252,6 +266,18 @@ fn http_signature(tx: &weir_extract::http::HttpTx) -> u64 {
         tx.response_headers.len() as u64,
         u64::from(tx.response_complete),
         tx.response_body.len() as u64,
+    ];
+    parts.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, p| (h ^ p).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn smtp_signature(tx: &weir_extract::smtp::SmtpTx) -> u64 {
+    let parts = [
+        tx.tx_id,
+        u64::from(tx.helo.is_some()),
+        u64::from(tx.mail_from.is_some()),
+        tx.rcpt_to.len() as u64,
+        u64::from(tx.email.is_some()),
+        tx.file_data.len() as u64,
     ];
     parts.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, p| (h ^ p).wrapping_mul(0x0100_0000_01b3))
 }

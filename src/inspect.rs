@@ -129,3 +129,33 @@ pub fn tls(state: &TlsState, dir: Direction) -> TxBuffers {
     }
     b
 }
+
+/// An SMTP transaction: the envelope, the message's headers and URLs, attachment contents.
+pub fn smtp(tx: &weir_extract::smtp::SmtpTx) -> TxBuffers {
+    let mut b = TxBuffers::default();
+    b.put_opt("smtp.helo", tx.helo.as_deref().map(str::as_bytes));
+    b.put_opt("smtp.mail_from", tx.mail_from.as_deref().map(str::as_bytes));
+    for r in &tx.rcpt_to {
+        b.put("smtp.rcpt_to", r.as_bytes());
+    }
+    if let Some(email) = &tx.email {
+        b.put_opt("email.from", email.from.as_deref().map(str::as_bytes));
+        b.put_opt("email.subject", email.subject.as_deref().map(str::as_bytes));
+        b.put_opt("email.message_id", email.message_id.as_deref().map(str::as_bytes));
+        b.put_opt("email.date", email.date.as_deref().map(str::as_bytes));
+        b.put_opt("email.x_mailer", email.x_mailer.as_deref().map(str::as_bytes));
+        for to in &email.to {
+            b.put("email.to", to.as_bytes());
+        }
+        for cc in &email.cc {
+            b.put("email.cc", cc.as_bytes());
+        }
+        for url in &email.urls {
+            b.put("email.url", url.as_bytes());
+        }
+    }
+    for data in &tx.file_data {
+        b.put("file.data", data);
+    }
+    b
+}

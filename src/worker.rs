@@ -9,8 +9,9 @@ use weir_core::eve::{self, FlowHeader, Record};
 use weir_core::{Anomaly, AnomalyLayer, AppProto, Artifact, Direction, FlowKey, IpProto, StreamEvent, Timestamp};
 use weir_decode::{Decoder, IcmpHeader, Packet, Transport};
 use weir_detect::engine::{FlowDetectState, IcmpView, TcpView};
-use weir_extract::applayer::{AppLayer, AppLayerConfig, Detection};
+use weir_extract::applayer::{AppLayer, AppLayerConfig, Detection, Sinks};
 use weir_extract::files::FileSink;
+use weir_extract::mailstore::MailSink;
 use weir_extract::{AppEvent, Emit};
 use weir_flow::{ClosedFlow, EndReason, Flow, FlowHandle, FlowTable, Lifecycle};
 use weir_reassembly::{StreamConfig, TcpSegment, TcpSession, TcpState};
@@ -69,6 +70,7 @@ struct Stages {
     stats: WorkerStats,
     eve: EveWriter,
     files: Box<dyn FileSink>,
+    mails: Box<dyn MailSink>,
     emit: Emit,
     detector: Option<Detector>,
     /// Alerts of the packet (or flow end) being handled, written with their flow afterwards.
@@ -92,6 +94,7 @@ impl Worker {
         cfg: WorkerConfig,
         eve: EveWriter,
         files: Box<dyn FileSink>,
+        mails: Box<dyn MailSink>,
         detector: Option<Detector>,
     ) -> Worker {
         Worker {
@@ -103,6 +106,7 @@ impl Worker {
                 stats: WorkerStats::default(),
                 eve,
                 files,
+                mails,
                 emit: Emit::default(),
                 detector,
                 pending: Vec::new(),
@@ -275,7 +279,8 @@ impl Stages {
         mut segment: TcpSegment<'_>,
         facts: &PacketFacts<'_>,
     ) -> (FlowHandle, bool) {
-        let Stages { cfg, flows, emit, files, stream_memory, stats, detector, pending, .. } = self;
+        let Stages { cfg, flows, emit, files, mails, stream_memory, stats, detector, pending, .. } = self;
+        let mut sinks = Sinks { files: files.as_mut(), mails: mails.as_mut() };
         let Some(flow) = flows.get_mut(handle) else { return (handle, false) };
         let dir = if flow.key.is_from_source(key) { Direction::ToServer } else { Direction::ToClient };
         let flow_key = flow.key;
@@ -298,7 +303,7 @@ impl Stages {
                     StreamEvent::End => {}
                 }
             }
-            let found = app.on_stream(&cfg.app, d, ev, segment.ts, files.as_mut(), emit);
+            let found = app.on_stream(&cfg.app, d, ev, segment.ts, &mut sinks, emit);
             detection.reversed ^= found.reversed;
             if found.detected.is_some() {
                 detection.detected = found.detected;
@@ -451,7 +456,8 @@ impl Stages {
         let last = flow.last_seen;
         let mut tcp_eve = None;
         {
-            let Stages { cfg, emit, files, stream_memory, detector, pending, .. } = self;
+            let Stages { cfg, emit, files, mails, stream_memory, detector, pending, .. } = self;
+            let mut sinks = Sinks { files: files.as_mut(), mails: mails.as_mut() };
             let flow_key = flow.key;
             let mut facts = PacketFacts {
                 ts: last,
@@ -478,7 +484,7 @@ impl Stages {
                         StreamEvent::End => {}
                     }
                 }
-                let found = app.on_stream(&cfg.app, d, ev, last, files.as_mut(), emit);
+                let found = app.on_stream(&cfg.app, d, ev, last, &mut sinks, emit);
                 if found.detected.is_some() {
                     facts.app_proto = found.detected;
                 }

@@ -11,7 +11,16 @@ use crate::dns::{self, DnsState};
 use crate::emit::Emit;
 use crate::files::FileSink;
 use crate::http::{self, HttpConfig, HttpState};
+use crate::mailstore::MailSink;
+use crate::mime::MimeConfig;
+use crate::smtp::{self, SmtpState};
 use crate::tls::{self, TlsState};
+
+/// Where parsers put what they extract: files (attachments, downloads) and whole email messages.
+pub struct Sinks<'a> {
+    pub files: &'a mut dyn FileSink,
+    pub mails: &'a mut dyn MailSink,
+}
 
 /// Bytes held per flow while the protocol is unknown. Past it the flow is given up as
 /// `app_proto: "failed"`: every protocol Weir parses announces itself well before this.
@@ -24,11 +33,13 @@ pub struct AppLayerConfig {
     pub http: Option<HttpConfig>,
     pub dns: bool,
     pub tls: bool,
+    /// `None` switches SMTP off.
+    pub smtp: Option<MimeConfig>,
 }
 
 impl Default for AppLayerConfig {
     fn default() -> Self {
-        AppLayerConfig { http: Some(HttpConfig::default()), dns: true, tls: true }
+        AppLayerConfig { http: Some(HttpConfig::default()), dns: true, tls: true, smtp: Some(MimeConfig::default()) }
     }
 }
 
@@ -37,6 +48,7 @@ enum Parser {
     Http(Box<HttpState>),
     Dns(Box<DnsState>),
     Tls(Box<TlsState>),
+    Smtp(Box<SmtpState>),
     /// No known protocol; nothing more is parsed.
     Failed,
 }
@@ -86,6 +98,7 @@ impl AppLayer {
             Parser::Http(_) => Some(AppProto::Http),
             Parser::Dns(_) => Some(AppProto::Dns),
             Parser::Tls(_) => Some(AppProto::Tls),
+            Parser::Smtp(_) => Some(AppProto::Smtp),
             Parser::Failed => Some(AppProto::Failed),
         }
     }
@@ -111,6 +124,13 @@ impl AppLayer {
         }
     }
 
+    pub fn smtp_mut(&mut self) -> Option<&mut SmtpState> {
+        match &mut self.parser {
+            Parser::Smtp(p) => Some(p),
+            _ => None,
+        }
+    }
+
     pub fn tls(&self) -> Option<&TlsState> {
         match &self.parser {
             Parser::Tls(t) => Some(t),
@@ -125,15 +145,16 @@ impl AppLayer {
         dir: Direction,
         ev: StreamEvent<'_>,
         ts: Timestamp,
-        files: &mut dyn FileSink,
+        sinks: &mut Sinks<'_>,
         out: &mut Emit,
     ) -> Detection {
         match &mut self.parser {
-            Parser::Http(p) => p.on_stream(dir, ev, ts, files, out),
+            Parser::Http(p) => p.on_stream(dir, ev, ts, sinks.files, out),
             Parser::Dns(p) => p.on_stream(dir, ev, ts, out),
             Parser::Tls(p) => p.on_stream(dir, ev, ts, out),
+            Parser::Smtp(p) => p.on_stream(dir, ev, ts, sinks.files, sinks.mails, out),
             Parser::Failed => {}
-            Parser::Detecting(_) => return self.detect_stream(cfg, dir, ev, ts, files, out),
+            Parser::Detecting(_) => return self.detect_stream(cfg, dir, ev, ts, sinks, out),
         }
         Detection::default()
     }
@@ -174,7 +195,7 @@ impl AppLayer {
         dir: Direction,
         ev: StreamEvent<'_>,
         ts: Timestamp,
-        files: &mut dyn FileSink,
+        sinks: &mut Sinks<'_>,
         out: &mut Emit,
     ) -> Detection {
         let Parser::Detecting(d) = &mut self.parser else { return Detection::default() };
@@ -193,7 +214,7 @@ impl AppLayer {
                 match probe_stream(cfg, dir, &d.seen[i]) {
                     Probe::Match(proto, sender_is_server) => {
                         let reversed = sender_is_server == (dir == Direction::ToServer);
-                        self.start(cfg, proto, reversed, ts, files, out)
+                        self.start(cfg, proto, reversed, ts, sinks, out)
                     }
                     Probe::NoMatch => {
                         d.failed[i] = true;
@@ -225,7 +246,7 @@ impl AppLayer {
         proto: AppProto,
         reversed: bool,
         ts: Timestamp,
-        files: &mut dyn FileSink,
+        sinks: &mut Sinks<'_>,
         out: &mut Emit,
     ) -> Detection {
         let held = match std::mem::replace(&mut self.parser, Parser::Failed) {
@@ -239,11 +260,15 @@ impl AppLayer {
             },
             AppProto::Dns => Parser::Dns(Box::new(DnsState::new())),
             AppProto::Tls => Parser::Tls(Box::new(TlsState::new())),
+            AppProto::Smtp => match &cfg.smtp {
+                Some(m) => Parser::Smtp(Box::new(SmtpState::new(m))),
+                None => Parser::Failed,
+            },
             _ => Parser::Failed,
         };
         for (dir, bytes) in held {
             let dir = if reversed { dir.opposite() } else { dir };
-            self.on_stream(cfg, dir, StreamEvent::Data(&bytes), ts, files, out);
+            self.on_stream(cfg, dir, StreamEvent::Data(&bytes), ts, sinks, out);
         }
         Detection { detected: Some(proto), reversed }
     }
@@ -280,6 +305,13 @@ fn probe_stream(cfg: &AppLayerConfig, dir: Direction, start: &[u8]) -> Probe {
             tls::Probe::NoMatch => {}
         }
     }
+    if cfg.smtp.is_some() {
+        match probe_mail_or_ftp(dir, start) {
+            Banner::Smtp(sender_is_server) => return Probe::Match(AppProto::Smtp, sender_is_server),
+            Banner::NeedMore => need_more = true,
+            Banner::No => {}
+        }
+    }
     if cfg.dns {
         match dns::probe_tcp(start) {
             dns::Probe::Request => return Probe::Match(AppProto::Dns, false),
@@ -289,4 +321,151 @@ fn probe_stream(cfg: &AppLayerConfig, dir: Direction, start: &[u8]) -> Probe {
         }
     }
     if need_more { Probe::NeedMore } else { Probe::NoMatch }
+}
+
+enum Banner {
+    /// SMTP; whether the bytes' sender is the server.
+    Smtp(bool),
+    NeedMore,
+    No,
+}
+
+/// Servers of SMTP and FTP both greet with `220`: the greeting names its protocol often enough
+/// (`ESMTP`, `SMTP`), and otherwise the client's first command decides (`EHLO`/`HELO` against
+/// FTP's `USER`, `AUTH TLS`, ...), so an unnamed `220` waits for the client.
+fn probe_mail_or_ftp(dir: Direction, start: &[u8]) -> Banner {
+    match smtp::probe(dir, start) {
+        smtp::Probe::Smtp if dir == Direction::ToServer => Banner::Smtp(false),
+        smtp::Probe::Smtp => {
+            let line_end = start.iter().position(|&b| b == b'\n');
+            let line = &start[..line_end.unwrap_or(start.len())];
+            let upper = line.to_ascii_uppercase();
+            let names = |word: &[u8]| upper.windows(word.len()).any(|w| w == word);
+            if names(b"SMTP") || names(b"MAIL") || names(b"POSTFIX") || names(b"EXIM") || names(b"SENDMAIL") {
+                Banner::Smtp(true)
+            } else {
+                // A greeting that does not say (or is not complete yet): the client's first
+                // command will.
+                Banner::NeedMore
+            }
+        }
+        smtp::Probe::NeedMore => Banner::NeedMore,
+        smtp::Probe::NoMatch => Banner::No,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::MemorySink;
+    use crate::mailstore::MemoryMailSink;
+
+    struct Run {
+        app: AppLayer,
+        cfg: AppLayerConfig,
+        files: MemorySink,
+        mails: MemoryMailSink,
+        out: Emit,
+    }
+
+    impl Run {
+        fn new() -> Run {
+            Run {
+                app: AppLayer::new(),
+                cfg: AppLayerConfig::default(),
+                files: MemorySink::new(1 << 20),
+                mails: MemoryMailSink::new(1 << 20),
+                out: Emit::default(),
+            }
+        }
+
+        fn feed(&mut self, dir: Direction, ev: StreamEvent<'_>) -> Detection {
+            let mut sinks = Sinks { files: &mut self.files, mails: &mut self.mails };
+            self.app.on_stream(&self.cfg, dir, ev, Timestamp::ZERO, &mut sinks, &mut self.out)
+        }
+
+        fn event_types(&self) -> Vec<&'static str> {
+            self.out.events.iter().map(|e| e.event_type).collect()
+        }
+    }
+
+    const REQUEST: &[u8] = b"GET /x HTTP/1.1\r\nHost: a.example\r\n\r\n";
+    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+
+    #[test]
+    fn http_on_any_port_is_recognised_from_its_first_bytes() {
+        let mut r = Run::new();
+        // A request split so the method alone cannot decide yet.
+        assert_eq!(r.feed(Direction::ToServer, StreamEvent::Data(b"GE")).detected, None);
+        let d = r.feed(Direction::ToServer, StreamEvent::Data(&REQUEST[2..]));
+        assert_eq!(d, Detection { detected: Some(AppProto::Http), reversed: false });
+        r.feed(Direction::ToClient, StreamEvent::Data(RESPONSE));
+        assert_eq!(r.app.proto(), Some(AppProto::Http));
+        assert!(r.event_types().contains(&"http"), "the held first bytes reached the parser: {:?}", r.event_types());
+    }
+
+    #[test]
+    fn a_response_seen_as_client_data_reverses_the_flow() {
+        let mut r = Run::new();
+        let d = r.feed(Direction::ToServer, StreamEvent::Data(RESPONSE));
+        assert_eq!(d, Detection { detected: Some(AppProto::Http), reversed: true });
+        // After the caller swaps, the request arrives as to-server data.
+        r.feed(Direction::ToServer, StreamEvent::Data(REQUEST));
+        assert_eq!(r.app.proto(), Some(AppProto::Http));
+    }
+
+    #[test]
+    fn tls_and_smtp_are_recognised() {
+        let mut r = Run::new();
+        // A TLS 1.2 handshake record header and the start of a ClientHello.
+        let hello = [0x16, 0x03, 0x01, 0x00, 0x30, 0x01, 0x00, 0x00, 0x2c, 0x03, 0x03];
+        assert_eq!(r.feed(Direction::ToServer, StreamEvent::Data(&hello)).detected, Some(AppProto::Tls));
+
+        let mut r = Run::new();
+        let d = r.feed(Direction::ToClient, StreamEvent::Data(b"220 mx.example ESMTP Postfix\r\n"));
+        assert_eq!(d.detected, Some(AppProto::Smtp));
+        assert!(!d.reversed);
+    }
+
+    #[test]
+    fn an_unnamed_220_greeting_waits_for_the_client() {
+        let mut r = Run::new();
+        assert_eq!(r.feed(Direction::ToClient, StreamEvent::Data(b"220 welcome\r\n")).detected, None);
+        assert_eq!(r.feed(Direction::ToServer, StreamEvent::Data(b"EHLO client\r\n")).detected, Some(AppProto::Smtp));
+    }
+
+    #[test]
+    fn unknown_bytes_or_gaps_on_both_sides_fail_detection() {
+        let mut r = Run::new();
+        assert_eq!(r.feed(Direction::ToServer, StreamEvent::Data(b"\x00\x01binary junk here")).detected, None);
+        let d = r.feed(Direction::ToClient, StreamEvent::Gap { len: 100 });
+        assert_eq!(d.detected, Some(AppProto::Failed));
+        assert_eq!(r.app.proto(), Some(AppProto::Failed));
+        // Nothing more is parsed or held.
+        assert_eq!(r.feed(Direction::ToServer, StreamEvent::Data(REQUEST)).detected, None);
+        assert!(r.out.events.is_empty());
+    }
+
+    #[test]
+    fn held_bytes_are_bounded() {
+        let mut r = Run::new();
+        // Each chunk could still be the start of something: a long run of CRLF (HTTP allows
+        // leading empty lines) is held only up to the limit.
+        let chunk = vec![b'\n'; 1024];
+        let mut detected = None;
+        for _ in 0..(MAX_PROBE_BYTES / 1024 + 2) {
+            detected = detected.or(r.feed(Direction::ToServer, StreamEvent::Data(&chunk)).detected);
+        }
+        assert_eq!(detected, Some(AppProto::Failed));
+    }
+
+    #[test]
+    fn dns_over_udp_is_recognised_and_parsed() {
+        let mut r = Run::new();
+        // A query for a.example, type A, class IN.
+        let query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x07example\x00\x00\x01\x00\x01";
+        let d = r.app.on_datagram(&r.cfg, Direction::ToServer, query, Timestamp::ZERO, &mut r.out);
+        assert_eq!(d, Detection { detected: Some(AppProto::Dns), reversed: false });
+        assert_eq!(r.event_types(), ["dns"]);
+    }
 }

@@ -743,3 +743,57 @@ fn project_capture_every_transfer_is_byte_identical() {
         .expect("550 record");
     assert_eq!(r["ftp"]["completion_code"], json!(["550"]));
 }
+
+/// Throughput of an FTP data connection into the file pipeline (64 MiB in 1448-byte segments)
+/// and of the control parser on a long session. Prints figures. Run with `--ignored`.
+#[test]
+#[ignore]
+fn measure_throughput() {
+    let exp = Expectation {
+        id: 0,
+        mode: DataMode::Pasv,
+        port: 1025,
+        announced_ip: None,
+        transfer: Some(Transfer {
+            command: TransferCommand::Retr,
+            argument: b"f".to_vec(),
+            rest: 0,
+            control_tx_id: 0,
+        }),
+        withdrawn: false,
+        announced: TS,
+    };
+    let mut data = FtpDataState::new(exp);
+    let mut sink = MemorySink::new(0);
+    let mut out = Emit::default();
+    let chunk = vec![0x5au8; 1448];
+    let start = std::time::Instant::now();
+    for _ in 0..(64 << 20) / 1448 {
+        data.on_stream(C, StreamEvent::Data(&chunk), TS, &mut sink, &mut out);
+    }
+    data.on_stream(C, StreamEvent::End, TS, &mut sink, &mut out);
+    eprintln!(
+        "ftp-data: {:.0} MiB/s (hashing included)",
+        64.0 / start.elapsed().as_secs_f64()
+    );
+
+    let mut s = FtpState::new();
+    let mut out = Emit::default();
+    let start = std::time::Instant::now();
+    let n = 200_000;
+    for _ in 0..n {
+        s.on_stream(
+            S,
+            StreamEvent::Data(b"SIZE docs/some-file-name.zip\r\n"),
+            TS,
+            &mut out,
+        );
+        s.on_stream(C, StreamEvent::Data(b"213 41792\r\n"), TS, &mut out);
+        s.take_finished();
+        out.events.clear();
+    }
+    eprintln!(
+        "ftp control: {:.0} commands/s",
+        n as f64 / start.elapsed().as_secs_f64()
+    );
+}

@@ -26,8 +26,8 @@ mod transaction;
 pub mod wire;
 
 pub use server::{
-    DEFAULT_HANDOFF_CAPACITY, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, IcapServer,
-    ServerConfig, ServerStats, StatsSnapshot,
+    ConfigError, DEFAULT_HANDOFF_CAPACITY, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+    IcapServer, ServerConfig, ServerStats, StatsSnapshot,
 };
 pub use transaction::{HttpStream, Mode, Transaction};
 pub use wire::{IcapError, Limits};

@@ -15,7 +15,9 @@ use weir_core::Timestamp;
 
 use crate::response::{self, OptionsAdvert};
 use crate::transaction::{Mode, Transaction};
-use crate::wire::{Event, IcapError, Limits, Method, Request, RequestParser, Section};
+use crate::wire::{
+    Event, IcapError, Limits, MAX_PREVIEW_BYTES, Method, Request, RequestParser, Section,
+};
 
 /// Proxy connections served at once, by default; more are answered `503` and closed.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
@@ -78,6 +80,60 @@ impl Default for ServerConfig {
             handoff_capacity: DEFAULT_HANDOFF_CAPACITY,
             handoff_wait: Duration::from_millis(50),
         }
+    }
+}
+
+/// A setting [`ServerConfig::validate`] rejects.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("icap: {field} must be greater than zero")]
+    Zero { field: &'static str },
+    #[error("icap: preview_bytes {value} exceeds the parser's limit of {MAX_PREVIEW_BYTES}")]
+    PreviewTooLarge { value: u64 },
+    #[error(
+        "icap: istag must be 1 to 32 characters without '\"' or control characters (RFC 3507 4.7)"
+    )]
+    BadIstag,
+}
+
+impl ServerConfig {
+    /// Every problem at once, so a configuration is fixed in one pass.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        let zero = |field| ConfigError::Zero { field };
+        if self.max_connections == 0 {
+            problems.push(zero("max_connections"));
+        }
+        if self.handoff_capacity == 0 {
+            problems.push(zero("handoff_capacity"));
+        }
+        if self.limits.max_icap_head_bytes == 0 {
+            problems.push(zero("max_icap_head_bytes"));
+        }
+        for (field, value) in [
+            ("idle_timeout", self.idle_timeout),
+            ("head_timeout", self.head_timeout),
+            ("read_timeout", self.read_timeout),
+            ("write_timeout", self.write_timeout),
+        ] {
+            if value.is_zero() {
+                problems.push(zero(field));
+            }
+        }
+        if self.preview_bytes > MAX_PREVIEW_BYTES {
+            problems.push(ConfigError::PreviewTooLarge {
+                value: self.preview_bytes,
+            });
+        }
+        let istag_ok = (1..=32).contains(&self.istag.len())
+            && self
+                .istag
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"');
+        if !istag_ok {
+            problems.push(ConfigError::BadIstag);
+        }
+        problems
     }
 }
 
@@ -168,8 +224,17 @@ impl IcapServer {
     pub async fn bind(
         config: ServerConfig,
     ) -> io::Result<(IcapServer, mpsc::Receiver<Transaction>)> {
+        let problems = config.validate();
+        if !problems.is_empty() {
+            let text = problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, text));
+        }
         let listener = TcpListener::bind(config.listen).await?;
-        let (handoff, receiver) = mpsc::channel(config.handoff_capacity.max(1));
+        let (handoff, receiver) = mpsc::channel(config.handoff_capacity);
         let slots = Arc::new(Semaphore::new(config.max_connections));
         let shared = Arc::new(Shared {
             config,

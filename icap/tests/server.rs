@@ -5,7 +5,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use weir_icap::{IcapServer, Mode, ServerConfig, ServerStats, StatsSnapshot, Transaction};
+use weir_icap::{
+    ConfigError, IcapServer, Mode, ServerConfig, ServerStats, StatsSnapshot, Transaction,
+};
 
 const RECV_BOUND: Duration = Duration::from_secs(10);
 
@@ -480,4 +482,45 @@ async fn a_connection_flood_is_bounded_and_service_resumes() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(served, "no connection served after the flood ended");
+}
+
+#[tokio::test]
+async fn connection_close_is_honoured_after_the_answer() {
+    let (addr, _rx, _stats) = start(ServerConfig::default()).await;
+    let mut s = BufReader::new(TcpStream::connect(&addr).await.unwrap());
+    s.get_mut()
+        .write_all(b"OPTIONS icap://h/reqmod ICAP/1.0\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut s).await;
+    assert_eq!(header(&head, "Methods"), Some("REQMOD"));
+    expect_closed(&mut s).await;
+}
+
+#[tokio::test]
+async fn invalid_settings_are_all_reported_before_binding() {
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_connections: 0,
+        read_timeout: Duration::ZERO,
+        preview_bytes: 2 << 20,
+        istag: "has \"quotes\"".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        config.validate(),
+        vec![
+            ConfigError::Zero {
+                field: "max_connections"
+            },
+            ConfigError::Zero {
+                field: "read_timeout"
+            },
+            ConfigError::PreviewTooLarge { value: 2 << 20 },
+            ConfigError::BadIstag,
+        ]
+    );
+    let err = IcapServer::bind(config).await.err().expect("rejected");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(ServerConfig::default().validate().is_empty());
 }

@@ -393,6 +393,8 @@ impl ImapState {
             proto_object: ("imap", imap.clone()),
             next_file_id: &mut self.next_file_id,
             partial,
+            envelope_from: None,
+            envelope_to: &[],
         };
         let d = mime::deliver(&buf, &self.mime, ctx, io.files, io.mails, io.out);
         let mut fields = Map::new();

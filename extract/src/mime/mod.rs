@@ -255,6 +255,10 @@ pub struct MessageCtx<'a> {
     pub next_file_id: &'a mut u64,
     /// Only part of the message was asked for (POP3 TOP, IMAP BODY[HEADER]).
     pub partial: bool,
+    /// The SMTP envelope (MAIL FROM, RCPT TO), when there is one: the Email artifact's sender
+    /// when the header has none, and its recipients besides those the header names (Bcc).
+    pub envelope_from: Option<&'a str>,
+    pub envelope_to: &'a [String],
 }
 
 /// A delivered message.
@@ -406,12 +410,28 @@ pub fn deliver(
         Artifact::Email(EmailArtifact {
             sha256,
             size: raw.len() as u64,
-            from: info.from.as_deref().map(headers::bare_address),
-            to: info.to.iter().chain(&info.cc).map(|a| headers::bare_address(a)).collect(),
+            from: info
+                .from
+                .as_deref()
+                .map(headers::bare_address)
+                .or_else(|| ctx.envelope_from.map(headers::bare_address)),
+            to: recipients(&info, ctx.envelope_to),
             truncated,
         }),
     );
     Delivered { info, sha256, size: raw.len() as u64, stored, file_data }
+}
+
+/// Header To and Cc, then envelope recipients not already named, as bare addresses.
+fn recipients(info: &EmailInfo, envelope: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in info.to.iter().chain(&info.cc).chain(envelope) {
+        let bare = headers::bare_address(a);
+        if !bare.is_empty() && !out.iter().any(|o| o.eq_ignore_ascii_case(&bare)) {
+            out.push(bare);
+        }
+    }
+    out
 }
 
 /// How much of `raw` the MIME parser may see: up to the line that would pass `max_parts`

@@ -29,6 +29,8 @@ fn run_with(raw: &[u8], cfg: &MimeConfig) -> Out {
         proto_object: ("smtp", serde_json::json!({})),
         next_file_id: &mut next_file_id,
         partial: false,
+        envelope_from: None,
+        envelope_to: &[],
     };
     let d = deliver(&buf, cfg, ctx, &mut files, &mut mails, &mut emit);
     Out { d, emit, files, mails }
@@ -245,7 +247,12 @@ fn deeply_nested_rfc822_parts_do_not_exhaust_a_worker_stack() {
 fn deeply_nested_multiparts_do_not_exhaust_a_worker_stack() {
     let mut raw = Vec::new();
     for n in 0..MimeConfig::default().max_parts {
-        raw.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=b{n}\r\n\r\n--b{n}\r\nContent-Type: message/rfc822\r\n\r\n").as_bytes());
+        raw.extend_from_slice(
+            format!(
+                "Content-Type: multipart/mixed; boundary=b{n}\r\n\r\n--b{n}\r\nContent-Type: message/rfc822\r\n\r\n"
+            )
+            .as_bytes(),
+        );
     }
     raw.extend_from_slice(b"Content-Disposition: attachment; filename=deep.txt\r\n\r\nbottom\r\n");
     let handle = std::thread::Builder::new().stack_size(2 << 20).spawn(move || {

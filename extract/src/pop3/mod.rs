@@ -346,6 +346,8 @@ impl Pop3State {
             proto_object: ("pop3", pop3.clone()),
             next_file_id: &mut self.next_file_id,
             partial: cmd == Cmd::Top,
+            envelope_from: None,
+            envelope_to: &[],
         };
         let d = mime::deliver(&msg, &self.mime, ctx, io.files, io.mails, io.out);
         let mut fields = Map::new();

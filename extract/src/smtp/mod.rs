@@ -554,6 +554,8 @@ impl SmtpState {
             proto_object: ("smtp", self.tx.smtp_object()),
             next_file_id: &mut self.next_file_id,
             partial: false,
+            envelope_from: self.tx.mail_from.as_deref(),
+            envelope_to: &self.tx.rcpt_to,
         };
         let d = mime::deliver(&msg, &self.mime, ctx, io.files, io.mails, io.out);
         self.tx.email = Some(d.info);

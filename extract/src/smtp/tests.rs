@@ -189,6 +189,16 @@ fn project_capture_messages_and_attachments_are_byte_identical() {
                     .map(|r| format!("<{r}>"))
                     .collect();
                 assert_eq!(rec["smtp"]["rcpt_to"], json!(want_rcpt));
+                // The Email artifact names every envelope recipient, Bcc-only ones included.
+                let artifact = run.out.artifacts.iter().find_map(|(_, _, a)| match a {
+                    Artifact::Email(e) if hex(&e.sha256) == sha => Some(e),
+                    _ => None,
+                });
+                let artifact = artifact.expect("email artifact");
+                for r in item["rcpt_to"].as_array().expect("rcpt").iter().filter_map(Value::as_str) {
+                    assert!(artifact.to.iter().any(|t| t == r), "{r} not in {:?}", artifact.to);
+                }
+                assert!(!artifact.truncated);
             }
             Some("attachment") => {
                 let f = run.files.stored.iter().find(|(h, _)| hex(h) == sha);
@@ -451,7 +461,11 @@ proptest::proptest! {
 fn a_client_only_capture_still_yields_the_message() {
     let mut run = empty_run();
     let mut state = SmtpState::new(&MimeConfig::default());
-    feed(&mut state, &mut run, &[(C, b"HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: one-sided\r\n\r\nhi\r\n.\r\nQUIT\r\n")]);
+    feed(
+        &mut state,
+        &mut run,
+        &[(C, b"HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: one-sided\r\n\r\nhi\r\n.\r\nQUIT\r\n")],
+    );
     assert_eq!(run.mails.stored.len(), 1);
     assert_eq!(run.mails.stored[0].1, b"Subject: one-sided\r\n\r\nhi\r\n");
     assert_eq!(run.events("smtp")[0]["email"]["status"], "PARSE_DONE");

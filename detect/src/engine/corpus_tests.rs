@@ -393,3 +393,67 @@ fn eve_payload_overlap_packet_rules() {
         &[(3, 1), (4, 1)],
     );
 }
+
+/// ET Open 2019 over every corpus capture through the same driver: no panic, and the alert
+/// figures for the report. `cargo test -p weir-detect --lib et_2019_over_corpus -- --ignored --nocapture`
+#[test]
+#[ignore = "loads 20k rules; run by hand for figures"]
+fn et_2019_over_corpus() {
+    let dir = Path::new("/work/shared/rules/et-open-2019");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .expect("ET rules")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "rules"))
+        .collect();
+    files.sort();
+    let report = load_rule_files(&files, &Vars::default(), &Classification::default());
+    let rules = CompiledRules::new(report.rules);
+    let mut matcher = Matcher::new(&rules).expect("scratch");
+    let mut captures: Vec<std::path::PathBuf> = Vec::new();
+    for case in std::fs::read_dir(CORPUS)
+        .expect("corpus")
+        .filter_map(|e| e.ok())
+    {
+        for f in std::fs::read_dir(case.path())
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+        {
+            let p = f.path();
+            if p.extension().is_some_and(|e| e == "pcap" || e == "pcapng") {
+                captures.push(p);
+            }
+        }
+    }
+    captures.sort();
+    let (mut packets, mut bytes, mut alerts_total) = (0u64, 0u64, 0usize);
+    let mut by_sid: BTreeMap<u32, usize> = BTreeMap::new();
+    let started = std::time::Instant::now();
+    for cap in &captures {
+        let mut decoder = Decoder::new(DecodeConfig::default());
+        let mut flows: HashMap<FlowKey, FlowEntry> = HashMap::new();
+        for frame in read_capture(cap) {
+            packets += 1;
+            bytes += frame.data.len() as u64;
+            let mut alerts = Vec::new();
+            decoder.decode(frame.ts, frame.link, &frame.data, &mut |p: &Packet<'_>| {
+                drive(&rules, &mut matcher, &mut flows, p, true, &mut alerts);
+            });
+            alerts_total += alerts.len();
+            for a in alerts {
+                *by_sid.entry(a.sid).or_insert(0) += 1;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut top: Vec<(u32, usize)> = by_sid.into_iter().collect();
+    top.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    eprintln!(
+        "{} captures, {packets} frames, {bytes} bytes in {:.2}s; {alerts_total} alerts; top sids {:?}; {:?}",
+        captures.len(),
+        elapsed.as_secs_f64(),
+        &top[..top.len().min(10)],
+        matcher.stats()
+    );
+    assert!(packets > 0);
+}

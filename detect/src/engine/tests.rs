@@ -840,6 +840,44 @@ proptest! {
         }
     }
 
+    /// Splitting a stream anywhere finds the same rules as one delivery, for positive patterns
+    /// whose matches fit in the re-inspected tail.
+    #[test]
+    fn stream_segmentation_invariance(
+        rule_contents in proptest::collection::vec(proptest::collection::vec(arb_content(), 1..3), 1..8),
+        data in proptest::collection::vec(prop::sample::select(b"abcAB ".to_vec()), 1..200),
+        cuts in proptest::collection::vec(1usize..200, 0..6),
+    ) {
+        let texts: Vec<String> = rule_contents.iter().enumerate().map(|(i, contents)| {
+            let parts: Vec<String> = contents.iter().map(|c| c.replace("!\"", "\"").replace(" fast_pattern;", "")).collect();
+            format!("alert tcp any any -> any any (flow:established; {} sid:{};)", parts.join(" "), i + 1)
+        }).collect();
+        let vars = Vars::default().resolve();
+        let parsed: Vec<Rule> = texts.iter().filter_map(|t| parse_rule(t, &vars, &Classification::default(), None).ok().map(|r| r.0)).collect();
+        // Absolute offsets count from the stream start either way; keep them.
+        let rules = CompiledRules::new(parsed);
+        let mut m = Matcher::new(&rules).unwrap();
+        let pkt = tcp_pkt_in_stream(b"");
+        let mut whole = Vec::new();
+        m.inspect_stream(&rules, &mut FlowDetectState::new(), &pkt, &data, &mut whole);
+        let mut points: Vec<usize> = cuts.into_iter().filter(|c| *c < data.len()).collect();
+        points.sort_unstable();
+        points.dedup();
+        let mut flow = FlowDetectState::new();
+        let mut split = Vec::new();
+        let mut start = 0;
+        for end in points.into_iter().chain(std::iter::once(data.len())) {
+            m.inspect_stream(&rules, &mut flow, &pkt, &data[start..end], &mut split);
+            start = end;
+        }
+        let mut a = sids(&whole);
+        let mut b = sids(&split);
+        a.sort_unstable();
+        b.sort_unstable();
+        b.dedup();
+        prop_assert_eq!(a, b);
+    }
+
     #[test]
     fn arbitrary_payloads_never_panic_and_respect_the_alert_cap(payload in proptest::collection::vec(any::<u8>(), 0..300)) {
         let rules = compile(&[

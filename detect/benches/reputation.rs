@@ -4,7 +4,7 @@
 //! resident memory each million entries of every kind costs and the load rate; criterion then
 //! times lookups against a set of 1M domains, 1M URLs, 100k CIDR blocks and 1M SHA-256 hashes
 //! (hits and misses, with and without the verdict cache). `WEIR_BENCH_LINES=10000000` makes the
-//! load measurement use that many lines per kind instead of 1M (the 10-million-line case).
+//! load measurement use that many lines per kind instead of 1M (the 10-million-line case), and `WEIR_BENCH_KINDS=domains,urls` limits which kinds are loaded.
 
 use std::hint::black_box;
 use std::io::BufRead;
@@ -112,7 +112,13 @@ fn spec(name: &str, format: FeedFormat) -> FeedSpec {
 }
 
 /// Loads `lines` generated lines of one kind in a fresh builder and prints the memory it took.
-fn measure(kind: &str, format: FeedFormat, lines: u64, make: impl FnMut(u64) -> String) {
+/// The set is returned and kept alive, so the allocator cannot hand its memory to the next one
+/// and hide the next one's cost.
+fn measure(kind: &str, format: FeedFormat, lines: u64, make: impl FnMut(u64) -> String) -> Option<ReputationSet> {
+    let wanted = std::env::var("WEIR_BENCH_KINDS").unwrap_or_default();
+    if !wanted.is_empty() && !wanted.split(',').any(|k| k == kind) {
+        return None;
+    }
     let before = rss_bytes();
     let started = Instant::now();
     let mut builder = ReputationBuilder::new();
@@ -131,15 +137,18 @@ fn measure(kind: &str, format: FeedFormat, lines: u64, make: impl FnMut(u64) -> 
         grown as f64 / set.entry_count().max(1) as f64,
         grown as f64 / 1048576.0 / (set.entry_count().max(1) as f64 / 1e6),
     );
-    drop(set);
+    Some(set)
 }
 
 fn memory_report() {
     let lines: u64 = std::env::var("WEIR_BENCH_LINES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    measure("domains", FeedFormat::Domains, lines, domain);
-    measure("urls", FeedFormat::Urls, lines, url);
-    measure("cidrs", FeedFormat::Ips, lines, cidr);
-    measure("sha256", FeedFormat::Hashes, lines, |i| weir_core::hex(&sha256(i)));
+    let kept = [
+        measure("domains", FeedFormat::Domains, lines, domain),
+        measure("urls", FeedFormat::Urls, lines, url),
+        measure("cidrs", FeedFormat::Ips, lines, cidr),
+        measure("sha256", FeedFormat::Hashes, lines, |i| weir_core::hex(&sha256(i))),
+    ];
+    drop(kept);
 }
 
 fn big_set() -> ReputationSet {

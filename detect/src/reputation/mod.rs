@@ -667,8 +667,10 @@ impl ReputationSet {
     /// A file's MD5, SHA-1 and SHA-256 against the hash entries.
     pub fn lookup_file(&self, file: &FileArtifact) -> Vec<Hit> {
         let mut hits = Vec::new();
-        let mut one = |ids: Option<&FeedIds>, kind: IndicatorType, hex: String, seen: Seen| {
+        let mut one = |ids: Option<&FeedIds>, kind: IndicatorType, bytes: &[u8], seen: Seen| {
+            // Hex is only written for a hit: most files are listed nowhere.
             if let Some(ids) = ids {
+                let hex = weir_core::hex(bytes);
                 let found: Vec<Match> = self
                     .lists
                     .iter(*ids)
@@ -682,9 +684,9 @@ impl ReputationSet {
                 hits.extend(self.hits(&found, seen, &hex));
             }
         };
-        one(self.sha256.get(&file.sha256), IndicatorType::Sha256, weir_core::hex(&file.sha256), SeenIn::FileSha256.into());
-        one(self.md5.get(&file.md5), IndicatorType::Md5, weir_core::hex(&file.md5), SeenIn::FileMd5.into());
-        one(self.sha1.get(&file.sha1), IndicatorType::Sha1, weir_core::hex(&file.sha1), Seen::FileSha1);
+        one(self.sha256.get(&file.sha256), IndicatorType::Sha256, &file.sha256, SeenIn::FileSha256.into());
+        one(self.md5.get(&file.md5), IndicatorType::Md5, &file.md5, SeenIn::FileMd5.into());
+        one(self.sha1.get(&file.sha1), IndicatorType::Sha1, &file.sha1, Seen::FileSha1);
         hits.truncate(MAX_HITS_PER_LOOKUP);
         hits
     }

@@ -13,12 +13,14 @@
 
 mod buffer;
 mod error;
+pub mod live;
 mod reader;
 mod source;
 
 use weir_core::{LinkType, Timestamp};
 
 pub use error::{CaptureError, CaptureWarning};
+pub use live::LiveSource;
 pub use source::FileSource;
 
 /// Largest captured packet returned, in bytes: libpcap's MAXIMUM_SNAPLEN (262144), which also

@@ -59,6 +59,16 @@ pub fn http(tx: &HttpTx, dir: Direction) -> TxBuffers {
             b.put("http.request_body", &tx.request_body);
         }
     }
+    // One `Name: value` instance per header, for http.request_header / http.response_header.
+    let each_header = |b: &mut TxBuffers, name: &'static str, headers: &[weir_extract::http::Header]| {
+        for h in headers {
+            let mut line = h.name.clone();
+            line.extend_from_slice(b": ");
+            line.extend_from_slice(&h.value);
+            b.items.push((name, line));
+        }
+    };
+    each_header(&mut b, "http.request_header", &tx.request_headers);
     match dir {
         Direction::ToServer => {
             b.put("http.header", &tx.headers_buffer(Direction::ToServer));
@@ -71,6 +81,7 @@ pub fn http(tx: &HttpTx, dir: Direction) -> TxBuffers {
             }
         }
         Direction::ToClient if !tx.response_line.is_empty() => {
+            each_header(&mut b, "http.response_header", &tx.response_headers);
             b.put("http.stat_code", &tx.status_code_raw);
             b.put("http.stat_msg", &tx.status_message);
             b.put("http.response_line", &tx.response_line);

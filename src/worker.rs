@@ -295,22 +295,23 @@ impl Stages {
         let mut on_event = |d: Direction, ev: StreamEvent<'_>, facts: &mut PacketFacts<'_>| {
             // Once detection found the flow backwards, the rest of this call's events are too.
             let d = if detection.reversed { d.opposite() } else { d };
+            // The app layer parses first, as in Suricata, so rules of an app-layer protocol see
+            // it detected on the data that revealed it.
+            let found = app.on_stream(&cfg.app, d, ev, segment.ts, &mut sinks, emit);
+            if found.detected.is_some() {
+                detection.detected = found.detected;
+                facts.app_proto = found.detected;
+            }
+            let d = if found.reversed { d.opposite() } else { d };
+            detection.reversed ^= found.reversed;
             let key_now = oriented(if detection.reversed { flow_key.reversed() } else { flow_key }, d);
             if let Some(det) = detector.as_mut() {
+                facts.established = true;
                 match ev {
                     StreamEvent::Data(bytes) => det.stream(facts, key_now, d, bytes, detect, pending),
                     StreamEvent::Gap { len } => detect.stream_gap(d, len),
                     StreamEvent::End => {}
                 }
-            }
-            let found = app.on_stream(&cfg.app, d, ev, segment.ts, &mut sinks, emit);
-            detection.reversed ^= found.reversed;
-            if found.detected.is_some() {
-                detection.detected = found.detected;
-                facts.app_proto = found.detected;
-            }
-            if let Some(det) = detector.as_mut() {
-                facts.established = true;
                 det.transactions(facts, key_now, d, app, tx_progress, detect, pending);
             }
         };
@@ -477,18 +478,16 @@ impl Stages {
             let FlowState { tcp, app, detect, tx_progress, .. } = &mut flow.state;
             let mut on_event = |d: Direction, ev: StreamEvent<'_>| {
                 let key_now = oriented(flow_key, d);
+                let found = app.on_stream(&cfg.app, d, ev, last, &mut sinks, emit);
+                if found.detected.is_some() {
+                    facts.app_proto = found.detected;
+                }
                 if let Some(det) = detector.as_mut() {
                     match ev {
                         StreamEvent::Data(bytes) => det.stream(&facts, key_now, d, bytes, detect, pending),
                         StreamEvent::Gap { len } => detect.stream_gap(d, len),
                         StreamEvent::End => {}
                     }
-                }
-                let found = app.on_stream(&cfg.app, d, ev, last, &mut sinks, emit);
-                if found.detected.is_some() {
-                    facts.app_proto = found.detected;
-                }
-                if let Some(det) = detector.as_mut() {
                     det.transactions(&facts, key_now, d, app, tx_progress, detect, pending);
                 }
             };

@@ -130,8 +130,10 @@ impl ChainRun<'_> {
                 } else {
                     i128::from(start) + bytes as i128
                 };
-                let target = from + jump + i128::from(j.post_offset);
-                if target < 0 || target > self.buf.len() as i128 {
+                // Suricata 7+ clamps a jump before the buffer to its start and allows landing
+                // exactly at its end.
+                let target = (from + jump + i128::from(j.post_offset)).max(0);
+                if target > self.buf.len() as i128 {
                     return Res::NoMatch;
                 }
                 self.steps(steps, index + 1, target as usize, last_end)

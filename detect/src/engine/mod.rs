@@ -143,7 +143,8 @@ pub struct TxView<'a> {
     pub direction: Direction,
     /// Buffers by the rules module's names (`http.uri`, `dns.query`, `file.data`, ...). A
     /// name may repeat (several DNS queries, several files): a rule matches if any instance
-    /// does. Buffers of the other direction may be included for rules that need both.
+    /// does. Buffers of the other direction may be included for rules that need both. A rule's
+    /// `pkt_data` matches run on a `pkt_data` entry when given, else on the packet's payload.
     pub buffers: &'a [(&'a str, &'a [u8])],
 }
 
@@ -760,6 +761,9 @@ impl Matcher {
         for (name, data) in tx.buffers {
             self.prefilter(rules, name, data);
         }
+        if !pkt.payload.is_empty() && !tx.buffers.iter().any(|(n, _)| *n == "pkt_data") {
+            self.prefilter(rules, "pkt_data", pkt.payload);
+        }
         for &r in &rules.always_tx {
             self.add(r);
         }
@@ -880,11 +884,20 @@ impl Matcher {
                 } => chain.buffer == "pkt_data" && self.run_chain(chain, window, base, min_end),
                 Context::Tx(tx) => {
                     let mut any = false;
+                    let mut present = false;
                     for (name, data) in tx.buffers {
-                        if *name == chain.buffer && self.run_chain(chain, data, 0, 0) {
-                            any = true;
-                            break;
+                        if *name == chain.buffer {
+                            present = true;
+                            if self.run_chain(chain, data, 0, 0) {
+                                any = true;
+                                break;
+                            }
                         }
+                    }
+                    // A payload match in a transaction rule runs on the packet at hand unless
+                    // the caller supplied a `pkt_data` buffer.
+                    if !present && chain.buffer == "pkt_data" {
+                        any = self.run_chain(chain, pkt.payload, 0, 0);
                     }
                     any
                 }

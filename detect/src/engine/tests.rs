@@ -587,6 +587,47 @@ fn transactions_alert_once_per_rule_per_tx() {
 }
 
 #[test]
+fn transaction_rules_with_payload_matches_use_the_packet() {
+    let rules = compile(&[
+        r#"alert http any any -> any any (http.uri; content:"/a"; pkt_data; content:"PAYLOADMARK"; fast_pattern; sid:1;)"#,
+    ]);
+    let mut m = Matcher::new(&rules).unwrap();
+    let buffers: &[(&str, &[u8])] = &[("http.uri", b"/a")];
+    let tx = TxView {
+        tx_id: 3,
+        direction: Direction::ToServer,
+        buffers,
+    };
+    let mut alerts = Vec::new();
+    let mut pkt = tcp_pkt(b"GET /a HTTP/1.1 no mark");
+    pkt.app_proto = Some("http");
+    m.inspect_tx(&rules, &mut FlowDetectState::new(), &pkt, &tx, &mut alerts);
+    assert_eq!(sids(&alerts), Vec::<u32>::new());
+    let mut pkt = tcp_pkt(b"GET /a HTTP/1.1 PAYLOADMARK");
+    pkt.app_proto = Some("http");
+    m.inspect_tx(&rules, &mut FlowDetectState::new(), &pkt, &tx, &mut alerts);
+    assert_eq!(sids(&alerts), [1]);
+}
+
+#[test]
+fn byte_jump_lands_at_the_end_and_clamps_before_the_start() {
+    // Length 3 jumps exactly to the end: allowed, and nothing is left after it.
+    assert!(payload_matches(
+        r#"content:"L"; byte_jump:1,0,relative; isdataat:!0,relative;"#,
+        b"L\x03abc"
+    ));
+    assert!(!payload_matches(
+        r#"content:"L"; byte_jump:1,0,relative;"#,
+        b"L\x04abc"
+    ));
+    // A negative post_offset past the start lands at the start.
+    assert!(payload_matches(
+        r#"content:"L"; byte_jump:1,0,relative,post_offset -100; content:"L"; within:1;"#,
+        b"L\x00abc"
+    ));
+}
+
+#[test]
 fn fast_pattern_selection_follows_suricata() {
     let explicit = rule(
         r#"alert tcp any any -> any any (content:"longer one"; content:"short"; fast_pattern; sid:1;)"#,

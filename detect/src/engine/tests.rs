@@ -451,6 +451,15 @@ fn thresholds_by_packet_time() {
             true, false, true, false, false, false, false, false, true, false
         ]
     );
+    let backoff2 = threshold_pattern(
+        "threshold:type backoff, track by_rule, count 2, multiplier 2;",
+        &[0, 1, 2, 3, 4, 5, 6, 7, 8],
+    );
+    // Alerts on the 2nd, 4th and 8th match.
+    assert_eq!(
+        backoff2,
+        [false, true, false, true, false, false, false, true, false]
+    );
     let df = threshold_pattern(
         "detection_filter:track by_src, count 2, seconds 10;",
         &[0, 1, 2, 3, 20, 21, 22],

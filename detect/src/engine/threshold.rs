@@ -164,12 +164,10 @@ impl Thresholds {
         let count = u64::from(t.count);
         if let Some(e) = self.entries.get_mut(&id) {
             if t.kind == ThresholdKind::Backoff {
-                // Backoff has no window: the first `count` matches alert, then the match at
-                // count * multiplier, and each further multiple.
+                // Backoff has no window: alerts on the count-th match, then each time the
+                // match count reaches the previous mark times the multiplier (count 1,
+                // multiplier 10: the 1st, 10th, 100th...).
                 e.count += 1;
-                if e.count <= count {
-                    return true;
-                }
                 if e.count == e.next_alert {
                     e.next_alert = e.next_alert.saturating_mul(multiplier(t));
                     return true;
@@ -210,13 +208,16 @@ impl Thresholds {
             }
         } else {
             let alerts = match t.kind {
-                ThresholdKind::Limit | ThresholdKind::Backoff => true,
-                ThresholdKind::Threshold | ThresholdKind::Both => count <= 1,
+                ThresholdKind::Limit => true,
+                ThresholdKind::Threshold | ThresholdKind::Both | ThresholdKind::Backoff => {
+                    count <= 1
+                }
             };
             if self.make_room(now) {
                 let (stored_count, next_alert) = match t.kind {
                     ThresholdKind::Threshold if count <= 1 => (0, 0),
-                    ThresholdKind::Backoff => (1, count.max(1).saturating_mul(multiplier(t))),
+                    ThresholdKind::Backoff if count <= 1 => (1, multiplier(t)),
+                    ThresholdKind::Backoff => (1, count),
                     _ => (1, 0),
                 };
                 self.entries.insert(

@@ -1205,45 +1205,88 @@ impl SmbState {
         });
     }
 
-    /// SMB1 ([MS-CIFS] 2.2.3.1): only NEGOTIATE is read (the dialects offered, and which one
-    /// the server picked); other commands are counted.
+    /// SMB1 ([MS-CIFS] 2.2.3.1): NEGOTIATE (the dialects offered, and which one the server
+    /// picked), and the names in TREE_CONNECT_ANDX and NT_CREATE_ANDX requests. SMB1 file data
+    /// is not extracted; other commands are only counted.
     fn on_smb1(&mut self, msg: &[u8], ts: Timestamp, out: &mut Emit) {
         const NEGOTIATE: u8 = 0x72;
-        let (Some(&command), Some(&flags)) = (msg.get(4), msg.get(9)) else {
+        const TREE_CONNECT_ANDX: u8 = 0x75;
+        const NT_CREATE_ANDX: u8 = 0xa2;
+        let (Some(&command), Some(&flags), Some(flags2)) =
+            (msg.get(4), msg.get(9), u16_at(msg, 10))
+        else {
             self.anomaly(out, ts, "smb.invalid_header");
             return;
         };
         let reply = flags & 0x80 != 0;
-        if command != NEGOTIATE {
-            self.anomaly(out, ts, "smb.smb1_command");
-            return;
-        }
+        let unicode = flags2 & 0x8000 != 0;
         // Header 32 bytes, WordCount, words, ByteCount, bytes.
         let word_count = usize::from(msg.get(32).copied().unwrap_or(0));
         let bytes_at = 33 + 2 * word_count + 2;
         let mut smb = Map::new();
-        if !reply {
-            let dialects: Vec<String> = msg
-                .get(bytes_at..)
-                .unwrap_or_default()
-                .split(|&b| b == 0)
-                .filter_map(|s| s.strip_prefix(&[0x02]))
-                .take(32)
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect();
-            smb.insert("client_dialects".into(), dialects.clone().into());
-            self.smb1_dialects = dialects;
-        } else if let Some(index) = u16_at(msg, 33)
-            && let Some(name) = self.smb1_dialects.get(usize::from(index))
-        {
-            smb.insert("dialect".into(), name.clone().into());
-        }
+        let name = match (command, reply) {
+            (NEGOTIATE, false) => {
+                let dialects: Vec<String> = msg
+                    .get(bytes_at..)
+                    .unwrap_or_default()
+                    .split(|&b| b == 0)
+                    .filter_map(|s| s.strip_prefix(&[0x02]))
+                    .take(32)
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect();
+                smb.insert("client_dialects".into(), dialects.clone().into());
+                self.smb1_dialects = dialects;
+                "NEGOTIATE_PROTOCOL"
+            }
+            (NEGOTIATE, true) => {
+                if let Some(index) = u16_at(msg, 33)
+                    && let Some(name) = self.smb1_dialects.get(usize::from(index))
+                {
+                    smb.insert("dialect".into(), name.clone().into());
+                }
+                "NEGOTIATE_PROTOCOL"
+            }
+            (TREE_CONNECT_ANDX, false) => {
+                // Words: AndX (4 bytes), Flags, PasswordLength; bytes: password, path, service.
+                let password_len = usize::from(u16_at(msg, 39).unwrap_or(0));
+                if let Some(path) = smb1_string(msg, bytes_at + password_len, unicode) {
+                    smb.insert("share".into(), path.into());
+                }
+                "TREE_CONNECT_ANDX"
+            }
+            (NT_CREATE_ANDX, false) => {
+                // Words: AndX (4 bytes), Reserved, NameLength, ...; bytes: the name.
+                let name_len = usize::from(u16_at(msg, 38).unwrap_or(0));
+                let mut at = bytes_at;
+                if unicode && at % 2 == 1 {
+                    at += 1;
+                }
+                let raw = msg.get(
+                    at..at
+                        .saturating_add(name_len.min(MAX_NAME_BYTES))
+                        .min(msg.len()),
+                );
+                if let Some(raw) = raw {
+                    let name = if unicode {
+                        wire::utf16(raw)
+                    } else {
+                        String::from_utf8_lossy(raw).into_owned()
+                    };
+                    smb.insert("filename".into(), name.trim_end_matches('\0').into());
+                }
+                "NT_CREATE_ANDX"
+            }
+            _ => {
+                self.anomaly(out, ts, "smb.smb1_command");
+                return;
+            }
+        };
         let tx_id = self.next_tx_id;
         self.next_tx_id += 1;
         let mut obj = Map::new();
         obj.insert("id".into(), (tx_id + 1).into());
         obj.insert("dialect".into(), self.dialect_text().into());
-        obj.insert("command".into(), "SMB1_COMMAND_NEGOTIATE_PROTOCOL".into());
+        obj.insert("command".into(), format!("SMB1_COMMAND_{name}").into());
         for (k, v) in smb {
             obj.insert(k, v);
         }
@@ -1262,6 +1305,25 @@ impl SmbState {
             direction,
             fields,
         });
+    }
+}
+
+/// A NUL-terminated SMB1 string at `at` (UTF-16 aligned to 2 from the header when `unicode`).
+fn smb1_string(msg: &[u8], mut at: usize, unicode: bool) -> Option<String> {
+    if unicode && at % 2 == 1 {
+        at += 1;
+    }
+    let rest = msg.get(at..)?;
+    let rest = &rest[..rest.len().min(MAX_NAME_BYTES)];
+    if unicode {
+        let end = rest
+            .chunks_exact(2)
+            .position(|c| c == [0, 0])
+            .map_or(rest.len() & !1, |i| 2 * i);
+        Some(wire::utf16(&rest[..end]))
+    } else {
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        Some(String::from_utf8_lossy(&rest[..end]).into_owned())
     }
 }
 

@@ -426,6 +426,49 @@ fn smb1_negotiate_is_recognised() {
     );
 }
 
+/// An SMB1 message: header with `command`, unicode flag, then words and bytes.
+fn smb1(command: u8, words: &[u8], bytes: &[u8]) -> Vec<u8> {
+    let mut m = b"\xffSMB".to_vec();
+    m.push(command);
+    m.extend_from_slice(&[0u8; 4]); // Status
+    m.push(0x18); // Flags: request
+    m.extend_from_slice(&0xc807u16.to_le_bytes()); // Flags2: unicode, NT status, ...
+    m.extend_from_slice(&[0u8; 20]); // PIDHigh .. MID
+    m.push((words.len() / 2) as u8);
+    m.extend_from_slice(words);
+    m.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+    m.extend_from_slice(bytes);
+    let mut rec = vec![0u8];
+    rec.extend_from_slice(&(m.len() as u32).to_be_bytes()[1..]);
+    rec.extend_from_slice(&m);
+    rec
+}
+
+#[test]
+fn smb1_tree_connect_and_create_names_are_logged() {
+    let mut run = Run::new(&SmbConfig::default());
+    // TREE_CONNECT_ANDX: AndX(4), Flags(2), PasswordLength = 1; bytes: password, pad, path, service.
+    let mut words = vec![0xff, 0, 0, 0, 0, 0];
+    words.extend_from_slice(&1u16.to_le_bytes());
+    let mut bytes = vec![0u8]; // password
+    bytes.extend_from_slice(&utf16("\\\\SRV\\IPC$\0"));
+    bytes.extend_from_slice(b"?????\0");
+    run.feed(S, &smb1(0x75, &words, &bytes));
+    // NT_CREATE_ANDX: 24 words, NameLength at word offset 5; the name follows one pad byte.
+    let name = utf16("\\evil.exe\0");
+    let mut words = vec![0xff, 0, 0, 0, 0];
+    words.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    words.resize(48, 0);
+    let mut bytes = vec![0u8];
+    bytes.extend_from_slice(&name);
+    run.feed(S, &smb1(0xa2, &words, &bytes));
+    let smb = run.of_type("smb");
+    assert_eq!(smb[0]["smb"]["command"], "SMB1_COMMAND_TREE_CONNECT_ANDX");
+    assert_eq!(smb[0]["smb"]["share"], "\\\\SRV\\IPC$");
+    assert_eq!(smb[1]["smb"]["command"], "SMB1_COMMAND_NT_CREATE_ANDX");
+    assert_eq!(smb[1]["smb"]["filename"], "\\evil.exe");
+}
+
 #[test]
 fn absurd_offsets_and_lengths_stay_bounded() {
     let mut run = Run::new(&SmbConfig::default());

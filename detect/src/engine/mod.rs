@@ -16,6 +16,38 @@
 //! Candidates come from a Hyperscan prefilter per buffer on each rule's fast pattern (chosen as
 //! Suricata chooses it); rules without a usable literal are always checked. Every candidate is
 //! then verified exactly, in Suricata's rule order.
+//!
+//! ```
+//! use std::path::Path;
+//! use weir_core::{Direction, FlowKey, IpProto, Timestamp, Vlans};
+//! use weir_detect::engine::{CompiledRules, FlowDetectState, Matcher, PacketView, TxView};
+//! use weir_detect::rules::{Classification, Vars, load_rules_from_str};
+//!
+//! let text = r#"alert http any any -> any any (msg:"admin"; http.uri; content:"/admin"; sid:1;)"#;
+//! let report = load_rules_from_str(text, Path::new("inline"), &Vars::default(), &Classification::default());
+//! let rules = std::sync::Arc::new(CompiledRules::new(report.rules));
+//! let mut matcher = Matcher::new(&rules).expect("scratch");
+//! let mut flow = FlowDetectState::new();
+//! let key = FlowKey {
+//!     src_ip: "10.0.0.1".parse().unwrap(),
+//!     dst_ip: "10.0.0.2".parse().unwrap(),
+//!     src_port: 40000,
+//!     dst_port: 80,
+//!     proto: IpProto::TCP,
+//!     vlans: Vlans::default(),
+//!     tunnel_depth: 0,
+//! };
+//! let mut pkt = PacketView::new(Timestamp::ZERO, key, b"");
+//! pkt.direction = Some(Direction::ToServer);
+//! pkt.established = true;
+//! pkt.app_proto = Some("http");
+//! let buffers: &[(&str, &[u8])] = &[("http.uri", b"/admin/login")];
+//! let tx = TxView { tx_id: 0, direction: Direction::ToServer, buffers };
+//! let mut alerts = Vec::new();
+//! matcher.inspect_tx(&rules, &mut flow, &pkt, &tx, &mut alerts);
+//! assert_eq!(alerts.len(), 1);
+//! assert_eq!(rules.eve_alert(&alerts[0])["signature"], "admin");
+//! ```
 
 mod compile;
 mod inspect;
@@ -574,10 +606,17 @@ impl Matcher {
     }
 
     /// Readies scratch space for `rules` (after a reload); cheap when already done.
+    /// Readies scratch space for `rules` (after a reload); cheap when already done. On error
+    /// the matcher still works for `rules`, checking every prefiltered rule (slower, same
+    /// answers); the error is reported once per rule set.
     pub fn prepare(&mut self, rules: &CompiledRules) -> Result<(), ScratchError> {
         if self.generation == rules.generation {
             return Ok(());
         }
+        self.mark = vec![0; rules.rules.len()];
+        self.epoch = 0;
+        self.generation = rules.generation;
+        self.scratch = None;
         let mut scratch: Option<Scratch> = None;
         for (buffer, p) in &rules.prefilters {
             let Some(db) = &p.db else { continue };
@@ -593,9 +632,6 @@ impl Matcher {
             }
         }
         self.scratch = scratch;
-        self.mark = vec![0; rules.rules.len()];
-        self.epoch = 0;
-        self.generation = rules.generation;
         Ok(())
     }
 
@@ -662,10 +698,8 @@ impl Matcher {
         pkt: &PacketView<'_>,
         alerts: &mut Vec<Alert>,
     ) {
-        if self.prepare(rules).is_err() {
-            // Without scratch every prefiltered rule is checked: slower, same answers.
-            self.scratch = None;
-        }
+        // Without scratch every prefiltered rule is checked: slower, same answers.
+        let _ = self.prepare(rules);
         self.begin();
         if !pkt.payload.is_empty() {
             self.prefilter(rules, "pkt_data", pkt.payload);
@@ -704,9 +738,7 @@ impl Matcher {
         data: &[u8],
         alerts: &mut Vec<Alert>,
     ) {
-        if self.prepare(rules).is_err() {
-            self.scratch = None;
-        }
+        let _ = self.prepare(rules);
         if data.is_empty() {
             return;
         }
@@ -754,9 +786,7 @@ impl Matcher {
         tx: &TxView<'_>,
         alerts: &mut Vec<Alert>,
     ) {
-        if self.prepare(rules).is_err() {
-            self.scratch = None;
-        }
+        let _ = self.prepare(rules);
         self.begin();
         for (name, data) in tx.buffers {
             self.prefilter(rules, name, data);

@@ -737,6 +737,21 @@ fn compiled_rules_are_shareable_and_matchers_sendable() {
 }
 
 #[test]
+fn without_hyperscan_scratch_every_prefiltered_rule_is_checked() {
+    let rules = compile(&[
+        r#"alert tcp-pkt any any -> any any (content:"one"; sid:1;)"#,
+        r#"alert tcp-pkt any any -> any any (content:"two"; nocase; sid:2;)"#,
+        r#"alert tcp-pkt any any -> any any (content:"three"; sid:3;)"#,
+    ]);
+    let mut m = Matcher::new(&rules).unwrap();
+    m.scratch = None;
+    let mut alerts = Vec::new();
+    m.inspect_packet(&rules, None, &tcp_pkt(b"one TWO"), &mut alerts);
+    assert_eq!(sids(&alerts), [1, 2]);
+    assert_eq!(m.stats().prefilter_errors, 1);
+}
+
+#[test]
 fn matcher_follows_a_reloaded_rule_set() {
     let first = compile(&[r#"alert tcp-pkt any any -> any any (content:"one"; sid:1;)"#]);
     let second = compile(&[

@@ -13,6 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use weir_core::{Direction, StreamEvent};
+use weir_extract::Emit;
+use weir_extract::files::MemorySink;
+use weir_extract::http::{HttpConfig, HttpState};
 use weir_icap::{IcapServer, Mode, ServerConfig, Transaction};
 
 /// Kills a process this test started when it goes out of scope, politely first.
@@ -353,6 +357,11 @@ fn squid_hands_weir_the_exact_bytes_of_downloads_and_uploads() {
             Some("127.0.0.1".parse().unwrap()),
             "Squid sends X-Client-IP"
         );
+        assert_eq!(
+            extracted(tx),
+            vec![hex_sha256(bytes)],
+            "{name} extracted by the HTTP parser"
+        );
     }
     for (name, bytes) in &uploads {
         let tx = find(&seen, Mode::Reqmod, name, bytes).unwrap_or_else(|| {
@@ -361,6 +370,11 @@ fn squid_hands_weir_the_exact_bytes_of_downloads_and_uploads() {
         assert!(
             tx.http_request_head.starts_with(b"POST "),
             "request head kept"
+        );
+        assert_eq!(
+            extracted(tx),
+            vec![hex_sha256(bytes)],
+            "{name} extracted by the HTTP parser"
         );
     }
     assert_eq!(
@@ -412,4 +426,32 @@ fn summary(seen: &[Transaction]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Runs the transaction through Weir's HTTP parser as the binary does and returns the SHA-256 of
+/// every file it extracted.
+fn extracted(tx: &Transaction) -> Vec<String> {
+    let config = HttpConfig::default();
+    let mut http = HttpState::new(&config);
+    let mut files = MemorySink::new(64 << 20);
+    let mut out = Emit::default();
+    for dir in [Direction::ToServer, Direction::ToClient] {
+        let stream = tx.http_stream(dir);
+        for event in stream.events() {
+            http.on_stream(dir, event, tx.received_at, &mut files, &mut out);
+        }
+    }
+    for dir in [Direction::ToServer, Direction::ToClient] {
+        http.on_stream(dir, StreamEvent::End, tx.received_at, &mut files, &mut out);
+    }
+    assert!(
+        out.anomalies.is_empty(),
+        "HTTP anomalies on ICAP input: {:?}",
+        out.anomalies
+    );
+    files
+        .stored
+        .iter()
+        .map(|(sha, _)| sha.iter().map(|b| format!("{b:02x}")).collect())
+        .collect()
 }

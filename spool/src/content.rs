@@ -25,6 +25,13 @@ pub enum ContentError {
 /// error.
 pub trait ContentStore: Send + Sync {
     fn read(&self, content: &ContentRef, limit: u64) -> Result<Vec<u8>, ContentError>;
+
+    /// Up to `n` leading bytes (for magic-byte sniffing), unchecked.
+    fn head(&self, content: &ContentRef, n: usize) -> Result<Vec<u8>, ContentError> {
+        let mut all = self.read(content, content.len)?;
+        all.truncate(n);
+        Ok(all)
+    }
 }
 
 /// The filestore directory (`OUT/filestore`).
@@ -93,6 +100,21 @@ impl ContentStore for Filestore {
         }
         Ok(bytes)
     }
+
+    fn head(&self, content: &ContentRef, n: usize) -> Result<Vec<u8>, ContentError> {
+        let path = self.path_of(&content.sha256);
+        let io = |source| ContentError::Io { path: path.display().to_string(), source };
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ContentError::Missing { sha256: hex(&content.sha256), path: path.display().to_string() });
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let mut bytes = Vec::with_capacity(n);
+        file.take(n as u64).read_to_end(&mut bytes).map_err(io)?;
+        Ok(bytes)
+    }
 }
 
 #[cfg(test)]
@@ -106,6 +128,7 @@ mod tests {
         let r = fs.store(b"MZ\x90\x00payload").unwrap();
         assert_eq!(r.len, 11);
         assert_eq!(fs.read(&r, 1 << 20).unwrap(), b"MZ\x90\x00payload");
+        assert_eq!(fs.head(&r, 2).unwrap(), b"MZ");
         assert!(fs.path_of(&r.sha256).starts_with(dir.path().join(&hex(&r.sha256)[..2])));
         assert!(matches!(fs.read(&r, 10), Err(ContentError::TooLarge { len: 11, limit: 10, .. })));
         std::fs::write(fs.path_of(&r.sha256), b"MZ\x90\x00payloaX").unwrap();

@@ -1,0 +1,345 @@
+//! An in-process imitation of the CAPEv2 and Cuckoo 2 endpoints Weir uses, on 127.0.0.1 with an
+//! ephemeral port, with injectable faults. For this crate's tests and the binary's end-to-end
+//! tests (feature `test-sandbox`).
+//!
+//! Verdicts are derived from content: a file containing `EVIL` (or a URL containing `evil`) gets
+//! malscore 9 and family `TestFamily`; anything else gets 1.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Multipart, Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// Faults to inject; counts apply to the next requests of any kind.
+#[derive(Clone, Debug)]
+pub struct Faults {
+    /// Answer 503 to everything (a sandbox whose proxy is up but whose API is down).
+    pub unavailable: bool,
+    /// The next N requests get 500.
+    pub server_error_next: u32,
+    /// The next N requests get 429.
+    pub rate_limit_next: u32,
+    /// The next N requests get a 200 with a body that is not JSON.
+    pub garbage_next: u32,
+    /// Every answer waits this long first.
+    pub delay: Duration,
+    /// Reports are 2 GiB of JSON-looking padding, streamed.
+    pub huge_report: bool,
+    /// Every request is redirected to itself.
+    pub redirect_loop: bool,
+    /// Tasks created from now on end in `failed_analysis`.
+    pub fail_analysis: bool,
+    /// Status polls a task answers before it is `reported` (pending, running, ...).
+    pub polls_until_reported: u32,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            unavailable: false,
+            server_error_next: 0,
+            rate_limit_next: 0,
+            garbage_next: 0,
+            delay: Duration::ZERO,
+            huge_report: false,
+            redirect_loop: false,
+            fail_analysis: false,
+            polls_until_reported: 2,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Task {
+    id: u64,
+    sha256: Option<String>,
+    url: Option<String>,
+    malicious: bool,
+    polls: u32,
+    fails: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    faults: Faults,
+    tasks: Vec<Task>,
+    /// sha256 hex -> (bytes, times submitted)
+    files: HashMap<String, (Vec<u8>, u32)>,
+    urls: HashMap<String, u32>,
+    requests: u64,
+    refused_auth: u64,
+}
+
+#[derive(Clone)]
+struct Ctx {
+    inner: Arc<Mutex<Inner>>,
+    token: String,
+}
+
+/// A running test sandbox.
+pub struct TestSandbox {
+    addr: SocketAddr,
+    ctx: Ctx,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TestSandbox {
+    /// Starts on an ephemeral port; requests must carry `token`.
+    pub fn start(token: &str) -> std::io::Result<TestSandbox> {
+        Self::start_on("127.0.0.1:0".parse().map_err(std::io::Error::other)?, token)
+    }
+
+    /// Starts on a given address (to bring a sandbox up where a client already points).
+    pub fn start_on(addr: SocketAddr, token: &str) -> std::io::Result<TestSandbox> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
+        let addr = listener.local_addr()?;
+        let ctx = Ctx { inner: Arc::new(Mutex::new(Inner::default())), token: token.to_string() };
+        let app = Router::new()
+            .route("/apiv2/tasks/create/file/", post(create_file))
+            .route("/apiv2/tasks/create/url/", post(create_url))
+            .route("/apiv2/tasks/status/{id}/", get(cape_status))
+            .route("/apiv2/tasks/view/{id}/", get(cape_view))
+            .route("/apiv2/tasks/get/report/{id}/", get(report))
+            .route("/apiv2/tasks/search/sha256/{sha}/", get(cape_search))
+            .route("/tasks/create/file", post(create_file))
+            .route("/tasks/create/url", post(create_url))
+            .route("/tasks/view/{id}", get(cuckoo_view))
+            .route("/tasks/report/{id}", get(report))
+            .layer(middleware::from_fn_with_state(ctx.clone(), faults_and_auth))
+            .with_state(ctx.clone());
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(TestSandbox { addr, ctx, runtime: Some(runtime) })
+    }
+
+    /// `http://127.0.0.1:PORT/`
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.with(|i| i.faults = faults);
+    }
+
+    pub fn faults(&self, change: impl FnOnce(&mut Faults)) {
+        self.with(|i| change(&mut i.faults));
+    }
+
+    /// Every distinct file received: sha256 hex -> (bytes, times submitted).
+    pub fn files(&self) -> HashMap<String, (Vec<u8>, u32)> {
+        self.with(|i| i.files.clone())
+    }
+
+    /// Every URL received, with times submitted.
+    pub fn urls(&self) -> HashMap<String, u32> {
+        self.with(|i| i.urls.clone())
+    }
+
+    pub fn tasks_created(&self) -> usize {
+        self.with(|i| i.tasks.len())
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.with(|i| i.requests)
+    }
+
+    pub fn refused_auth(&self) -> u64 {
+        self.with(|i| i.refused_auth)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        let mut g = self.ctx.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+}
+
+impl Drop for TestSandbox {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn lock(ctx: &Ctx) -> std::sync::MutexGuard<'_, Inner> {
+    ctx.inner.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn faults_and_auth(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let (delay, fault) = {
+        let mut i = lock(&ctx);
+        i.requests += 1;
+        let f = &mut i.faults;
+        let fault = if f.redirect_loop {
+            Some("redirect")
+        } else if f.unavailable {
+            Some("503")
+        } else if f.rate_limit_next > 0 {
+            f.rate_limit_next -= 1;
+            Some("429")
+        } else if f.server_error_next > 0 {
+            f.server_error_next -= 1;
+            Some("500")
+        } else if f.garbage_next > 0 {
+            f.garbage_next -= 1;
+            Some("garbage")
+        } else {
+            None
+        };
+        (f.delay, fault)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match fault {
+        Some("redirect") => return (StatusCode::FOUND, [(header::LOCATION, path)]).into_response(),
+        Some("503") => return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response(),
+        Some("429") => return (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response(),
+        Some("500") => return (StatusCode::INTERNAL_SERVER_ERROR, "Traceback (most recent call last)").into_response(),
+        Some(_) => return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"error\": fals").into_response(),
+        None => {}
+    }
+    let scheme = if path.starts_with("/apiv2/") { "Token" } else { "Bearer" };
+    if auth != format!("{scheme} {}", ctx.token) {
+        lock(&ctx).refused_auth += 1;
+        return (StatusCode::UNAUTHORIZED, Json(json!({"detail": "Invalid token."}))).into_response();
+    }
+    next.run(req).await
+}
+
+fn created(path_is_cape: bool, id: u64) -> Json<Value> {
+    if path_is_cape {
+        Json(json!({"error": false, "data": {"task_ids": [id], "message": "Task ID(s) added"}, "errors": []}))
+    } else {
+        Json(json!({"task_id": id}))
+    }
+}
+
+async fn create_file(State(ctx): State<Ctx>, uri: axum::http::Uri, mut form: Multipart) -> Response {
+    let mut file = None;
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some("file") {
+            match field.bytes().await {
+                Ok(b) => file = Some(b.to_vec()),
+                Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+            }
+        }
+    }
+    let Some(bytes) = file else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": true, "error_value": "No file"}))).into_response();
+    };
+    let sha = hex(&Sha256::digest(&bytes));
+    let malicious = bytes.windows(4).any(|w| w == b"EVIL");
+    let mut i = lock(&ctx);
+    let id = i.tasks.len() as u64 + 1;
+    let fails = i.faults.fail_analysis;
+    i.tasks.push(Task { id, sha256: Some(sha.clone()), url: None, malicious, polls: 0, fails });
+    i.files.entry(sha).or_insert_with(|| (bytes, 0)).1 += 1;
+    created(uri.path().starts_with("/apiv2/"), id).into_response()
+}
+
+async fn create_url(State(ctx): State<Ctx>, uri: axum::http::Uri, Form(form): Form<HashMap<String, String>>) -> Response {
+    let Some(url) = form.get("url").cloned() else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": true, "error_value": "No url"}))).into_response();
+    };
+    let mut i = lock(&ctx);
+    let id = i.tasks.len() as u64 + 1;
+    let fails = i.faults.fail_analysis;
+    i.tasks.push(Task { id, sha256: None, url: Some(url.clone()), malicious: url.contains("evil"), polls: 0, fails });
+    *i.urls.entry(url).or_default() += 1;
+    created(uri.path().starts_with("/apiv2/"), id).into_response()
+}
+
+/// Advances and returns a task's status, or None when there is no such task.
+fn poll(ctx: &Ctx, id: u64) -> Option<String> {
+    let mut i = lock(ctx);
+    let until = i.faults.polls_until_reported;
+    let t = i.tasks.iter_mut().find(|t| t.id == id)?;
+    t.polls += 1;
+    Some(
+        if t.polls <= until / 2 {
+            "pending"
+        } else if t.polls <= until {
+            "running"
+        } else if t.fails {
+            "failed_analysis"
+        } else {
+            "reported"
+        }
+        .to_string(),
+    )
+}
+
+async fn cape_status(State(ctx): State<Ctx>, Path(id): Path<u64>) -> Response {
+    match poll(&ctx, id) {
+        Some(s) => Json(json!({"error": false, "data": s})).into_response(),
+        None => Json(json!({"error": true, "error_value": "Task ID does not exist in the database"})).into_response(),
+    }
+}
+
+async fn cape_view(State(ctx): State<Ctx>, Path(id): Path<u64>) -> Response {
+    let i = lock(&ctx);
+    match i.tasks.iter().find(|t| t.id == id) {
+        Some(t) => Json(json!({"error": false, "data": {"id": t.id, "status": "reported", "target": t.url}})).into_response(),
+        None => Json(json!({"error": true, "error_value": "Task ID does not exist in the database"})).into_response(),
+    }
+}
+
+async fn cuckoo_view(State(ctx): State<Ctx>, Path(id): Path<u64>) -> Response {
+    match poll(&ctx, id) {
+        Some(s) => Json(json!({"task": {"id": id, "status": s}})).into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({"message": "Task not found"}))).into_response(),
+    }
+}
+
+async fn cape_search(State(ctx): State<Ctx>, Path(sha): Path<String>) -> Response {
+    let i = lock(&ctx);
+    let found: Vec<Value> =
+        i.tasks.iter().filter(|t| t.sha256.as_deref() == Some(sha.as_str())).map(|t| json!({"id": t.id})).collect();
+    Json(json!({"error": false, "data": found})).into_response()
+}
+
+async fn report(State(ctx): State<Ctx>, Path(id): Path<u64>) -> Response {
+    let (task, huge) = {
+        let i = lock(&ctx);
+        (i.tasks.iter().find(|t| t.id == id).cloned(), i.faults.huge_report)
+    };
+    let Some(task) = task else { return (StatusCode::NOT_FOUND, "no such task").into_response() };
+    if huge {
+        // 2 GiB, produced as it is sent: the client must stop reading, not the server.
+        const CHUNK: &[u8] = &[b' '; 64 << 10];
+        let chunks = futures_util::stream::iter((0..32_768).map(|_| Ok::<_, Infallible>(Bytes::from_static(CHUNK))));
+        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(chunks)).into_response();
+    }
+    let (score, family) = if task.malicious { (9.0, Some("TestFamily")) } else { (1.0, None) };
+    Json(json!({
+        "info": {"id": task.id, "score": score},
+        "malscore": score,
+        "detections": family.map(|f| vec![json!({"family": f})]).unwrap_or_default(),
+        "target": {"file": {"sha256": task.sha256}, "url": task.url},
+    }))
+    .into_response()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -23,7 +23,9 @@
 //!
 //! [`LiveSource::poll`] blocks for at most about the read timeout
 //! ([`LiveOptions::read_timeout`]) and says which of three things happened: a packet, nothing yet
-//! ([`LivePoll::Idle`]), or the source was stopped through its [`StopHandle`]. A live source never
+//! ([`LivePoll::Idle`]), or the source was stopped through its [`StopHandle`]. libpcap reads in
+//! nonblocking mode and `poll` waits on the socket itself: a blocking read on Linux's TPACKET_V3
+//! ring waits until a packet arrives, however long, whatever the timeout. A live source never
 //! finishes by itself, so [`PacketSource::next_packet`] returns `Ok(None)` only after a stop;
 //! it waits through idle periods and copies each packet once into the source's own buffer (a
 //! borrow cannot be handed out from a loop that retries the read). `poll` is the zero-copy path
@@ -190,6 +192,8 @@ struct Reader {
     last_refresh: Instant,
     polls_since_clock_check: u32,
     refresh_wanted: bool,
+    /// The last read found nothing, so the next one first waits for the socket to be readable.
+    ring_empty: bool,
     failure: Option<Failure>,
     link_down_since: Option<Instant>,
     warnings: Vec<LiveWarning>,
@@ -231,6 +235,7 @@ impl LiveSource {
                 last_refresh: now,
                 polls_since_clock_check: 0,
                 refresh_wanted: false,
+                ring_empty: false,
                 failure: None,
                 link_down_since: None,
                 warnings: Vec::new(),
@@ -303,11 +308,8 @@ impl PacketSource for LiveSource {
                 Ok(LivePoll::Idle) => continue,
                 Ok(LivePoll::Stopped) => return Ok(None),
                 Err(e) => {
-                    let interface = &self.reader.options.interface;
-                    let message = e.to_string();
-                    // The path already names the interface; keep the message from saying it twice.
-                    let cause = message.strip_prefix(&format!("{interface}: ")).unwrap_or(&message).to_string();
-                    return Err(CaptureError::Open { path: interface.into(), source: io::Error::other(cause) });
+                    let path = self.reader.options.interface.clone().into();
+                    return Err(CaptureError::Open { path, source: io::Error::other(e.cause()) });
                 }
             }
         };
@@ -334,6 +336,19 @@ impl Reader {
         let Some(handle) = self.handle.as_mut() else {
             return Ok(LivePoll::Idle);
         };
+        if self.ring_empty {
+            match wait_readable(handle, self.options.read_timeout) {
+                Ok(true) => self.ring_empty = false,
+                Ok(false) => {
+                    self.refresh_wanted = true;
+                    return Ok(LivePoll::Idle);
+                }
+                // A signal cut the wait short: report idle, the caller may want to check flags.
+                Err(e) if e == rustix::io::Errno::INTR => return Ok(LivePoll::Idle),
+                // Let the read below meet and report whatever is wrong with the socket.
+                Err(_) => self.ring_empty = false,
+            }
+        }
         // Only fields other than `handle` are touched below: the packet borrows `handle` for
         // as long as the caller holds it.
         match handle.next_packet() {
@@ -350,7 +365,9 @@ impl Reader {
                     source: SourcePos { file_index: self.options.source_index, packet_number: self.packet_number },
                 }))
             }
+            // Nonblocking: nothing is ready now. The next poll waits for the socket first.
             Err(pcap::Error::TimeoutExpired) => {
+                self.ring_empty = true;
                 self.refresh_wanted = true;
                 Ok(LivePoll::Idle)
             }
@@ -399,6 +416,7 @@ impl Reader {
         match privileges::with_net_raw(|| open_handle(&self.options)) {
             Ok((handle, link)) => {
                 self.handle = Some(handle);
+                self.ring_empty = false;
                 self.link = link;
                 self.received.handle_reopened();
                 self.dropped.handle_reopened();
@@ -418,7 +436,7 @@ impl Reader {
                 failure.retry_at = Instant::now() + failure.delay;
                 let warning = LiveWarning::CaptureFailed {
                     interface: self.options.interface.clone(),
-                    reason: e.to_string(),
+                    reason: e.cause(),
                     attempt: failure.attempts + 1,
                     retry_in: failure.delay,
                 };
@@ -529,9 +547,23 @@ fn open_handle(o: &LiveOptions) -> Result<(Capture<Active>, LinkType), LiveError
             reason: pcap_message(&e),
         })?;
     }
+    // Reads never block in libpcap; poll waits on the socket itself (wait_readable). With the
+    // Linux TPACKET_V3 ring a blocking read waits for the kernel to retire a block, which it
+    // never does while no packet arrives, so the read timeout alone would not bound the wait.
+    let handle = handle.setnonblock().map_err(|e| LiveError::Open { interface: name.to_string(), reason: pcap_message(&e) })?;
     let dlt = handle.get_datalink().0;
     let link = link_type(dlt).ok_or(LiveError::UnsupportedLinkType { interface: name.to_string(), link: dlt })?;
     Ok((handle, link))
+}
+
+/// Waits until the capture socket has something to read (a packet block, or an error to report)
+/// or `timeout` passes. True when readable.
+fn wait_readable(handle: &Capture<Active>, timeout: Duration) -> Result<bool, rustix::io::Errno> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(handle, PollFlags::IN)];
+    // check_options bounds the timeout to a second, which always converts.
+    let timeout = Timespec::try_from(timeout).unwrap_or(Timespec { tv_sec: 1, tv_nsec: 0 });
+    Ok(rustix::event::poll(&mut fds, Some(&timeout))? > 0)
 }
 
 /// Nanoseconds per unit of the `tv_usec` field: on Linux the handle asks for nanosecond

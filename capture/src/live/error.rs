@@ -40,6 +40,28 @@ pub enum LiveError {
     Capabilities { reason: String },
 }
 
+impl LiveError {
+    /// The message without the leading interface name, for contexts that already name it.
+    pub fn cause(&self) -> String {
+        let message = self.to_string();
+        let interface = match self {
+            LiveError::NoSuchInterface { interface, .. }
+            | LiveError::PermissionDenied { interface, .. }
+            | LiveError::BadFilter { interface, .. }
+            | LiveError::UnsupportedLinkType { interface, .. }
+            | LiveError::BadOption { interface, .. }
+            | LiveError::Open { interface, .. }
+            | LiveError::Stats { interface, .. }
+            | LiveError::InterfaceLost { interface, .. } => interface,
+            LiveError::Capabilities { .. } => return message,
+        };
+        match message.strip_prefix(interface.as_str()).and_then(|rest| rest.strip_prefix(": ")) {
+            Some(rest) => rest.to_string(),
+            None => message,
+        }
+    }
+}
+
 /// Something a live run survives but the operator should hear about, drained with
 /// [`LiveSource::take_warnings`](super::LiveSource::take_warnings).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +94,7 @@ mod tests {
         assert_eq!(e.to_string(), "eth9: no such network interface (present: lo, eth0)");
         let e = LiveError::BadFilter { interface: "eth0".into(), filter: "udp port nope".into(), reason: "unknown port 'nope'".into() };
         assert_eq!(e.to_string(), "eth0: BPF filter \"udp port nope\" does not compile: unknown port 'nope'");
+        assert_eq!(e.cause(), "BPF filter \"udp port nope\" does not compile: unknown port 'nope'");
         let w = LiveWarning::CaptureFailed {
             interface: "eth0".into(),
             reason: "The interface disappeared".into(),

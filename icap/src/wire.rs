@@ -255,6 +255,8 @@ pub struct RequestParser {
     start: usize,
     state: State,
     in_preview: bool,
+    /// Bytes of a pending ICAP head already scanned for its end (a line start).
+    head_scanned: usize,
 }
 
 impl RequestParser {
@@ -265,6 +267,7 @@ impl RequestParser {
             start: 0,
             state: State::Head,
             in_preview: false,
+            head_scanned: 0,
         }
     }
 
@@ -334,15 +337,20 @@ impl RequestParser {
                         .count();
                     self.start += noise;
                     let pending = &self.buf[self.start..];
-                    let Some(end) = find_head_end(pending) else {
-                        if pending.len() > self.limits.max_icap_head_bytes {
-                            return Err(IcapError::HeadTooLarge {
-                                limit: self.limits.max_icap_head_bytes,
-                            });
+                    let end = match find_head_end_from(pending, self.head_scanned) {
+                        Ok(end) => end,
+                        Err(line_start) => {
+                            if pending.len() > self.limits.max_icap_head_bytes {
+                                return Err(IcapError::HeadTooLarge {
+                                    limit: self.limits.max_icap_head_bytes,
+                                });
+                            }
+                            self.head_scanned = line_start;
+                            self.state = State::Head;
+                            return Ok(None);
                         }
-                        self.state = State::Head;
-                        return Ok(None);
                     };
+                    self.head_scanned = 0;
                     if end > self.limits.max_icap_head_bytes {
                         return Err(IcapError::HeadTooLarge {
                             limit: self.limits.max_icap_head_bytes,
@@ -691,16 +699,23 @@ fn split_http_heads(request: &mut Request, heads: &[u8]) -> Result<(), IcapError
 
 /// End of the first head in `bytes` (just past its blank line), tolerating bare LF line ends.
 fn find_head_end(bytes: &[u8]) -> Option<usize> {
-    let mut line_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    find_head_end_from(bytes, 0).ok()
+}
+
+/// Like [`find_head_end`], starting at line start `from` (bytes before it hold no blank line).
+/// `Err` gives the last line start, where the next scan can resume: a head trickled in byte by
+/// byte is then scanned once, not once per byte.
+fn find_head_end_from(bytes: &[u8], from: usize) -> Result<usize, usize> {
+    let mut line_start = from;
+    for (i, &b) in bytes.iter().enumerate().skip(from) {
         if b == b'\n' {
             if strip_cr(&bytes[line_start..i]).is_empty() && line_start > 0 {
-                return Some(i + 1);
+                return Ok(i + 1);
             }
             line_start = i + 1;
         }
     }
-    None
+    Err(line_start)
 }
 
 /// `1a; ieof` → (26, true). Extensions other than `ieof` are ignored (RFC 7230 4.1.1).

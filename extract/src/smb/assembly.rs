@@ -10,6 +10,10 @@ use crate::files::{ClosedFile, FileSink, OpenFile};
 /// hole before the earliest held chunk is given up as a gap.
 pub const MAX_OUT_OF_ORDER_BYTES: usize = 1 << 20;
 
+/// Out-of-order bytes held by all the files of one flow together, so many open handles cannot
+/// multiply [`MAX_OUT_OF_ORDER_BYTES`]. A file that would pass it gives up its own holes.
+pub const MAX_OUT_OF_ORDER_BYTES_PER_FLOW: usize = 4 << 20;
+
 /// How far past the next expected offset a chunk may land. Sparse writes that far ahead are
 /// either an evasion or not worth reassembling; the chunk is dropped and the file truncated.
 pub const MAX_OFFSET_JUMP: u64 = 1 << 30;
@@ -45,7 +49,29 @@ impl Assembly {
         }
     }
 
-    pub(super) fn add(&mut self, sink: &mut dyn FileSink, offset: u64, data: &[u8]) -> Added {
+    /// Adds the chunk at `offset`. `flow_held` is the flow's count of held bytes (this file's
+    /// included), kept up to date.
+    pub(super) fn add(
+        &mut self,
+        sink: &mut dyn FileSink,
+        offset: u64,
+        data: &[u8],
+        flow_held: &mut usize,
+    ) -> Added {
+        let before = self.held_bytes;
+        let added = self.add_within(sink, offset, data, flow_held.saturating_sub(before));
+        *flow_held = flow_held.saturating_sub(before) + self.held_bytes;
+        added
+    }
+
+    /// `others` is what the flow's other files hold.
+    fn add_within(
+        &mut self,
+        sink: &mut dyn FileSink,
+        offset: u64,
+        data: &[u8],
+        others: usize,
+    ) -> Added {
         if data.is_empty() {
             return Added::Ok;
         }
@@ -75,7 +101,9 @@ impl Assembly {
         if let Some(p) = prev {
             self.held_bytes -= p.len();
         }
-        while self.held_bytes > MAX_OUT_OF_ORDER_BYTES {
+        while self.held_bytes > MAX_OUT_OF_ORDER_BYTES
+            || others + self.held_bytes > MAX_OUT_OF_ORDER_BYTES_PER_FLOW
+        {
             let Some((&first, _)) = self.held.iter().next() else {
                 break;
             };
@@ -122,6 +150,11 @@ impl Assembly {
         }
     }
 
+    /// Out-of-order bytes held now.
+    pub(super) fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
     /// Bytes extracted so far in order, from offset 0.
     #[cfg(test)]
     pub(super) fn next_offset(&self) -> u64 {
@@ -161,10 +194,10 @@ mod tests {
     fn out_of_order_and_overlapping_chunks_rebuild_the_file() {
         let mut sink = MemorySink::new(1 << 20);
         let mut a = assembly(&mut sink);
-        assert_eq!(a.add(&mut sink, 6, b"ghij"), Added::Ok);
-        assert_eq!(a.add(&mut sink, 0, b"abc"), Added::Ok);
-        assert_eq!(a.add(&mut sink, 2, b"cdef"), Added::Ok);
-        assert_eq!(a.add(&mut sink, 0, b"ab"), Added::Ok);
+        assert_eq!(a.add_within(&mut sink, 6, b"ghij", 0), Added::Ok);
+        assert_eq!(a.add_within(&mut sink, 0, b"abc", 0), Added::Ok);
+        assert_eq!(a.add_within(&mut sink, 2, b"cdef", 0), Added::Ok);
+        assert_eq!(a.add_within(&mut sink, 0, b"ab", 0), Added::Ok);
         assert_eq!(a.next_offset(), 10);
         let c = a.close(&mut sink, Some(10));
         assert_eq!(c.artifact.state, weir_core::FileState::Closed);
@@ -175,8 +208,8 @@ mod tests {
     fn a_hole_is_a_gap_and_never_padded() {
         let mut sink = MemorySink::new(1 << 20);
         let mut a = assembly(&mut sink);
-        a.add(&mut sink, 0, b"abc");
-        a.add(&mut sink, 10, b"xyz");
+        a.add_within(&mut sink, 0, b"abc", 0);
+        a.add_within(&mut sink, 10, b"xyz", 0);
         let c = a.close(&mut sink, None);
         assert_eq!(c.artifact.state, weir_core::FileState::Truncated);
         assert_eq!(c.gap_bytes, 7);
@@ -188,17 +221,17 @@ mod tests {
         let mut sink = MemorySink::new(8 << 20);
         let mut a = assembly(&mut sink);
         assert_eq!(
-            a.add(&mut sink, u64::MAX - 3, b"abcdef"),
+            a.add_within(&mut sink, u64::MAX - 3, b"abcdef", 0),
             Added::TooFarAhead
         );
         assert_eq!(
-            a.add(&mut sink, MAX_OFFSET_JUMP + 1, b"a"),
+            a.add_within(&mut sink, MAX_OFFSET_JUMP + 1, b"a", 0),
             Added::TooFarAhead
         );
         let chunk = vec![1u8; 64 * 1024];
         let mut gave_up = false;
         for i in 1..40u64 {
-            gave_up |= a.add(&mut sink, i * 100_000, &chunk) == Added::GaveUpHole;
+            gave_up |= a.add_within(&mut sink, i * 100_000, &chunk, 0) == Added::GaveUpHole;
             assert!(a.held_bytes <= MAX_OUT_OF_ORDER_BYTES);
         }
         assert!(gave_up);
@@ -208,10 +241,30 @@ mod tests {
     }
 
     #[test]
+    fn the_flow_budget_bounds_many_files_together() {
+        let mut sink = MemorySink::new(64 << 20);
+        let mut flow_held = 0usize;
+        let mut files: Vec<Assembly> = (0..16).map(|_| assembly(&mut sink)).collect();
+        let chunk = vec![2u8; 512 * 1024];
+        for a in &mut files {
+            a.add(&mut sink, 1000, &chunk, &mut flow_held);
+            assert!(flow_held <= MAX_OUT_OF_ORDER_BYTES_PER_FLOW);
+        }
+        assert_eq!(
+            flow_held,
+            files.iter().map(Assembly::held_bytes).sum::<usize>()
+        );
+        assert_eq!(
+            flow_held,
+            (MAX_OUT_OF_ORDER_BYTES_PER_FLOW / chunk.len()) * chunk.len()
+        );
+    }
+
+    #[test]
     fn reading_less_than_end_of_file_is_truncated() {
         let mut sink = MemorySink::new(1 << 20);
         let mut a = assembly(&mut sink);
-        a.add(&mut sink, 0, b"abc");
+        a.add_within(&mut sink, 0, b"abc", 0);
         assert_eq!(
             a.close(&mut sink, Some(4)).artifact.state,
             weir_core::FileState::Truncated

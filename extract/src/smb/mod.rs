@@ -30,7 +30,7 @@ use weir_core::{Anomaly, Artifact, Direction, StreamEvent, Timestamp};
 use crate::emit::{AppEvent, Emit};
 use crate::files::{FileSink, OpenFile};
 use assembly::{Added, Assembly};
-pub use assembly::{MAX_OFFSET_JUMP, MAX_OUT_OF_ORDER_BYTES};
+pub use assembly::{MAX_OFFSET_JUMP, MAX_OUT_OF_ORDER_BYTES, MAX_OUT_OF_ORDER_BYTES_PER_FLOW};
 pub use wire::Command;
 use wire::{u16_at, u32_at, u64_at};
 
@@ -204,6 +204,8 @@ pub struct SmbState {
     /// The FileId of the last CREATE response in the current compound, for related operations.
     last_file_id: Option<[u8; 16]>,
     anomaly_counts: Vec<(&'static str, u64)>,
+    /// Out-of-order file bytes held by all files of the flow.
+    held_out_of_order: usize,
 }
 
 /// The FileId that, in a related compound operation, means "the file of the previous one".
@@ -224,6 +226,7 @@ impl SmbState {
             next_file_id: 1,
             last_file_id: None,
             anomaly_counts: Vec::new(),
+            held_out_of_order: 0,
         }
     }
 
@@ -240,8 +243,8 @@ impl SmbState {
             .map_or(0, |(_, n)| *n)
     }
 
-    /// Bytes buffered in total (framing and out-of-order file chunks excluded), for tests of
-    /// the bounds.
+    /// Bytes buffered for framing (record buffers), for tests of the bounds. Out-of-order file
+    /// chunks are bounded apart, by [`MAX_OUT_OF_ORDER_BYTES_PER_FLOW`].
     pub fn buffered(&self) -> usize {
         self.sides
             .iter()
@@ -1032,7 +1035,11 @@ impl SmbState {
         }
         let file_id = self.next_file_id;
         let tx_id = self.next_tx_id;
-        let Some(h) = self.handle_mut(id, ts, files, out) else {
+        if self.handle_mut(id, ts, files, out).is_none() {
+            return;
+        }
+        let mut held = self.held_out_of_order;
+        let Some(h) = self.handles.get_mut(&id) else {
             return;
         };
         let mut opened = false;
@@ -1046,7 +1053,8 @@ impl SmbState {
                 file_id,
             ))
         });
-        let added = asm.add(files, offset, data);
+        let added = asm.add(files, offset, data, &mut held);
+        self.held_out_of_order = held;
         if opened {
             // The file is its own transaction, as in Suricata.
             self.next_file_id += 1;
@@ -1101,6 +1109,7 @@ impl SmbState {
             } else {
                 None
             };
+            self.held_out_of_order = self.held_out_of_order.saturating_sub(asm.held_bytes());
             let mut c = asm.close(files, expected);
             if !closed {
                 c.artifact.state = weir_core::FileState::Truncated;

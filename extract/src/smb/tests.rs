@@ -543,10 +543,12 @@ proptest! {
                 run.state.on_stream(dir, StreamEvent::Gap { len: g }, TS, &mut run.sink, &mut run.out);
             }
             prop_assert!(run.state.buffered() <= MAX_BUFFERED_RECORD_BYTES);
+            prop_assert!(run.state.held_out_of_order <= MAX_OUT_OF_ORDER_BYTES_PER_FLOW);
         }
         run.state.on_stream(S, StreamEvent::End, TS, &mut run.sink, &mut run.out);
         run.state.on_stream(C, StreamEvent::End, TS, &mut run.sink, &mut run.out);
         prop_assert!(run.state.pending.is_empty() && run.state.handles.is_empty());
+        prop_assert_eq!(run.state.held_out_of_order, 0);
     }
 
     #[test]

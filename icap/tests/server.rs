@@ -457,6 +457,14 @@ async fn a_connection_flood_is_bounded_and_service_resumes() {
         assert!(head.starts_with("ICAP/1.0 503 "), "{head}");
         expect_closed(&mut s).await;
     }
+    // The connections holding slots are still served during the flood.
+    for s in &mut idle {
+        s.get_mut()
+            .write_all(&respmod("Allow: 204\r\n", &[b"during flood"]))
+            .await
+            .unwrap();
+        assert!(read_head(s).await.starts_with("ICAP/1.0 204"));
+    }
     let snap: StatsSnapshot = stats.snapshot();
     assert_eq!(
         (snap.connections_accepted, snap.connections_rejected),
@@ -523,4 +531,47 @@ async fn invalid_settings_are_all_reported_before_binding() {
     let err = IcapServer::bind(config).await.err().expect("rejected");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(ServerConfig::default().validate().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_connections_are_all_served() {
+    const CLIENTS: usize = 32;
+    const ROUNDS: usize = 10;
+    // Room for every transaction: this test is about serving, not about drops under load.
+    let config = ServerConfig {
+        handoff_capacity: CLIENTS * ROUNDS,
+        ..Default::default()
+    };
+    let (addr, mut rx, stats) = start(config).await;
+    let mut clients = Vec::new();
+    for client in 0..CLIENTS {
+        let addr = addr.clone();
+        clients.push(tokio::spawn(async move {
+            let mut s = BufReader::new(TcpStream::connect(&addr).await.unwrap());
+            for round in 0..ROUNDS {
+                let body = format!("client {client} round {round}");
+                let msg = respmod("Allow: 204\r\n", &[body.as_bytes()]);
+                s.get_mut().write_all(&msg).await.unwrap();
+                assert!(read_head(&mut s).await.starts_with("ICAP/1.0 204"));
+            }
+        }));
+    }
+    let mut bodies = Vec::new();
+    for _ in 0..CLIENTS * ROUNDS {
+        bodies.push(String::from_utf8(next_tx(&mut rx).await.body).unwrap());
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    bodies.sort();
+    let mut want: Vec<String> = (0..CLIENTS)
+        .flat_map(|c| (0..ROUNDS).map(move |r| format!("client {c} round {r}")))
+        .collect();
+    want.sort();
+    assert_eq!(bodies, want);
+    let snap = stats.snapshot();
+    assert_eq!(
+        (snap.connections_accepted, snap.respmod, snap.dropped_full),
+        (32, 320, 0)
+    );
 }

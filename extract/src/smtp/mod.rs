@@ -123,7 +123,7 @@ enum Cmd {
     Mail,
     Rcpt,
     Data,
-    /// The end of a message (`.` or BDAT LAST) also gets a reply.
+    /// The end of a DATA message (`.`) gets a reply of its own (a BDAT chunk does not).
     MessageEnd,
     Bdat,
     Rset,
@@ -298,7 +298,7 @@ impl SmtpState {
                     if left == 0 {
                         self.client = Client::Commands;
                         if last {
-                            self.push_pending(Cmd::MessageEnd, None, io);
+                            // The BDAT command's own reply covers the end of the message.
                             self.end_message(io);
                         }
                     } else {
@@ -395,7 +395,6 @@ impl SmtpState {
                         self.push_pending(Cmd::Bdat, None, io);
                         self.client = if left == 0 {
                             if last {
-                                self.push_pending(Cmd::MessageEnd, None, io);
                                 self.end_message(io);
                             }
                             Client::Commands

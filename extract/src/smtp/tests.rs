@@ -374,8 +374,11 @@ const SESSION: &[(Direction, &[u8])] = &[
 Content-Type: text/plain\r\n\r\n..see http://u.test/a\r\n..\r\n--q\r\nContent-Disposition: attachment; filename=f.bin\r\n\
 Content-Transfer-Encoding: base64\r\n\r\nAAECAwQF\r\n--q--\r\n.\r\n"),
     (S, b"250 queued\r\n"),
-    (C, b"RSET\r\nMAIL FROM:<d@x.test>\r\nRCPT TO:<e@x.test>\r\nBDAT 18 LAST\r\nSubject: b\r\n\r\nbdat\r\nQUIT\r\n"),
-    (S, b"250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n221 bye\r\n"),
+    (C, b"RSET\r\nMAIL FROM:<d@x.test>\r\nRCPT TO:<e@x.test>\r\nBDAT 20 LAST\r\nSubject: b\r\n\r\nbdat\r\n"),
+    (C, b"MAIL FROM:<f@x.test>\r\nRCPT TO:<g@x.test>\r\nDATA\r\n"),
+    (S, b"250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+    (C, b"Subject: c\r\n\r\nthird\r\n.\r\nQUIT\r\n"),
+    (S, b"250 queued\r\n221 bye\r\n"),
 ];
 
 /// Stored content by SHA-256, as the memory sinks keep it.
@@ -406,10 +409,10 @@ fn run_session(split: &[usize]) -> (Vec<AppEvent>, Stored, Stored) {
 }
 
 #[test]
-fn the_reference_session_gives_two_transactions() {
+fn the_reference_session_gives_three_transactions() {
     let (events, mails, files) = run_session(&[]);
     let smtp: Vec<_> = events.iter().filter(|e| e.event_type == "smtp").collect();
-    assert_eq!(smtp.len(), 2);
+    assert_eq!(smtp.len(), 3);
     assert_eq!(
         smtp[0].fields["smtp"],
         json!({"helo": "client.test", "mail_from": "<a@x.test>", "rcpt_to": ["<b@x.test>", "<c@x.test>"]})
@@ -417,9 +420,11 @@ fn the_reference_session_gives_two_transactions() {
     assert_eq!(smtp[0].fields["email"]["url"], json!(["http://u.test/a"]));
     assert_eq!(smtp[0].fields["email"]["attachment"], json!(["f.bin"]));
     assert_eq!(smtp[1].fields["smtp"]["mail_from"], "<d@x.test>");
-    assert_eq!(mails.len(), 2);
+    assert_eq!(smtp[2].fields["smtp"]["mail_from"], "<f@x.test>");
+    assert_eq!(mails.len(), 3);
+    assert_eq!(mails[2].1, b"Subject: c\r\n\r\nthird\r\n");
     assert!(mails[0].1.windows(17).any(|w| w == b"\r\n.see http://u.t"));
-    assert_eq!(mails[1].1, b"Subject: b\r\n\r\nbdat");
+    assert_eq!(mails[1].1, b"Subject: b\r\n\r\nbdat\r\n");
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].1, [0, 1, 2, 3, 4, 5]);
     assert!(!format!("{events:?}").contains("AGFsaWNl"));

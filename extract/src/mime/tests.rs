@@ -264,3 +264,16 @@ fn deeply_nested_multiparts_do_not_exhaust_a_worker_stack() {
     // Deeper than max_depth: nothing extracted.
     assert_eq!(attachments, 0);
 }
+
+#[test]
+fn the_line_break_before_a_boundary_belongs_to_the_boundary() {
+    for eol in ["\r\n", "\n"] {
+        let raw = format!(
+            "Content-Type: multipart/mixed; boundary=b{eol}{eol}--b{eol}Content-Disposition: attachment; filename=a.txt{eol}{eol}\
+line one{eol}line two{eol}--b{eol}Content-Disposition: attachment; filename=b.txt{eol}{eol}last{eol}{eol}--b--{eol}"
+        );
+        let o = run(raw.as_bytes());
+        assert_eq!(file_named(&o, "a.txt"), Some(format!("line one{eol}line two").as_bytes()), "{eol:?}");
+        assert_eq!(file_named(&o, "b.txt"), Some(format!("last{eol}").as_bytes()), "{eol:?}");
+    }
+}

@@ -10,7 +10,8 @@ use super::expect::{
     DataMode, Expectation, MAX_EXPECTATIONS_PER_CONTROL_FLOW, Transfer, TransferCommand,
 };
 use super::{
-    MAX_LINE_BYTES, MAX_PENDING_COMMANDS, MAX_REPLY_LINES, MAX_RETAINED_TRANSACTIONS, eve,
+    MAX_LINE_BYTES, MAX_PENDING_COMMANDS, MAX_REPLY_BYTES, MAX_REPLY_LINES,
+    MAX_RETAINED_TRANSACTIONS, eve,
 };
 use crate::emit::{AppEvent, Emit};
 
@@ -413,7 +414,7 @@ impl FtpState {
     fn on_reply_line(&mut self, line: &[u8], truncated: bool, ts: Timestamp, out: &mut Emit) {
         let code = reply_code(line);
         let reply = &mut self.reply;
-        if reply.lines.len() < MAX_REPLY_LINES {
+        if room_for(&reply.lines, line.len()) {
             reply.lines.push(line.to_vec());
         } else {
             reply.truncated = true;
@@ -451,11 +452,13 @@ impl FtpState {
                 tx
             }
         };
-        let room = MAX_REPLY_LINES.saturating_sub(tx.replies.len());
-        if reply.lines.len() > room {
-            tx.reply_truncated = true;
+        for line in reply.lines {
+            if room_for(&tx.replies, line.len()) {
+                tx.replies.push(line);
+            } else {
+                tx.reply_truncated = true;
+            }
         }
-        tx.replies.extend(reply.lines.into_iter().take(room));
         tx.reply_truncated |= reply.truncated;
 
         let preliminary = code.is_some_and(|c| c[0] == b'1');
@@ -527,6 +530,13 @@ impl FtpState {
         }
         self.finished.push_back(tx);
     }
+}
+
+/// Whether one more reply line of `len` bytes stays within [`MAX_REPLY_LINES`] and
+/// [`MAX_REPLY_BYTES`].
+fn room_for(lines: &[Vec<u8>], len: usize) -> bool {
+    lines.len() < MAX_REPLY_LINES
+        && lines.iter().map(Vec::len).sum::<usize>() + len <= MAX_REPLY_BYTES
 }
 
 fn ascii_number<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {

@@ -49,6 +49,10 @@ pub const MAX_LINE_BYTES: usize = 4096;
 /// later lines are dropped and the reply flagged truncated.
 pub const MAX_REPLY_LINES: usize = 64;
 
+/// Reply bytes kept per transaction, all lines together, so retained transactions stay small
+/// whatever a server sends; later lines are dropped and the reply flagged truncated.
+pub const MAX_REPLY_BYTES: usize = 16 * 1024;
+
 /// Commands waiting for their reply (pipelined commands, or a server that never answers). When
 /// more are sent, the oldest is logged with `reply_received: "no"` and forgotten.
 pub const MAX_PENDING_COMMANDS: usize = 32;

@@ -194,6 +194,37 @@ fn long_lines_are_cut_and_flagged_without_buffering_them() {
 }
 
 #[test]
+fn an_endless_preliminary_reply_is_capped() {
+    let mut s = FtpState::new();
+    let mut out = Emit::default();
+    s.on_stream(S, StreamEvent::Data(b"RETR x\r\n"), TS, &mut out);
+    let line = format!("150-{}\r\n", "z".repeat(1000));
+    for _ in 0..1000 {
+        s.on_stream(C, StreamEvent::Data(line.as_bytes()), TS, &mut out);
+    }
+    s.on_stream(
+        C,
+        StreamEvent::Data(b"150 go\r\n226 done\r\n"),
+        TS,
+        &mut out,
+    );
+    let tx = s.transactions().next().expect("tx");
+    assert!(tx.replies().iter().map(Vec::len).sum::<usize>() <= MAX_REPLY_BYTES);
+    let recs = ftp_records(&out);
+    assert_eq!(recs[0]["reply_truncated"], true);
+    assert_eq!(recs[0]["reply_received"], "yes");
+    // Sixteen 1004-byte lines fill 16 KiB; the short final lines still fit after them.
+    assert_eq!(
+        recs[0]["completion_code"].as_array().map(Vec::len),
+        Some(18)
+    );
+    assert_eq!(
+        recs[0]["reply"].as_array().and_then(|r| r.last()).cloned(),
+        Some(json!("done"))
+    );
+}
+
+#[test]
 fn a_port_flood_stays_bounded() {
     let control_key = key([10, 0, 0, 2], 40000, [10, 0, 0, 1], 21);
     let mut s = FtpState::new();

@@ -846,8 +846,78 @@ fn arb_content() -> impl Strategy<Value = String> {
         })
 }
 
+/// One positive content for the exhaustive model: pattern, nocase, and its position keyword
+/// (0 none, 1 offset n, 2 distance n - 2, 3 distance 0 + within len + n, 4 depth len + n).
+type ContentSpec = (Vec<u8>, bool, u8, i64);
+
+fn arb_spec() -> impl Strategy<Value = ContentSpec> {
+    (
+        proptest::collection::vec(prop::sample::select(b"abA".to_vec()), 1..3),
+        any::<bool>(),
+        0u8..5,
+        0i64..5,
+    )
+}
+
+fn render(spec: &ContentSpec) -> String {
+    let (pat, nocase, kind, n) = spec;
+    let mut s = format!("content:\"{}\";", String::from_utf8_lossy(pat));
+    if *nocase {
+        s.push_str(" nocase;");
+    }
+    match kind {
+        1 => s.push_str(&format!(" offset:{n};")),
+        2 => s.push_str(&format!(" distance:{};", n - 2)),
+        3 => s.push_str(&format!(" distance:0; within:{};", pat.len() as i64 + n)),
+        4 => s.push_str(&format!(" depth:{};", pat.len() as i64 + n)),
+        _ => {}
+    }
+    s
+}
+
+/// Tries every placement of every content: the chain matches if some placement satisfies all
+/// position constraints, each relative one counted from the previous content's end.
+fn exhaustive(payload: &[u8], specs: &[ContentSpec], prev_end: i64) -> bool {
+    let Some(((pat, nocase, kind, n), rest)) = specs.split_first() else {
+        return true;
+    };
+    let plen = pat.len() as i64;
+    let len = payload.len() as i64;
+    (0..=(len - plen)).any(|start| {
+        let end = start + plen;
+        let window_ok = match kind {
+            1 => start >= *n,
+            2 => start >= (prev_end + n - 2).max(0),
+            3 => start >= prev_end && end <= prev_end + plen + n,
+            4 => end <= plen + n,
+            _ => true,
+        };
+        let slice = &payload[start as usize..end as usize];
+        let bytes_ok = if *nocase {
+            slice.eq_ignore_ascii_case(pat)
+        } else {
+            slice == &pat[..]
+        };
+        window_ok && bytes_ok && exhaustive(payload, rest, end)
+    })
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn verifier_agrees_with_exhaustive_placement(
+        specs in proptest::collection::vec(arb_spec(), 1..5),
+        payload in proptest::collection::vec(prop::sample::select(b"abAB".to_vec()), 0..24),
+    ) {
+        let options: Vec<String> = specs.iter().map(render).collect();
+        let expected = exhaustive(&payload, &specs, 0);
+        prop_assert_eq!(
+            payload_matches(&options.join(" "), &payload),
+            expected,
+            "{} on {:?}", options.join(" "), String::from_utf8_lossy(&payload)
+        );
+    }
+
     #[test]
     fn prefilter_agrees_with_brute_force(
         rule_contents in proptest::collection::vec(proptest::collection::vec(arb_content(), 1..4), 1..12),

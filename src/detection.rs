@@ -177,12 +177,20 @@ impl Detector {
         flow: &mut FlowDetectState,
         out: &mut Vec<PendingAlert>,
     ) {
-        let mut inspect = |me: &mut Detector, tx_id: u64, buffers: inspect::TxBuffers, object: Option<(&'static str, Value)>, flow: &mut FlowDetectState| {
+        let packet_direction = direction;
+        let mut inspect_as = |me: &mut Detector,
+                              direction: Direction,
+                              tx_id: u64,
+                              buffers: inspect::TxBuffers,
+                              object: Option<(&'static str, Value)>,
+                              flow: &mut FlowDetectState| {
             if buffers.is_empty() {
                 return;
             }
             let view = buffers.view();
             let tx = TxView { tx_id, direction, buffers: &view };
+            // Rules read addresses as the inspected side's data travels.
+            let key = if direction == packet_direction { key } else { key.reversed() };
             let pkt = facts.view(key, Some(direction), &[], true);
             me.matcher.inspect_tx(&me.rules, flow, &pkt, &tx, &mut me.scratch);
             for alert in me.scratch.drain(..) {
@@ -202,14 +210,20 @@ impl Detector {
             }
         };
         if let Some(http) = app.http_mut() {
-            // Finished transactions are inspected one last time and handed over; the rest only
-            // when they grew.
+            // A finished transaction is inspected one last time from both sides (its request
+            // and response are both complete) and handed over; an open one from the side whose
+            // packet this is, whenever it grew.
             let finished = http.take_finished();
-            let open: Vec<u64> = http.transactions().map(|tx| tx.id).collect();
-            for tx in finished.iter().chain(http.transactions()) {
-                let sig = http_signature(tx);
-                let seen = progress.http.iter().find(|(id, _)| *id == tx.id).map(|(_, s)| *s);
-                if seen == Some(sig) {
+            for tx in &finished {
+                let object = ("http", weir_extract::http::http_object(tx, false));
+                for side in [Direction::ToServer, Direction::ToClient] {
+                    inspect_as(self, side, tx.id, inspect::http(tx, side), Some(object.clone()), flow);
+                }
+                progress.http.retain(|(id, _)| *id != tx.id);
+            }
+            for tx in http.transactions() {
+                let sig = http_signature(tx) ^ direction.index() as u64;
+                if progress.http.iter().any(|&(id, s)| id == tx.id && s == sig) {
                     continue;
                 }
                 match progress.http.iter_mut().find(|(id, _)| *id == tx.id) {
@@ -222,34 +236,33 @@ impl Detector {
                     }
                 }
                 let object = ("http", weir_extract::http::http_object(tx, false));
-                inspect(self, tx.id, inspect::http(tx, direction), Some(object), flow);
+                inspect_as(self, direction, tx.id, inspect::http(tx, direction), Some(object), flow);
             }
-            progress.http.retain(|(id, _)| open.contains(id) || finished.iter().any(|tx| tx.id == *id));
         } else if let Some(smtp) = app.smtp_mut() {
             // Finished transactions once; the one in progress whenever it grew.
             for tx in smtp.take_finished() {
                 let object = ("smtp", tx.smtp_object());
-                inspect(self, tx.tx_id, inspect::smtp(&tx), Some(object), flow);
+                inspect_as(self, direction, tx.tx_id, inspect::smtp(&tx), Some(object), flow);
             }
             let current = smtp.current();
             let sig = smtp_signature(current);
             if sig != progress.smtp {
                 progress.smtp = sig;
                 let object = ("smtp", current.smtp_object());
-                inspect(self, current.tx_id, inspect::smtp(current), Some(object), flow);
+                inspect_as(self, direction, current.tx_id, inspect::smtp(current), Some(object), flow);
             }
         } else if let Some(dns) = app.dns() {
             let next = progress.dns_next;
             for tx in dns.transactions().filter(|tx| tx.tx_id >= next) {
                 progress.dns_next = tx.tx_id + 1;
-                inspect(self, tx.tx_id, inspect::dns(tx), None, flow);
+                inspect_as(self, tx.direction, tx.tx_id, inspect::dns(tx), None, flow);
             }
         } else if let Some(tls) = app.tls() {
             let buffers = inspect::tls(tls, direction);
             let sig = buffers.view().iter().map(|(_, b)| b.len() as u64 + 1).sum::<u64>() + direction.index() as u64;
             if sig != progress.tls {
                 progress.tls = sig;
-                inspect(self, 0, buffers, None, flow);
+                inspect_as(self, direction, 0, buffers, None, flow);
             }
         }
     }

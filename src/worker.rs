@@ -31,7 +31,76 @@ pub struct FlowState {
     flipped: bool,
     detect: FlowDetectState,
     tx_progress: TxProgress,
+    /// Reassembled bytes of each direction not inspected yet. Suricata inspects a direction's
+    /// stream (and transactions) on the next packet travelling that way, or at flow end.
+    stream_pending: [StreamQueue; 2],
 }
+
+/// A direction's reassembled bytes awaiting inspection, with where gaps fell among them.
+#[derive(Default)]
+struct StreamQueue {
+    bytes: Vec<u8>,
+    /// (offset into `bytes`, bytes missing there)
+    gaps: Vec<(usize, u64)>,
+}
+
+impl StreamQueue {
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.gaps.is_empty()
+    }
+
+    /// Inspects what is queued: each run between gaps on its own (no match spans a gap), and
+    /// every alert logs the whole window, gaps written as Suricata writes them.
+    fn inspect(
+        &mut self,
+        det: &mut Detector,
+        facts: &PacketFacts<'_>,
+        key: FlowKey,
+        dir: Direction,
+        detect: &mut FlowDetectState,
+        pending: &mut Vec<PendingAlert>,
+    ) {
+        if self.is_empty() {
+            return;
+        }
+        let first_new = pending.len();
+        let mut start = 0;
+        for &(at, len) in &self.gaps {
+            if at > start {
+                det.stream(facts, key, dir, &self.bytes[start..at], detect, pending);
+            }
+            detect.stream_gap(dir, len);
+            start = at;
+        }
+        if start < self.bytes.len() {
+            det.stream(facts, key, dir, &self.bytes[start..], detect, pending);
+        }
+        if !self.gaps.is_empty() && pending.len() > first_new {
+            let mut shown = Vec::with_capacity(self.bytes.len() + 24 * self.gaps.len());
+            let mut start = 0;
+            for &(at, len) in &self.gaps {
+                shown.extend_from_slice(&self.bytes[start..at]);
+                shown.extend_from_slice(format!("[{len} bytes missing]").as_bytes());
+                start = at;
+            }
+            shown.extend_from_slice(&self.bytes[start..]);
+            for alert in &mut pending[first_new..] {
+                alert.payload.clone_from(&shown);
+            }
+        }
+        self.bytes.clear();
+        if self.bytes.capacity() > 64 * 1024 {
+            self.bytes = Vec::new();
+        }
+        self.gaps.clear();
+    }
+}
+
+/// Stream bytes held per direction for inspection at the next packet of that direction; past
+/// it they are inspected at once, so a long one-way transfer never grows the queue.
+const MAX_PENDING_STREAM_BYTES: usize = 256 * 1024;
+/// Gaps remembered in one queue; more inspect the queue at once.
+const MAX_QUEUED_GAPS: usize = 64;
 
 /// Counters of a run, for the closing summary and `stats` records.
 #[derive(Clone, Debug, Default)]
@@ -258,12 +327,18 @@ impl Stages {
                 _ => {}
             }
         }
-        // Packet rules, with the flow as it stands after this packet.
+        // Detection on this packet, with the flow as it stands after it: packet rules, then the
+        // stream and transactions of the packet's direction.
         if let (Some(detector), Some(flow)) = (self.detector.as_mut(), self.flows.get_mut(handle)) {
             facts.established = flow.lifecycle != Lifecycle::New;
             facts.app_proto = flow.app_proto;
             let dir = if flow.key.is_from_source(&key) { Direction::ToServer } else { Direction::ToClient };
-            detector.packet(&facts, key, Some(dir), pkt.payload, in_stream, Some(&mut flow.state.detect), &mut self.pending);
+            let FlowState { app, detect, tx_progress, stream_pending, .. } = &mut flow.state;
+            detector.packet(&facts, key, Some(dir), pkt.payload, in_stream, Some(&mut *detect), &mut self.pending);
+            stream_pending[dir.index()].inspect(detector, &facts, key, dir, detect, &mut self.pending);
+            if key.proto == IpProto::TCP {
+                detector.transactions(&facts, key, dir, app, tx_progress, detect, &mut self.pending);
+            }
         }
         self.write_alerts(handle);
     }
@@ -289,30 +364,27 @@ impl Stages {
         let state = &mut flow.state;
         segment.from_initiator = (dir == Direction::ToServer) != state.flipped;
         let session = state.tcp.get_or_insert_with(|| Box::new(TcpSession::new()));
-        let FlowState { app, detect, tx_progress, .. } = state;
+        let FlowState { app, detect, stream_pending, .. } = state;
         let before = session.memory_used();
         let mut detection = Detection::default();
         let mut on_event = |d: Direction, ev: StreamEvent<'_>, facts: &mut PacketFacts<'_>| {
             // Once detection found the flow backwards, the rest of this call's events are too.
             let d = if detection.reversed { d.opposite() } else { d };
-            // The app layer parses first, as in Suricata, so rules of an app-layer protocol see
-            // it detected on the data that revealed it.
             let found = app.on_stream(&cfg.app, d, ev, segment.ts, &mut sinks, emit);
             if found.detected.is_some() {
                 detection.detected = found.detected;
                 facts.app_proto = found.detected;
             }
+            // The app layer fed the held bytes of this event with directions swapped already.
             let d = if found.reversed { d.opposite() } else { d };
+            if found.reversed {
+                stream_pending.swap(0, 1);
+            }
             detection.reversed ^= found.reversed;
-            let key_now = oriented(if detection.reversed { flow_key.reversed() } else { flow_key }, d);
             if let Some(det) = detector.as_mut() {
+                let key_now = oriented(if detection.reversed { flow_key.reversed() } else { flow_key }, d);
                 facts.established = true;
-                match ev {
-                    StreamEvent::Data(bytes) => det.stream(facts, key_now, d, bytes, detect, pending),
-                    StreamEvent::Gap { len } => detect.stream_gap(d, len),
-                    StreamEvent::End => {}
-                }
-                det.transactions(facts, key_now, d, app, tx_progress, detect, pending);
+                queue_stream(det, facts, key_now, d, ev, stream_pending, detect, pending);
             }
         };
         let outcome = session.on_segment(&cfg.stream, &segment, &mut |d, ev| on_event(d, ev, &mut stream_facts));
@@ -475,20 +547,14 @@ impl Stages {
                 defragmented: false,
                 source: PacketSource::FlowEnd,
             };
-            let FlowState { tcp, app, detect, tx_progress, .. } = &mut flow.state;
+            let FlowState { tcp, app, detect, tx_progress, stream_pending, .. } = &mut flow.state;
             let mut on_event = |d: Direction, ev: StreamEvent<'_>| {
-                let key_now = oriented(flow_key, d);
                 let found = app.on_stream(&cfg.app, d, ev, last, &mut sinks, emit);
                 if found.detected.is_some() {
                     facts.app_proto = found.detected;
                 }
                 if let Some(det) = detector.as_mut() {
-                    match ev {
-                        StreamEvent::Data(bytes) => det.stream(&facts, key_now, d, bytes, detect, pending),
-                        StreamEvent::Gap { len } => detect.stream_gap(d, len),
-                        StreamEvent::End => {}
-                    }
-                    det.transactions(&facts, key_now, d, app, tx_progress, detect, pending);
+                    queue_stream(det, &facts, oriented(flow_key, d), d, ev, stream_pending, detect, pending);
                 }
             };
             if let Some(session) = tcp.as_mut() {
@@ -499,6 +565,15 @@ impl Stages {
                 // No segment was accepted; still close the app layer cleanly.
                 for d in [Direction::ToServer, Direction::ToClient] {
                     on_event(d, StreamEvent::End);
+                }
+            }
+            // What is still uninspected is inspected now, as Suricata's flow-end pseudo packets.
+            if let Some(det) = detector.as_mut() {
+                for d in [Direction::ToServer, Direction::ToClient] {
+                    stream_pending[d.index()].inspect(det, &facts, oriented(flow_key, d), d, detect, pending);
+                    if flow_key.proto == IpProto::TCP {
+                        det.transactions(&facts, oriented(flow_key, d), d, app, tx_progress, detect, pending);
+                    }
                 }
             }
         }
@@ -551,6 +626,39 @@ impl Stages {
         if let Err(e) = self.eve.write(record) {
             self.io_error = Some(e);
         }
+    }
+}
+
+/// Queues a stream delivery for inspection at the next packet of its direction (inspecting at
+/// once what would overflow the queue).
+#[allow(clippy::too_many_arguments)]
+fn queue_stream(
+    det: &mut Detector,
+    facts: &PacketFacts<'_>,
+    key: FlowKey,
+    dir: Direction,
+    ev: StreamEvent<'_>,
+    stream_pending: &mut [StreamQueue; 2],
+    detect: &mut FlowDetectState,
+    pending: &mut Vec<PendingAlert>,
+) {
+    let queue = &mut stream_pending[dir.index()];
+    match ev {
+        StreamEvent::Data(bytes) => {
+            if queue.bytes.len() + bytes.len() > MAX_PENDING_STREAM_BYTES {
+                queue.inspect(det, facts, key, dir, detect, pending);
+                det.stream(facts, key, dir, bytes, detect, pending);
+            } else {
+                queue.bytes.extend_from_slice(bytes);
+            }
+        }
+        StreamEvent::Gap { len } => {
+            if queue.gaps.len() >= MAX_QUEUED_GAPS {
+                queue.inspect(det, facts, key, dir, detect, pending);
+            }
+            queue.gaps.push((queue.bytes.len(), len));
+        }
+        StreamEvent::End => {}
     }
 }
 

@@ -1026,3 +1026,103 @@ proptest! {
         prop_assert!(alerts.len() <= 3);
     }
 }
+
+/// Real ET Open 2019 rules (verbatim) on hand-built transaction buffers.
+#[test]
+fn et_rules_on_http_transactions() {
+    let rules = compile(&[
+        r#"alert http $HOME_NET any -> $EXTERNAL_NET any (msg:"ET TROJAN Potential Blackhole Exploit Pack Binary Load Request"; flow:established,to_server; content:".php?f="; fast_pattern; http_uri; content:"&e="; http_uri; content:!"Referer|3a|"; http_header; content:"User-Agent|3a|"; http_header; content:"Host|3a|"; http_header; distance:0; pcre:"/^[^?#]+?\.php\?f=\w+&e=\d+$/U"; flowbits:set,et.exploitkitlanding; classtype:bad-unknown; sid:2012169; rev:9;)"#,
+        r#"alert http $HOME_NET any -> $EXTERNAL_NET any (msg:"ET CURRENT_EVENTS Possible Dynamic DNS Exploit Pack Landing Page /de/sN"; flow:established,to_server; content:"/de/s"; http_uri; depth:5; urilen:6; flowbits:set,et.exploitkitlanding;  classtype:bad-unknown; sid:2014446; rev:2;)"#,
+        r#"alert http $HOME_NET any -> $EXTERNAL_NET any (msg:"set"; flow:established,to_server; http.uri; content:"/fake"; flowbits:set,FakeIEMinimal; flowbits:noalert; sid:9;)"#,
+        r#"alert http $EXTERNAL_NET any -> $HOME_NET any (msg:"ET CURRENT_EVENTS Possible CryptoLocker TorComponent DL"; flow:from_server,established; flowbits:isset,FakeIEMinimal; file_data; byte_extract:1,0,size,relative; content:"|00 00 00|"; within:3; content:!"|00|"; within:size; content:"|00|"; distance:size; within:1; pcre:"/^.\x00\x00\x00[a-z0-9]+?\x00/s"; classtype:trojan-activity; sid:2019345; rev:2;)"#,
+    ]);
+    assert!(rules.report().unsupported.is_empty());
+    let mut m = Matcher::new(&rules).unwrap();
+    let request = |m: &mut Matcher, uri: &[u8], header: &[u8], flow: &mut FlowDetectState| {
+        let mut pkt = tcp_pkt(b"");
+        pkt.app_proto = Some("http");
+        let buffers: &[(&str, &[u8])] = &[("http.uri", uri), ("http.header", header)];
+        let tx = TxView {
+            tx_id: 0,
+            direction: Direction::ToServer,
+            buffers,
+        };
+        let mut alerts = Vec::new();
+        m.inspect_tx(&rules, flow, &pkt, &tx, &mut alerts);
+        sids(&alerts)
+    };
+    let header = b"User-Agent: Java/1.6\r\nHost: bad.example\r\n\r\n";
+    assert_eq!(
+        request(
+            &mut m,
+            b"/x/load.php?f=abc&e=3",
+            header,
+            &mut FlowDetectState::new()
+        ),
+        [2012169]
+    );
+    let with_referer = b"Referer: http://a/\r\nUser-Agent: Java/1.6\r\nHost: bad.example\r\n\r\n";
+    assert_eq!(
+        request(
+            &mut m,
+            b"/x/load.php?f=abc&e=3",
+            with_referer,
+            &mut FlowDetectState::new()
+        ),
+        Vec::<u32>::new()
+    );
+    let host_first = b"Host: bad.example\r\nUser-Agent: Java/1.6\r\n\r\n";
+    assert_eq!(
+        request(
+            &mut m,
+            b"/x/load.php?f=abc&e=3",
+            host_first,
+            &mut FlowDetectState::new()
+        ),
+        Vec::<u32>::new()
+    );
+    assert_eq!(
+        request(
+            &mut m,
+            b"/x/load.php?f=abc&e=3x",
+            header,
+            &mut FlowDetectState::new()
+        ),
+        Vec::<u32>::new()
+    );
+    assert_eq!(
+        request(&mut m, b"/de/s1", header, &mut FlowDetectState::new()),
+        [2014446]
+    );
+    assert_eq!(
+        request(&mut m, b"/de/s12", header, &mut FlowDetectState::new()),
+        Vec::<u32>::new()
+    );
+
+    // The response rule needs the bit set by an earlier request on the same flow.
+    let body: &[u8] = b"\x05\x00\x00\x00abcde\x00rest";
+    let response = |m: &mut Matcher, flow: &mut FlowDetectState| {
+        let mut pkt = PacketView::new(Timestamp::ZERO, tcp_key().reversed(), b"");
+        pkt.direction = Some(Direction::ToClient);
+        pkt.established = true;
+        pkt.app_proto = Some("http");
+        let buffers: &[(&str, &[u8])] = &[("file.data", body)];
+        let tx = TxView {
+            tx_id: 1,
+            direction: Direction::ToClient,
+            buffers,
+        };
+        let mut alerts = Vec::new();
+        m.inspect_tx(&rules, flow, &pkt, &tx, &mut alerts);
+        sids(&alerts)
+    };
+    let mut flow = FlowDetectState::new();
+    assert_eq!(response(&mut m, &mut flow), Vec::<u32>::new());
+    let mut flow = FlowDetectState::new();
+    assert_eq!(
+        request(&mut m, b"/fake", header, &mut flow),
+        Vec::<u32>::new()
+    );
+    assert!(flow.is_set("FakeIEMinimal"));
+    assert_eq!(response(&mut m, &mut flow), [2019345]);
+}

@@ -69,6 +69,8 @@ pub struct DispatchStats {
     pub offered: u64,
     /// Accepted by the sandbox (a task id came back, or an earlier task was adopted).
     pub submitted: u64,
+    /// Of `submitted`: tasks found by hash after an interrupted attempt instead of submitting again.
+    pub adopted: u64,
     pub skipped_policy: u64,
     /// Same SHA-256 or URL as one queued or judged already.
     pub duplicate: u64,
@@ -99,6 +101,7 @@ pub struct DispatchStats {
 struct Counters {
     offered: AtomicU64,
     submitted: AtomicU64,
+    adopted: AtomicU64,
     skipped_policy: AtomicU64,
     duplicate: AtomicU64,
     excluded: AtomicU64,
@@ -332,8 +335,14 @@ impl Drop for Dispatcher {
     /// Without [`Dispatcher::finish`]: stop at once, as a crash would; the spool keeps everything.
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::Relaxed);
+        // In-flight requests are abandoned mid-way; waiting for the threads to let go releases the
+        // spool's file lock, so a restart in the same process can open it.
         if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+        self.intake = None;
+        if let Some(t) = self.intake_thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -346,6 +355,7 @@ fn stats(s: &Shared) -> DispatchStats {
     DispatchStats {
         offered: get(&c.offered),
         submitted: get(&c.submitted),
+        adopted: get(&c.adopted),
         skipped_policy: get(&c.skipped_policy),
         duplicate: get(&c.duplicate),
         excluded: get(&c.excluded),
@@ -605,6 +615,7 @@ async fn submit(shared: &Shared, item: &mut Item, key: &str, kind: ApiKind) {
                 Ok(Some(task)) => {
                     tracing::info!(key, task, "sandbox: adopting the task an interrupted attempt created");
                     inc(&shared.counters.submitted);
+                    inc(&shared.counters.adopted);
                     set_task(shared, item, Some(task));
                     reschedule(shared, item.id, Duration::ZERO, false);
                     return;

@@ -34,6 +34,9 @@ pub struct Faults {
     pub garbage_next: u32,
     /// Every answer waits this long first.
     pub delay: Duration,
+    /// Task creation answers this long after the task exists: a client that dies meanwhile leaves
+    /// a task it never heard of.
+    pub delay_after_create: Duration,
     /// Reports are 2 GiB of JSON-looking padding, streamed.
     pub huge_report: bool,
     /// Every request is redirected to itself.
@@ -52,6 +55,7 @@ impl Default for Faults {
             rate_limit_next: 0,
             garbage_next: 0,
             delay: Duration::ZERO,
+            delay_after_create: Duration::ZERO,
             huge_report: false,
             redirect_loop: false,
             fail_analysis: false,
@@ -249,11 +253,15 @@ async fn create_file(State(ctx): State<Ctx>, uri: axum::http::Uri, mut form: Mul
     };
     let sha = hex(&Sha256::digest(&bytes));
     let malicious = bytes.windows(4).any(|w| w == b"EVIL");
-    let mut i = lock(&ctx);
-    let id = i.tasks.len() as u64 + 1;
-    let fails = i.faults.fail_analysis;
-    i.tasks.push(Task { id, sha256: Some(sha.clone()), url: None, malicious, polls: 0, fails });
-    i.files.entry(sha).or_insert_with(|| (bytes, 0)).1 += 1;
+    let (id, pause) = {
+        let mut i = lock(&ctx);
+        let id = i.tasks.len() as u64 + 1;
+        let fails = i.faults.fail_analysis;
+        i.tasks.push(Task { id, sha256: Some(sha.clone()), url: None, malicious, polls: 0, fails });
+        i.files.entry(sha).or_insert_with(|| (bytes, 0)).1 += 1;
+        (id, i.faults.delay_after_create)
+    };
+    tokio::time::sleep(pause).await;
     created(uri.path().starts_with("/apiv2/"), id).into_response()
 }
 
@@ -261,11 +269,15 @@ async fn create_url(State(ctx): State<Ctx>, uri: axum::http::Uri, Form(form): Fo
     let Some(url) = form.get("url").cloned() else {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": true, "error_value": "No url"}))).into_response();
     };
-    let mut i = lock(&ctx);
-    let id = i.tasks.len() as u64 + 1;
-    let fails = i.faults.fail_analysis;
-    i.tasks.push(Task { id, sha256: None, url: Some(url.clone()), malicious: url.contains("evil"), polls: 0, fails });
-    *i.urls.entry(url).or_default() += 1;
+    let (id, pause) = {
+        let mut i = lock(&ctx);
+        let id = i.tasks.len() as u64 + 1;
+        let fails = i.faults.fail_analysis;
+        i.tasks.push(Task { id, sha256: None, url: Some(url.clone()), malicious: url.contains("evil"), polls: 0, fails });
+        *i.urls.entry(url).or_default() += 1;
+        (id, i.faults.delay_after_create)
+    };
+    tokio::time::sleep(pause).await;
     created(uri.path().starts_with("/apiv2/"), id).into_response()
 }
 

@@ -156,6 +156,8 @@ pub struct SmtpState {
     client_lines: LineBuf,
     server_lines: LineBuf,
     held: Vec<u8>,
+    /// Client bytes lost while holding.
+    held_gap: u64,
     pending: VecDeque<(Cmd, Option<String>)>,
     unstuffer: DotUnstuffer,
     message: Option<MessageBuffer>,
@@ -180,6 +182,7 @@ impl SmtpState {
             client_lines: LineBuf::default(),
             server_lines: LineBuf::default(),
             held: Vec::new(),
+            held_gap: 0,
             pending: VecDeque::new(),
             unstuffer: DotUnstuffer::default(),
             message: None,
@@ -482,8 +485,13 @@ impl SmtpState {
         self.client = match (cmd, code) {
             (Cmd::Data, 354) => {
                 self.fresh_tx(io);
+                let mut message = MessageBuffer::new(self.mime.max_message_bytes);
                 self.unstuffer = DotUnstuffer::default();
-                self.message = Some(MessageBuffer::new(self.mime.max_message_bytes));
+                if self.held_gap > 0 {
+                    message.gap(self.held_gap);
+                    self.unstuffer.gap();
+                }
+                self.message = Some(message);
                 Client::Data
             }
             (Cmd::Data, _) => {
@@ -502,6 +510,7 @@ impl SmtpState {
             }
             _ => Client::Commands,
         };
+        self.held_gap = 0;
         let held = std::mem::take(&mut self.held);
         if !held.is_empty() {
             self.client_data(&held, io);
@@ -531,10 +540,16 @@ impl SmtpState {
                     self.client = Client::Bdat { left: left - len, last };
                 }
             }
+            Client::Hold(_) => {
+                // Still waiting for the reply: what was held and lost may have been the start
+                // of a message, which will then be marked truncated.
+                self.held.clear();
+                self.client_lines.reset();
+                self.held_gap = self.held_gap.saturating_add(len);
+            }
             _ => {
                 self.client_lines.reset();
-                self.held.clear();
-                if matches!(self.client, Client::Hold(_) | Client::AuthLine) {
+                if self.client == Client::AuthLine {
                     self.client = Client::Commands;
                 }
             }

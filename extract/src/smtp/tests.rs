@@ -517,3 +517,22 @@ fn throughput() {
     let secs = start.elapsed().as_secs_f64();
     eprintln!("smtp: {} bytes x {rounds} in {secs:.3}s = {:.1} MB/s", bytes, (bytes * rounds) as f64 / secs / 1e6);
 }
+
+#[test]
+fn a_gap_while_waiting_for_the_data_reply_marks_the_message() {
+    let mut run = empty_run();
+    let mut state = SmtpState::new(&MimeConfig::default());
+    let mut step = |state: &mut SmtpState, run: &mut Run, dir: Direction, ev: StreamEvent<'_>| {
+        state.on_stream(dir, ev, Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+    };
+    step(&mut state, &mut run, S, StreamEvent::Data(b"220 mx\r\n"));
+    step(&mut state, &mut run, C, StreamEvent::Data(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: lo"));
+    step(&mut state, &mut run, C, StreamEvent::Gap { len: 100 });
+    step(&mut state, &mut run, S, StreamEvent::Data(b"250 a\r\n250 b\r\n354 go\r\n"));
+    feed(&mut state, &mut run, &[(C, b"tail\r\n.\r\nQUIT\r\n"), (S, b"250 ok\r\n221 bye\r\n")]);
+    assert_eq!(run.mails.stored[0].1, b"tail\r\n");
+    let smtp = run.events("smtp");
+    assert_eq!(smtp.len(), 1);
+    assert_eq!(smtp[0]["email"]["truncated"], true);
+    assert_eq!(smtp[0]["smtp"]["mail_from"], "<a@b>");
+}

@@ -522,7 +522,7 @@ fn throughput() {
 fn a_gap_while_waiting_for_the_data_reply_marks_the_message() {
     let mut run = empty_run();
     let mut state = SmtpState::new(&MimeConfig::default());
-    let mut step = |state: &mut SmtpState, run: &mut Run, dir: Direction, ev: StreamEvent<'_>| {
+    let step = |state: &mut SmtpState, run: &mut Run, dir: Direction, ev: StreamEvent<'_>| {
         state.on_stream(dir, ev, Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
     };
     step(&mut state, &mut run, S, StreamEvent::Data(b"220 mx\r\n"));

@@ -14,7 +14,9 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput};
 use weir_core::{FileArtifact, FileState, SeenIn, UrlArtifact};
-use weir_detect::reputation::{FeedFormat, FeedSpec, ReputationBuilder, ReputationSet, VerdictCache};
+use weir_detect::reputation::{
+    FeedFormat, FeedSpec, ReputationBuilder, ReputationSet, VerdictCache,
+};
 
 const TLDS: [&str; 8] = ["com", "net", "org", "ru", "cn", "info", "xyz", "top"];
 
@@ -32,12 +34,23 @@ impl Rng {
 
 fn domain(i: u64) -> String {
     let mut r = Rng(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    format!("{:x}-{}.{}", r.next() & 0xffff_ffff, i, TLDS[(i % 8) as usize])
+    format!(
+        "{:x}-{}.{}",
+        r.next() & 0xffff_ffff,
+        i,
+        TLDS[(i % 8) as usize]
+    )
 }
 
 fn url(i: u64) -> String {
     let mut r = Rng(i.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
-    format!("http://{}/{:x}/{:x}.php?id={}", domain(i + (1 << 40)), r.next(), r.next() & 0xffff, i)
+    format!(
+        "http://{}/{:x}/{:x}.php?id={}",
+        domain(i + (1 << 40)),
+        r.next(),
+        r.next() & 0xffff,
+        i
+    )
 }
 
 fn sha256(i: u64) -> [u8; 32] {
@@ -51,7 +64,12 @@ fn sha256(i: u64) -> [u8; 32] {
 
 fn cidr(i: u64) -> String {
     let a = (i as u32).wrapping_mul(2_654_435_761);
-    format!("{}.{}.{}.0/24", (a >> 24) & 0xff, (a >> 16) & 0xff, (a >> 8) & 0xff)
+    format!(
+        "{}.{}.{}.0/24",
+        (a >> 24) & 0xff,
+        (a >> 16) & 0xff,
+        (a >> 8) & 0xff
+    )
 }
 
 /// A feed generated line by line, never held whole in memory.
@@ -65,7 +83,13 @@ struct Generated<F: FnMut(u64) -> String> {
 
 impl<F: FnMut(u64) -> String> Generated<F> {
     fn new(lines: u64, make: F) -> Self {
-        Generated { next: 0, lines, make, buf: Vec::new(), at: 0 }
+        Generated {
+            next: 0,
+            lines,
+            make,
+            buf: Vec::new(),
+            at: 0,
+        }
     }
 }
 
@@ -85,7 +109,8 @@ impl<F: FnMut(u64) -> String> BufRead for Generated<F> {
             self.buf.clear();
             self.at = 0;
             while self.buf.len() < 64 * 1024 && self.next < self.lines {
-                self.buf.extend_from_slice((self.make)(self.next).as_bytes());
+                self.buf
+                    .extend_from_slice((self.make)(self.next).as_bytes());
                 self.buf.push(b'\n');
                 self.next += 1;
             }
@@ -108,13 +133,23 @@ fn rss_bytes() -> u64 {
 }
 
 fn spec(name: &str, format: FeedFormat) -> FeedSpec {
-    FeedSpec { name: name.into(), category: "malware".into(), format, path: PathBuf::from(name) }
+    FeedSpec {
+        name: name.into(),
+        category: "malware".into(),
+        format,
+        path: PathBuf::from(name),
+    }
 }
 
 /// Loads `lines` generated lines of one kind in a fresh builder and prints the memory it took.
 /// The set is returned and kept alive, so the allocator cannot hand its memory to the next one
 /// and hide the next one's cost.
-fn measure(kind: &str, format: FeedFormat, lines: u64, make: impl FnMut(u64) -> String) -> Option<ReputationSet> {
+fn measure(
+    kind: &str,
+    format: FeedFormat,
+    lines: u64,
+    make: impl FnMut(u64) -> String,
+) -> Option<ReputationSet> {
     let wanted = std::env::var("WEIR_BENCH_KINDS").unwrap_or_default();
     if !wanted.is_empty() && !wanted.split(',').any(|k| k == kind) {
         return None;
@@ -141,37 +176,68 @@ fn measure(kind: &str, format: FeedFormat, lines: u64, make: impl FnMut(u64) -> 
 }
 
 fn memory_report() {
-    let lines: u64 = std::env::var("WEIR_BENCH_LINES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let lines: u64 = std::env::var("WEIR_BENCH_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let kept = [
         measure("domains", FeedFormat::Domains, lines, domain),
         measure("urls", FeedFormat::Urls, lines, url),
         measure("cidrs", FeedFormat::Ips, lines, cidr),
-        measure("sha256", FeedFormat::Hashes, lines, |i| weir_core::hex(&sha256(i))),
+        measure("sha256", FeedFormat::Hashes, lines, |i| {
+            weir_core::hex(&sha256(i))
+        }),
     ];
     drop(kept);
 }
 
 fn big_set() -> ReputationSet {
     let mut b = ReputationBuilder::new();
-    b.add_feed(&spec("domains", FeedFormat::Domains), Generated::new(1_000_000, domain));
-    b.add_feed(&spec("urls", FeedFormat::Urls), Generated::new(1_000_000, url));
-    b.add_feed(&spec("cidrs", FeedFormat::Ips), Generated::new(100_000, cidr));
-    b.add_feed(&spec("sha256", FeedFormat::Hashes), Generated::new(1_000_000, |i| weir_core::hex(&sha256(i))));
+    b.add_feed(
+        &spec("domains", FeedFormat::Domains),
+        Generated::new(1_000_000, domain),
+    );
+    b.add_feed(
+        &spec("urls", FeedFormat::Urls),
+        Generated::new(1_000_000, url),
+    );
+    b.add_feed(
+        &spec("cidrs", FeedFormat::Ips),
+        Generated::new(100_000, cidr),
+    );
+    b.add_feed(
+        &spec("sha256", FeedFormat::Hashes),
+        Generated::new(1_000_000, |i| weir_core::hex(&sha256(i))),
+    );
     b.build()
 }
 
 fn lookups(c: &mut Criterion) {
     let set = big_set();
     // 1024 distinct values of each kind, cycled, so the cache sees repeats as real traffic does.
-    let listed_urls: Vec<UrlArtifact> =
-        (0..1024).map(|i| UrlArtifact { url: url(i * 977), seen_in: SeenIn::HttpUrl }).collect();
-    let unlisted_urls: Vec<UrlArtifact> = (0..1024)
-        .map(|i| UrlArtifact { url: format!("https://www.site{i}.example.com/static/js/app.{i}.js"), seen_in: SeenIn::HttpUrl })
+    let listed_urls: Vec<UrlArtifact> = (0..1024)
+        .map(|i| UrlArtifact {
+            url: url(i * 977),
+            seen_in: SeenIn::HttpUrl,
+        })
         .collect();
-    let listed_hosts: Vec<UrlArtifact> =
-        (0..1024).map(|i| UrlArtifact { url: format!("cdn.{}", domain(i * 977)), seen_in: SeenIn::DnsQuery }).collect();
+    let unlisted_urls: Vec<UrlArtifact> = (0..1024)
+        .map(|i| UrlArtifact {
+            url: format!("https://www.site{i}.example.com/static/js/app.{i}.js"),
+            seen_in: SeenIn::HttpUrl,
+        })
+        .collect();
+    let listed_hosts: Vec<UrlArtifact> = (0..1024)
+        .map(|i| UrlArtifact {
+            url: format!("cdn.{}", domain(i * 977)),
+            seen_in: SeenIn::DnsQuery,
+        })
+        .collect();
     let unlisted_hosts: Vec<UrlArtifact> = (0..1024)
-        .map(|i| UrlArtifact { url: format!("img{i}.static.example.net"), seen_in: SeenIn::TlsSni })
+        .map(|i| UrlArtifact {
+            url: format!("img{i}.static.example.net"),
+            seen_in: SeenIn::TlsSni,
+        })
         .collect();
     let files: Vec<FileArtifact> = (0..1024)
         .map(|i| FileArtifact {
@@ -187,7 +253,11 @@ fn lookups(c: &mut Criterion) {
         .collect();
     assert_eq!(set.lookup(&listed_urls[1]).len(), 1, "a listed URL hits");
     assert!(set.lookup(&unlisted_urls[1]).is_empty());
-    assert_eq!(set.lookup(&listed_hosts[1]).len(), 1, "a subdomain of a listed domain hits");
+    assert_eq!(
+        set.lookup(&listed_hosts[1]).len(),
+        1,
+        "a subdomain of a listed domain hits"
+    );
 
     let mut group = c.benchmark_group("reputation");
     group.throughput(Throughput::Elements(1));
@@ -217,7 +287,9 @@ fn lookups(c: &mut Criterion) {
     group.bench_function("ip_in_100k_cidrs", |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
-            let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::from((i as u32).wrapping_mul(2_654_435_761)));
+            let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                (i as u32).wrapping_mul(2_654_435_761),
+            ));
             black_box(set.lookup_ip(black_box(ip), weir_detect::reputation::Seen::DestIp))
         })
     });

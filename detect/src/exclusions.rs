@@ -180,7 +180,9 @@ struct Mask {
 
 impl Mask {
     fn new(mask: &str) -> Mask {
-        Mask { pieces: mask.split('*').map(str::to_string).collect() }
+        Mask {
+            pieces: mask.split('*').map(str::to_string).collect(),
+        }
     }
 
     fn matches(&self, value: &str) -> bool {
@@ -188,8 +190,12 @@ impl Mask {
             // No star: a single piece, compared whole.
             return self.pieces.first().is_some_and(|p| p == value);
         };
-        let Some(rest) = value.strip_prefix(first.as_str()) else { return false };
-        let Some(mut rest) = rest.strip_suffix(last.as_str()) else { return false };
+        let Some(rest) = value.strip_prefix(first.as_str()) else {
+            return false;
+        };
+        let Some(mut rest) = rest.strip_suffix(last.as_str()) else {
+            return false;
+        };
         for piece in middle {
             match rest.find(piece.as_str()) {
                 Some(at) => rest = &rest[at + piece.len()..],
@@ -213,7 +219,10 @@ impl MaskSet {
     fn add(&mut self, mask: String, host_like: bool) {
         if !mask.contains('*') {
             self.exact.insert(mask);
-        } else if let Some(suffix) = mask.strip_prefix("*.").filter(|s| host_like && !s.contains('*')) {
+        } else if let Some(suffix) = mask
+            .strip_prefix("*.")
+            .filter(|s| host_like && !s.contains('*'))
+        {
             self.below.insert(suffix.to_string());
         } else {
             self.others.push(Mask::new(&mask));
@@ -274,9 +283,14 @@ impl ExclusionSet {
         lists: &ExclusionLists,
         counters: Arc<ExclusionCounters>,
     ) -> Result<ExclusionSet, Vec<ExclusionError>> {
-        let mut set = ExclusionSet { counters, ..ExclusionSet::default() };
+        let mut set = ExclusionSet {
+            counters,
+            ..ExclusionSet::default()
+        };
         let mut errors = Vec::new();
-        let mut each = |kind: ExclusionKind, list: &[String], add: &mut dyn FnMut(&str) -> Result<(), String>| {
+        let mut each = |kind: ExclusionKind,
+                        list: &[String],
+                        add: &mut dyn FnMut(&str) -> Result<(), String>| {
             for (index, value) in list.iter().enumerate() {
                 let reason = if index >= MAX_ENTRIES_PER_LIST {
                     Err(format!("more than {MAX_ENTRIES_PER_LIST} entries"))
@@ -288,7 +302,12 @@ impl ExclusionSet {
                     add(value.trim())
                 };
                 if let Err(reason) = reason {
-                    errors.push(ExclusionError { kind, index, value: value.clone(), reason });
+                    errors.push(ExclusionError {
+                        kind,
+                        index,
+                        value: value.clone(),
+                        reason,
+                    });
                 }
             }
         };
@@ -310,20 +329,28 @@ impl ExclusionSet {
             }
             Ok(())
         });
-        each(ExclusionKind::FileMd5, &lists.file_md5, &mut |v| match parse_hash(v) {
-            Ok(Indicator::Md5(h)) => {
-                set.md5.insert(h);
-                Ok(())
-            }
-            _ => Err("not a hex MD5".into()),
-        });
-        each(ExclusionKind::FileSha256, &lists.file_sha256, &mut |v| match parse_hash(v) {
-            Ok(Indicator::Sha256(h)) => {
-                set.sha256.insert(h);
-                Ok(())
-            }
-            _ => Err("not a hex SHA-256".into()),
-        });
+        each(
+            ExclusionKind::FileMd5,
+            &lists.file_md5,
+            &mut |v| match parse_hash(v) {
+                Ok(Indicator::Md5(h)) => {
+                    set.md5.insert(h);
+                    Ok(())
+                }
+                _ => Err("not a hex MD5".into()),
+            },
+        );
+        each(
+            ExclusionKind::FileSha256,
+            &lists.file_sha256,
+            &mut |v| match parse_hash(v) {
+                Ok(Indicator::Sha256(h)) => {
+                    set.sha256.insert(h);
+                    Ok(())
+                }
+                _ => Err("not a hex SHA-256".into()),
+            },
+        );
         each(ExclusionKind::FileType, &lists.file_types, &mut |v| {
             let t = v.trim_start_matches('.').to_lowercase();
             set.file_types.push((t.clone(), Mask::new(&t)));
@@ -333,15 +360,23 @@ impl ExclusionSet {
             set.senders.add(email_mask(v), false);
             Ok(())
         });
-        each(ExclusionKind::EmailRecipient, &lists.email_recipients, &mut |v| {
-            set.recipients.add(email_mask(v), false);
-            Ok(())
-        });
+        each(
+            ExclusionKind::EmailRecipient,
+            &lists.email_recipients,
+            &mut |v| {
+                set.recipients.add(email_mask(v), false);
+                Ok(())
+            },
+        );
         each(ExclusionKind::UserAgent, &lists.user_agents, &mut |v| {
             set.user_agents.add(v.to_lowercase(), false);
             Ok(())
         });
-        if errors.is_empty() { Ok(set) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(errors)
+        }
     }
 
     /// The counters this set adds to.
@@ -374,7 +409,8 @@ impl ExclusionSet {
 
     /// A flow whose source or destination is excluded.
     pub fn excludes_flow(&self, key: &FlowKey) -> bool {
-        (self.ips.contains(key.src_ip) || self.ips.contains(key.dst_ip)) && self.hit(ExclusionKind::Ip)
+        (self.ips.contains(key.src_ip) || self.ips.contains(key.dst_ip))
+            && self.hit(ExclusionKind::Ip)
     }
 
     /// A host from a `Host` header, SNI or DNS query (a port, trailing dot or IDN is fine).
@@ -388,19 +424,26 @@ impl ExclusionSet {
     fn host_kind(&self, host: &Host) -> Option<ExclusionKind> {
         match host {
             Host::Ip(ip) if self.ips.contains(*ip) => Some(ExclusionKind::Ip),
-            Host::Ip(ip) => self.hosts.matches(&ip.to_string()).then_some(ExclusionKind::Host),
+            Host::Ip(ip) => self
+                .hosts
+                .matches(&ip.to_string())
+                .then_some(ExclusionKind::Host),
             Host::Name(name) => self.hosts.matches(name).then_some(ExclusionKind::Host),
         }
     }
 
     /// A URL (with or without scheme) matched by a URL mask, or on an excluded host.
     pub fn excludes_url(&self, url: &str) -> bool {
-        let Ok(url) = normalize_url(url) else { return false };
+        let Ok(url) = normalize_url(url) else {
+            return false;
+        };
         if let Some(kind) = self.host_kind(&url.host) {
             return self.hit(kind);
         }
-        let matched = (!self.urls_with_scheme.is_empty() && self.urls_with_scheme.matches(&url.with_scheme()))
-            || (!self.urls_without_scheme.is_empty() && self.urls_without_scheme.matches(&url.key()));
+        let matched = (!self.urls_with_scheme.is_empty()
+            && self.urls_with_scheme.matches(&url.with_scheme()))
+            || (!self.urls_without_scheme.is_empty()
+                && self.urls_without_scheme.matches(&url.key()));
         matched && self.hit(ExclusionKind::Url)
     }
 
@@ -422,7 +465,10 @@ impl ExclusionSet {
         }
         let extension = name.rsplit_once('.').map(|(_, ext)| ext.to_lowercase());
         let magic = magic.map(str::to_lowercase);
-        let first_word = magic.as_deref().and_then(|m| m.split(|c: char| !c.is_alphanumeric()).find(|w| !w.is_empty()));
+        let first_word = magic.as_deref().and_then(|m| {
+            m.split(|c: char| !c.is_alphanumeric())
+                .find(|w| !w.is_empty())
+        });
         let matched = self.file_types.iter().any(|(entry, mask)| {
             extension.as_deref() == Some(entry.as_str())
                 || first_word == Some(entry.as_str())
@@ -441,7 +487,11 @@ impl ExclusionSet {
 
     /// A message whose sender or any recipient is excluded.
     pub fn excludes_email(&self, email: &EmailArtifact) -> bool {
-        email.from.as_deref().is_some_and(|f| self.excludes_sender(f)) || email.to.iter().any(|t| self.excludes_recipient(t))
+        email
+            .from
+            .as_deref()
+            .is_some_and(|f| self.excludes_sender(f))
+            || email.to.iter().any(|t| self.excludes_recipient(t))
     }
 
     pub fn excludes_user_agent(&self, user_agent: &str) -> bool {
@@ -455,18 +505,30 @@ impl ExclusionSet {
 /// with a star is only lower-cased (IDN masks with stars must be written in punycode).
 fn host_mask(v: &str) -> Result<String, String> {
     if !v.contains('*') {
-        return normalize_host(v).map(|h| h.to_string()).map_err(|e| e.to_string());
+        return normalize_host(v)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string());
     }
     let mask = v.trim_end_matches('.').to_lowercase();
-    if mask.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*' | b':')) {
+    if mask
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*' | b':'))
+    {
         Ok(mask)
     } else {
-        Err("a host mask with `*` holds only letters, digits, `-`, `_`, `.` (punycode for IDNs)".into())
+        Err(
+            "a host mask with `*` holds only letters, digits, `-`, `_`, `.` (punycode for IDNs)"
+                .into(),
+        )
     }
 }
 
 fn email_mask(v: &str) -> String {
-    if v.contains('*') { v.to_lowercase() } else { email_value(v) }
+    if v.contains('*') {
+        v.to_lowercase()
+    } else {
+        email_value(v)
+    }
 }
 
 /// The bare address, lower case; a value that is no address is compared lower-cased as it is.
@@ -521,16 +583,38 @@ mod tests {
         assert!(set.excludes_flow(&key([8, 8, 8, 8], [192, 168, 4, 4])));
         assert!(set.excludes_flow(&key([10, 1, 2, 3], [8, 8, 8, 8])));
         assert!(!set.excludes_flow(&key([10, 1, 2, 4], [8, 8, 8, 8])));
-        assert!(set.excludes_ip("2001:db8:1::1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))));
-        assert_eq!(set.counters().snapshot(), ExclusionCounts { ips: 3, ..ExclusionCounts::default() });
+        assert!(
+            set.excludes_ip(
+                "2001:db8:1::1"
+                    .parse()
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+            )
+        );
+        assert_eq!(
+            set.counters().snapshot(),
+            ExclusionCounts {
+                ips: 3,
+                ..ExclusionCounts::default()
+            }
+        );
     }
 
     #[test]
     fn host_masks() {
-        let set = lists(|l| l.hosts = strings(&["*.windowsupdate.com", "Intranet.Example.", "cdn*.example.net", "bücher.example"]));
+        let set = lists(|l| {
+            l.hosts = strings(&[
+                "*.windowsupdate.com",
+                "Intranet.Example.",
+                "cdn*.example.net",
+                "bücher.example",
+            ])
+        });
         assert!(set.excludes_host("download.windowsupdate.com"));
         assert!(set.excludes_host("a.b.WINDOWSUPDATE.com.:443"));
-        assert!(!set.excludes_host("windowsupdate.com"), "*.x does not cover x itself");
+        assert!(
+            !set.excludes_host("windowsupdate.com"),
+            "*.x does not cover x itself"
+        );
         assert!(!set.excludes_host("evilwindowsupdate.com"));
         assert!(set.excludes_host("intranet.example"));
         assert!(set.excludes_host("cdn7.example.net"));
@@ -543,18 +627,32 @@ mod tests {
     #[test]
     fn url_masks_with_and_without_scheme_and_by_host() {
         let set = lists(|l| {
-            l.urls = strings(&["http://intranet.example/*", "updates.example/*.cab", "*/healthcheck"]);
+            l.urls = strings(&[
+                "http://intranet.example/*",
+                "updates.example/*.cab",
+                "*/healthcheck",
+            ]);
             l.hosts = strings(&["*.trusted.example"]);
         });
         assert!(set.excludes_url("HTTP://Intranet.Example:80/a/b"));
-        assert!(!set.excludes_url("https://intranet.example/a"), "the mask names http");
+        assert!(
+            !set.excludes_url("https://intranet.example/a"),
+            "the mask names http"
+        );
         assert!(set.excludes_url("https://updates.example/x/y.cab"));
         assert!(set.excludes_url("http://updates.example/x/../y.CAB"));
         assert!(!set.excludes_url("http://updates.example/y.cab.exe"));
         assert!(set.excludes_url("http://10.0.0.1:8080/healthcheck"));
         assert!(set.excludes_url("http://www.trusted.example/anything"));
         assert!(!set.excludes_url("http://evil.example/"));
-        assert_eq!(set.counters().snapshot(), ExclusionCounts { urls: 4, hosts: 1, ..ExclusionCounts::default() });
+        assert_eq!(
+            set.counters().snapshot(),
+            ExclusionCounts {
+                urls: 4,
+                hosts: 1,
+                ..ExclusionCounts::default()
+            }
+        );
     }
 
     fn file(name: &str, magic: Option<&str>) -> FileArtifact {
@@ -577,15 +675,28 @@ mod tests {
             l.file_types = strings(&["pdf", ".iso", "PE32 executable*"]);
         });
         assert!(set.excludes_file(&file("a.bin", None)), "by SHA-256");
-        let other = |name: &str, magic: Option<&str>| FileArtifact { sha256: [0; 32], ..file(name, magic) };
+        let other = |name: &str, magic: Option<&str>| FileArtifact {
+            sha256: [0; 32],
+            ..file(name, magic)
+        };
         assert!(set.excludes_file(&other("x", Some("PDF document, version 1.4"))));
         assert!(set.excludes_file(&other("disk.ISO", None)));
-        assert!(set.excludes_file(&other("setup", Some("PE32 executable (GUI) Intel 80386, for MS Windows"))));
+        assert!(set.excludes_file(&other(
+            "setup",
+            Some("PE32 executable (GUI) Intel 80386, for MS Windows")
+        )));
         assert!(!set.excludes_file(&other("setup.exe", Some("PE32+ executable (GUI) x86-64"))));
         assert!(!set.excludes_file(&other("report.docx", Some("Microsoft Word 2007+"))));
         let by_md5 = lists(|l| l.file_md5 = vec!["cd".repeat(16)]);
         assert!(by_md5.excludes_file(&other("a", None)));
-        assert_eq!(set.counters().snapshot(), ExclusionCounts { file_sha256: 1, file_types: 3, ..ExclusionCounts::default() });
+        assert_eq!(
+            set.counters().snapshot(),
+            ExclusionCounts {
+                file_sha256: 1,
+                file_types: 3,
+                ..ExclusionCounts::default()
+            }
+        );
         assert_eq!(by_md5.counters().snapshot().file_md5, 1);
     }
 
@@ -604,18 +715,27 @@ mod tests {
         };
         assert!(set.excludes_email(&mail("Bob <BOB@Partner.Example>", &["x@corp.example"])));
         assert!(set.excludes_email(&mail("noreply@monitor.example", &[])));
-        assert!(set.excludes_email(&mail("eve@evil.example", &["x@corp.example", "Abuse <abuse@corp.example>"])));
+        assert!(set.excludes_email(&mail(
+            "eve@evil.example",
+            &["x@corp.example", "Abuse <abuse@corp.example>"]
+        )));
         assert!(!set.excludes_email(&mail("eve@evil.example", &["x@corp.example"])));
         assert_eq!(
             set.counters().snapshot(),
-            ExclusionCounts { email_senders: 2, email_recipients: 1, ..ExclusionCounts::default() }
+            ExclusionCounts {
+                email_senders: 2,
+                email_recipients: 1,
+                ..ExclusionCounts::default()
+            }
         );
     }
 
     #[test]
     fn user_agents_case_insensitive() {
         let set = lists(|l| l.user_agents = strings(&["Windows-Update-Agent*", "*Nessus*"]));
-        assert!(set.excludes_user_agent("windows-update-agent/10.0.10011.16384 Client-Protocol/2.0"));
+        assert!(
+            set.excludes_user_agent("windows-update-agent/10.0.10011.16384 Client-Protocol/2.0")
+        );
         assert!(set.excludes_user_agent("Mozilla/5.0 (compatible; Nessus)"));
         assert!(!set.excludes_user_agent("curl/8.5.0"));
         assert_eq!(set.counters().snapshot().user_agents, 2);
@@ -649,17 +769,27 @@ mod tests {
 
     #[test]
     fn merged_lists_and_shared_counters_survive_a_swap() {
-        let mut local = ExclusionLists { hosts: strings(&["a.example"]), ..ExclusionLists::default() };
+        let mut local = ExclusionLists {
+            hosts: strings(&["a.example"]),
+            ..ExclusionLists::default()
+        };
         let central: ExclusionLists =
-            serde_json::from_str(r#"{"hosts": ["a.example", "b.example"], "ips": ["10.0.0.0/8"]}"#).unwrap_or_default();
+            serde_json::from_str(r#"{"hosts": ["a.example", "b.example"], "ips": ["10.0.0.0/8"]}"#)
+                .unwrap_or_default();
         local.merge(&central);
         assert_eq!(local.hosts, strings(&["a.example", "b.example"]));
         assert_eq!(local.ips, strings(&["10.0.0.0/8"]));
-        assert!(serde_json::from_str::<ExclusionLists>(r#"{"domains": []}"#).is_err(), "unknown keys are refused");
+        assert!(
+            serde_json::from_str::<ExclusionLists>(r#"{"domains": []}"#).is_err(),
+            "unknown keys are refused"
+        );
         let first = ExclusionSet::build(&local).unwrap_or_default();
         assert!(first.excludes_host("b.example"));
-        let second = ExclusionSet::build_with_counters(&ExclusionLists::default(), Arc::clone(first.counters()))
-            .unwrap_or_default();
+        let second = ExclusionSet::build_with_counters(
+            &ExclusionLists::default(),
+            Arc::clone(first.counters()),
+        )
+        .unwrap_or_default();
         assert!(second.is_empty());
         assert!(!second.excludes_host("b.example"));
         assert_eq!(second.counters().snapshot().hosts, 1);

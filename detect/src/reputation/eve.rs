@@ -3,8 +3,8 @@
 //! category, plus Weir's `reputation` object saying what matched and where it was seen.
 
 use serde_json::{Value, json};
-use weir_core::eve::{self, FlowHeader, Record};
 use weir_core::ArtifactContext;
+use weir_core::eve::{self, FlowHeader, Record};
 
 use super::Hit;
 
@@ -38,7 +38,9 @@ fn traffic(hit: &Hit) -> &'static str {
 /// `trojan-activity`, `social-engineering`, `bad-unknown` in classification.config).
 fn classification(category: &str) -> (&'static str, u8) {
     match category.to_ascii_lowercase().as_str() {
-        "malware" | "c2" | "botnet" | "ransomware" | "trojan" => ("A Network Trojan was detected", 1),
+        "malware" | "c2" | "botnet" | "ransomware" | "trojan" => {
+            ("A Network Trojan was detected", 1)
+        }
         "phishing" | "scam" | "fraud" => ("Possible Social Engineering Attempted", 2),
         _ => ("Potentially Bad Traffic", 2),
     }
@@ -78,7 +80,11 @@ pub fn reputation_object(hit: &Hit) -> Value {
 /// A whole EVE `alert` record for a hit on an artifact of the flow and transaction in `ctx`:
 /// the common header, `tx_id`, `alert`, `app_proto`, `reputation`.
 pub fn alert_record(hit: &Hit, ctx: &ArtifactContext) -> Record {
-    let header = FlowHeader { flow_id: ctx.flow_id, key: ctx.key, app_proto: ctx.app_proto };
+    let header = FlowHeader {
+        flow_id: ctx.flow_id,
+        key: ctx.key,
+        app_proto: ctx.app_proto,
+    };
     let mut r = eve::record(ctx.ts, "alert", Some(&header));
     if let Some(tx) = ctx.tx_id {
         r.insert("tx_id".into(), Value::from(tx));

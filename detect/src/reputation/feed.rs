@@ -80,7 +80,10 @@ pub enum Indicator {
     /// A URL key (see [`super::normalize`]): matched exactly.
     Url(String),
     /// A URL key prefix: `authority` must be equal and the path must start with `path`.
-    UrlPrefix { authority: String, path: String },
+    UrlPrefix {
+        authority: String,
+        path: String,
+    },
     /// A DNS name: matches itself and every name below it.
     Domain(String),
     Ip(IpNet),
@@ -130,7 +133,11 @@ pub(super) enum Columns {
     /// urlhaus-filter: `host` and `path` columns.
     HostPath { host: usize, path: usize },
     /// Zeek: `indicator`, `indicator_type` and the number of fields.
-    Zeek { indicator: usize, kind: usize, fields: usize },
+    Zeek {
+        indicator: usize,
+        kind: usize,
+        fields: usize,
+    },
 }
 
 /// URLhaus's dump: `id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter`.
@@ -147,7 +154,10 @@ pub(super) type LineResult = Result<Option<Indicator>, LineError>;
 
 impl LineParser {
     pub(super) fn new(format: FeedFormat) -> Self {
-        LineParser { format, columns: Columns::Unknown }
+        LineParser {
+            format,
+            columns: Columns::Unknown,
+        }
     }
 
     /// A header problem that makes the whole feed unusable (a `#fields` line without the
@@ -160,7 +170,9 @@ impl LineParser {
             FeedFormat::Domains => Ok(plain(line).map_or(Ok(None), domain_line)),
             FeedFormat::Urls => Ok(plain(line).map_or(Ok(None), |l| url_line(l).map(Some))),
             FeedFormat::Ips => Ok(plain(line).map_or(Ok(None), |l| {
-                l.parse::<IpNet>().map(|n| Some(Indicator::Ip(n))).map_err(|_| LineError::BadAddress)
+                l.parse::<IpNet>()
+                    .map(|n| Some(Indicator::Ip(n)))
+                    .map_err(|_| LineError::BadAddress)
             })),
             FeedFormat::Hashes => Ok(plain(line).map_or(Ok(None), |l| {
                 let hash = l.split([',', ' ', '\t', ';']).next().unwrap_or(l);
@@ -208,13 +220,19 @@ impl LineParser {
 
     /// Whether `names` is a header row this format knows; if so, its columns are used from now.
     fn learn_columns(&mut self, names: &[String]) -> bool {
-        let names: Vec<String> = names.iter().map(|f| f.trim().to_ascii_lowercase()).collect();
+        let names: Vec<String> = names
+            .iter()
+            .map(|f| f.trim().to_ascii_lowercase())
+            .collect();
         let position = |name: &str| names.iter().position(|n| n == name);
         if let (Some(host), Some(path)) = (position("host"), position("path")) {
             self.columns = Columns::HostPath { host, path };
             return true;
         }
-        if let (Some(url), true) = (position("url"), position("id").is_some() || position("dateadded").is_some()) {
+        if let (Some(url), true) = (
+            position("url"),
+            position("id").is_some() || position("dateadded").is_some(),
+        ) {
             self.columns = Columns::Url(url);
             return true;
         }
@@ -231,7 +249,11 @@ impl LineParser {
             let kind = names.iter().position(|n| *n == "indicator_type");
             return match (indicator, kind) {
                 (Some(indicator), Some(kind)) => {
-                    self.columns = Columns::Zeek { indicator, kind, fields: names.len() };
+                    self.columns = Columns::Zeek {
+                        indicator,
+                        kind,
+                        fields: names.len(),
+                    };
                     Ok(Ok(None))
                 }
                 _ => Err("the #fields header lacks `indicator` or `indicator_type`".into()),
@@ -242,28 +264,44 @@ impl LineParser {
             return if sep == "\\x09" || sep.is_empty() {
                 Ok(Ok(None))
             } else {
-                Err(format!("separator `{sep}` is not supported (only tab, \\x09)"))
+                Err(format!(
+                    "separator `{sep}` is not supported (only tab, \\x09)"
+                ))
             };
         }
         if line.starts_with('#') {
             return Ok(Ok(None));
         }
-        let Columns::Zeek { indicator, kind, fields } = self.columns else {
+        let Columns::Zeek {
+            indicator,
+            kind,
+            fields,
+        } = self.columns
+        else {
             return Ok(Err(LineError::NoHeader));
         };
         let values: Vec<&str> = line.split('\t').collect();
         if values.len() < fields.max(indicator + 1).max(kind + 1) {
-            return Ok(Err(LineError::FieldCount { found: values.len(), expected: fields }));
+            return Ok(Err(LineError::FieldCount {
+                found: values.len(),
+                expected: fields,
+            }));
         }
         let value = values[indicator].trim();
         let kind = values[kind].trim();
-        Ok(zeek_indicator(value, kind.strip_prefix("Intel::").unwrap_or(kind)))
+        Ok(zeek_indicator(
+            value,
+            kind.strip_prefix("Intel::").unwrap_or(kind),
+        ))
     }
 }
 
 fn zeek_indicator(value: &str, kind: &str) -> LineResult {
     match kind {
-        "ADDR" | "SUBNET" => value.parse::<IpNet>().map(|n| Some(Indicator::Ip(n))).map_err(|_| LineError::BadAddress),
+        "ADDR" | "SUBNET" => value
+            .parse::<IpNet>()
+            .map(|n| Some(Indicator::Ip(n)))
+            .map_err(|_| LineError::BadAddress),
         // Zeek's intel framework writes URLs without the scheme; a scheme, when present, is fine.
         "URL" => url_line(value).map(Some),
         "DOMAIN" => domain_line(value),
@@ -274,7 +312,10 @@ fn zeek_indicator(value: &str, kind: &str) -> LineResult {
 }
 
 fn url_field(fields: &[String], column: usize) -> LineResult {
-    let url = fields.get(column).ok_or(LineError::FieldCount { found: fields.len(), expected: column + 1 })?;
+    let url = fields.get(column).ok_or(LineError::FieldCount {
+        found: fields.len(),
+        expected: column + 1,
+    })?;
     url_line(url).map(Some)
 }
 
@@ -284,7 +325,10 @@ fn plain(line: &str) -> Option<&str> {
     if line.is_empty() || line.starts_with(['#', '!', ';']) {
         return None;
     }
-    let line = line.split_once(" #").map_or(line, |(before, _)| before).trim_end();
+    let line = line
+        .split_once(" #")
+        .map_or(line, |(before, _)| before)
+        .trim_end();
     Some(line)
 }
 
@@ -293,9 +337,14 @@ fn url_line(line: &str) -> Result<Indicator, LineError> {
     match line.strip_suffix('*') {
         Some(prefix) => {
             let url = normalize_url(prefix).map_err(LineError::BadUrl)?;
-            Ok(Indicator::UrlPrefix { authority: url.authority(), path: url.path })
+            Ok(Indicator::UrlPrefix {
+                authority: url.authority(),
+                path: url.path,
+            })
         }
-        None => normalize_url(line).map(|u| Indicator::Url(u.key())).map_err(LineError::BadUrl),
+        None => normalize_url(line)
+            .map(|u| Indicator::Url(u.key()))
+            .map_err(LineError::BadUrl),
     }
 }
 
@@ -309,7 +358,10 @@ fn domain_line(line: &str) -> LineResult {
         (Some(_), Err(_)) => return Err(LineError::BadDomain(NormalizeError::BadHost)),
         (None, _) => first,
     };
-    let name = name.strip_prefix("*.").or_else(|| name.strip_prefix('.')).unwrap_or(name);
+    let name = name
+        .strip_prefix("*.")
+        .or_else(|| name.strip_prefix('.'))
+        .unwrap_or(name);
     match normalize_host(name) {
         Ok(Host::Name(n)) => Ok(Some(Indicator::Domain(n))),
         Ok(Host::Ip(ip)) => Ok(Some(Indicator::Ip(IpNet::host(ip)))),
@@ -324,7 +376,12 @@ pub fn parse_hash(s: &str) -> Result<Indicator, LineError> {
         let mut out = [0u8; N];
         let bytes = s.as_bytes();
         for (i, byte) in out.iter_mut().enumerate() {
-            let digit = |at: usize| bytes.get(at).and_then(|b| char::from(*b).to_digit(16)).ok_or(LineError::BadHash);
+            let digit = |at: usize| {
+                bytes
+                    .get(at)
+                    .and_then(|b| char::from(*b).to_digit(16))
+                    .ok_or(LineError::BadHash)
+            };
             // to_digit(16) is below 16, so the narrowing keeps every bit.
             *byte = (digit(2 * i)? as u8) << 4 | digit(2 * i + 1)? as u8;
         }
@@ -340,7 +397,9 @@ pub fn parse_hash(s: &str) -> Result<Indicator, LineError> {
 
 /// `local@domain`, lower-cased; the domain part goes through host normalisation (IDNA).
 pub fn parse_email(s: &str) -> Result<Indicator, LineError> {
-    normalize_email(s).map(Indicator::Email).ok_or(LineError::BadEmail)
+    normalize_email(s)
+        .map(Indicator::Email)
+        .ok_or(LineError::BadEmail)
 }
 
 /// An address as compared: the addr-spec of `Name <local@domain>` or `local@domain`, lower case,
@@ -403,7 +462,9 @@ mod tests {
 
     fn parse_all(format: FeedFormat, text: &str) -> Vec<LineResult> {
         let mut p = LineParser::new(format);
-        text.lines().map(|l| p.parse(l).unwrap_or_else(|e| panic!("feed error {e}"))).collect()
+        text.lines()
+            .map(|l| p.parse(l).unwrap_or_else(|e| panic!("feed error {e}")))
+            .collect()
     }
 
     fn url(s: &str) -> LineResult {
@@ -415,7 +476,9 @@ mod tests {
     }
 
     fn ip(s: &str) -> LineResult {
-        Ok(Some(Indicator::Ip(s.parse().unwrap_or_else(|e| panic!("{s}: {e:?}")))))
+        Ok(Some(Indicator::Ip(
+            s.parse().unwrap_or_else(|e| panic!("{s}: {e:?}")),
+        )))
     }
 
     #[test]
@@ -444,8 +507,17 @@ mod tests {
     #[test]
     fn urlhaus_without_header_assumes_the_dump_columns() {
         assert_eq!(
-            parse_all(FeedFormat::UrlhausCsv, "\"1\",\"2025-07-19\",\"http://a.example/x\",\"online\"\n\"2\"\n"),
-            [url("a.example/x"), Err(LineError::FieldCount { found: 1, expected: 3 })]
+            parse_all(
+                FeedFormat::UrlhausCsv,
+                "\"1\",\"2025-07-19\",\"http://a.example/x\",\"online\"\n\"2\"\n"
+            ),
+            [
+                url("a.example/x"),
+                Err(LineError::FieldCount {
+                    found: 1,
+                    expected: 3
+                })
+            ]
         );
     }
 
@@ -484,8 +556,13 @@ only-one-field\n\
 \n\
 #close\t2026-08-22\n";
         let got = parse_all(FeedFormat::ZeekIntel, text);
-        let Ok(Some(Indicator::Sha1(parsed))) = &got[6] else { panic!("line 7: {:?}", got[6]) };
-        assert_eq!(weir_core::hex(parsed), "392c59924103a45553b1e4bd1f5845e42d4f1c9b");
+        let Ok(Some(Indicator::Sha1(parsed))) = &got[6] else {
+            panic!("line 7: {:?}", got[6])
+        };
+        assert_eq!(
+            weir_core::hex(parsed),
+            "392c59924103a45553b1e4bd1f5845e42d4f1c9b"
+        );
         assert_eq!(
             got,
             [
@@ -499,7 +576,10 @@ only-one-field\n\
                 Ok(Some(Indicator::Email("bad@evil.example".into()))),
                 Err(LineError::UnsupportedType("Intel::SOFTWARE".into())),
                 Err(LineError::BadAddress),
-                Err(LineError::FieldCount { found: 1, expected: 5 }),
+                Err(LineError::FieldCount {
+                    found: 1,
+                    expected: 5
+                }),
                 Ok(None),
                 Ok(None),
             ]
@@ -547,7 +627,10 @@ only-one-field\n\
             parse_all(FeedFormat::Urls, text),
             [
                 url("evil.example/dl/payload.exe"),
-                Ok(Some(Indicator::UrlPrefix { authority: "evil.example".into(), path: "/kit/".into() })),
+                Ok(Some(Indicator::UrlPrefix {
+                    authority: "evil.example".into(),
+                    path: "/kit/".into()
+                })),
                 url("[2001:db8::1]:8443/x"),
                 Err(LineError::BadUrl(NormalizeError::Empty)),
             ]
@@ -557,8 +640,17 @@ only-one-field\n\
     #[test]
     fn ip_lists_with_cidrs_and_garbage() {
         assert_eq!(
-            parse_all(FeedFormat::Ips, "10.0.0.0/8\n10.1.0.0/16\n2001:db8::1\n300.1.1.1\n10.0.0.0/40\n"),
-            [ip("10.0.0.0/8"), ip("10.1.0.0/16"), ip("2001:db8::1"), Err(LineError::BadAddress), Err(LineError::BadAddress)]
+            parse_all(
+                FeedFormat::Ips,
+                "10.0.0.0/8\n10.1.0.0/16\n2001:db8::1\n300.1.1.1\n10.0.0.0/40\n"
+            ),
+            [
+                ip("10.0.0.0/8"),
+                ip("10.1.0.0/16"),
+                ip("2001:db8::1"),
+                Err(LineError::BadAddress),
+                Err(LineError::BadAddress)
+            ]
         );
     }
 
@@ -568,24 +660,41 @@ only-one-field\n\
         let sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let text = format!("{md5},empty.bin\n{sha256}  empty\nxyz\n{}\n", &sha256[..63]);
         let got = parse_all(FeedFormat::Hashes, &text);
-        let Ok(Some(Indicator::Md5(m))) = &got[0] else { panic!("{:?}", got[0]) };
+        let Ok(Some(Indicator::Md5(m))) = &got[0] else {
+            panic!("{:?}", got[0])
+        };
         assert_eq!(weir_core::hex(m), md5.to_ascii_lowercase());
-        let Ok(Some(Indicator::Sha256(s))) = &got[1] else { panic!("{:?}", got[1]) };
+        let Ok(Some(Indicator::Sha256(s))) = &got[1] else {
+            panic!("{:?}", got[1])
+        };
         assert_eq!(weir_core::hex(s), sha256);
         assert_eq!(got[2..], [Err(LineError::BadHash), Err(LineError::BadHash)]);
     }
 
     #[test]
     fn emails_keep_addr_spec_only() {
-        assert_eq!(normalize_email("Boss <CEO@Evil.Example>").as_deref(), Some("ceo@evil.example"));
-        assert_eq!(normalize_email("a@bücher.example").as_deref(), Some("a@xn--bcher-kva.example"));
+        assert_eq!(
+            normalize_email("Boss <CEO@Evil.Example>").as_deref(),
+            Some("ceo@evil.example")
+        );
+        assert_eq!(
+            normalize_email("a@bücher.example").as_deref(),
+            Some("a@xn--bcher-kva.example")
+        );
         assert_eq!(normalize_email("no-at-sign"), None);
         assert_eq!(normalize_email("@evil.example"), None);
     }
 
     #[test]
     fn format_names_round_trip() {
-        for f in ["urlhaus-csv", "zeek-intel", "domains", "urls", "ips", "hashes"] {
+        for f in [
+            "urlhaus-csv",
+            "zeek-intel",
+            "domains",
+            "urls",
+            "ips",
+            "hashes",
+        ] {
             assert_eq!(f.parse::<FeedFormat>().map(|f| f.name()), Ok(f));
         }
         assert!("csv".parse::<FeedFormat>().is_err());

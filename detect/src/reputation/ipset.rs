@@ -25,8 +25,14 @@ impl IpNet {
     /// `len` is longer than the address.
     pub fn new(addr: IpAddr, len: u8) -> Option<IpNet> {
         match addr {
-            IpAddr::V4(a) if len <= 32 => Some(IpNet { addr: IpAddr::V4(Ipv4Addr::from(mask_v4(u32::from(a), len))), len }),
-            IpAddr::V6(a) if len <= 128 => Some(IpNet { addr: IpAddr::V6(Ipv6Addr::from(mask_v6(u128::from(a), len))), len }),
+            IpAddr::V4(a) if len <= 32 => Some(IpNet {
+                addr: IpAddr::V4(Ipv4Addr::from(mask_v4(u32::from(a), len))),
+                len,
+            }),
+            IpAddr::V6(a) if len <= 128 => Some(IpNet {
+                addr: IpAddr::V6(Ipv6Addr::from(mask_v6(u128::from(a), len))),
+                len,
+            }),
             _ => None,
         }
     }
@@ -54,7 +60,11 @@ impl fmt::Display for IpNet {
     /// A single address is written without `/32` or `/128`, as feeds list them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let full = if self.addr.is_ipv4() { 32 } else { 128 };
-        if self.len == full { write!(f, "{}", self.addr) } else { write!(f, "{}/{}", self.addr, self.len) }
+        if self.len == full {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.len)
+        }
     }
 }
 
@@ -65,10 +75,16 @@ impl FromStr for IpNet {
     fn from_str(s: &str) -> Result<IpNet, NormalizeError> {
         let s = s.trim();
         let (addr, len) = match s.split_once('/') {
-            Some((a, l)) => (a, Some(l.parse::<u8>().map_err(|_| NormalizeError::BadAddress)?)),
+            Some((a, l)) => (
+                a,
+                Some(l.parse::<u8>().map_err(|_| NormalizeError::BadAddress)?),
+            ),
             None => (s, None),
         };
-        let addr = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(addr);
+        let addr = addr
+            .strip_prefix('[')
+            .and_then(|a| a.strip_suffix(']'))
+            .unwrap_or(addr);
         let ip: IpAddr = addr.parse().map_err(|_| NormalizeError::BadAddress)?;
         match len {
             None => Ok(IpNet::host(ip)),
@@ -101,7 +117,10 @@ pub struct PrefixMap<V> {
 
 impl<V> Default for PrefixMap<V> {
     fn default() -> Self {
-        PrefixMap { v4: Vec::new(), v6: Vec::new() }
+        PrefixMap {
+            v4: Vec::new(),
+            v6: Vec::new(),
+        }
     }
 }
 
@@ -136,7 +155,13 @@ impl<V> PrefixMap<V> {
                 for (len, map) in &self.v4 {
                     let key = mask_v4(a, *len);
                     if let Some(v) = map.get(&key) {
-                        found.push((IpNet { addr: IpAddr::V4(Ipv4Addr::from(key)), len: *len }, v));
+                        found.push((
+                            IpNet {
+                                addr: IpAddr::V4(Ipv4Addr::from(key)),
+                                len: *len,
+                            },
+                            v,
+                        ));
                     }
                 }
             }
@@ -145,7 +170,13 @@ impl<V> PrefixMap<V> {
                 for (len, map) in &self.v6 {
                     let key = mask_v6(a, *len);
                     if let Some(v) = map.get(&key) {
-                        found.push((IpNet { addr: IpAddr::V6(Ipv6Addr::from(key)), len: *len }, v));
+                        found.push((
+                            IpNet {
+                                addr: IpAddr::V6(Ipv6Addr::from(key)),
+                                len: *len,
+                            },
+                            v,
+                        ));
                     }
                 }
             }
@@ -156,13 +187,20 @@ impl<V> PrefixMap<V> {
     /// Whether any block contains `ip`; stops at the first.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match ip {
-            IpAddr::V4(a) => self.v4.iter().any(|(len, map)| map.contains_key(&mask_v4(u32::from(a), *len))),
-            IpAddr::V6(a) => self.v6.iter().any(|(len, map)| map.contains_key(&mask_v6(u128::from(a), *len))),
+            IpAddr::V4(a) => self
+                .v4
+                .iter()
+                .any(|(len, map)| map.contains_key(&mask_v4(u32::from(a), *len))),
+            IpAddr::V6(a) => self
+                .v6
+                .iter()
+                .any(|(len, map)| map.contains_key(&mask_v6(u128::from(a), *len))),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.v4.iter().map(|(_, m)| m.len()).sum::<usize>() + self.v6.iter().map(|(_, m)| m.len()).sum::<usize>()
+        self.v4.iter().map(|(_, m)| m.len()).sum::<usize>()
+            + self.v6.iter().map(|(_, m)| m.len()).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -190,11 +228,23 @@ mod tests {
         assert_eq!(net("2001:db8::1/32").to_string(), "2001:db8::/32");
         assert_eq!(net("[2001:db8::1]").to_string(), "2001:db8::1");
         assert_eq!(net("0.0.0.0/0").to_string(), "0.0.0.0/0");
-        assert_eq!("10.0.0.0/33".parse::<IpNet>(), Err(NormalizeError::BadAddress));
-        assert_eq!("2001:db8::/129".parse::<IpNet>(), Err(NormalizeError::BadAddress));
+        assert_eq!(
+            "10.0.0.0/33".parse::<IpNet>(),
+            Err(NormalizeError::BadAddress)
+        );
+        assert_eq!(
+            "2001:db8::/129".parse::<IpNet>(),
+            Err(NormalizeError::BadAddress)
+        );
         assert_eq!("10.0.0/8".parse::<IpNet>(), Err(NormalizeError::BadAddress));
-        assert_eq!("10.0.0.1/x".parse::<IpNet>(), Err(NormalizeError::BadAddress));
-        assert_eq!("evil.example".parse::<IpNet>(), Err(NormalizeError::BadAddress));
+        assert_eq!(
+            "10.0.0.1/x".parse::<IpNet>(),
+            Err(NormalizeError::BadAddress)
+        );
+        assert_eq!(
+            "evil.example".parse::<IpNet>(),
+            Err(NormalizeError::BadAddress)
+        );
     }
 
     #[test]
@@ -204,8 +254,11 @@ mod tests {
         m.entry(net("10.1.0.0/16")).push("narrow");
         m.entry(net("10.1.2.3")).push("host");
         m.entry(net("10.1.0.0/16")).push("narrow again");
-        let found: Vec<(String, Vec<&str>)> =
-            m.matches(ip("10.1.2.3")).into_iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
+        let found: Vec<(String, Vec<&str>)> = m
+            .matches(ip("10.1.2.3"))
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect();
         assert_eq!(
             found,
             [

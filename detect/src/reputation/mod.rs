@@ -29,7 +29,8 @@ mod ipset;
 pub mod normalize;
 
 pub use eve::{
-    REPUTATION_GID, SID_BASE, SID_SLOTS, alert_object, alert_record, reputation_object, signature_id_base,
+    REPUTATION_GID, SID_BASE, SID_SLOTS, alert_object, alert_record, reputation_object,
+    signature_id_base,
 };
 pub use feed::{FeedFormat, Indicator, LineError, normalize_email, parse_hash};
 pub use ipset::IpNet;
@@ -239,7 +240,10 @@ impl Seen {
 
     /// Host-like places: the value is a bare host even without a `/`.
     fn is_host(self) -> bool {
-        matches!(self, Seen::Artifact(SeenIn::HttpHost | SeenIn::DnsQuery | SeenIn::TlsSni))
+        matches!(
+            self,
+            Seen::Artifact(SeenIn::HttpHost | SeenIn::DnsQuery | SeenIn::TlsSni)
+        )
     }
 }
 
@@ -323,7 +327,12 @@ impl FeedLists {
         } else if ids.0 & FeedIds::MANY == 0 {
             (u16::try_from(ids.0).ok(), &[])
         } else {
-            (None, self.0.get((ids.0 & !FeedIds::MANY) as usize).map_or(&[], Vec::as_slice))
+            (
+                None,
+                self.0
+                    .get((ids.0 & !FeedIds::MANY) as usize)
+                    .map_or(&[], Vec::as_slice),
+            )
         };
         single.into_iter().chain(many.iter().copied())
     }
@@ -341,7 +350,6 @@ struct FeedInfo {
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Loaded feeds, ready for lookups. Immutable; share it as `Arc<ReputationSet>`.
-#[derive(Debug)]
 pub struct ReputationSet {
     generation: u64,
     feeds: Vec<FeedInfo>,
@@ -356,6 +364,28 @@ pub struct ReputationSet {
     sha256: HashMap<[u8; 32], FeedIds>,
     emails: HashMap<Box<str>, FeedIds>,
     entries: usize,
+}
+
+impl fmt::Debug for ReputationSet {
+    /// Counts only: a set holds millions of entries.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReputationSet")
+            .field("generation", &self.generation)
+            .field(
+                "feeds",
+                &self.feeds.iter().map(|f| &*f.name).collect::<Vec<_>>(),
+            )
+            .field("urls", &self.urls.len())
+            .field("url_prefix_hosts", &self.url_prefixes.len())
+            .field("domains", &self.domains.len())
+            .field("ips", &self.ips.len())
+            .field(
+                "hashes",
+                &(self.md5.len() + self.sha1.len() + self.sha256.len()),
+            )
+            .field("emails", &self.emails.len())
+            .finish()
+    }
 }
 
 /// Loads feeds one after another, then [`ReputationBuilder::build`]s the set.
@@ -433,7 +463,11 @@ impl ReputationBuilder {
         report.signature_collision = collision;
         // Bounded by MAX_FEEDS above.
         let feed = self.set.feeds.len() as u16;
-        self.set.feeds.push(FeedInfo { name: spec.name.as_str().into(), category: spec.category.as_str().into(), signature_id });
+        self.set.feeds.push(FeedInfo {
+            name: spec.name.as_str().into(),
+            category: spec.category.as_str().into(),
+            signature_id,
+        });
 
         let mut parser = LineParser::new(spec.format);
         let mut buf = Vec::new();
@@ -449,7 +483,9 @@ impl ReputationBuilder {
             };
             line_no += 1;
             let outcome = if too_long {
-                Err(LineError::TooLong { limit: MAX_LINE_LEN })
+                Err(LineError::TooLong {
+                    limit: MAX_LINE_LEN,
+                })
             } else {
                 match std::str::from_utf8(&buf) {
                     Ok(text) => match parser.parse(text) {
@@ -471,7 +507,10 @@ impl ReputationBuilder {
                 Err(error) => {
                     report.skipped += 1;
                     if report.issues.len() < MAX_REPORTED_ISSUES {
-                        report.issues.push(LineIssue { line: line_no, error });
+                        report.issues.push(LineIssue {
+                            line: line_no,
+                            error,
+                        });
                     }
                 }
             }
@@ -516,12 +555,17 @@ impl ReputationBuilder {
             Indicator::Sha256(h) => add(set.sha256.entry(h).or_default()),
             Indicator::Ip(net) => add(set.ips.entry(net)),
             Indicator::UrlPrefix { authority, path } => {
-                let prefixes = set.url_prefixes.entry(authority.into_boxed_str()).or_default();
+                let prefixes = set
+                    .url_prefixes
+                    .entry(authority.into_boxed_str())
+                    .or_default();
                 let at = prefixes.iter().position(|(p, _)| **p == *path);
                 let full_host = prefixes.len() >= MAX_PREFIXES_PER_HOST;
                 match at.and_then(|at| prefixes.get_mut(at)) {
                     Some((_, ids)) => add(ids),
-                    None if full_host => Err(LineError::SetFull { limit: MAX_PREFIXES_PER_HOST }),
+                    None if full_host => Err(LineError::SetFull {
+                        limit: MAX_PREFIXES_PER_HOST,
+                    }),
                     None => {
                         let mut ids = FeedIds::NONE;
                         let added = add(&mut ids);
@@ -567,7 +611,10 @@ fn keyed(
 /// Reads one line into `buf` (without its newline). `Ok(None)` at the end of input;
 /// `Ok(Some(true))` when the line was longer than [`MAX_LINE_LEN`] (the rest is skipped unread
 /// into memory).
-fn read_bounded_line<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+fn read_bounded_line<R: BufRead>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<bool>> {
     buf.clear();
     let mut too_long = false;
     let mut any = false;
@@ -609,7 +656,10 @@ impl ReputationSet {
     /// Loads every feed file; feeds that fail keep what they read and say why in their report.
     pub fn load(specs: &[FeedSpec]) -> (ReputationSet, Vec<FeedReport>) {
         let mut builder = ReputationBuilder::new();
-        let reports = specs.iter().map(|spec| builder.add_feed_file(spec)).collect();
+        let reports = specs
+            .iter()
+            .map(|spec| builder.add_feed_file(spec))
+            .collect();
         (builder.build(), reports)
     }
 
@@ -684,9 +734,24 @@ impl ReputationSet {
                 hits.extend(self.hits(&found, seen, &hex));
             }
         };
-        one(self.sha256.get(&file.sha256), IndicatorType::Sha256, &file.sha256, SeenIn::FileSha256.into());
-        one(self.md5.get(&file.md5), IndicatorType::Md5, &file.md5, SeenIn::FileMd5.into());
-        one(self.sha1.get(&file.sha1), IndicatorType::Sha1, &file.sha1, Seen::FileSha1);
+        one(
+            self.sha256.get(&file.sha256),
+            IndicatorType::Sha256,
+            &file.sha256,
+            SeenIn::FileSha256.into(),
+        );
+        one(
+            self.md5.get(&file.md5),
+            IndicatorType::Md5,
+            &file.md5,
+            SeenIn::FileMd5.into(),
+        );
+        one(
+            self.sha1.get(&file.sha1),
+            IndicatorType::Sha1,
+            &file.sha1,
+            Seen::FileSha1,
+        );
         hits.truncate(MAX_HITS_PER_LOOKUP);
         hits
     }
@@ -694,9 +759,15 @@ impl ReputationSet {
     /// An email's sender and recipients against the email entries.
     pub fn lookup_email(&self, email: &EmailArtifact) -> Vec<Hit> {
         let mut hits = Vec::new();
-        let addresses = email.from.iter().map(|a| (a, Seen::EmailFrom)).chain(email.to.iter().map(|a| (a, Seen::EmailTo)));
+        let addresses = email
+            .from
+            .iter()
+            .map(|a| (a, Seen::EmailFrom))
+            .chain(email.to.iter().map(|a| (a, Seen::EmailTo)));
         for (address, seen) in addresses {
-            let Some(normal) = normalize_email(address) else { continue };
+            let Some(normal) = normalize_email(address) else {
+                continue;
+            };
             if let Some(ids) = self.emails.get(normal.as_str()) {
                 let found: Vec<Match> = self
                     .lists
@@ -747,7 +818,9 @@ impl ReputationSet {
                 Err(_) => return found,
             }
         } else {
-            let Ok(url) = normalize_url(value) else { return found };
+            let Ok(url) = normalize_url(value) else {
+                return found;
+            };
             if !self.urls.is_empty() || !self.url_prefixes.is_empty() {
                 let key = url.key();
                 if let Some(ids) = self.urls.get(key.as_str()) {
@@ -757,7 +830,13 @@ impl ReputationSet {
                     for (path, ids) in prefixes {
                         if url.path.starts_with(&**path) {
                             let indicator = format!("{}{path}*", url.authority());
-                            self.push(&mut found, *ids, &indicator, IndicatorType::Url, MatchKind::Prefix);
+                            self.push(
+                                &mut found,
+                                *ids,
+                                &indicator,
+                                IndicatorType::Url,
+                                MatchKind::Prefix,
+                            );
                         }
                     }
                 }
@@ -780,7 +859,11 @@ impl ReputationSet {
         let mut candidate = name;
         loop {
             if let Some(ids) = self.domains.get(candidate) {
-                let kind = if candidate.len() == name.len() { MatchKind::Exact } else { MatchKind::Subdomain };
+                let kind = if candidate.len() == name.len() {
+                    MatchKind::Exact
+                } else {
+                    MatchKind::Subdomain
+                };
                 self.push(found, *ids, candidate, IndicatorType::Domain, kind);
             }
             match candidate.split_once('.') {
@@ -793,17 +876,33 @@ impl ReputationSet {
     fn ip_matches(&self, ip: IpAddr, found: &mut Vec<Match>) {
         let full = if ip.is_ipv4() { 32 } else { 128 };
         for (net, ids) in self.ips.matches(ip) {
-            let kind = if net.prefix_len() == full { MatchKind::Exact } else { MatchKind::Cidr };
+            let kind = if net.prefix_len() == full {
+                MatchKind::Exact
+            } else {
+                MatchKind::Cidr
+            };
             self.push(found, *ids, &net.to_string(), IndicatorType::Ip, kind);
         }
     }
 
-    fn push(&self, found: &mut Vec<Match>, ids: FeedIds, indicator: &str, indicator_type: IndicatorType, match_kind: MatchKind) {
+    fn push(
+        &self,
+        found: &mut Vec<Match>,
+        ids: FeedIds,
+        indicator: &str,
+        indicator_type: IndicatorType,
+        match_kind: MatchKind,
+    ) {
         for feed in self.lists.iter(ids) {
             if found.len() >= MAX_HITS_PER_LOOKUP {
                 return;
             }
-            found.push(Match { feed, indicator: indicator.into(), indicator_type, match_kind });
+            found.push(Match {
+                feed,
+                indicator: indicator.into(),
+                indicator_type,
+                match_kind,
+            });
         }
     }
 }
@@ -826,7 +925,11 @@ pub fn dedup_hits(hits: Vec<Hit>) -> Vec<Hit> {
         }
     }
     let keep: std::collections::HashSet<usize> = best.into_values().collect();
-    hits.into_iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, h)| h).collect()
+    hits.into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, h)| h)
+        .collect()
 }
 
 /// What a reload compares to decide whether feeds changed: each feed file's length and
@@ -839,7 +942,11 @@ impl FeedFingerprint {
         FeedFingerprint(
             specs
                 .iter()
-                .map(|s| std::fs::metadata(&s.path).ok().and_then(|m| Some((m.len(), m.modified().ok()?))))
+                .map(|s| {
+                    std::fs::metadata(&s.path)
+                        .ok()
+                        .and_then(|m| Some((m.len(), m.modified().ok()?)))
+                })
                 .collect(),
         )
     }
@@ -856,7 +963,12 @@ pub struct VerdictCache {
 
 impl VerdictCache {
     pub fn new(capacity: NonZeroUsize) -> VerdictCache {
-        VerdictCache { generation: 0, lru: lru::LruCache::new(capacity), hits: 0, misses: 0 }
+        VerdictCache {
+            generation: 0,
+            lru: lru::LruCache::new(capacity),
+            hits: 0,
+            misses: 0,
+        }
     }
 
     /// Lookups answered from the cache, and those that were not.
@@ -875,7 +987,11 @@ impl VerdictCache {
 
 impl fmt::Debug for VerdictCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerdictCache").field("len", &self.lru.len()).field("hits", &self.hits).field("misses", &self.misses).finish()
+        f.debug_struct("VerdictCache")
+            .field("len", &self.lru.len())
+            .field("hits", &self.hits)
+            .field("misses", &self.misses)
+            .finish()
     }
 }
 

@@ -99,7 +99,11 @@ impl NormalizedUrl {
     /// The key with the scheme in front (`http` when the input had none), as URL masks are
     /// written.
     pub fn with_scheme(&self) -> String {
-        format!("{}://{}", self.scheme.as_deref().unwrap_or("http"), self.key())
+        format!(
+            "{}://{}",
+            self.scheme.as_deref().unwrap_or("http"),
+            self.key()
+        )
     }
 }
 
@@ -147,7 +151,12 @@ pub fn normalize_url(input: &str) -> Result<NormalizedUrl, NormalizeError> {
             (!default_port(scheme.as_deref(), port)).then_some(port)
         }
     };
-    Ok(NormalizedUrl { scheme, host, port, path: normalize_path_query(path_query) })
+    Ok(NormalizedUrl {
+        scheme,
+        host,
+        port,
+        path: normalize_path_query(path_query),
+    })
 }
 
 /// Splits `host:port`, `[v6]:port`, `host`; a second colon outside brackets is refused.
@@ -162,7 +171,9 @@ fn split_host_port(hp: &str) -> Result<(&str, Option<&str>), NormalizeError> {
     }
     match hp.split_once(':') {
         None => Ok((hp, None)),
-        Some((h, p)) if !p.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => Ok((h, Some(p))),
+        Some((h, p)) if !p.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok((h, Some(p)))
+        }
         Some(_) => Err(NormalizeError::BadPort),
     }
 }
@@ -176,8 +187,14 @@ pub fn normalize_host(input: &str) -> Result<Host, NormalizeError> {
         return Err(NormalizeError::Empty);
     }
     if let Some(inner) = s.strip_prefix('[') {
-        let v6 = inner.split_once(']').map(|(v6, _)| v6).ok_or(NormalizeError::BadHost)?;
-        return v6.parse::<Ipv6Addr>().map(|a| Host::Ip(IpAddr::V6(a))).map_err(|_| NormalizeError::BadHost);
+        let v6 = inner
+            .split_once(']')
+            .map(|(v6, _)| v6)
+            .ok_or(NormalizeError::BadHost)?;
+        return v6
+            .parse::<Ipv6Addr>()
+            .map(|a| Host::Ip(IpAddr::V6(a)))
+            .map_err(|_| NormalizeError::BadHost);
     }
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(Host::Ip(ip));
@@ -203,7 +220,9 @@ fn normalize_domain_name(s: &str) -> Result<String, NormalizeError> {
     }
     // Bound the work IDNA does on hostile input before calling it.
     if s.len() > MAX_HOST_LEN * 4 {
-        return Err(NormalizeError::TooLong { limit: MAX_HOST_LEN });
+        return Err(NormalizeError::TooLong {
+            limit: MAX_HOST_LEN,
+        });
     }
     let ascii = if s.is_ascii() {
         s.to_ascii_lowercase()
@@ -211,14 +230,22 @@ fn normalize_domain_name(s: &str) -> Result<String, NormalizeError> {
         idna::domain_to_ascii(s).map_err(|_| NormalizeError::BadHost)?
     };
     if ascii.len() > MAX_HOST_LEN {
-        return Err(NormalizeError::TooLong { limit: MAX_HOST_LEN });
+        return Err(NormalizeError::TooLong {
+            limit: MAX_HOST_LEN,
+        });
     }
     let labels_ok = ascii.split('.').all(|label| {
         !label.is_empty()
             && label.len() <= MAX_LABEL_LEN
-            && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
     });
-    if labels_ok { Ok(ascii) } else { Err(NormalizeError::BadHost) }
+    if labels_ok {
+        Ok(ascii)
+    } else {
+        Err(NormalizeError::BadHost)
+    }
 }
 
 /// RFC 3986 section 2.3.
@@ -319,13 +346,18 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn key(url: &str) -> String {
-        normalize_url(url).map(|u| u.key()).unwrap_or_else(|e| format!("error: {e}"))
+        normalize_url(url)
+            .map(|u| u.key())
+            .unwrap_or_else(|e| format!("error: {e}"))
     }
 
     #[test]
     fn scheme_and_host_case_fold() {
         assert_eq!(key("HTTP://Evil.EXAMPLE/Path"), "evil.example/path");
-        assert_eq!(normalize_url("HTTPS://a.example/").map(|u| u.scheme), Ok(Some("https".into())));
+        assert_eq!(
+            normalize_url("HTTPS://a.example/").map(|u| u.scheme),
+            Ok(Some("https".into()))
+        );
     }
 
     #[test]
@@ -343,14 +375,23 @@ mod tests {
     #[test]
     fn with_and_without_scheme_give_one_key() {
         assert_eq!(key("http://evil.example/a?b=1"), key("evil.example/a?b=1"));
-        assert_eq!(key("https://evil.example/a?b=1"), key("//evil.example/a?b=1"));
-        assert_eq!(normalize_url("evil.example/a").map(|u| u.with_scheme()), Ok("http://evil.example/a".into()));
+        assert_eq!(
+            key("https://evil.example/a?b=1"),
+            key("//evil.example/a?b=1")
+        );
+        assert_eq!(
+            normalize_url("evil.example/a").map(|u| u.with_scheme()),
+            Ok("http://evil.example/a".into())
+        );
     }
 
     #[test]
     fn percent_encoding_of_unreserved_is_undone_others_kept_in_one_case() {
         // %41 = 'A', %7E = '~', %2F = '/' (reserved, stays encoded), %3D = '='.
-        assert_eq!(key("http://a.example/%41b%7Ec%2Fd?q=%3D%3d"), "a.example/ab~c%2fd?q=%3d%3d");
+        assert_eq!(
+            key("http://a.example/%41b%7Ec%2Fd?q=%3D%3d"),
+            "a.example/ab~c%2fd?q=%3d%3d"
+        );
         // Non-ASCII and space are encoded as their UTF-8 bytes.
         assert_eq!(key("http://a.example/ü x"), "a.example/%c3%bc%20x");
         // A stray percent sign is kept as it is.
@@ -378,20 +419,32 @@ mod tests {
     #[test]
     fn trailing_dots_on_hosts_go() {
         assert_eq!(key("http://evil.example./x"), "evil.example/x");
-        assert_eq!(normalize_host("Evil.Example.."), Ok(Host::Name("evil.example".into())));
+        assert_eq!(
+            normalize_host("Evil.Example.."),
+            Ok(Host::Name("evil.example".into()))
+        );
     }
 
     #[test]
     fn userinfo_is_dropped() {
-        assert_eq!(key("http://bank.example:pw@evil.example/login"), "evil.example/login");
+        assert_eq!(
+            key("http://bank.example:pw@evil.example/login"),
+            "evil.example/login"
+        );
     }
 
     #[test]
     fn idn_hosts_become_punycode() {
         assert_eq!(key("http://Bücher.example/a"), "xn--bcher-kva.example/a");
-        assert_eq!(normalize_host("пример.рф"), Ok(Host::Name("xn--e1afmkfd.xn--p1ai".into())));
+        assert_eq!(
+            normalize_host("пример.рф"),
+            Ok(Host::Name("xn--e1afmkfd.xn--p1ai".into()))
+        );
         // Already-punycode input is left as it is, so feed and traffic agree.
-        assert_eq!(normalize_host("XN--BCHER-KVA.example"), Ok(Host::Name("xn--bcher-kva.example".into())));
+        assert_eq!(
+            normalize_host("XN--BCHER-KVA.example"),
+            Ok(Host::Name("xn--bcher-kva.example".into()))
+        );
     }
 
     #[test]
@@ -401,31 +454,72 @@ mod tests {
         assert_eq!(key("http://192.0.2.1:80/x"), "192.0.2.1/x");
         assert_eq!(
             normalize_url("http://[2001:db8::1]/").map(|u| u.host),
-            Ok(Host::Ip("2001:db8::1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
+            Ok(Host::Ip(
+                "2001:db8::1"
+                    .parse()
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+            ))
         );
-        assert_eq!(normalize_host("[::1]:443"), Ok(Host::Ip(IpAddr::V6(Ipv6Addr::LOCALHOST))));
-        assert_eq!(normalize_host("2001:db8::1"), Ok(Host::Ip("2001:db8::1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))));
+        assert_eq!(
+            normalize_host("[::1]:443"),
+            Ok(Host::Ip(IpAddr::V6(Ipv6Addr::LOCALHOST)))
+        );
+        assert_eq!(
+            normalize_host("2001:db8::1"),
+            Ok(Host::Ip(
+                "2001:db8::1"
+                    .parse()
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+            ))
+        );
     }
 
     #[test]
     fn host_headers_lose_their_port() {
-        assert_eq!(normalize_host("Evil.example:8080"), Ok(Host::Name("evil.example".into())));
-        assert_eq!(normalize_host("192.0.2.7:80"), Ok(Host::Ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)))));
+        assert_eq!(
+            normalize_host("Evil.example:8080"),
+            Ok(Host::Name("evil.example".into()))
+        );
+        assert_eq!(
+            normalize_host("192.0.2.7:80"),
+            Ok(Host::Ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))))
+        );
     }
 
     #[test]
     fn garbage_is_refused() {
         assert_eq!(normalize_url(""), Err(NormalizeError::Empty));
         assert_eq!(normalize_url("http://"), Err(NormalizeError::Empty));
-        assert_eq!(normalize_url("http://a b.example/"), Err(NormalizeError::BadHost));
-        assert_eq!(normalize_url("http://a.example:99999/"), Err(NormalizeError::BadPort));
-        assert_eq!(normalize_url("http://a.example:8x/"), Err(NormalizeError::BadPort));
-        assert_eq!(normalize_url("http://[2001:db8::1/"), Err(NormalizeError::BadHost));
-        assert_eq!(normalize_url("http://a..example/"), Err(NormalizeError::BadHost));
+        assert_eq!(
+            normalize_url("http://a b.example/"),
+            Err(NormalizeError::BadHost)
+        );
+        assert_eq!(
+            normalize_url("http://a.example:99999/"),
+            Err(NormalizeError::BadPort)
+        );
+        assert_eq!(
+            normalize_url("http://a.example:8x/"),
+            Err(NormalizeError::BadPort)
+        );
+        assert_eq!(
+            normalize_url("http://[2001:db8::1/"),
+            Err(NormalizeError::BadHost)
+        );
+        assert_eq!(
+            normalize_url("http://a..example/"),
+            Err(NormalizeError::BadHost)
+        );
         assert_eq!(normalize_host("<html>"), Err(NormalizeError::BadHost));
         let long_label = "a".repeat(64);
-        assert_eq!(normalize_host(&format!("{long_label}.example")), Err(NormalizeError::BadHost));
+        assert_eq!(
+            normalize_host(&format!("{long_label}.example")),
+            Err(NormalizeError::BadHost)
+        );
         let long_url = format!("http://a.example/{}", "x".repeat(MAX_URL_LEN));
-        assert_eq!(normalize_url(&long_url), Err(NormalizeError::TooLong { limit: MAX_URL_LEN }));
+        assert_eq!(
+            normalize_url(&long_url),
+            Err(NormalizeError::TooLong { limit: MAX_URL_LEN })
+        );
     }
 }

@@ -15,7 +15,12 @@ const FORMATS: [FeedFormat; 6] = [
 ];
 
 fn spec(format: FeedFormat) -> FeedSpec {
-    FeedSpec { name: "p".into(), category: "malware".into(), format, path: PathBuf::from("p") }
+    FeedSpec {
+        name: "p".into(),
+        category: "malware".into(),
+        format,
+        path: PathBuf::from("p"),
+    }
 }
 
 /// Bytes that look enough like feeds to reach the parsers' inner paths.
@@ -26,7 +31,8 @@ fn feed_bytes() -> impl Strategy<Value = Vec<u8>> {
         "(https?://)?[a-zA-Z0-9.:\\[\\]-]{0,25}(/[ -~]{0,30})?".prop_map(String::into_bytes),
         "[0-9a-f:./]{0,40}".prop_map(String::into_bytes),
         "#fields\tindicator\tindicator_type".prop_map(String::into_bytes),
-        "[ -~]{0,20}\tIntel::(ADDR|URL|DOMAIN|FILE_HASH|EMAIL|SUBNET|X)".prop_map(String::into_bytes),
+        "[ -~]{0,20}\tIntel::(ADDR|URL|DOMAIN|FILE_HASH|EMAIL|SUBNET|X)"
+            .prop_map(String::into_bytes),
         "\"[ -~]{0,20}\",\"[ -~]{0,20}\",\"[ -~]{0,10}\"".prop_map(String::into_bytes),
         Just(b"\"host\",\"path\"".to_vec()),
     ];

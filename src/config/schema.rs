@@ -160,7 +160,11 @@ pub struct StreamSection {
     /// Pick up TCP sessions whose handshake was not seen. On by default, unlike Suricata: a sensor
     /// restarted on a busy link must inspect the sessions already running.
     pub midstream: bool,
-    /// Reassemble flows of which only one direction is captured.
+    /// Reassemble and inspect flows of which only one direction is captured as their data
+    /// arrives. On by default, unlike Suricata: mirror ports and asymmetric routing often show a
+    /// sensor one side only, and a file or URL in such a flow must not wait for the flow's end
+    /// (or be missed). The cost: without the peer's ACKs, injected data cannot be told from
+    /// data the peer received.
     pub async_oneside: bool,
     pub overlap_policy: OverlapPolicy,
     /// Bytes reassembled per direction of a session; past it the stream is no longer inspected.
@@ -177,7 +181,7 @@ impl Default for StreamSection {
             max_flows: 100_000,
             timeouts: TimeoutsSection::default(),
             midstream: true,
-            async_oneside: false,
+            async_oneside: true,
             overlap_policy: OverlapPolicy::Bsd,
             depth: ByteSize::mib(1),
             memcap: ByteSize::mib(256),

@@ -80,6 +80,11 @@ impl FtpTx {
         self.done
     }
 
+    /// The EVE `ftp` object of this transaction (for its `ftp` record and for alerts on it).
+    pub fn eve_object(&self) -> Value {
+        eve::ftp_object(self)
+    }
+
     /// The data port this command announced (PORT/EPRT) or got (PASV/EPSV).
     pub fn dynamic_port(&self) -> Option<u16> {
         self.dynamic_port

@@ -45,6 +45,11 @@ impl FtpDataState {
         &self.expectation
     }
 
+    /// The EVE `ftp_data` object (`filename`, `command`), for alerts on the data flow.
+    pub fn eve_object(&self) -> serde_json::Value {
+        ftp_data_object(&self.expectation)
+    }
+
     /// A newer snapshot of this flow's expectation (the transfer command was sent, or the server
     /// refused it).
     pub fn update(

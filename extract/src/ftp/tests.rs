@@ -76,6 +76,7 @@ fn a_login_and_passive_download_make_suricata_records() {
         .find(|t| t.command() == Some(b"PASS"))
         .expect("PASS tx");
     assert_eq!(pass_tx.command_data(), b"secret");
+    assert_eq!(pass_tx.eve_object(), recs[2]);
     assert_eq!(
         recs[3],
         json!({"command": "PASV", "completion_code": ["227"], "reply": ["Entering Passive Mode (10,0,0,1,117,50)."],
@@ -334,6 +335,10 @@ fn data_before_the_transfer_command_is_held_then_extracted() {
         json!({"filename": "hello.txt", "command": "STOR"})
     );
     assert_eq!(sink.stored[0].1, b"hello world");
+    assert_eq!(
+        data.eve_object(),
+        json!({"filename": "hello.txt", "command": "STOR"})
+    );
     let rec = &out
         .events
         .iter()

@@ -2,6 +2,10 @@
 //! named by address, host or URL mask, file hash or type, email sender or recipient, or HTTP
 //! User-Agent.
 //!
+//! [`ExclusionSet::excludes_sighting`] answers for a whole artifact sighting (flow addresses,
+//! then the artifact), which is what sandbox dispatch and the Central Node link need; the
+//! `excludes_*` checks serve the stages that see one field (a `Host`, a `User-Agent`).
+//!
 //! [`ExclusionLists`] is the `[exclusions]` config section (and what the Central Node sends, with
 //! the same keys); lists from both are merged with [`ExclusionLists::merge`] and built into an
 //! immutable [`ExclusionSet`], shared as `Arc<ExclusionSet>` and swapped whole when either source
@@ -21,8 +25,9 @@
 //!   scheme-less form. A URL is also excluded when its host is (by `hosts` or `ips`);
 //! - `file_md5`, `file_sha256`: hex, either case;
 //! - `file_types`: a file is excluded when an entry equals its name's extension (`exe`, `.exe`),
-//!   the first word of its magic description (`pdf` for `PDF document, version 1.4`), or as a
-//!   mask matches the whole magic description (`PE32 executable*`), all case-insensitively;
+//!   the first word of its magic description (`pdf` for `PDF document, version 1.4`), the short
+//!   type name sandbox policies use (`pe`, `ole`, `7z`, `rtf`, `macho`), or as a mask matches the
+//!   whole magic description (`PE32 executable*`), all case-insensitively;
 //! - `email_senders`, `email_recipients`: masks over the bare address (`*@partner.example`),
 //!   case-insensitively; a message is excluded when its sender or any recipient is;
 //! - `user_agents`: masks over the whole header value, case-insensitively.
@@ -32,7 +37,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use weir_core::{EmailArtifact, FileArtifact, FlowKey};
+use weir_core::{Artifact, EmailArtifact, FileArtifact, FlowKey, SeenIn, Sighting};
 
 use crate::reputation::normalize::{Host, normalize_host, normalize_url};
 use crate::reputation::{Indicator, IpNet, PrefixMap, normalize_email, parse_hash};
@@ -434,32 +439,43 @@ impl ExclusionSet {
 
     /// A URL (with or without scheme) matched by a URL mask, or on an excluded host.
     pub fn excludes_url(&self, url: &str) -> bool {
-        let Ok(url) = normalize_url(url) else {
-            return false;
-        };
+        self.url_kind(url).is_some_and(|k| self.hit(k))
+    }
+
+    fn url_kind(&self, url: &str) -> Option<ExclusionKind> {
+        let url = normalize_url(url).ok()?;
         if let Some(kind) = self.host_kind(&url.host) {
-            return self.hit(kind);
+            return Some(kind);
         }
         let matched = (!self.urls_with_scheme.is_empty()
             && self.urls_with_scheme.matches(&url.with_scheme()))
             || (!self.urls_without_scheme.is_empty()
                 && self.urls_without_scheme.matches(&url.key()));
-        matched && self.hit(ExclusionKind::Url)
+        matched.then_some(ExclusionKind::Url)
     }
 
     /// A file by MD5, SHA-256 or type (extension of its wire name, magic description).
     pub fn excludes_file(&self, file: &FileArtifact) -> bool {
+        self.file_kind(file).is_some_and(|k| self.hit(k))
+    }
+
+    fn file_kind(&self, file: &FileArtifact) -> Option<ExclusionKind> {
         if self.sha256.contains(&file.sha256) {
-            return self.hit(ExclusionKind::FileSha256);
+            Some(ExclusionKind::FileSha256)
+        } else if self.md5.contains(&file.md5) {
+            Some(ExclusionKind::FileMd5)
+        } else {
+            self.file_type_matches(file.magic.as_deref(), &file.name)
+                .then_some(ExclusionKind::FileType)
         }
-        if self.md5.contains(&file.md5) {
-            return self.hit(ExclusionKind::FileMd5);
-        }
-        self.excludes_file_type(file.magic.as_deref(), &file.name)
     }
 
     /// A file type: see the module documentation for what an entry is compared with.
     pub fn excludes_file_type(&self, magic: Option<&str>, name: &str) -> bool {
+        self.file_type_matches(magic, name) && self.hit(ExclusionKind::FileType)
+    }
+
+    fn file_type_matches(&self, magic: Option<&str>, name: &str) -> bool {
         if self.file_types.is_empty() {
             return false;
         }
@@ -469,12 +485,13 @@ impl ExclusionSet {
             m.split(|c: char| !c.is_alphanumeric())
                 .find(|w| !w.is_empty())
         });
-        let matched = self.file_types.iter().any(|(entry, mask)| {
+        let short_name = first_word.map(type_name);
+        self.file_types.iter().any(|(entry, mask)| {
             extension.as_deref() == Some(entry.as_str())
                 || first_word == Some(entry.as_str())
+                || short_name == Some(entry.as_str())
                 || magic.as_deref().is_some_and(|m| mask.matches(m))
-        });
-        matched && self.hit(ExclusionKind::FileType)
+        })
     }
 
     pub fn excludes_sender(&self, address: &str) -> bool {
@@ -487,11 +504,48 @@ impl ExclusionSet {
 
     /// A message whose sender or any recipient is excluded.
     pub fn excludes_email(&self, email: &EmailArtifact) -> bool {
-        email
+        self.email_kind(email).is_some_and(|k| self.hit(k))
+    }
+
+    fn email_kind(&self, email: &EmailArtifact) -> Option<ExclusionKind> {
+        if email
             .from
             .as_deref()
-            .is_some_and(|f| self.excludes_sender(f))
-            || email.to.iter().any(|t| self.excludes_recipient(t))
+            .is_some_and(|f| self.senders.matches(&email_value(f)))
+        {
+            Some(ExclusionKind::EmailSender)
+        } else if email
+            .to
+            .iter()
+            .any(|t| self.recipients.matches(&email_value(t)))
+        {
+            Some(ExclusionKind::EmailRecipient)
+        } else {
+            None
+        }
+    }
+
+    /// A whole sighting: its flow's addresses, then its artifact (a URL or host by how it was
+    /// seen, a file, an email). Returns the list that excluded it, counted, for the caller's log
+    /// (`kind.key()` names the config key); this is what sandbox dispatch and the Central Node
+    /// link ask before sending anything.
+    pub fn excludes_sighting(&self, sighting: &Sighting) -> Option<ExclusionKind> {
+        let key = &sighting.ctx.key;
+        let kind = if self.ips.contains(key.src_ip) || self.ips.contains(key.dst_ip) {
+            Some(ExclusionKind::Ip)
+        } else {
+            match &sighting.artifact {
+                Artifact::Url(u) => match u.seen_in {
+                    SeenIn::HttpHost | SeenIn::DnsQuery | SeenIn::TlsSni => {
+                        normalize_host(&u.url).ok().and_then(|h| self.host_kind(&h))
+                    }
+                    _ => self.url_kind(&u.url),
+                },
+                Artifact::File(f) => self.file_kind(f),
+                Artifact::Email(e) => self.email_kind(e),
+            }
+        };
+        kind.inspect(|k| self.counters.bump(*k))
     }
 
     pub fn excludes_user_agent(&self, user_agent: &str) -> bool {
@@ -520,6 +574,19 @@ fn host_mask(v: &str) -> Result<String, String> {
             "a host mask with `*` holds only letters, digits, `-`, `_`, `.` (punycode for IDNs)"
                 .into(),
         )
+    }
+}
+
+/// The short type names sandbox policies use (`pe`, `ole`, `7z`, ...) for magic descriptions
+/// whose first word is not already that name.
+fn type_name(first_word: &str) -> &str {
+    match first_word {
+        "pe32" => "pe",
+        "composite" => "ole",
+        "7" => "7z",
+        "rich" => "rtf",
+        "mach" => "macho",
+        other => other,
     }
 }
 
@@ -687,6 +754,11 @@ mod tests {
         )));
         assert!(!set.excludes_file(&other("setup.exe", Some("PE32+ executable (GUI) x86-64"))));
         assert!(!set.excludes_file(&other("report.docx", Some("Microsoft Word 2007+"))));
+        let by_short_name = lists(|l| l.file_types = strings(&["pe", "ole", "7z"]));
+        assert!(by_short_name.excludes_file_type(Some("PE32 executable (MS-DOS)"), "a"));
+        assert!(by_short_name.excludes_file_type(Some("Composite Document File V2 Document"), "a"));
+        assert!(by_short_name.excludes_file_type(Some("7-zip archive data"), "a"));
+        assert!(!by_short_name.excludes_file_type(Some("PDF document"), "a.pdf"));
         let by_md5 = lists(|l| l.file_md5 = vec!["cd".repeat(16)]);
         assert!(by_md5.excludes_file(&other("a", None)));
         assert_eq!(
@@ -812,5 +884,86 @@ mod tests {
         fn masks_agree_with_the_recursive_model(mask in "[ab*.]{0,8}", value in "[ab.]{0,10}") {
             proptest::prop_assert_eq!(Mask::new(&mask).matches(&value), glob_model(mask.as_bytes(), value.as_bytes()));
         }
+    }
+
+    #[test]
+    fn sightings_by_flow_then_artifact() {
+        use weir_core::{ArtifactContext, Timestamp, UrlArtifact};
+        let set = lists(|l| {
+            l.ips = strings(&["10.9.0.0/16"]);
+            l.hosts = strings(&["*.trusted.example"]);
+            l.email_recipients = strings(&["*@corp.example"]);
+        });
+        let ctx = |dst: [u8; 4]| ArtifactContext {
+            ts: Timestamp::ZERO,
+            flow_id: 1,
+            key: FlowKey {
+                src_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                dst_ip: IpAddr::V4(Ipv4Addr::from(dst)),
+                src_port: 1,
+                dst_port: 80,
+                proto: IpProto::TCP,
+                vlans: Vlans::default(),
+                tunnel_depth: 0,
+            },
+            app_proto: None,
+            tx_id: None,
+        };
+        let url = |u: &str, seen_in| {
+            Artifact::Url(UrlArtifact {
+                url: u.into(),
+                seen_in,
+            })
+        };
+        let check = |dst, artifact| {
+            set.excludes_sighting(&Sighting {
+                ctx: ctx(dst),
+                artifact,
+            })
+        };
+        assert_eq!(
+            check([10, 9, 1, 1], url("http://evil.example/", SeenIn::HttpUrl)),
+            Some(ExclusionKind::Ip)
+        );
+        assert_eq!(
+            check([8, 8, 8, 8], url("a.trusted.example", SeenIn::TlsSni)),
+            Some(ExclusionKind::Host)
+        );
+        assert_eq!(
+            check(
+                [8, 8, 8, 8],
+                url("http://a.trusted.example/x", SeenIn::EmailUrl)
+            ),
+            Some(ExclusionKind::Host)
+        );
+        assert_eq!(
+            check([8, 8, 8, 8], url("http://evil.example/", SeenIn::HttpUrl)),
+            None
+        );
+        let mail = Artifact::Email(EmailArtifact {
+            sha256: [0; 32],
+            size: 1,
+            from: Some("x@evil.example".into()),
+            to: strings(&["ceo@corp.example"]),
+            truncated: false,
+        });
+        assert_eq!(
+            check([8, 8, 8, 8], mail),
+            Some(ExclusionKind::EmailRecipient)
+        );
+        assert_eq!(
+            check([8, 8, 8, 8], Artifact::File(file("a.pdf", None))),
+            None
+        );
+        assert_eq!(
+            set.counters().snapshot(),
+            ExclusionCounts {
+                ips: 1,
+                hosts: 2,
+                email_recipients: 1,
+                ..ExclusionCounts::default()
+            }
+        );
+        assert_eq!(ExclusionKind::EmailRecipient.key(), "email_recipients");
     }
 }

@@ -833,3 +833,49 @@ fn measure_throughput() {
         n as f64 / start.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn a_data_flow_seen_before_the_pasv_reply_matches_on_retry() {
+    // The worker holds an unmatched flow's first bytes and asks again after new offers.
+    let control_key = key([10, 0, 0, 2], 40000, [10, 0, 0, 1], 21);
+    let data_key = key([10, 0, 0, 2], 40001, [10, 0, 0, 1], 30002);
+    let mut table = ExpectationTable::new();
+    assert!(table.match_flow(&data_key, 2, TS).is_none());
+    let held: Vec<&[u8]> = vec![b"early ", b"bytes"];
+
+    let (mut s, _) = control(&[
+        (S, b"PASV\r\n"),
+        (C, b"227 Entering Passive Mode (10,0,0,1,117,50).\r\n"),
+        (S, b"RETR early.txt\r\n"),
+    ]);
+    for e in s.take_expectations() {
+        assert_eq!(table.offer(1, &control_key, e, TS), None);
+    }
+    let (control_id, exp) = table.match_flow(&data_key, 2, TS).expect("matches now");
+    assert_eq!(control_id, 1);
+    assert!(
+        table.is_empty(),
+        "a matched expectation with its transfer is used up"
+    );
+    let mut data = FtpDataState::new(exp);
+    let mut sink = MemorySink::new(1 << 20);
+    let mut out = Emit::default();
+    for b in held {
+        data.on_stream(C, StreamEvent::Data(b), TS, &mut sink, &mut out);
+    }
+    data.on_stream(C, StreamEvent::End, TS, &mut sink, &mut out);
+    let info = &out
+        .events
+        .iter()
+        .find(|e| e.event_type == "fileinfo")
+        .expect("fileinfo")
+        .fields;
+    assert_eq!(info["fileinfo"]["filename"], "early.txt");
+    assert_eq!(sink.stored[0].1, b"early bytes");
+    // Another flow to the same port is not matched twice.
+    assert!(
+        table
+            .match_flow(&key([10, 0, 0, 2], 40002, [10, 0, 0, 1], 30002), 3, TS)
+            .is_none()
+    );
+}

@@ -19,7 +19,7 @@
 //!   only by letter case.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Longer URLs are not looked up and not accepted from feeds (browsers and servers cap URLs near
 /// 8 KiB; Apache's default `LimitRequestLine` is 8190).
@@ -143,7 +143,11 @@ pub fn normalize_url(input: &str) -> Result<NormalizedUrl, NormalizeError> {
     let (authority, path_query) = rest.split_at(authority_end);
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
     let (host_text, port_text) = split_host_port(host_port)?;
-    let host = normalize_host(host_text)?;
+    let host = if host_text.contains('%') {
+        normalize_host(&percent_decode_host(host_text).ok_or(NormalizeError::BadHost)?)?
+    } else {
+        normalize_host(host_text)?
+    };
     let port = match port_text {
         None | Some("") => None,
         Some(p) => {
@@ -209,7 +213,76 @@ pub fn normalize_host(input: &str) -> Result<Host, NormalizeError> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(Host::Ip(ip));
     }
+    if let Some(v4) = whatwg_ipv4(s) {
+        return Ok(Host::Ip(IpAddr::V4(v4)));
+    }
     normalize_domain_name(s).map(Host::Name)
+}
+
+/// The IPv4 forms browsers and curl accept besides dotted decimal (WHATWG URL, "IPv4 parser"):
+/// one to four parts, each decimal, `0x` hex or `0`-led octal, the last filling the remaining
+/// bytes (`0x7f.1`, `2130706433`, `0177.0.0.01` are all 127.0.0.1). Without this a listed
+/// address could be dodged by writing it another way. `None` when `s` is not such a form.
+fn whatwg_ipv4(s: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() > 4 || parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let mut numbers = Vec::with_capacity(parts.len());
+    for part in &parts {
+        let (digits, radix) = match part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+            Some(hex) => (hex, 16),
+            None if part.len() > 1 && part.starts_with('0') => (&part[1..], 8),
+            None => (*part, 10),
+        };
+        // from_str_radix would take a sign; the URL parser does not.
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let n = if digits.is_empty() {
+            0
+        } else {
+            u64::from_str_radix(digits, radix).ok()?
+        };
+        numbers.push(n);
+    }
+    let (last, leading) = numbers.split_last()?;
+    if leading.iter().any(|&n| n > 255) {
+        return None;
+    }
+    // At most 4 parts (checked above), so the shift stays within 8..=32 bits.
+    let last_bits = 8 * (5 - numbers.len() as u32);
+    if *last >= 1u64 << last_bits {
+        return None;
+    }
+    let mut addr = *last;
+    for (i, n) in leading.iter().enumerate() {
+        addr |= n << (24 - 8 * i as u32);
+    }
+    u32::try_from(addr).ok().map(Ipv4Addr::from)
+}
+
+/// A URL's host with percent-encoding undone, as browsers do before resolving it
+/// (`%65vil.example` is `evil.example`). `None` when the bytes are not UTF-8.
+fn percent_decode_host(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hi = bytes.get(i + 1).copied().and_then(hex_value);
+        let lo = bytes.get(i + 2).copied().and_then(hex_value);
+        match (bytes[i], hi, lo) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(hi << 4 | lo);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A DNS name to lower-case punycode; refuses empty labels, over-long names and labels, and
@@ -327,6 +400,9 @@ fn normalize_path_query(path_query: &str) -> String {
         Some((p, q)) => (p, Some(q)),
         None => (path_query, None),
     };
+    // Browsers read `\` as `/` in http(s) paths; a feed or mask never means a literal one.
+    let path = path.replace('\\', "/");
+    let path = path.as_str();
     let mut encoded = String::with_capacity(path.len() + 1);
     if !path.starts_with('/') {
         encoded.push('/');
@@ -343,7 +419,6 @@ fn normalize_path_query(path_query: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
     fn key(url: &str) -> String {
         normalize_url(url)
@@ -471,6 +546,49 @@ mod tests {
                     .parse()
                     .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
             ))
+        );
+    }
+
+    #[test]
+    fn other_ipv4_spellings_are_the_address() {
+        let v4 = |a, b, c, d| Ok(Host::Ip(IpAddr::V4(Ipv4Addr::new(a, b, c, d))));
+        assert_eq!(normalize_host("2130706433"), v4(127, 0, 0, 1));
+        assert_eq!(normalize_host("0x7f.1"), v4(127, 0, 0, 1));
+        assert_eq!(normalize_host("0177.0.0.01"), v4(127, 0, 0, 1));
+        assert_eq!(normalize_host("0XC0.0xa8.0x1.0x02"), v4(192, 168, 1, 2));
+        assert_eq!(normalize_host("192.168.258"), v4(192, 168, 1, 2));
+        assert_eq!(key("http://0xC0A80102:8080/x"), "192.168.1.2:8080/x");
+        // Not addresses: out of range parts, signs, five parts, letters.
+        assert_eq!(
+            normalize_host("256.1.1.1"),
+            Ok(Host::Name("256.1.1.1".into()))
+        );
+        assert_eq!(
+            normalize_host("1.2.3.4.5"),
+            Ok(Host::Name("1.2.3.4.5".into()))
+        );
+        assert_eq!(
+            normalize_host("4294967296"),
+            Ok(Host::Name("4294967296".into()))
+        );
+        assert_eq!(normalize_host("0x1g"), Ok(Host::Name("0x1g".into())));
+        assert_eq!(
+            normalize_host("123.example"),
+            Ok(Host::Name("123.example".into()))
+        );
+    }
+
+    #[test]
+    fn percent_encoded_hosts_and_backslashes_read_as_browsers_do() {
+        assert_eq!(key("http://%65vil.EXAMPLE/x"), "evil.example/x");
+        assert_eq!(key("http://b%C3%BCcher.example/"), "xn--bcher-kva.example/");
+        assert_eq!(
+            normalize_url("http://%ff.example/"),
+            Err(NormalizeError::BadHost)
+        );
+        assert_eq!(
+            key("http://evil.example\\dl\\a.exe"),
+            "evil.example/dl/a.exe"
         );
     }
 

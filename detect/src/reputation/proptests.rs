@@ -112,4 +112,27 @@ proptest! {
         got.sort_unstable();
         prop_assert_eq!(got, expected);
     }
+
+    #[test]
+    fn traffic_values_never_panic_and_hits_stay_bounded(
+        value in prop_oneof![any::<String>(), "(https?://)?[%a-zA-Z0-9.:@\\[\\]\\\\/?#-]{0,40}"],
+        seen_in in prop::sample::select(&[SeenIn::HttpUrl, SeenIn::HttpHost, SeenIn::HttpRedirect, SeenIn::EmailUrl, SeenIn::DnsQuery, SeenIn::TlsSni][..]),
+    ) {
+        let mut b = ReputationBuilder::new();
+        b.add_feed(&spec(FeedFormat::Domains), &b"a.example\n1.2.3.4\n"[..]);
+        let set = b.build();
+        let hits = set.lookup(&UrlArtifact { url: value.clone(), seen_in });
+        prop_assert!(hits.len() <= MAX_HITS_PER_LOOKUP);
+        prop_assert!(hits.iter().all(|h| h.indicator == "a.example" || h.indicator == "1.2.3.4"));
+        let exclusions = crate::exclusions::ExclusionSet::build(&crate::exclusions::ExclusionLists {
+            hosts: vec!["*.a.example".into()],
+            urls: vec!["*a*b*".into()],
+            user_agents: vec!["*x*".into()],
+            ..Default::default()
+        });
+        prop_assert!(exclusions.is_ok());
+        if let Ok(exclusions) = exclusions {
+            let _ = (exclusions.excludes_url(&value), exclusions.excludes_host(&value), exclusions.excludes_user_agent(&value));
+        }
+    }
 }

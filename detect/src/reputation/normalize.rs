@@ -9,8 +9,10 @@
 //! - user information (`user:pass@`) is dropped: it is not part of where the resource lives, and
 //!   phishing URLs use it to look like another host (`http://bank.example@evil.example/`);
 //! - the fragment is dropped (never sent on the wire);
-//! - the host is lower-cased, loses trailing dots and is converted to punycode (IDNA), IP
-//!   literals are written in their canonical form;
+//! - the host is percent-decoded, lower-cased, loses trailing dots and is converted to punycode
+//!   (IDNA); IP literals are written in their canonical form, including the IPv4 spellings
+//!   browsers accept (`0x7f.1`, `2130706433`, octal parts);
+//! - `\` in the path reads as `/`, as browsers read it;
 //! - percent-encoded unreserved characters (RFC 3986 section 2.3) are decoded, bytes outside
 //!   printable ASCII are percent-encoded, and dot segments are removed (RFC 3986 section 5.2.4);
 //! - path and query are lower-cased too. RFC 3986 makes them case-sensitive, but the widely used

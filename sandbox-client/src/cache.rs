@@ -81,7 +81,12 @@ impl VerdictCache {
             m.put(key.to_string(), v.clone());
         }
         let write = || -> Result<(), redb::Error> {
-            let tx = self.db.begin_write()?;
+            let mut tx = self.db.begin_write()?;
+            // Not fsync'd: a verdict lost to a crash costs a resubmission of a later sighting. The
+            // periodic purge's durable commit makes earlier ones durable.
+            if tx.set_durability(redb::Durability::None).is_err() {
+                tracing::debug!("verdict cache: durability setting refused; committing durably");
+            }
             let bytes = serde_json::to_vec(v).unwrap_or_default();
             tx.open_table(VERDICTS)?.insert(key, bytes.as_slice())?;
             tx.commit()?;

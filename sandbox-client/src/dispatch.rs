@@ -35,6 +35,8 @@ pub const SCAN_WINDOW: usize = 512;
 /// Submissions rejected by the sandbox (4xx other than auth) before the item is given up with a
 /// `rejected` record.
 pub const MAX_REJECTIONS: u32 = 5;
+/// Sightings the intake decides and spools in one transaction (one fsync).
+pub const INTAKE_BATCH: usize = 64;
 /// Longest an idle worker sleeps before looking at the spool again.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 /// How often undelivered items are checked against the retention.
@@ -258,7 +260,7 @@ impl Dispatcher {
             Ok(()) => Offer::Queued,
             Err(TrySendError::Full(s)) => {
                 inc(&self.shared.counters.spilled);
-                match admit(&self.shared, s) {
+                match admit(&self.shared, vec![s]) {
                     Ok(()) => Offer::Spilled,
                     Err(e) => Offer::Refused(e),
                 }
@@ -306,6 +308,8 @@ impl Dispatcher {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(1));
         }
+        // A durable commit that also makes the cache's lazily written verdicts durable.
+        self.shared.cache.purge(SystemTime::now());
         let now = SystemTime::now();
         let pending: Vec<Pending> = self
             .shared
@@ -378,72 +382,94 @@ fn stats(s: &Shared) -> DispatchStats {
 }
 
 fn intake(shared: Arc<Shared>, rx: Receiver<Sighting>) {
-    while let Ok(s) = rx.recv() {
-        let _ = admit(&shared, s);
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < INTAKE_BATCH {
+            match rx.try_recv() {
+                Ok(s) => batch.push(s),
+                Err(_) => break,
+            }
+        }
+        let _ = admit(&shared, batch);
     }
 }
 
-/// Policy, dedup, spool. Runs on the intake thread, or on the caller's when the intake is full.
-fn admit(shared: &Shared, s: Sighting) -> Result<(), String> {
+/// Policy, dedup, spool, for a batch of sightings spooled in one transaction. Runs on the intake
+/// thread, or on the caller's when the intake is full. Returns the first refusal.
+fn admit(shared: &Shared, sightings: Vec<Sighting>) -> Result<(), String> {
     let c = &shared.counters;
-    let (key, subject, payload, head) = match &s.artifact {
-        Artifact::File(f) => {
-            let content = ContentRef { sha256: f.sha256, len: f.size };
-            let head = shared.content.head(&content, SNIFF_BYTES).ok();
-            let sha = hex(&f.sha256);
-            let subject = json!({"sha256": sha, "filename": f.name, "size": f.size});
-            (format!("sha256:{sha}"), subject, Payload::Content(content), head)
-        }
-        Artifact::Url(u) => {
-            let norm = normalise_url(&u.url).unwrap_or_default();
-            (format!("url:{norm}"), json!({"url": norm}), Payload::None, None)
-        }
-        Artifact::Email(_) => (String::new(), Value::Null, Payload::None, None),
-    };
-    match shared.policy.decide(&s, head.as_deref(), shared.exclusions.as_ref()) {
-        Decision::Submit => {}
-        Decision::Skip(reason) => {
-            inc(&c.skipped_policy);
-            tracing::debug!(key, reason, "sandbox: skipped by policy");
-            return Ok(());
-        }
-        Decision::Excluded(reason) => {
-            inc(&c.excluded);
-            tracing::debug!(key, reason, "sandbox: excluded");
-            return Ok(());
-        }
-    }
-    let flow = eve::flow_header(&s.ctx);
-    if let Some(v) = shared.cache.get(&key, SystemTime::now()) {
-        inc(&c.duplicate);
-        inc(&c.cached_verdicts);
-        let sandbox = eve::sandbox_object(shared.api.kind().name(), &subject, &v, true, None);
-        let records = eve::records(&flow, sandbox);
-        return shared
-            .spool
-            .push(RECORDS_QUEUE, NewItem::new(json!({ "records": records }), Payload::None))
-            .map(drop)
-            .map_err(|e| e.to_string());
-    }
+    // Held across check and push so two sightings of one file cannot both be spooled.
     let mut known = shared.known.lock().map_err(|_| "dedup set poisoned".to_string())?;
-    if known.contains(&key) {
-        inc(&c.duplicate);
+    let mut pushes = Vec::new();
+    let mut keys = Vec::new();
+    for s in sightings {
+        let (key, subject, payload, head) = match &s.artifact {
+            Artifact::File(f) => {
+                let content = ContentRef { sha256: f.sha256, len: f.size };
+                let head = shared.content.head(&content, SNIFF_BYTES).ok();
+                let sha = hex(&f.sha256);
+                let subject = json!({"sha256": sha, "filename": f.name, "size": f.size});
+                (format!("sha256:{sha}"), subject, Payload::Content(content), head)
+            }
+            Artifact::Url(u) => {
+                let norm = normalise_url(&u.url).unwrap_or_default();
+                (format!("url:{norm}"), json!({"url": norm}), Payload::None, None)
+            }
+            Artifact::Email(_) => (String::new(), Value::Null, Payload::None, None),
+        };
+        match shared.policy.decide(&s, head.as_deref(), shared.exclusions.as_ref()) {
+            Decision::Submit => {}
+            Decision::Skip(reason) => {
+                inc(&c.skipped_policy);
+                tracing::debug!(key, reason, "sandbox: skipped by policy");
+                continue;
+            }
+            Decision::Excluded(reason) => {
+                inc(&c.excluded);
+                tracing::debug!(key, reason, "sandbox: excluded");
+                continue;
+            }
+        }
+        let flow = eve::flow_header(&s.ctx);
+        if let Some(v) = shared.cache.get(&key, SystemTime::now()) {
+            inc(&c.duplicate);
+            inc(&c.cached_verdicts);
+            let sandbox = eve::sandbox_object(shared.api.kind().name(), &subject, &v, true, None);
+            let records = eve::records(&flow, sandbox);
+            pushes.push((RECORDS_QUEUE.to_string(), NewItem::new(json!({ "records": records }), Payload::None)));
+            keys.push(None);
+            continue;
+        }
+        if !known.insert(key.clone()) {
+            inc(&c.duplicate);
+            continue;
+        }
+        let meta = json!({"key": key, "subject": subject, "flow": flow, "task_id": null, "submitted_ms": null});
+        pushes.push((SUBMIT_QUEUE.to_string(), NewItem::new(meta, payload)));
+        keys.push(Some(key));
+    }
+    if pushes.is_empty() {
         return Ok(());
     }
-    let meta = json!({"key": key, "subject": subject, "flow": flow, "task_id": null, "submitted_ms": null});
-    match shared.spool.push(SUBMIT_QUEUE, NewItem::new(meta, payload)) {
-        Ok(_) => {
-            known.insert(key);
-            drop(known);
-            shared.wake.notify_one();
-            Ok(())
-        }
-        Err(e) => {
+    let results = match shared.spool.push_batch(pushes) {
+        Ok(results) => results.into_iter().map(|r| r.map(drop).map_err(|e| e.to_string())).collect(),
+        Err(e) => vec![Err(e.to_string()); keys.len()],
+    };
+    let mut first_error = None;
+    for (result, key) in results.into_iter().zip(keys) {
+        if let Err(e) = result {
             inc(&c.dropped_full);
-            tracing::error!(key, "sandbox: artifact not spooled, not dispatched: {e}");
-            Err(e.to_string())
+            tracing::error!(key = key.as_deref().unwrap_or("(cached verdict record)"), "sandbox: not spooled, not dispatched: {e}");
+            if let Some(k) = key {
+                known.remove(&k);
+            }
+            first_error.get_or_insert(e);
         }
     }
+    drop(known);
+    shared.wake.notify_waiters();
+    shared.wake.notify_one();
+    first_error.map_or(Ok(()), Err)
 }
 
 async fn housekeeping(shared: Arc<Shared>) {

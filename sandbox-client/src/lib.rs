@@ -22,7 +22,7 @@ pub use api::{ApiError, Report, SandboxApi, TaskStatus, MAX_REDIRECTS, MAX_SMALL
 pub use cache::{CachedVerdict, VerdictCache};
 pub use config::{ApiKind, SandboxConfig, FILE_TYPES};
 pub use dispatch::{
-    backoff, DispatchError, DispatchStats, Dispatcher, FinishReport, Offer, Pending, MAX_REJECTIONS, RECORDS_QUEUE,
+    backoff, DispatchError, DispatchStats, Dispatcher, FinishReport, Offer, Pending, INTAKE_BATCH, MAX_REJECTIONS, RECORDS_QUEUE,
     SCAN_WINDOW, SUBMIT_QUEUE,
 };
 pub use eve::SANDBOX_ALERT_SID;

@@ -235,6 +235,32 @@ impl Spool {
             .inspect_err(|e| self.note_full(e))
     }
 
+    /// Enqueues several items, each into its queue, in one transaction (one fsync). Each item
+    /// gets its own result: one refused for a cap or its size does not stop the others. `Err` only
+    /// when the storage failed, and then nothing was stored.
+    pub fn push_batch(&self, items: Vec<(String, NewItem)>) -> Result<Vec<Result<ItemId, SpoolError>>, SpoolError> {
+        let now = SystemTime::now();
+        let results = self.write(|tx| {
+            let mut results = Vec::with_capacity(items.len());
+            for (queue, item) in &items {
+                let one = check_queue(queue).and_then(|()| encode_new(item, now)).and_then(|(record, inline)| {
+                    insert(tx, &self.config, queue, &record, inline, 0).map(ItemId)
+                });
+                match one {
+                    Err(SpoolError::Storage { .. }) => return one.map(|_| Vec::new()),
+                    other => results.push(other),
+                }
+            }
+            Ok(results)
+        })?;
+        for r in &results {
+            if let Err(e) = r {
+                self.note_full(e);
+            }
+        }
+        Ok(results)
+    }
+
     /// Up to `limit` items of `queue` after `after` (from the start when `None`), oldest first.
     pub fn peek(&self, queue: &str, after: Option<ItemId>, limit: usize) -> Result<Vec<Item>, SpoolError> {
         let start = after.map_or(0, |a| a.0.saturating_add(1));

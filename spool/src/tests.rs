@@ -38,6 +38,28 @@ fn queues_are_ordered_and_independent() {
 }
 
 #[test]
+fn a_batch_commits_together_and_refuses_item_by_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Spool::open(dir.path(), SpoolConfig { max_items: 3, ..SpoolConfig::default() }).unwrap();
+    let results = s
+        .push_batch(vec![
+            ("a".into(), meta(1)),
+            ("bad/name".into(), meta(2)),
+            ("b".into(), meta(3)),
+            ("a".into(), meta(4)),
+            ("a".into(), meta(5)),
+        ])
+        .unwrap();
+    assert!(matches!(results[1], Err(SpoolError::BadQueueName)));
+    assert!(matches!(results[4], Err(SpoolError::Full { .. })));
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
+    let a: Vec<u64> = s.peek("a", None, 10).unwrap().iter().map(|i| i.meta["n"].as_u64().unwrap()).collect();
+    assert_eq!(a, [1, 4]);
+    assert_eq!(s.depth("b").unwrap(), 1);
+    assert_eq!(s.stats().unwrap().rejected_full, 1);
+}
+
+#[test]
 fn ids_are_never_reused_after_ack() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());

@@ -687,12 +687,18 @@ impl ReputationSet {
             return self.lookup(artifact);
         }
         if cache.generation != self.generation {
-            cache.lru.clear();
+            cache.hosts.clear();
+            cache.urls.clear();
             cache.generation = self.generation;
         }
-        let host_kind = seen.is_host();
-        let key = (host_kind, Box::<str>::from(artifact.url.as_str()));
-        let matches = match cache.lru.get(&key) {
+        // The same text asks a different question as a host than as a URL: two caches, so a
+        // hit needs no key allocation.
+        let lru = if seen.is_host() {
+            &mut cache.hosts
+        } else {
+            &mut cache.urls
+        };
+        let matches = match lru.get(artifact.url.as_str()) {
             Some(m) => {
                 cache.hits += 1;
                 Arc::clone(m)
@@ -700,7 +706,7 @@ impl ReputationSet {
             None => {
                 cache.misses += 1;
                 let m: Arc<[Match]> = self.url_matches(&artifact.url, seen).into();
-                cache.lru.put(key, Arc::clone(&m));
+                lru.put(artifact.url.as_str().into(), Arc::clone(&m));
                 m
             }
         };
@@ -956,16 +962,19 @@ impl FeedFingerprint {
 /// worker (no lock) and empties itself when it meets a newer [`ReputationSet`].
 pub struct VerdictCache {
     generation: u64,
-    lru: lru::LruCache<(bool, Box<str>), Arc<[Match]>>,
+    hosts: lru::LruCache<Box<str>, Arc<[Match]>>,
+    urls: lru::LruCache<Box<str>, Arc<[Match]>>,
     hits: u64,
     misses: u64,
 }
 
 impl VerdictCache {
+    /// Holds up to `capacity` host verdicts and as many URL verdicts.
     pub fn new(capacity: NonZeroUsize) -> VerdictCache {
         VerdictCache {
             generation: 0,
-            lru: lru::LruCache::new(capacity),
+            hosts: lru::LruCache::new(capacity),
+            urls: lru::LruCache::new(capacity),
             hits: 0,
             misses: 0,
         }
@@ -977,18 +986,18 @@ impl VerdictCache {
     }
 
     pub fn len(&self) -> usize {
-        self.lru.len()
+        self.hosts.len() + self.urls.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lru.is_empty()
+        self.hosts.is_empty() && self.urls.is_empty()
     }
 }
 
 impl fmt::Debug for VerdictCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerdictCache")
-            .field("len", &self.lru.len())
+            .field("len", &self.len())
             .field("hits", &self.hits)
             .field("misses", &self.misses)
             .finish()

@@ -422,19 +422,24 @@ fn cache_gives_the_same_hits_and_empties_on_a_new_set() {
     let a = url("http://evil.example/dl/payload.exe", SeenIn::HttpUrl);
     let b = url("evil.example", SeenIn::DnsQuery);
     let clean = url("http://clean.example/", SeenIn::HttpUrl);
-    for art in [&a, &b, &clean, &a] {
+    let clean2 = url("http://clean2.example/", SeenIn::EmailUrl);
+    for art in [&a, &b, &clean, &clean2, &a] {
         assert_eq!(set.lookup_cached(&mut cache, art), set.lookup(art));
     }
     assert_eq!(
         cache.stats(),
-        (0, 4),
-        "capacity 2: a was evicted before it came back"
+        (0, 5),
+        "2 URLs per kind: a was evicted before it came back"
     );
     assert_eq!(set.lookup_cached(&mut cache, &a), set.lookup(&a));
-    assert_eq!(cache.stats(), (1, 4));
-    // Same text seen as a host is a different question.
-    let host_a = url("evil.example", SeenIn::HttpHost);
+    assert_eq!(set.lookup_cached(&mut cache, &b), set.lookup(&b));
+    assert_eq!(cache.stats(), (2, 5));
+    // The same text seen as a host is a different question, with a different answer.
+    let host_a = url("evil.example/dl/payload.exe", SeenIn::HttpHost);
+    let url_a = url("evil.example/dl/payload.exe", SeenIn::EmailUrl);
+    assert_eq!(set.lookup_cached(&mut cache, &url_a).len(), 2);
     assert_eq!(set.lookup_cached(&mut cache, &host_a), set.lookup(&host_a));
+    assert_eq!(cache.len(), 4);
     let other = ReputationSet::empty();
     assert!(other.lookup_cached(&mut cache, &a).is_empty());
     assert_eq!(cache.len(), 1);

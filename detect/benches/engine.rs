@@ -60,9 +60,10 @@ fn load() -> CompiledRules {
         rss2.saturating_sub(rss1) / 1024,
     );
     eprintln!(
-        "compiled: {} prefiltered ({} patterns), {} always checked, {} ip-only, {} unsupported, prefilter failures {:?}",
+        "compiled: {} prefiltered ({} patterns, {} KiB of Hyperscan databases), {} always checked, {} ip-only, {} unsupported, prefilter failures {:?}",
         r.prefiltered,
         r.prefilter_patterns,
+        r.prefilter_bytes / 1024,
         r.always_checked,
         r.ip_only,
         r.unsupported.len(),
@@ -130,6 +131,11 @@ fn text(len: usize) -> Vec<u8> {
 fn bench(c: &mut Criterion) {
     let rules = load();
     let mut matcher = Matcher::new(&rules).expect("scratch");
+    eprintln!(
+        "per worker: {} KiB Hyperscan scratch; per flow: {} bytes of FlowDetectState before any bit or tail",
+        matcher.scratch_bytes() / 1024,
+        std::mem::size_of::<FlowDetectState>()
+    );
     let mut alerts = Vec::new();
     let noise = noise(1460);
     let text = text(1460);

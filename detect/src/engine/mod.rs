@@ -17,6 +17,12 @@
 //! Suricata chooses it); rules without a usable literal are always checked. Every candidate is
 //! then verified exactly, in Suricata's rule order.
 //!
+//! What Weir does not evaluate makes a rule *unsupported* (never matches, listed in
+//! [`CompileReport::unsupported`]): `xbits`, `flowint`, `stream_size`, `filesize`, file hash
+//! lists, `base64_decode`, `dce` byte options, the `from_base64`/`pcrexform`/hash transforms,
+//! and kept-as-written keywords other than `requires`, `prefilter`, `bypass`, `tag`, `config`,
+//! `replace`, `sameip`. Thresholds are tracked per [`Matcher`], so per worker thread.
+//!
 //! ```
 //! use std::path::Path;
 //! use weir_core::{Direction, FlowKey, IpProto, Timestamp, Vlans};
@@ -212,6 +218,8 @@ pub struct CompileReport {
     pub ip_only: usize,
     /// Distinct fast patterns over all buffers.
     pub prefilter_patterns: usize,
+    /// Bytes of all Hyperscan prefilter databases.
+    pub prefilter_bytes: usize,
     /// Rules that can never match in Weir, with the keyword that stops them: `(gid, sid, why)`.
     pub unsupported: Vec<(u32, u32, String)>,
     /// Buffers whose prefilter database failed to build (their rules are always checked).
@@ -358,7 +366,10 @@ impl CompiledRules {
                 .collect::<Result<Vec<Pattern>, String>>()
                 .and_then(|ps| Patterns(ps).build().map_err(|e| e.to_string()));
             let db = match built {
-                Ok(db) => Some(db),
+                Ok(db) => {
+                    report.prefilter_bytes += db.size().unwrap_or(0);
+                    Some(db)
+                }
                 Err(e) => {
                     report.prefilter_failures.push(format!("{buffer}: {e}"));
                     None
@@ -599,6 +610,14 @@ impl Matcher {
 
     pub fn stats(&self) -> MatcherStats {
         self.stats
+    }
+
+    /// Bytes of Hyperscan scratch this matcher holds (one per worker).
+    pub fn scratch_bytes(&self) -> usize {
+        self.scratch
+            .as_ref()
+            .and_then(|s| s.size().ok())
+            .unwrap_or(0)
     }
 
     pub fn thresholds(&self) -> &Thresholds {

@@ -89,7 +89,7 @@ impl Thresholds {
 
     /// `detection_filter`: true when this match may alert (the count was exceeded within the
     /// window).
-    pub fn detection_filter(
+    pub(crate) fn detection_filter(
         &mut self,
         gid: u32,
         sid: u32,
@@ -152,7 +152,7 @@ impl Thresholds {
     }
 
     /// `threshold`: true when this match alerts.
-    pub fn threshold(
+    pub(crate) fn threshold(
         &mut self,
         gid: u32,
         sid: u32,

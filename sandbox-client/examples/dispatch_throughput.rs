@@ -8,7 +8,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use weir_core::{AppProto, Artifact, ArtifactContext, FileArtifact, FileState, FlowKey, IpProto, Sighting, Timestamp, Vlans};
+use weir_core::{
+    AppProto, Artifact, ArtifactContext, FileArtifact, FileState, FlowKey, IpProto, Sighting,
+    Timestamp, Vlans,
+};
 use weir_sandbox_client::test_sandbox::TestSandbox;
 use weir_sandbox_client::{Dispatcher, NoExclusions, SandboxConfig};
 use weir_spool::Filestore;
@@ -30,7 +33,8 @@ fn main() {
         poll_interval_ms: 5,
         ..SandboxConfig::default()
     };
-    let d = Dispatcher::start(config, Arc::new(store.clone()), Arc::new(NoExclusions)).expect("dispatcher");
+    let d = Dispatcher::start(config, Arc::new(store.clone()), Arc::new(NoExclusions))
+        .expect("dispatcher");
     // A third of the files are web pages and images the policy skips; a fifth of the executables
     // are seen twice.
     let mut sightings = Vec::new();
@@ -40,7 +44,10 @@ fn main() {
             1 => b"MZ\x90\x00\x03\x00".to_vec(),
             _ => b"%PDF-1.7\n".to_vec(),
         };
-        bytes.extend((0..2_000 + (n as usize * 7919) % 200_000).map(|i| (i as u32).wrapping_mul(n + 1) as u8));
+        bytes.extend(
+            (0..2_000 + (n as usize * 7919) % 200_000)
+                .map(|i| (i as u32).wrapping_mul(n + 1) as u8),
+        );
         let r = store.store(&bytes).expect("filestore");
         let s = sighting(r.sha256, r.len, u64::from(n));
         if n % 5 == 1 {
@@ -61,12 +68,25 @@ fn main() {
     println!("submitted:           {}", s.submitted);
     println!("duplicates:          {}", s.duplicate);
     println!("skipped by policy:   {}", s.skipped_policy);
-    println!("verdicts:            {} ({} malicious)", s.verdicts, s.malicious);
+    println!(
+        "verdicts:            {} ({} malicious)",
+        s.verdicts, s.malicious
+    );
     println!("spilled to spool:    {}", s.spilled);
     println!("still pending:       {}", report.pending.len());
-    println!("offer calls:         {offer_secs:.3} s for {offered} ({:.0} µs each)", offer_secs * 1e6 / offered as f64);
-    println!("until all judged:    {secs:.2} s, {:.0} verdicts/s", s.verdicts as f64 / secs);
-    println!("sandbox files:       {} (each once: {})", sandbox.files().len(), sandbox.files().values().all(|f| f.1 == 1));
+    println!(
+        "offer calls:         {offer_secs:.3} s for {offered} ({:.0} µs each)",
+        offer_secs * 1e6 / offered as f64
+    );
+    println!(
+        "until all judged:    {secs:.2} s, {:.0} verdicts/s",
+        s.verdicts as f64 / secs
+    );
+    println!(
+        "sandbox files:       {} (each once: {})",
+        sandbox.files().len(),
+        sandbox.files().values().all(|f| f.1 == 1)
+    );
 }
 
 fn sighting(sha256: [u8; 32], size: u64, flow_id: u64) -> Sighting {

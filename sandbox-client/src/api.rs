@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
-use reqwest::{multipart, Client, StatusCode};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Client, StatusCode, multipart};
 use serde_json::Value;
 
 use crate::config::{ApiKind, SandboxConfig};
@@ -46,7 +46,13 @@ pub enum ApiError {
 impl ApiError {
     /// Whether the sandbox looks down or overloaded, which feeds the circuit breaker.
     pub fn is_outage(&self) -> bool {
-        matches!(self, ApiError::Unreachable(_) | ApiError::Timeout | ApiError::Server { .. } | ApiError::RateLimited { .. })
+        matches!(
+            self,
+            ApiError::Unreachable(_)
+                | ApiError::Timeout
+                | ApiError::Server { .. }
+                | ApiError::RateLimited { .. }
+        )
     }
 }
 
@@ -88,8 +94,9 @@ impl SandboxApi {
             ApiKind::Cuckoo => "Bearer",
         };
         if !c.token.is_empty() {
-            let mut v = HeaderValue::from_str(&format!("{scheme} {}", c.token))
-                .map_err(|_| "sandbox.token has characters not allowed in an HTTP header".to_string())?;
+            let mut v = HeaderValue::from_str(&format!("{scheme} {}", c.token)).map_err(|_| {
+                "sandbox.token has characters not allowed in an HTTP header".to_string()
+            })?;
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
         }
@@ -101,10 +108,13 @@ impl SandboxApi {
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS));
         if let Some(ca) = &c.ca {
             let pem = std::fs::read(ca).map_err(|e| format!("sandbox.ca {}: {e}", ca.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("sandbox.ca {}: {e}", ca.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("sandbox.ca {}: {e}", ca.display()))?;
             builder = builder.tls_certs_merge(certs);
         }
-        let client = builder.build().map_err(|e| format!("sandbox HTTP client: {e}"))?;
+        let client = builder
+            .build()
+            .map_err(|e| format!("sandbox HTTP client: {e}"))?;
         let mut base = c.url.clone();
         if !base.ends_with('/') {
             base.push('/');
@@ -112,7 +122,12 @@ impl SandboxApi {
         if c.api == ApiKind::Cape {
             base.push_str("apiv2/");
         }
-        Ok(SandboxApi { client, kind: c.api, base, max_report: c.max_report_bytes })
+        Ok(SandboxApi {
+            client,
+            kind: c.api,
+            base,
+            max_report: c.max_report_bytes,
+        })
     }
 
     pub fn kind(&self) -> ApiKind {
@@ -127,7 +142,12 @@ impl SandboxApi {
             ApiKind::Cape => "tasks/create/file/",
             ApiKind::Cuckoo => "tasks/create/file",
         };
-        let v = self.send_json(self.client.post(self.url(path)).multipart(form), MAX_SMALL_RESPONSE as u64).await?;
+        let v = self
+            .send_json(
+                self.client.post(self.url(path)).multipart(form),
+                MAX_SMALL_RESPONSE as u64,
+            )
+            .await?;
         self.task_id(&v)
     }
 
@@ -145,13 +165,19 @@ impl SandboxApi {
     pub async fn status(&self, task: u64) -> Result<TaskStatus, ApiError> {
         let status = match self.kind {
             ApiKind::Cape => {
-                let v = self.get_json(&format!("tasks/status/{task}/"), MAX_SMALL_RESPONSE as u64).await?;
+                let v = self
+                    .get_json(&format!("tasks/status/{task}/"), MAX_SMALL_RESPONSE as u64)
+                    .await?;
                 cape_ok(&v, task)?;
                 v.get("data").and_then(Value::as_str).map(str::to_string)
             }
             ApiKind::Cuckoo => {
-                let v = self.get_json(&format!("tasks/view/{task}"), MAX_SMALL_RESPONSE as u64).await?;
-                v.pointer("/task/status").and_then(Value::as_str).map(str::to_string)
+                let v = self
+                    .get_json(&format!("tasks/view/{task}"), MAX_SMALL_RESPONSE as u64)
+                    .await?;
+                v.pointer("/task/status")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
             }
         };
         let status = status.ok_or_else(|| ApiError::Garbage("no task status".into()))?;
@@ -171,19 +197,28 @@ impl SandboxApi {
         };
         match self.get_json(&path, self.max_report).await {
             Ok(v) => {
-                if self.kind == ApiKind::Cape && v.get("error").and_then(Value::as_bool) == Some(true) {
+                if self.kind == ApiKind::Cape
+                    && v.get("error").and_then(Value::as_bool) == Some(true)
+                {
                     cape_ok(&v, task)?;
                 }
                 Ok(parse_report(&v))
             }
             Err(ApiError::TooLarge { limit }) => {
-                tracing::error!(task, limit, "sandbox report is over the size limit; using the task view without a score");
+                tracing::error!(
+                    task,
+                    limit,
+                    "sandbox report is over the size limit; using the task view without a score"
+                );
                 let view = match self.kind {
                     ApiKind::Cape => format!("tasks/view/{task}/"),
                     ApiKind::Cuckoo => format!("tasks/view/{task}"),
                 };
                 let v = self.get_json(&view, MAX_SMALL_RESPONSE as u64).await?;
-                let mut r = Report { partial: Some(format!("report over {limit} bytes")), ..Report::default() };
+                let mut r = Report {
+                    partial: Some(format!("report over {limit} bytes")),
+                    ..Report::default()
+                };
                 // CAPE's task view may carry the detections the report would.
                 if let Some(f) = family_of(v.get("data").unwrap_or(&v)) {
                     r.family = Some(f);
@@ -200,9 +235,19 @@ impl SandboxApi {
         if self.kind != ApiKind::Cape {
             return Ok(None);
         }
-        let v = self.get_json(&format!("tasks/search/sha256/{sha256_hex}/"), MAX_SMALL_RESPONSE as u64).await?;
-        let Some(list) = v.get("data").and_then(Value::as_array) else { return Ok(None) };
-        Ok(list.iter().filter_map(|t| t.get("id").and_then(as_u64)).max())
+        let v = self
+            .get_json(
+                &format!("tasks/search/sha256/{sha256_hex}/"),
+                MAX_SMALL_RESPONSE as u64,
+            )
+            .await?;
+        let Some(list) = v.get("data").and_then(Value::as_array) else {
+            return Ok(None);
+        };
+        Ok(list
+            .iter()
+            .filter_map(|t| t.get("id").and_then(as_u64))
+            .max())
     }
 
     fn url(&self, path: &str) -> String {
@@ -226,10 +271,14 @@ impl SandboxApi {
             return Err(ApiError::RateLimited { retry_after });
         }
         if status.is_server_error() {
-            return Err(ApiError::Server { status: status.as_u16() });
+            return Err(ApiError::Server {
+                status: status.as_u16(),
+            });
         }
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(ApiError::Auth { status: status.as_u16() });
+            return Err(ApiError::Auth {
+                status: status.as_u16(),
+            });
         }
         if status.is_redirection() {
             return Err(ApiError::Redirects);
@@ -246,7 +295,10 @@ impl SandboxApi {
         }
         if status == StatusCode::NOT_FOUND || !status.is_success() {
             let message = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            return Err(ApiError::Rejected { status: status.as_u16(), message });
+            return Err(ApiError::Rejected {
+                status: status.as_u16(),
+                message,
+            });
         }
         serde_json::from_slice(&body).map_err(|e| ApiError::Garbage(e.to_string()))
     }
@@ -255,11 +307,19 @@ impl SandboxApi {
         let id = match self.kind {
             ApiKind::Cape => {
                 if v.get("error").and_then(Value::as_bool) == Some(true) {
-                    return Err(ApiError::Rejected { status: 200, message: error_message(v) });
+                    return Err(ApiError::Rejected {
+                        status: 200,
+                        message: error_message(v),
+                    });
                 }
-                v.pointer("/data/task_ids/0").and_then(as_u64).or_else(|| v.pointer("/data/task_id").and_then(as_u64))
+                v.pointer("/data/task_ids/0")
+                    .and_then(as_u64)
+                    .or_else(|| v.pointer("/data/task_id").and_then(as_u64))
             }
-            ApiKind::Cuckoo => v.get("task_id").and_then(as_u64).or_else(|| v.pointer("/task_ids/0").and_then(as_u64)),
+            ApiKind::Cuckoo => v
+                .get("task_id")
+                .and_then(as_u64)
+                .or_else(|| v.pointer("/task_ids/0").and_then(as_u64)),
         };
         id.ok_or_else(|| ApiError::Garbage("no task id in the answer".into()))
     }
@@ -268,16 +328,26 @@ impl SandboxApi {
 fn cape_ok(v: &Value, task: u64) -> Result<(), ApiError> {
     if v.get("error").and_then(Value::as_bool) == Some(true) {
         let message = error_message(v);
-        if message.to_ascii_lowercase().contains("does not exist") || message.to_ascii_lowercase().contains("not found") {
+        if message.to_ascii_lowercase().contains("does not exist")
+            || message.to_ascii_lowercase().contains("not found")
+        {
             return Err(ApiError::NoSuchTask(task));
         }
-        return Err(ApiError::Rejected { status: 200, message });
+        return Err(ApiError::Rejected {
+            status: 200,
+            message,
+        });
     }
     Ok(())
 }
 
 fn error_message(v: &Value) -> String {
-    let m = v.get("error_value").or_else(|| v.get("message")).or_else(|| v.get("errors")).cloned().unwrap_or(Value::Null);
+    let m = v
+        .get("error_value")
+        .or_else(|| v.get("message"))
+        .or_else(|| v.get("errors"))
+        .cloned()
+        .unwrap_or(Value::Null);
     let s = match m {
         Value::String(s) => s,
         other => other.to_string(),
@@ -293,7 +363,11 @@ fn parse_report(v: &Value) -> Report {
         .and_then(as_f64)
         .or_else(|| v.pointer("/info/score").and_then(as_f64))
         .or_else(|| v.pointer("/data/malscore").and_then(as_f64));
-    Report { score, family: family_of(v), partial: None }
+    Report {
+        score,
+        family: family_of(v),
+        partial: None,
+    }
 }
 
 fn family_of(v: &Value) -> Option<String> {
@@ -307,16 +381,24 @@ fn family_of(v: &Value) -> Option<String> {
         _ => None,
     };
     from_detections
-        .or_else(|| v.get("malfamily").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string))
+        .or_else(|| {
+            v.get("malfamily")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        })
         .map(|s| s.chars().take(128).collect())
 }
 
 fn as_u64(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 fn as_f64(v: &Value) -> Option<f64> {
-    v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())).filter(|f: &f64| f.is_finite())
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .filter(|f: &f64| f.is_finite())
 }
 
 /// The wire name is attacker-chosen: keep the base name's visible characters only.
@@ -327,7 +409,11 @@ fn safe_file_name(name: &str) -> String {
         .filter(|c| !c.is_control() && !matches!(c, '"' | '\\' | '/'))
         .take(128)
         .collect();
-    if clean.is_empty() || clean == "." || clean == ".." { "sample.bin".into() } else { clean }
+    if clean.is_empty() || clean == "." || clean == ".." {
+        "sample.bin".into()
+    } else {
+        clean
+    }
 }
 
 fn transport(e: reqwest::Error) -> ApiError {
@@ -357,11 +443,32 @@ mod tests {
     #[test]
     fn reports_of_both_apis_parse() {
         let cape = json!({"malscore": 8.5, "detections": [{"family": "Emotet", "details": []}], "info": {"id": 3}});
-        assert_eq!(parse_report(&cape), Report { score: Some(8.5), family: Some("Emotet".into()), partial: None });
+        assert_eq!(
+            parse_report(&cape),
+            Report {
+                score: Some(8.5),
+                family: Some("Emotet".into()),
+                partial: None
+            }
+        );
         let old_cape = json!({"malscore": "2.0", "malfamily": "AgentTesla"});
-        assert_eq!(parse_report(&old_cape), Report { score: Some(2.0), family: Some("AgentTesla".into()), partial: None });
+        assert_eq!(
+            parse_report(&old_cape),
+            Report {
+                score: Some(2.0),
+                family: Some("AgentTesla".into()),
+                partial: None
+            }
+        );
         let cuckoo = json!({"info": {"score": 5.6, "id": 9}, "signatures": []});
-        assert_eq!(parse_report(&cuckoo), Report { score: Some(5.6), family: None, partial: None });
+        assert_eq!(
+            parse_report(&cuckoo),
+            Report {
+                score: Some(5.6),
+                family: None,
+                partial: None
+            }
+        );
         assert_eq!(parse_report(&json!({"malscore": "NaN"})).score, None);
         assert_eq!(parse_report(&json!([1, 2])), Report::default());
     }

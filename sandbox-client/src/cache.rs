@@ -43,26 +43,35 @@ pub struct VerdictCache {
 impl VerdictCache {
     pub fn open(dir: &Path, ttl: Duration, entries: usize) -> Result<VerdictCache, CacheError> {
         let path = dir.join(FILE_NAME).display().to_string();
-        let err = |e: &dyn std::fmt::Display| CacheError { path: path.clone(), message: e.to_string() };
+        let err = |e: &dyn std::fmt::Display| CacheError {
+            path: path.clone(),
+            message: e.to_string(),
+        };
         std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
         let db = Database::create(dir.join(FILE_NAME)).map_err(|e| err(&e))?;
         let tx = db.begin_write().map_err(|e| err(&e))?;
         tx.open_table(VERDICTS).map_err(|e| err(&e))?;
         tx.commit().map_err(|e| err(&e))?;
         let cap = NonZeroUsize::new(entries.max(1)).unwrap_or(NonZeroUsize::MIN);
-        Ok(VerdictCache { db, memory: Mutex::new(LruCache::new(cap)), ttl, path })
+        Ok(VerdictCache {
+            db,
+            memory: Mutex::new(LruCache::new(cap)),
+            ttl,
+            path,
+        })
     }
 
     /// A verdict younger than the TTL.
     pub fn get(&self, key: &str, now: SystemTime) -> Option<CachedVerdict> {
-        let fresh = |v: &CachedVerdict| unix_ms(now).saturating_sub(v.at_ms) <= self.ttl.as_millis() as u64;
-        if let Ok(mut m) = self.memory.lock() {
-            if let Some(v) = m.get(key) {
-                if fresh(v) {
-                    return Some(v.clone());
-                }
-                m.pop(key);
+        let fresh =
+            |v: &CachedVerdict| unix_ms(now).saturating_sub(v.at_ms) <= self.ttl.as_millis() as u64;
+        if let Ok(mut m) = self.memory.lock()
+            && let Some(v) = m.get(key)
+        {
+            if fresh(v) {
+                return Some(v.clone());
             }
+            m.pop(key);
         }
         let v = self.read_disk(key)?;
         if !fresh(&v) {
@@ -105,7 +114,9 @@ impl VerdictCache {
             let removed = {
                 let mut t = tx.open_table(VERDICTS)?;
                 let before = redb::ReadableTableMetadata::len(&t)?;
-                t.retain(|_, v| serde_json::from_slice::<CachedVerdict>(v).is_ok_and(|c| c.at_ms >= cutoff))?;
+                t.retain(|_, v| {
+                    serde_json::from_slice::<CachedVerdict>(v).is_ok_and(|c| c.at_ms >= cutoff)
+                })?;
                 before - redb::ReadableTableMetadata::len(&t)?
             };
             tx.commit()?;
@@ -126,7 +137,8 @@ impl VerdictCache {
 }
 
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -108,10 +108,17 @@ impl Default for SandboxConfig {
             token: String::new(),
             ca: None,
             spool_dir: PathBuf::from("/var/lib/weir/sandbox"),
-            types: ["pe", "elf", "macho", "pdf", "ole", "ooxml", "zip", "rar", "7z", "rtf"].map(String::from).to_vec(),
-            extensions: ["exe", "dll", "scr", "js", "jse", "vbs", "vbe", "ps1", "hta", "bat", "cmd", "lnk", "msi", "jar"]
-                .map(String::from)
-                .to_vec(),
+            types: [
+                "pe", "elf", "macho", "pdf", "ole", "ooxml", "zip", "rar", "7z", "rtf",
+            ]
+            .map(String::from)
+            .to_vec(),
+            extensions: [
+                "exe", "dll", "scr", "js", "jse", "vbs", "vbe", "ps1", "hta", "bat", "cmd", "lnk",
+                "msi", "jar",
+            ]
+            .map(String::from)
+            .to_vec(),
             min_size: 64,
             max_size: 32 << 20,
             submit_truncated: false,
@@ -140,23 +147,33 @@ impl Default for SandboxConfig {
 }
 
 /// Known values of `types`.
-pub const FILE_TYPES: &[&str] = &["pe", "elf", "macho", "pdf", "ole", "ooxml", "zip", "rar", "7z", "gzip", "rtf", "script"];
+pub const FILE_TYPES: &[&str] = &[
+    "pe", "elf", "macho", "pdf", "ole", "ooxml", "zip", "rar", "7z", "gzip", "rtf", "script",
+];
 
 impl SandboxConfig {
     /// Every problem at once, one line each.
     pub fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            errors.push(format!("sandbox.url {:?}: must start with http:// or https://", self.url));
+            errors.push(format!(
+                "sandbox.url {:?}: must start with http:// or https://",
+                self.url
+            ));
         }
         for t in &self.types {
             if !FILE_TYPES.contains(&t.as_str()) {
-                errors.push(format!("sandbox.types: unknown type {t:?} (known: {})", FILE_TYPES.join(", ")));
+                errors.push(format!(
+                    "sandbox.types: unknown type {t:?} (known: {})",
+                    FILE_TYPES.join(", ")
+                ));
             }
         }
         for u in &self.urls_from {
             if u != "http" && u != "email" {
-                errors.push(format!("sandbox.urls_from: unknown source {u:?} (http, email)"));
+                errors.push(format!(
+                    "sandbox.urls_from: unknown source {u:?} (http, email)"
+                ));
             }
         }
         if self.concurrency == 0 {

@@ -10,21 +10,23 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
-use serde_json::{json, Value};
-use weir_core::{hex, Artifact, Sighting};
-use weir_spool::{ContentRef, ContentStore, Item, ItemId, NewItem, Payload, Spool, SpoolConfig, SpoolError};
+use serde_json::{Value, json};
+use weir_core::{Artifact, Sighting, hex};
+use weir_spool::{
+    ContentRef, ContentStore, Item, ItemId, NewItem, Payload, Spool, SpoolConfig, SpoolError,
+};
 
 use crate::api::{ApiError, SandboxApi, TaskStatus};
-use crate::cache::{unix_ms, CachedVerdict, VerdictCache};
+use crate::cache::{CachedVerdict, VerdictCache, unix_ms};
 use crate::config::{ApiKind, SandboxConfig};
 use crate::eve;
-use crate::policy::{normalise_url, Decision, Exclusions, Policy, SNIFF_BYTES};
+use crate::policy::{Decision, Exclusions, Policy, SNIFF_BYTES, normalise_url};
 
 /// Spool queue of artifacts waiting for submission or for their verdict.
 pub const SUBMIT_QUEUE: &str = "sandbox.submit";
@@ -211,10 +213,18 @@ impl Dispatcher {
             let page = spool.peek(SUBMIT_QUEUE, after, 1024)?;
             let Some(last) = page.last() else { break };
             after = Some(last.id);
-            known.extend(page.iter().filter_map(|i| i.meta.get("key").and_then(Value::as_str).map(str::to_string)));
+            known.extend(page.iter().filter_map(|i| {
+                i.meta
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            }));
         }
         if !known.is_empty() {
-            tracing::info!(pending = known.len(), "sandbox: resuming items left in the spool");
+            tracing::info!(
+                pending = known.len(),
+                "sandbox: resuming items left in the spool"
+            );
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -234,7 +244,10 @@ impl Dispatcher {
             known: Mutex::new(known),
             schedule: Mutex::new(Schedule::default()),
             wake: tokio::sync::Notify::new(),
-            breaker: Mutex::new(Breaker { consecutive: 0, open_until: None }),
+            breaker: Mutex::new(Breaker {
+                consecutive: 0,
+                open_until: None,
+            }),
             next_slot: Mutex::new(Instant::now()),
             stopping: AtomicBool::new(false),
             config,
@@ -248,14 +261,21 @@ impl Dispatcher {
             .name("weir-sandbox-intake".into())
             .spawn(move || intake(intake_shared, rx))
             .map_err(DispatchError::Runtime)?;
-        Ok(Dispatcher { shared, intake: Some(tx), intake_thread: Some(intake_thread), runtime: Some(runtime) })
+        Ok(Dispatcher {
+            shared,
+            intake: Some(tx),
+            intake_thread: Some(intake_thread),
+            runtime: Some(runtime),
+        })
     }
 
     /// Hands over an artifact. Never blocks on the sandbox: when the intake is full the decision
     /// and the (fsync'd) spool write happen on the caller's thread.
     pub fn offer(&self, sighting: Sighting) -> Offer {
         inc(&self.shared.counters.offered);
-        let Some(tx) = &self.intake else { return Offer::Refused("dispatcher stopped".into()) };
+        let Some(tx) = &self.intake else {
+            return Offer::Refused("dispatcher stopped".into());
+        };
         match tx.try_send(sighting) {
             Ok(()) => Offer::Queued,
             Err(TrySendError::Full(s)) => {
@@ -318,7 +338,12 @@ impl Dispatcher {
             .unwrap_or_default()
             .into_iter()
             .map(|i| Pending {
-                key: i.meta.get("key").and_then(Value::as_str).unwrap_or_default().to_string(),
+                key: i
+                    .meta
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
                 task_id: i.meta.get("task_id").and_then(Value::as_u64),
                 attempts: i.attempts,
                 age_secs: now.duration_since(i.enqueued_at).map_or(0, |d| d.as_secs()),
@@ -331,7 +356,10 @@ impl Dispatcher {
                 "sandbox: items still pending in the spool at exit; the next run resumes them"
             );
         }
-        FinishReport { stats: stats(&self.shared), pending }
+        FinishReport {
+            stats: stats(&self.shared),
+            pending,
+        }
     }
 }
 
@@ -374,9 +402,11 @@ fn stats(s: &Shared) -> DispatchStats {
         dropped_retention: get(&c.dropped_retention),
         circuit_opened: get(&c.circuit_opened),
         pending: queue.depth,
-        oldest_pending_secs: queue
-            .oldest
-            .map(|t| SystemTime::now().duration_since(t).map_or(0, |d| d.as_secs())),
+        oldest_pending_secs: queue.oldest.map(|t| {
+            SystemTime::now()
+                .duration_since(t)
+                .map_or(0, |d| d.as_secs())
+        }),
         records_waiting: spool.queues.get(RECORDS_QUEUE).map_or(0, |q| q.depth),
     }
 }
@@ -399,25 +429,44 @@ fn intake(shared: Arc<Shared>, rx: Receiver<Sighting>) {
 fn admit(shared: &Shared, sightings: Vec<Sighting>) -> Result<(), String> {
     let c = &shared.counters;
     // Held across check and push so two sightings of one file cannot both be spooled.
-    let mut known = shared.known.lock().map_err(|_| "dedup set poisoned".to_string())?;
+    let mut known = shared
+        .known
+        .lock()
+        .map_err(|_| "dedup set poisoned".to_string())?;
     let mut pushes = Vec::new();
     let mut keys = Vec::new();
     for s in sightings {
         let (key, subject, payload, head) = match &s.artifact {
             Artifact::File(f) => {
-                let content = ContentRef { sha256: f.sha256, len: f.size };
+                let content = ContentRef {
+                    sha256: f.sha256,
+                    len: f.size,
+                };
                 let head = shared.content.head(&content, SNIFF_BYTES).ok();
                 let sha = hex(&f.sha256);
                 let subject = json!({"sha256": sha, "filename": f.name, "size": f.size});
-                (format!("sha256:{sha}"), subject, Payload::Content(content), head)
+                (
+                    format!("sha256:{sha}"),
+                    subject,
+                    Payload::Content(content),
+                    head,
+                )
             }
             Artifact::Url(u) => {
                 let norm = normalise_url(&u.url).unwrap_or_default();
-                (format!("url:{norm}"), json!({"url": norm}), Payload::None, None)
+                (
+                    format!("url:{norm}"),
+                    json!({"url": norm}),
+                    Payload::None,
+                    None,
+                )
             }
             Artifact::Email(_) => (String::new(), Value::Null, Payload::None, None),
         };
-        match shared.policy.decide(&s, head.as_deref(), shared.exclusions.as_ref()) {
+        match shared
+            .policy
+            .decide(&s, head.as_deref(), shared.exclusions.as_ref())
+        {
             Decision::Submit => {}
             Decision::Skip(reason) => {
                 inc(&c.skipped_policy);
@@ -436,7 +485,10 @@ fn admit(shared: &Shared, sightings: Vec<Sighting>) -> Result<(), String> {
             inc(&c.cached_verdicts);
             let sandbox = eve::sandbox_object(shared.api.kind().name(), &subject, &v, true, None);
             let records = eve::records(&flow, sandbox);
-            pushes.push((RECORDS_QUEUE.to_string(), NewItem::new(json!({ "records": records }), Payload::None)));
+            pushes.push((
+                RECORDS_QUEUE.to_string(),
+                NewItem::new(json!({ "records": records }), Payload::None),
+            ));
             keys.push(None);
             continue;
         }
@@ -452,14 +504,20 @@ fn admit(shared: &Shared, sightings: Vec<Sighting>) -> Result<(), String> {
         return Ok(());
     }
     let results = match shared.spool.push_batch(pushes) {
-        Ok(results) => results.into_iter().map(|r| r.map(drop).map_err(|e| e.to_string())).collect(),
+        Ok(results) => results
+            .into_iter()
+            .map(|r| r.map(drop).map_err(|e| e.to_string()))
+            .collect(),
         Err(e) => vec![Err(e.to_string()); keys.len()],
     };
     let mut first_error = None;
     for (result, key) in results.into_iter().zip(keys) {
         if let Err(e) = result {
             inc(&c.dropped_full);
-            tracing::error!(key = key.as_deref().unwrap_or("(cached verdict record)"), "sandbox: not spooled, not dispatched: {e}");
+            tracing::error!(
+                key = key.as_deref().unwrap_or("(cached verdict record)"),
+                "sandbox: not spooled, not dispatched: {e}"
+            );
             if let Some(k) = key {
                 known.remove(&k);
             }
@@ -478,11 +536,14 @@ async fn housekeeping(shared: Arc<Shared>) {
             Ok(dropped) => {
                 for d in dropped {
                     if d.queue == SUBMIT_QUEUE {
-                        shared.counters.dropped_retention.fetch_add(1, Ordering::Relaxed);
-                        if let Some(k) = d.meta.get("key").and_then(Value::as_str) {
-                            if let Ok(mut known) = shared.known.lock() {
-                                known.remove(k);
-                            }
+                        shared
+                            .counters
+                            .dropped_retention
+                            .fetch_add(1, Ordering::Relaxed);
+                        if let Some(k) = d.meta.get("key").and_then(Value::as_str)
+                            && let Ok(mut known) = shared.known.lock()
+                        {
+                            known.remove(k);
                         }
                     }
                 }
@@ -514,7 +575,9 @@ async fn worker(shared: Arc<Shared>) {
 
 /// The oldest item nobody holds and whose retry time has come; otherwise how long to wait.
 fn next_due(shared: &Shared) -> (Option<Item>, Duration) {
-    let Ok(mut sched) = shared.schedule.lock() else { return (None, IDLE_WAIT) };
+    let Ok(mut sched) = shared.schedule.lock() else {
+        return (None, IDLE_WAIT);
+    };
     let items = match shared.spool.peek(SUBMIT_QUEUE, None, SCAN_WINDOW) {
         Ok(items) => items,
         Err(e) => {
@@ -542,25 +605,41 @@ fn next_due(shared: &Shared) -> (Option<Item>, Duration) {
 fn reschedule(shared: &Shared, id: ItemId, after: Duration, failed: bool) {
     if let Ok(mut s) = shared.schedule.lock() {
         let failures = s.retry.get(&id.0).map_or(0, |r| r.1);
-        let failures = if failed { failures.saturating_add(1) } else { 0 };
+        let failures = if failed {
+            failures.saturating_add(1)
+        } else {
+            0
+        };
         s.retry.insert(id.0, (Instant::now() + after, failures));
     }
 }
 
 fn failures(shared: &Shared, id: ItemId) -> u32 {
-    shared.schedule.lock().ok().and_then(|s| s.retry.get(&id.0).map(|r| r.1)).unwrap_or(0)
+    shared
+        .schedule
+        .lock()
+        .ok()
+        .and_then(|s| s.retry.get(&id.0).map(|r| r.1))
+        .unwrap_or(0)
 }
 
 /// Exponential backoff with "equal jitter": half the delay fixed, half random, so retries of many
 /// items after an outage do not arrive together.
 pub fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << failures.saturating_sub(1).min(20)).min(max);
+    let exp = base
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+        .min(max);
     exp / 2 + exp.mul_f64(fastrand::f64() / 2.0)
 }
 
 async fn process(shared: &Shared, mut item: Item) {
     let kind = shared.api.kind();
-    let key = item.meta.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+    let key = item
+        .meta
+        .get("key")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if let Some(wait) = circuit_wait(shared) {
         reschedule(shared, item.id, wait, false);
         return;
@@ -582,7 +661,12 @@ async fn process(shared: &Shared, mut item: Item) {
             Ok(report) => {
                 breaker_success(shared);
                 let c = &shared.config;
-                let verdict = eve::classify(report.score, report.family.as_deref(), c.malicious_score, c.suspicious_score);
+                let verdict = eve::classify(
+                    report.score,
+                    report.family.as_deref(),
+                    c.malicious_score,
+                    c.suspicious_score,
+                );
                 let v = CachedVerdict {
                     task_id: task,
                     status: "reported".into(),
@@ -612,14 +696,34 @@ async fn process(shared: &Shared, mut item: Item) {
         }
         Ok(TaskStatus::InProgress(state)) => {
             breaker_success(shared);
-            let submitted = item.meta.get("submitted_ms").and_then(Value::as_u64).unwrap_or(0);
+            let submitted = item
+                .meta
+                .get("submitted_ms")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
             let age = unix_ms(SystemTime::now()).saturating_sub(submitted);
             if age > shared.config.analysis_timeout_secs.saturating_mul(1000) {
-                tracing::warn!(key, task, state, "sandbox analysis not reported in time; giving up");
+                tracing::warn!(
+                    key,
+                    task,
+                    state,
+                    "sandbox analysis not reported in time; giving up"
+                );
                 inc(&shared.counters.failed);
-                finish(shared, &item, &final_verdict(task, "timeout"), false, Some("analysis timeout"));
+                finish(
+                    shared,
+                    &item,
+                    &final_verdict(task, "timeout"),
+                    false,
+                    Some("analysis timeout"),
+                );
             } else {
-                reschedule(shared, item.id, SandboxConfig::ms(shared.config.poll_interval_ms), false);
+                reschedule(
+                    shared,
+                    item.id,
+                    SandboxConfig::ms(shared.config.poll_interval_ms),
+                    false,
+                );
             }
         }
         Err(ApiError::NoSuchTask(_)) => {
@@ -633,45 +737,69 @@ async fn process(shared: &Shared, mut item: Item) {
 
 async fn submit(shared: &Shared, item: &mut Item, key: &str, kind: ApiKind) {
     let subject = item.meta.get("subject").cloned().unwrap_or(Value::Null);
-    let sha = subject.get("sha256").and_then(Value::as_str).map(str::to_string);
-    if item.attempts > 0 {
-        if let Some(sha) = &sha {
-            // An earlier attempt may have reached the sandbox before a crash hid its answer.
-            match shared.api.find_file_task(sha).await {
-                Ok(Some(task)) => {
-                    tracing::info!(key, task, "sandbox: adopting the task an interrupted attempt created");
-                    inc(&shared.counters.submitted);
-                    inc(&shared.counters.adopted);
-                    set_task(shared, item, Some(task));
-                    reschedule(shared, item.id, Duration::ZERO, false);
-                    return;
-                }
-                Ok(None) => {}
-                Err(e) => return on_error(shared, item, key, "search", e),
+    let sha = subject
+        .get("sha256")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if item.attempts > 0
+        && let Some(sha) = &sha
+    {
+        // An earlier attempt may have reached the sandbox before a crash hid its answer.
+        match shared.api.find_file_task(sha).await {
+            Ok(Some(task)) => {
+                tracing::info!(
+                    key,
+                    task,
+                    "sandbox: adopting the task an interrupted attempt created"
+                );
+                inc(&shared.counters.submitted);
+                inc(&shared.counters.adopted);
+                set_task(shared, item, Some(task));
+                reschedule(shared, item.id, Duration::ZERO, false);
+                return;
             }
+            Ok(None) => {}
+            Err(e) => return on_error(shared, item, key, "search", e),
         }
     }
     pace(shared).await;
     if let Err(e) = shared.spool.record_attempt(SUBMIT_QUEUE, item.id) {
-        tracing::error!(key, "sandbox: cannot record the attempt, not submitting: {e}");
+        tracing::error!(
+            key,
+            "sandbox: cannot record the attempt, not submitting: {e}"
+        );
         reschedule(shared, item.id, IDLE_WAIT, true);
         return;
     }
     let result = match (&item.payload, &sha) {
-        (Payload::Content(content), Some(_)) => match shared.content.read(content, shared.config.max_size) {
-            Ok(bytes) => {
-                let name = subject.get("filename").and_then(Value::as_str).unwrap_or_default();
-                shared.api.submit_file(name, bytes).await
+        (Payload::Content(content), Some(_)) => {
+            match shared.content.read(content, shared.config.max_size) {
+                Ok(bytes) => {
+                    let name = subject
+                        .get("filename")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    shared.api.submit_file(name, bytes).await
+                }
+                Err(e) => {
+                    tracing::error!(key, "sandbox: file content unavailable, giving up: {e}");
+                    inc(&shared.counters.failed);
+                    finish(
+                        shared,
+                        item,
+                        &final_verdict(0, "error"),
+                        false,
+                        Some(&e.to_string()),
+                    );
+                    return;
+                }
             }
-            Err(e) => {
-                tracing::error!(key, "sandbox: file content unavailable, giving up: {e}");
-                inc(&shared.counters.failed);
-                finish(shared, item, &final_verdict(0, "error"), false, Some(&e.to_string()));
-                return;
-            }
-        },
+        }
         _ => {
-            let url = subject.get("url").and_then(Value::as_str).unwrap_or_default();
+            let url = subject
+                .get("url")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             shared.api.submit_url(url).await
         }
     };
@@ -681,12 +809,30 @@ async fn submit(shared: &Shared, item: &mut Item, key: &str, kind: ApiKind) {
             inc(&shared.counters.submitted);
             tracing::debug!(key, task, api = kind.name(), "sandbox: submitted");
             set_task(shared, item, Some(task));
-            reschedule(shared, item.id, SandboxConfig::ms(shared.config.poll_interval_ms), false);
+            reschedule(
+                shared,
+                item.id,
+                SandboxConfig::ms(shared.config.poll_interval_ms),
+                false,
+            );
         }
-        Err(ApiError::Rejected { status, message }) if failures(shared, item.id) + 1 >= MAX_REJECTIONS => {
-            tracing::error!(key, status, message, "sandbox keeps rejecting the submission; giving up");
+        Err(ApiError::Rejected { status, message })
+            if failures(shared, item.id) + 1 >= MAX_REJECTIONS =>
+        {
+            tracing::error!(
+                key,
+                status,
+                message,
+                "sandbox keeps rejecting the submission; giving up"
+            );
             inc(&shared.counters.failed);
-            finish(shared, item, &final_verdict(0, "rejected"), false, Some(&message));
+            finish(
+                shared,
+                item,
+                &final_verdict(0, "rejected"),
+                false,
+                Some(&message),
+            );
         }
         Err(e) => on_error(shared, item, key, "submit", e),
     }
@@ -706,9 +852,15 @@ fn final_verdict(task_id: u64, status: &str) -> CachedVerdict {
 fn set_task(shared: &Shared, item: &mut Item, task: Option<u64>) {
     if let Some(m) = item.meta.as_object_mut() {
         m.insert("task_id".into(), task.map_or(Value::Null, Value::from));
-        m.insert("submitted_ms".into(), Value::from(unix_ms(SystemTime::now())));
+        m.insert(
+            "submitted_ms".into(),
+            Value::from(unix_ms(SystemTime::now())),
+        );
     }
-    if let Err(e) = shared.spool.update_meta(SUBMIT_QUEUE, item.id, item.meta.clone()) {
+    if let Err(e) = shared
+        .spool
+        .update_meta(SUBMIT_QUEUE, item.id, item.meta.clone())
+    {
         // The next attempt finds the task by search (CAPE) or submits again.
         tracing::error!("sandbox: task id not recorded in the spool: {e}");
     }
@@ -721,12 +873,15 @@ fn finish(shared: &Shared, item: &Item, v: &CachedVerdict, cached: bool, error: 
     let sandbox = eve::sandbox_object(shared.api.kind().name(), &subject, v, cached, error);
     let records = eve::records(&flow, sandbox);
     let follow = NewItem::new(json!({ "records": records }), Payload::None);
-    match shared.spool.ack_and_push(SUBMIT_QUEUE, item.id, RECORDS_QUEUE, follow) {
+    match shared
+        .spool
+        .ack_and_push(SUBMIT_QUEUE, item.id, RECORDS_QUEUE, follow)
+    {
         Ok(_) => {
-            if let Some(k) = item.meta.get("key").and_then(Value::as_str) {
-                if let Ok(mut known) = shared.known.lock() {
-                    known.remove(k);
-                }
+            if let Some(k) = item.meta.get("key").and_then(Value::as_str)
+                && let Ok(mut known) = shared.known.lock()
+            {
+                known.remove(k);
             }
             if let Ok(mut s) = shared.schedule.lock() {
                 s.retry.remove(&item.id.0);
@@ -746,14 +901,22 @@ fn on_error(shared: &Shared, item: &Item, key: &str, during: &str, e: ApiError) 
     }
     let n = failures(shared, item.id) + 1;
     let delay = match &e {
-        ApiError::RateLimited { retry_after: Some(d) } => *d,
+        ApiError::RateLimited {
+            retry_after: Some(d),
+        } => *d,
         _ => backoff(
             SandboxConfig::ms(shared.config.backoff_base_ms),
             Duration::from_secs(shared.config.backoff_max_secs),
             n,
         ),
     };
-    tracing::warn!(key, during, attempt = n, retry_in_ms = delay.as_millis() as u64, "sandbox {during} failed: {e}");
+    tracing::warn!(
+        key,
+        during,
+        attempt = n,
+        retry_in_ms = delay.as_millis() as u64,
+        "sandbox {during} failed: {e}"
+    );
     reschedule(shared, item.id, delay, true);
 }
 
@@ -776,14 +939,20 @@ fn breaker_success(shared: &Shared) {
 /// After `circuit_failures` outages in a row every request stops for the cooldown; once it has
 /// passed, requests go again and the first further outage reopens the circuit.
 fn breaker_failure(shared: &Shared) {
-    let Ok(mut b) = shared.breaker.lock() else { return };
+    let Ok(mut b) = shared.breaker.lock() else {
+        return;
+    };
     b.consecutive = b.consecutive.saturating_add(1);
     let now = Instant::now();
     if b.consecutive >= shared.config.circuit_failures && b.open_until.is_none_or(|t| t <= now) {
         let cooldown = SandboxConfig::ms(shared.config.circuit_cooldown_ms);
         b.open_until = Some(now + cooldown);
         inc(&shared.counters.circuit_opened);
-        tracing::error!(failures = b.consecutive, cooldown_ms = cooldown.as_millis() as u64, "sandbox unavailable; circuit open");
+        tracing::error!(
+            failures = b.consecutive,
+            cooldown_ms = cooldown.as_millis() as u64,
+            "sandbox unavailable; circuit open"
+        );
     }
 }
 
@@ -791,7 +960,9 @@ fn breaker_failure(shared: &Shared) {
 async fn pace(shared: &Shared) {
     let interval = Duration::from_secs(60) / shared.config.submissions_per_minute.max(1);
     let slot = {
-        let Ok(mut next) = shared.next_slot.lock() else { return };
+        let Ok(mut next) = shared.next_slot.lock() else {
+            return;
+        };
         let slot = (*next).max(Instant::now());
         *next = slot + interval;
         slot
@@ -811,7 +982,10 @@ mod tests {
             let d1 = backoff(base, max, 1);
             assert!(d1 >= Duration::from_millis(50) && d1 <= base, "{d1:?}");
             let d4 = backoff(base, max, 4);
-            assert!(d4 >= Duration::from_millis(400) && d4 <= Duration::from_millis(800), "{d4:?}");
+            assert!(
+                d4 >= Duration::from_millis(400) && d4 <= Duration::from_millis(800),
+                "{d4:?}"
+            );
             let d30 = backoff(base, max, 30);
             assert!(d30 >= max / 2 && d30 <= max, "{d30:?}");
         }

@@ -2,8 +2,8 @@
 //! `sandbox` object when the verdict is malicious. Both carry the original flow's header.
 
 use serde_json::{Map, Value};
-use weir_core::eve::{put_addresses, Record};
 use weir_core::ArtifactContext;
+use weir_core::eve::{Record, put_addresses};
 
 use crate::cache::CachedVerdict;
 
@@ -26,7 +26,12 @@ pub fn flow_header(ctx: &ArtifactContext) -> Value {
 }
 
 /// Score to verdict word.
-pub fn classify(score: Option<f64>, family: Option<&str>, malicious: f64, suspicious: f64) -> &'static str {
+pub fn classify(
+    score: Option<f64>,
+    family: Option<&str>,
+    malicious: f64,
+    suspicious: f64,
+) -> &'static str {
     match score {
         Some(s) if s >= malicious => "malicious",
         _ if family.is_some() => "malicious",
@@ -37,7 +42,13 @@ pub fn classify(score: Option<f64>, family: Option<&str>, malicious: f64, suspic
 }
 
 /// The `sandbox` object.
-pub fn sandbox_object(api: &str, subject: &Value, v: &CachedVerdict, cached: bool, error: Option<&str>) -> Value {
+pub fn sandbox_object(
+    api: &str,
+    subject: &Value,
+    v: &CachedVerdict,
+    cached: bool,
+    error: Option<&str>,
+) -> Value {
     let mut o = Map::new();
     o.insert("api".into(), Value::String(api.into()));
     if let Some(s) = subject.as_object() {
@@ -139,10 +150,26 @@ mod tests {
         let subject = json!({"sha256": "ab".repeat(32), "filename": "inv.exe", "size": 1000});
         let recs = records(&flow, sandbox_object("cape", &subject, &v, false, None));
         assert_eq!(recs.len(), 2);
-        let keys: Vec<&str> = recs[0].as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = recs[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(
             keys,
-            ["timestamp", "flow_id", "event_type", "src_ip", "src_port", "dest_ip", "dest_port", "proto", "tx_id", "sandbox"]
+            [
+                "timestamp",
+                "flow_id",
+                "event_type",
+                "src_ip",
+                "src_port",
+                "dest_ip",
+                "dest_port",
+                "proto",
+                "tx_id",
+                "sandbox"
+            ]
         );
         assert_eq!(recs[0]["timestamp"], "2024-01-31T12:00:00.000000+0000");
         assert_eq!(
@@ -152,9 +179,20 @@ mod tests {
         );
         assert_eq!(recs[1]["event_type"], "alert");
         assert_eq!(recs[1]["alert"]["signature_id"], SANDBOX_ALERT_SID);
-        assert_eq!(recs[1]["alert"]["signature"], "WEIR SANDBOX malicious verdict (Emotet) for inv.exe");
-        let clean = CachedVerdict { score: Some(1.0), family: None, verdict: "clean".into(), ..v };
-        assert_eq!(records(&flow, sandbox_object("cape", &subject, &clean, true, None)).len(), 1);
+        assert_eq!(
+            recs[1]["alert"]["signature"],
+            "WEIR SANDBOX malicious verdict (Emotet) for inv.exe"
+        );
+        let clean = CachedVerdict {
+            score: Some(1.0),
+            family: None,
+            verdict: "clean".into(),
+            ..v
+        };
+        assert_eq!(
+            records(&flow, sandbox_object("cape", &subject, &clean, true, None)).len(),
+            1
+        );
     }
 
     #[test]

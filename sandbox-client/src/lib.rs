@@ -18,12 +18,14 @@ mod policy;
 #[cfg(feature = "test-sandbox")]
 pub mod test_sandbox;
 
-pub use api::{ApiError, Report, SandboxApi, TaskStatus, MAX_REDIRECTS, MAX_SMALL_RESPONSE};
+pub use api::{ApiError, MAX_REDIRECTS, MAX_SMALL_RESPONSE, Report, SandboxApi, TaskStatus};
 pub use cache::{CachedVerdict, VerdictCache};
-pub use config::{ApiKind, SandboxConfig, FILE_TYPES};
+pub use config::{ApiKind, FILE_TYPES, SandboxConfig};
 pub use dispatch::{
-    backoff, DispatchError, DispatchStats, Dispatcher, FinishReport, Offer, Pending, INTAKE_BATCH, MAX_REJECTIONS, RECORDS_QUEUE,
-    SCAN_WINDOW, SUBMIT_QUEUE,
+    DispatchError, DispatchStats, Dispatcher, FinishReport, INTAKE_BATCH, MAX_REJECTIONS, Offer,
+    Pending, RECORDS_QUEUE, SCAN_WINDOW, SUBMIT_QUEUE, backoff,
 };
 pub use eve::SANDBOX_ALERT_SID;
-pub use policy::{normalise_url, Decision, Exclusions, FileType, NoExclusions, Policy, SNIFF_BYTES};
+pub use policy::{
+    Decision, Exclusions, FileType, NoExclusions, Policy, SNIFF_BYTES, normalise_url,
+};

@@ -54,7 +54,10 @@ impl FileType {
             FileType::Pe
         } else if starts(b"\x7fELF") {
             FileType::Elf
-        } else if starts(&[0xcf, 0xfa, 0xed, 0xfe]) || starts(&[0xce, 0xfa, 0xed, 0xfe]) || starts(&[0xca, 0xfe, 0xba, 0xbe]) {
+        } else if starts(&[0xcf, 0xfa, 0xed, 0xfe])
+            || starts(&[0xce, 0xfa, 0xed, 0xfe])
+            || starts(&[0xca, 0xfe, 0xba, 0xbe])
+        {
             FileType::MachO
         } else if find(head, b"%PDF-").is_some_and(|at| at < 16) {
             // Readers accept a PDF header a little after the start; so do droppers.
@@ -63,7 +66,11 @@ impl FileType {
             FileType::Ole
         } else if starts(b"PK\x03\x04") {
             // The first local header's name: `[Content_Types].xml` opens OOXML packages.
-            if find(head, b"[Content_Types].xml").is_some() { FileType::Ooxml } else { FileType::Zip }
+            if find(head, b"[Content_Types].xml").is_some() {
+                FileType::Ooxml
+            } else {
+                FileType::Zip
+            }
         } else if starts(b"Rar!\x1a\x07") {
             FileType::Rar
         } else if starts(&[b'7', b'z', 0xbc, 0xaf, 0x27, 0x1c]) {
@@ -126,7 +133,11 @@ impl Policy {
     pub fn new(c: &SandboxConfig) -> Policy {
         Policy {
             types: c.types.iter().map(|t| t.to_ascii_lowercase()).collect(),
-            extensions: c.extensions.iter().map(|e| e.trim_start_matches('.').to_ascii_lowercase()).collect(),
+            extensions: c
+                .extensions
+                .iter()
+                .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+                .collect(),
             min_size: c.min_size,
             max_size: c.max_size,
             submit_truncated: c.submit_truncated,
@@ -138,7 +149,12 @@ impl Policy {
 
     /// Decides for one sighting; `head` is the file's first [`SNIFF_BYTES`] when it is a file.
     /// Exclusions are asked last, so only wanted artifacts count as excluded.
-    pub fn decide(&self, s: &Sighting, head: Option<&[u8]>, exclusions: &dyn Exclusions) -> Decision {
+    pub fn decide(
+        &self,
+        s: &Sighting,
+        head: Option<&[u8]>,
+        exclusions: &dyn Exclusions,
+    ) -> Decision {
         if !self.protocols.is_empty() {
             let proto = s.ctx.app_proto.map(|p| p.eve_name().to_ascii_lowercase());
             if !proto.is_some_and(|p| self.protocols.contains(&p)) {
@@ -150,7 +166,9 @@ impl Policy {
             Artifact::Url(u) => match u.seen_in {
                 SeenIn::HttpUrl | SeenIn::HttpRedirect if self.urls_http => url_decision(&u.url),
                 SeenIn::EmailUrl if self.urls_email => url_decision(&u.url),
-                SeenIn::HttpUrl | SeenIn::HttpRedirect | SeenIn::EmailUrl => Decision::Skip("url source"),
+                SeenIn::HttpUrl | SeenIn::HttpRedirect | SeenIn::EmailUrl => {
+                    Decision::Skip("url source")
+                }
                 _ => Decision::Skip("not a url"),
             },
             Artifact::File(f) => {
@@ -166,8 +184,12 @@ impl Policy {
                 let kind = FileType::sniff(head.unwrap_or_default());
                 let ext = extension(&f.name);
                 let by_type = self.types.iter().any(|t| t == kind.name());
-                let by_ext = ext.is_some_and(|e| self.extensions.iter().any(|x| *x == e));
-                if by_type || by_ext { Decision::Submit } else { Decision::Skip("file type") }
+                let by_ext = ext.is_some_and(|e| self.extensions.contains(&e));
+                if by_type || by_ext {
+                    Decision::Submit
+                } else {
+                    Decision::Skip("file type")
+                }
             }
         };
         if wanted != Decision::Submit {
@@ -181,7 +203,11 @@ impl Policy {
 }
 
 fn url_decision(url: &str) -> Decision {
-    if normalise_url(url).is_some() { Decision::Submit } else { Decision::Skip("not an http(s) url") }
+    if normalise_url(url).is_some() {
+        Decision::Submit
+    } else {
+        Decision::Skip("not an http(s) url")
+    }
 }
 
 /// Lower-case extension of a wire name (the part after the last `/` or `\`).
@@ -207,12 +233,27 @@ pub fn normalise_url(url: &str) -> Option<String> {
     let rest = rest.split('#').next().unwrap_or_default();
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(split);
-    let host = authority.rsplit('@').next().unwrap_or_default().to_ascii_lowercase();
-    let host = host.strip_suffix(default_port).unwrap_or(&host).trim_end_matches('.');
-    if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    let host = authority
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let host = host
+        .strip_suffix(default_port)
+        .unwrap_or(&host)
+        .trim_end_matches('.');
+    if host.is_empty()
+        || host
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return None;
     }
-    let tail = if tail.starts_with('?') || tail.is_empty() { format!("/{tail}") } else { tail.to_string() };
+    let tail = if tail.starts_with('?') || tail.is_empty() {
+        format!("/{tail}")
+    } else {
+        tail.to_string()
+    };
     Some(format!("{scheme}://{host}{tail}"))
 }
 
@@ -265,14 +306,22 @@ mod tests {
     }
 
     fn url(u: &str, seen_in: SeenIn) -> Sighting {
-        Sighting { ctx: ctx(), artifact: Artifact::Url(UrlArtifact { url: u.into(), seen_in }) }
+        Sighting {
+            ctx: ctx(),
+            artifact: Artifact::Url(UrlArtifact {
+                url: u.into(),
+                seen_in,
+            }),
+        }
     }
 
     struct ExcludeHost;
     impl Exclusions for ExcludeHost {
         fn excludes(&self, s: &Sighting) -> Option<String> {
             match &s.artifact {
-                Artifact::Url(u) if u.url.contains("trusted.example") => Some("host trusted.example".into()),
+                Artifact::Url(u) if u.url.contains("trusted.example") => {
+                    Some("host trusted.example".into())
+                }
                 _ => None,
             }
         }
@@ -306,37 +355,117 @@ mod tests {
     fn files_go_by_type_or_extension_within_size_bounds() {
         let p = Policy::new(&SandboxConfig::default());
         let none = NoExclusions;
-        assert_eq!(p.decide(&file("a.bin", 1000, FileState::Closed), Some(b"MZ\x90"), &none), Decision::Submit);
-        assert_eq!(p.decide(&file("/dl/run.JS?x=1", 1000, FileState::Closed), Some(b"var a"), &none), Decision::Submit);
-        assert_eq!(p.decide(&file("page.html", 1000, FileState::Closed), Some(b"<html>"), &none), Decision::Skip("file type"));
-        assert_eq!(p.decide(&file("a.exe", 10, FileState::Closed), Some(b"MZ"), &none), Decision::Skip("too small"));
-        assert_eq!(p.decide(&file("a.exe", 33 << 20, FileState::Closed), Some(b"MZ"), &none), Decision::Skip("too large"));
-        assert_eq!(p.decide(&file("a.exe", 1000, FileState::Truncated), Some(b"MZ"), &none), Decision::Skip("truncated"));
-        assert_eq!(p.decide(&file("a.exe", 1000, FileState::Closed), None, &none), Decision::Submit, "by extension");
+        assert_eq!(
+            p.decide(
+                &file("a.bin", 1000, FileState::Closed),
+                Some(b"MZ\x90"),
+                &none
+            ),
+            Decision::Submit
+        );
+        assert_eq!(
+            p.decide(
+                &file("/dl/run.JS?x=1", 1000, FileState::Closed),
+                Some(b"var a"),
+                &none
+            ),
+            Decision::Submit
+        );
+        assert_eq!(
+            p.decide(
+                &file("page.html", 1000, FileState::Closed),
+                Some(b"<html>"),
+                &none
+            ),
+            Decision::Skip("file type")
+        );
+        assert_eq!(
+            p.decide(&file("a.exe", 10, FileState::Closed), Some(b"MZ"), &none),
+            Decision::Skip("too small")
+        );
+        assert_eq!(
+            p.decide(
+                &file("a.exe", 33 << 20, FileState::Closed),
+                Some(b"MZ"),
+                &none
+            ),
+            Decision::Skip("too large")
+        );
+        assert_eq!(
+            p.decide(
+                &file("a.exe", 1000, FileState::Truncated),
+                Some(b"MZ"),
+                &none
+            ),
+            Decision::Skip("truncated")
+        );
+        assert_eq!(
+            p.decide(&file("a.exe", 1000, FileState::Closed), None, &none),
+            Decision::Submit,
+            "by extension"
+        );
     }
 
     #[test]
     fn urls_go_by_source_and_exclusions_come_last() {
         let p = Policy::new(&SandboxConfig::default());
         let ex = ExcludeHost;
-        assert_eq!(p.decide(&url("http://evil.example/x", SeenIn::EmailUrl), None, &ex), Decision::Submit);
-        assert_eq!(p.decide(&url("http://evil.example/x", SeenIn::HttpUrl), None, &ex), Decision::Skip("url source"));
-        assert_eq!(p.decide(&url("evil.example", SeenIn::DnsQuery), None, &ex), Decision::Skip("not a url"));
-        assert_eq!(p.decide(&url("mailto:a@b", SeenIn::EmailUrl), None, &ex), Decision::Skip("not an http(s) url"));
         assert_eq!(
-            p.decide(&url("https://trusted.example/", SeenIn::EmailUrl), None, &ex),
+            p.decide(&url("http://evil.example/x", SeenIn::EmailUrl), None, &ex),
+            Decision::Submit
+        );
+        assert_eq!(
+            p.decide(&url("http://evil.example/x", SeenIn::HttpUrl), None, &ex),
+            Decision::Skip("url source")
+        );
+        assert_eq!(
+            p.decide(&url("evil.example", SeenIn::DnsQuery), None, &ex),
+            Decision::Skip("not a url")
+        );
+        assert_eq!(
+            p.decide(&url("mailto:a@b", SeenIn::EmailUrl), None, &ex),
+            Decision::Skip("not an http(s) url")
+        );
+        assert_eq!(
+            p.decide(
+                &url("https://trusted.example/", SeenIn::EmailUrl),
+                None,
+                &ex
+            ),
             Decision::Excluded("host trusted.example".into())
         );
-        let both = Policy::new(&SandboxConfig { urls_from: vec!["http".into(), "email".into()], ..SandboxConfig::default() });
-        assert_eq!(both.decide(&url("http://evil.example/x", SeenIn::HttpRedirect), None, &ex), Decision::Submit);
+        let both = Policy::new(&SandboxConfig {
+            urls_from: vec!["http".into(), "email".into()],
+            ..SandboxConfig::default()
+        });
+        assert_eq!(
+            both.decide(
+                &url("http://evil.example/x", SeenIn::HttpRedirect),
+                None,
+                &ex
+            ),
+            Decision::Submit
+        );
     }
 
     #[test]
     fn url_normalisation() {
-        assert_eq!(normalise_url("HTTP://Evil.Example:80/A?b=C#frag").as_deref(), Some("http://evil.example/A?b=C"));
-        assert_eq!(normalise_url("https://evil.example:443").as_deref(), Some("https://evil.example/"));
-        assert_eq!(normalise_url("https://evil.example:8443?q").as_deref(), Some("https://evil.example:8443/?q"));
-        assert_eq!(normalise_url("http://user:pw@Host.example./p").as_deref(), Some("http://host.example/p"));
+        assert_eq!(
+            normalise_url("HTTP://Evil.Example:80/A?b=C#frag").as_deref(),
+            Some("http://evil.example/A?b=C")
+        );
+        assert_eq!(
+            normalise_url("https://evil.example:443").as_deref(),
+            Some("https://evil.example/")
+        );
+        assert_eq!(
+            normalise_url("https://evil.example:8443?q").as_deref(),
+            Some("https://evil.example:8443/?q")
+        );
+        assert_eq!(
+            normalise_url("http://user:pw@Host.example./p").as_deref(),
+            Some("http://host.example/p")
+        );
         assert_eq!(normalise_url("ftp://host/p"), None);
         assert_eq!(normalise_url("http:///p"), None);
         assert_eq!(normalise_url("evil.example"), None);

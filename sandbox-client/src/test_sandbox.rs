@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Multipart, Path, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// Faults to inject; counts apply to the next requests of any kind.
@@ -106,10 +106,16 @@ impl TestSandbox {
 
     /// Starts on a given address (to bring a sandbox up where a client already points).
     pub fn start_on(addr: SocketAddr, token: &str) -> std::io::Result<TestSandbox> {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
         let addr = listener.local_addr()?;
-        let ctx = Ctx { inner: Arc::new(Mutex::new(Inner::default())), token: token.to_string() };
+        let ctx = Ctx {
+            inner: Arc::new(Mutex::new(Inner::default())),
+            token: token.to_string(),
+        };
         let app = Router::new()
             .route("/apiv2/tasks/create/file/", post(create_file))
             .route("/apiv2/tasks/create/url/", post(create_url))
@@ -126,7 +132,11 @@ impl TestSandbox {
         runtime.spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(TestSandbox { addr, ctx, runtime: Some(runtime) })
+        Ok(TestSandbox {
+            addr,
+            ctx,
+            runtime: Some(runtime),
+        })
     }
 
     /// `http://127.0.0.1:PORT/`
@@ -188,7 +198,12 @@ fn lock(ctx: &Ctx) -> std::sync::MutexGuard<'_, Inner> {
 
 async fn faults_and_auth(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let (delay, fault) = {
         let mut i = lock(&ctx);
         i.requests += 1;
@@ -216,29 +231,58 @@ async fn faults_and_auth(State(ctx): State<Ctx>, req: Request, next: Next) -> Re
     }
     match fault {
         Some("redirect") => return (StatusCode::FOUND, [(header::LOCATION, path)]).into_response(),
-        Some("503") => return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response(),
+        Some("503") => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response();
+        }
         Some("429") => return (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response(),
-        Some("500") => return (StatusCode::INTERNAL_SERVER_ERROR, "Traceback (most recent call last)").into_response(),
-        Some(_) => return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"error\": fals").into_response(),
+        Some("500") => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Traceback (most recent call last)",
+            )
+                .into_response();
+        }
+        Some(_) => {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                "{\"error\": fals",
+            )
+                .into_response();
+        }
         None => {}
     }
-    let scheme = if path.starts_with("/apiv2/") { "Token" } else { "Bearer" };
+    let scheme = if path.starts_with("/apiv2/") {
+        "Token"
+    } else {
+        "Bearer"
+    };
     if auth != format!("{scheme} {}", ctx.token) {
         lock(&ctx).refused_auth += 1;
-        return (StatusCode::UNAUTHORIZED, Json(json!({"detail": "Invalid token."}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"detail": "Invalid token."})),
+        )
+            .into_response();
     }
     next.run(req).await
 }
 
 fn created(path_is_cape: bool, id: u64) -> Json<Value> {
     if path_is_cape {
-        Json(json!({"error": false, "data": {"task_ids": [id], "message": "Task ID(s) added"}, "errors": []}))
+        Json(
+            json!({"error": false, "data": {"task_ids": [id], "message": "Task ID(s) added"}, "errors": []}),
+        )
     } else {
         Json(json!({"task_id": id}))
     }
 }
 
-async fn create_file(State(ctx): State<Ctx>, uri: axum::http::Uri, mut form: Multipart) -> Response {
+async fn create_file(
+    State(ctx): State<Ctx>,
+    uri: axum::http::Uri,
+    mut form: Multipart,
+) -> Response {
     let mut file = None;
     while let Ok(Some(field)) = form.next_field().await {
         if field.name() == Some("file") {
@@ -249,7 +293,11 @@ async fn create_file(State(ctx): State<Ctx>, uri: axum::http::Uri, mut form: Mul
         }
     }
     let Some(bytes) = file else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": true, "error_value": "No file"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": true, "error_value": "No file"})),
+        )
+            .into_response();
     };
     let sha = hex(&Sha256::digest(&bytes));
     let malicious = bytes.windows(4).any(|w| w == b"EVIL");
@@ -257,7 +305,14 @@ async fn create_file(State(ctx): State<Ctx>, uri: axum::http::Uri, mut form: Mul
         let mut i = lock(&ctx);
         let id = i.tasks.len() as u64 + 1;
         let fails = i.faults.fail_analysis;
-        i.tasks.push(Task { id, sha256: Some(sha.clone()), url: None, malicious, polls: 0, fails });
+        i.tasks.push(Task {
+            id,
+            sha256: Some(sha.clone()),
+            url: None,
+            malicious,
+            polls: 0,
+            fails,
+        });
         i.files.entry(sha).or_insert_with(|| (bytes, 0)).1 += 1;
         (id, i.faults.delay_after_create)
     };
@@ -265,15 +320,30 @@ async fn create_file(State(ctx): State<Ctx>, uri: axum::http::Uri, mut form: Mul
     created(uri.path().starts_with("/apiv2/"), id).into_response()
 }
 
-async fn create_url(State(ctx): State<Ctx>, uri: axum::http::Uri, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn create_url(
+    State(ctx): State<Ctx>,
+    uri: axum::http::Uri,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let Some(url) = form.get("url").cloned() else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": true, "error_value": "No url"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": true, "error_value": "No url"})),
+        )
+            .into_response();
     };
     let (id, pause) = {
         let mut i = lock(&ctx);
         let id = i.tasks.len() as u64 + 1;
         let fails = i.faults.fail_analysis;
-        i.tasks.push(Task { id, sha256: None, url: Some(url.clone()), malicious: url.contains("evil"), polls: 0, fails });
+        i.tasks.push(Task {
+            id,
+            sha256: None,
+            url: Some(url.clone()),
+            malicious: url.contains("evil"),
+            polls: 0,
+            fails,
+        });
         *i.urls.entry(url).or_default() += 1;
         (id, i.faults.delay_after_create)
     };
@@ -304,45 +374,78 @@ fn poll(ctx: &Ctx, id: u64) -> Option<String> {
 async fn cape_status(State(ctx): State<Ctx>, Path(id): Path<u64>) -> Response {
     match poll(&ctx, id) {
         Some(s) => Json(json!({"error": false, "data": s})).into_response(),
-        None => Json(json!({"error": true, "error_value": "Task ID does not exist in the database"})).into_response(),
+        None => {
+            Json(json!({"error": true, "error_value": "Task ID does not exist in the database"}))
+                .into_response()
+        }
     }
 }
 
 async fn cape_view(State(ctx): State<Ctx>, Path(id): Path<u64>) -> Response {
     let i = lock(&ctx);
     match i.tasks.iter().find(|t| t.id == id) {
-        Some(t) => Json(json!({"error": false, "data": {"id": t.id, "status": "reported", "target": t.url}})).into_response(),
-        None => Json(json!({"error": true, "error_value": "Task ID does not exist in the database"})).into_response(),
+        Some(t) => Json(
+            json!({"error": false, "data": {"id": t.id, "status": "reported", "target": t.url}}),
+        )
+        .into_response(),
+        None => {
+            Json(json!({"error": true, "error_value": "Task ID does not exist in the database"}))
+                .into_response()
+        }
     }
 }
 
 async fn cuckoo_view(State(ctx): State<Ctx>, Path(id): Path<u64>) -> Response {
     match poll(&ctx, id) {
         Some(s) => Json(json!({"task": {"id": id, "status": s}})).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({"message": "Task not found"}))).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": "Task not found"})),
+        )
+            .into_response(),
     }
 }
 
 async fn cape_search(State(ctx): State<Ctx>, Path(sha): Path<String>) -> Response {
     let i = lock(&ctx);
-    let found: Vec<Value> =
-        i.tasks.iter().filter(|t| t.sha256.as_deref() == Some(sha.as_str())).map(|t| json!({"id": t.id})).collect();
+    let found: Vec<Value> = i
+        .tasks
+        .iter()
+        .filter(|t| t.sha256.as_deref() == Some(sha.as_str()))
+        .map(|t| json!({"id": t.id}))
+        .collect();
     Json(json!({"error": false, "data": found})).into_response()
 }
 
 async fn report(State(ctx): State<Ctx>, Path(id): Path<u64>) -> Response {
     let (task, huge) = {
         let i = lock(&ctx);
-        (i.tasks.iter().find(|t| t.id == id).cloned(), i.faults.huge_report)
+        (
+            i.tasks.iter().find(|t| t.id == id).cloned(),
+            i.faults.huge_report,
+        )
     };
-    let Some(task) = task else { return (StatusCode::NOT_FOUND, "no such task").into_response() };
+    let Some(task) = task else {
+        return (StatusCode::NOT_FOUND, "no such task").into_response();
+    };
     if huge {
         // 2 GiB, produced as it is sent: the client must stop reading, not the server.
         const CHUNK: &[u8] = &[b' '; 64 << 10];
-        let chunks = futures_util::stream::iter((0..32_768).map(|_| Ok::<_, Infallible>(Bytes::from_static(CHUNK))));
-        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(chunks)).into_response();
+        let chunks = futures_util::stream::iter(
+            (0..32_768).map(|_| Ok::<_, Infallible>(Bytes::from_static(CHUNK))),
+        );
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from_stream(chunks),
+        )
+            .into_response();
     }
-    let (score, family) = if task.malicious { (9.0, Some("TestFamily")) } else { (1.0, None) };
+    let (score, family) = if task.malicious {
+        (9.0, Some("TestFamily"))
+    } else {
+        (1.0, None)
+    };
     Json(json!({
         "info": {"id": task.id, "score": score},
         "malscore": score,

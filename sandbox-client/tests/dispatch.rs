@@ -10,7 +10,7 @@ use common::*;
 use serde_json::Value;
 use weir_core::SeenIn;
 use weir_sandbox_client::test_sandbox::{Faults, TestSandbox};
-use weir_sandbox_client::{ApiKind, SandboxConfig, SUBMIT_QUEUE};
+use weir_sandbox_client::{ApiKind, SUBMIT_QUEUE, SandboxConfig};
 use weir_spool::{Filestore, NewItem, Payload, Spool, SpoolConfig};
 
 const TOKEN: &str = "s3cret";
@@ -25,7 +25,15 @@ fn all_eligible_files_arrive_byte_identical_exactly_once() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
 
     let started = Instant::now();
     let mut expected = HashMap::new();
@@ -34,7 +42,12 @@ fn all_eligible_files_arrive_byte_identical_exactly_once() {
         let bytes = pe_bytes(n);
         expected.insert(sha_hex(&bytes), bytes.clone());
         flow += 1;
-        d.offer(file_sighting(&store, &bytes, &format!("/download/{n}.bin"), flow));
+        d.offer(file_sighting(
+            &store,
+            &bytes,
+            &format!("/download/{n}.bin"),
+            flow,
+        ));
         if n % 4 == 0 {
             // The same file again, from another flow.
             flow += 1;
@@ -43,15 +56,32 @@ fn all_eligible_files_arrive_byte_identical_exactly_once() {
     }
     for n in 0..60u32 {
         flow += 1;
-        d.offer(file_sighting(&store, format!("<html>page {n}</html>").as_bytes(), "index.html", flow));
+        d.offer(file_sighting(
+            &store,
+            format!("<html>page {n}</html>").as_bytes(),
+            "index.html",
+            flow,
+        ));
     }
     for n in 0..20u32 {
         flow += 1;
-        d.offer(url_sighting(&format!("http://evil{n}.example/payload?id={n}"), SeenIn::EmailUrl, flow));
+        d.offer(url_sighting(
+            &format!("http://evil{n}.example/payload?id={n}"),
+            SeenIn::EmailUrl,
+            flow,
+        ));
         flow += 1;
-        d.offer(url_sighting(&format!("HTTP://EVIL{n}.example:80/payload?id={n}#x"), SeenIn::HttpUrl, flow));
+        d.offer(url_sighting(
+            &format!("HTTP://EVIL{n}.example:80/payload?id={n}#x"),
+            SeenIn::HttpUrl,
+            flow,
+        ));
         flow += 1;
-        d.offer(url_sighting(&format!("evil{n}.example"), SeenIn::DnsQuery, flow));
+        d.offer(url_sighting(
+            &format!("evil{n}.example"),
+            SeenIn::DnsQuery,
+            flow,
+        ));
     }
     let offered = flow;
     let report = d.finish(DRAIN);
@@ -78,18 +108,38 @@ fn all_eligible_files_arrive_byte_identical_exactly_once() {
     assert_eq!(s.malicious, 40 + 20);
     assert_eq!((s.failed, s.excluded, s.pending), (0, 0, 0));
 
-    let reopened = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    let reopened = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     let records = reopened.take_records(usize::MAX).unwrap();
     let sandbox_recs = sandbox_records(&records);
     assert_eq!(sandbox_recs.len(), 220);
-    assert_eq!(records.iter().filter(|r| r["event_type"] == "alert").count(), 60);
-    let evil = sandbox_recs.iter().find(|r| r["sandbox"]["sha256"] == sha_hex(&pe_bytes(5))).unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["event_type"] == "alert")
+            .count(),
+        60
+    );
+    let evil = sandbox_recs
+        .iter()
+        .find(|r| r["sandbox"]["sha256"] == sha_hex(&pe_bytes(5)))
+        .unwrap();
     assert_eq!(evil["sandbox"]["verdict"], "malicious");
     assert_eq!(evil["sandbox"]["family"], "TestFamily");
     assert_eq!(evil["sandbox"]["score"], 9.0);
     assert_eq!(evil["src_ip"], "192.0.2.10");
     assert_eq!(evil["app_proto"], "http");
-    assert!(reopened.take_records(usize::MAX).unwrap().is_empty(), "records are handed out once");
+    assert!(
+        reopened.take_records(usize::MAX).unwrap().is_empty(),
+        "records are handed out once"
+    );
     println!(
         "dispatch: {offered} offered, {} submitted, {} duplicate, {} skipped, {} verdicts in {:.2} s ({:.0} artifacts/s)",
         s.submitted,
@@ -106,7 +156,15 @@ fn cuckoo_api_delivers_files_and_urls_with_bearer_auth() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cuckoo, TOKEN), &store);
+    let d = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cuckoo,
+            TOKEN,
+        ),
+        &store,
+    );
     for n in 0..10u32 {
         d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
     }
@@ -123,10 +181,21 @@ fn cuckoo_api_delivers_files_and_urls_with_bearer_auth() {
 /// Connection refused for the first half of the run, then the sandbox comes up: all delivered.
 #[test]
 fn sandbox_down_for_the_first_half_then_up_all_delivered() {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(config(&format!("http://{addr}/"), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(
+            &format!("http://{addr}/"),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     for n in 0..20u32 {
         d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
     }
@@ -158,7 +227,12 @@ fn crash_mid_flight_then_restart_delivers_all_none_twice() {
     sandbox.faults(|f| f.delay_after_create = Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
     let store = Filestore::new(dir.path().join("filestore"));
-    let cfg = config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN);
+    let cfg = config(
+        &sandbox.url(),
+        &dir.path().join("spool"),
+        ApiKind::Cape,
+        TOKEN,
+    );
     let first = start(cfg.clone(), &store);
     for n in 0..30u32 {
         first.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
@@ -178,11 +252,29 @@ fn crash_mid_flight_then_restart_delivers_all_none_twice() {
         assert_eq!(*times, 1, "{sha} submitted {times} times");
     }
     assert_eq!(sandbox.tasks_created(), 30);
-    assert!(report.stats.adopted >= 1, "the tasks created during the crash were adopted, not resubmitted");
-    let third = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    assert!(
+        report.stats.adopted >= 1,
+        "the tasks created during the crash were adopted, not resubmitted"
+    );
+    let third = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     let records = third.take_records(usize::MAX).unwrap();
-    let shas: HashSet<&Value> = sandbox_records(&records).iter().map(|r| &r["sandbox"]["sha256"]).collect();
-    assert_eq!(sandbox_records(&records).len(), 30, "one verdict record per file");
+    let shas: HashSet<&Value> = sandbox_records(&records)
+        .iter()
+        .map(|r| &r["sandbox"]["sha256"])
+        .collect();
+    assert_eq!(
+        sandbox_records(&records).len(),
+        30,
+        "one verdict record per file"
+    );
     assert_eq!(shas.len(), 30);
 }
 
@@ -190,10 +282,23 @@ fn crash_mid_flight_then_restart_delivers_all_none_twice() {
 #[test]
 fn bad_answers_are_retried_until_delivered() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
-    sandbox.set_faults(Faults { garbage_next: 4, server_error_next: 4, rate_limit_next: 4, ..Faults::default() });
+    sandbox.set_faults(Faults {
+        garbage_next: 4,
+        server_error_next: 4,
+        rate_limit_next: 4,
+        ..Faults::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     for n in 0..6u32 {
         d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
     }
@@ -202,7 +307,11 @@ fn bad_answers_are_retried_until_delivered() {
     assert_eq!(report.stats.retries, 12);
     assert_eq!(report.stats.verdicts, 6);
     // A garbage answer to a submission may hide a created task: the retry finds it by hash.
-    assert!(sandbox.files().values().all(|(_, times)| *times == 1), "{:?}", sandbox.files().values().map(|v| v.1).collect::<Vec<_>>());
+    assert!(
+        sandbox.files().values().all(|(_, times)| *times == 1),
+        "{:?}",
+        sandbox.files().values().map(|v| v.1).collect::<Vec<_>>()
+    );
 }
 
 /// A wrong token is an error on every attempt; the items wait in the spool and go once the token
@@ -212,7 +321,15 @@ fn wrong_token_keeps_items_until_fixed() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, "wrong"), &store);
+    let d = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            "wrong",
+        ),
+        &store,
+    );
     for n in 0..3u32 {
         d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
     }
@@ -221,7 +338,15 @@ fn wrong_token_keeps_items_until_fixed() {
     assert_eq!(report.pending.len(), 3);
     assert_eq!(sandbox.tasks_created(), 0);
 
-    let d = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     let report = d.finish(DRAIN);
     assert!(report.pending.is_empty());
     assert_eq!(sandbox.files().len(), 3);
@@ -234,13 +359,24 @@ fn redirect_loop_is_an_error_and_the_item_is_kept() {
     sandbox.faults(|f| f.redirect_loop = true);
     let dir = tempfile::tempdir().unwrap();
     let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     d.offer(file_sighting(&store, &pe_bytes(1), "x.exe", 1));
     assert!(wait_for(DRAIN, || d.stats().retries >= 2));
     let requests = sandbox.requests();
     let retries = d.stats().retries;
     // Each failed attempt is the request and at most MAX_REDIRECTS hops, plus one in flight.
-    assert!(requests <= (retries + 1) * (weir_sandbox_client::MAX_REDIRECTS as u64 + 1), "{requests} requests, {retries} retries");
+    assert!(
+        requests <= (retries + 1) * (weir_sandbox_client::MAX_REDIRECTS as u64 + 1),
+        "{requests} requests, {retries} retries"
+    );
     let report = d.finish(Duration::ZERO);
     assert_eq!(report.pending.len(), 1);
     assert_eq!(sandbox.tasks_created(), 0);
@@ -255,13 +391,26 @@ fn huge_report_is_abandoned_at_the_limit() {
     let store = Filestore::new(dir.path().join("filestore"));
     let cfg = SandboxConfig {
         max_report_bytes: 1 << 20,
-        ..config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN)
+        ..config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        )
     };
     let d = start(cfg, &store);
     d.offer(file_sighting(&store, &pe_bytes(1), "x.exe", 1));
     let report = d.finish(DRAIN);
     assert!(report.pending.is_empty());
-    let d = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     let records = d.take_records(100).unwrap();
     assert_eq!(records.len(), 1);
     let sb = &records[0]["sandbox"];
@@ -277,7 +426,15 @@ fn accepted_then_failed_analysis_is_recorded() {
     sandbox.faults(|f| f.fail_analysis = true);
     let dir = tempfile::tempdir().unwrap();
     let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     for n in 0..3u32 {
         d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
     }
@@ -285,10 +442,20 @@ fn accepted_then_failed_analysis_is_recorded() {
     assert!(report.pending.is_empty());
     assert_eq!(report.stats.analysis_failed, 3);
     assert_eq!(report.stats.verdicts, 0);
-    let d = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     let records = d.take_records(100).unwrap();
     assert_eq!(records.len(), 3);
-    assert!(records.iter().all(|r| r["sandbox"]["status"] == "failed_analysis" && r["sandbox"]["verdict"] == "unknown"));
+    assert!(records.iter().all(
+        |r| r["sandbox"]["status"] == "failed_analysis" && r["sandbox"]["verdict"] == "unknown"
+    ));
 }
 
 /// A slow sandbox is still served within the limits; the circuit opens on an outage (503) and
@@ -299,7 +466,15 @@ fn outage_opens_the_circuit_and_slow_answers_still_deliver() {
     sandbox.faults(|f| f.unavailable = true);
     let dir = tempfile::tempdir().unwrap();
     let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     for n in 0..4u32 {
         d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
     }
@@ -321,7 +496,12 @@ fn known_verdicts_are_reused_for_later_sightings() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Filestore::new(dir.path().join("filestore"));
-    let cfg = config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN);
+    let cfg = config(
+        &sandbox.url(),
+        &dir.path().join("spool"),
+        ApiKind::Cape,
+        TOKEN,
+    );
     let d = start(cfg.clone(), &store);
     d.offer(file_sighting(&store, &pe_bytes(5), "evil.exe", 1));
     let report = d.finish(DRAIN);
@@ -332,14 +512,32 @@ fn known_verdicts_are_reused_for_later_sightings() {
     assert_eq!(first.len(), 2, "sandbox and alert");
     d.offer(file_sighting(&store, &pe_bytes(5), "evil-again.exe", 77));
     let report = d.finish(DRAIN);
-    assert_eq!((report.stats.duplicate, report.stats.cached_verdicts, report.stats.submitted), (1, 1, 0));
+    assert_eq!(
+        (
+            report.stats.duplicate,
+            report.stats.cached_verdicts,
+            report.stats.submitted
+        ),
+        (1, 1, 0)
+    );
     assert_eq!(sandbox.tasks_created(), 1);
-    let d = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     let later = d.take_records(100).unwrap();
     assert_eq!(later.len(), 2);
     assert_eq!(later[0]["flow_id"], 77);
     assert_eq!(later[0]["sandbox"]["cached"], true);
-    assert_eq!(later[1]["alert"]["signature_id"], weir_sandbox_client::SANDBOX_ALERT_SID);
+    assert_eq!(
+        later[1]["alert"]["signature_id"],
+        weir_sandbox_client::SANDBOX_ALERT_SID
+    );
 }
 
 /// An item older than the retention is dropped, counted and not submitted.
@@ -351,11 +549,19 @@ fn items_past_the_retention_are_dropped_and_counted() {
         let spool = Spool::open(&spool_dir, SpoolConfig::default()).unwrap();
         let old = std::time::SystemTime::now() - Duration::from_secs(22 * 86_400);
         let meta = serde_json::json!({"key": "url:http://old.example/", "subject": {"url": "http://old.example/"}, "flow": {}, "task_id": null});
-        spool.push_at(SUBMIT_QUEUE, NewItem::new(meta, Payload::None), old).unwrap();
+        spool
+            .push_at(SUBMIT_QUEUE, NewItem::new(meta, Payload::None), old)
+            .unwrap();
     }
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(config(&format!("http://{addr}/"), &spool_dir, ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(&format!("http://{addr}/"), &spool_dir, ApiKind::Cape, TOKEN),
+        &store,
+    );
     assert!(wait_for(DRAIN, || d.stats().dropped_retention == 1));
     let report = d.finish(Duration::ZERO);
     assert!(report.pending.is_empty());
@@ -365,15 +571,32 @@ fn items_past_the_retention_are_dropped_and_counted() {
 /// `finish` waits only as long as it is told and names what is left.
 #[test]
 fn finish_reports_what_is_still_pending() {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(config(&format!("http://{addr}/"), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(
+            &format!("http://{addr}/"),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     d.offer(file_sighting(&store, &pe_bytes(1), "x.exe", 1));
     d.offer(url_sighting("http://evil.example/a", SeenIn::EmailUrl, 2));
     let report = d.finish(Duration::from_millis(100));
     let keys: Vec<&str> = report.pending.iter().map(|p| p.key.as_str()).collect();
-    assert_eq!(keys, [format!("sha256:{}", sha_hex(&pe_bytes(1))).as_str(), "url:http://evil.example/a"]);
+    assert_eq!(
+        keys,
+        [
+            format!("sha256:{}", sha_hex(&pe_bytes(1))).as_str(),
+            "url:http://evil.example/a"
+        ]
+    );
     assert!(report.pending.iter().all(|p| p.task_id.is_none()));
     assert_eq!(report.stats.pending, 2);
 }

@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use weir_sandbox_client::test_sandbox::TestSandbox;
 use weir_sandbox_client::ApiKind;
+use weir_sandbox_client::test_sandbox::TestSandbox;
 use weir_spool::Filestore;
 
 const TOKEN: &str = "s3cret";
@@ -20,10 +20,15 @@ const CHILD_DIR: &str = "WEIR_SANDBOX_KILL9_DIR";
 /// ordinary (empty) test.
 #[test]
 fn kill9_child_dispatcher() {
-    let (Ok(url), Ok(dir)) = (std::env::var(CHILD_URL), std::env::var(CHILD_DIR)) else { return };
+    let (Ok(url), Ok(dir)) = (std::env::var(CHILD_URL), std::env::var(CHILD_DIR)) else {
+        return;
+    };
     let dir = std::path::PathBuf::from(dir);
     let store = Filestore::new(dir.join("filestore"));
-    let d = start(config(&url, &dir.join("spool"), ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(&url, &dir.join("spool"), ApiKind::Cape, TOKEN),
+        &store,
+    );
     for n in 0..FILES {
         d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
     }
@@ -39,7 +44,12 @@ fn kill9_mid_dispatch_then_restart_delivers_all_none_twice() {
     sandbox.faults(|f| f.delay_after_create = Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "kill9_child_dispatcher", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "kill9_child_dispatcher",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_URL, sandbox.url())
         .env(CHILD_DIR, dir.path())
         .stdout(Stdio::null())
@@ -51,11 +61,22 @@ fn kill9_mid_dispatch_then_restart_delivers_all_none_twice() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(reached, "the child never dispatched");
-    assert!(sandbox.tasks_created() < FILES as usize, "the kill came mid-dispatch");
+    assert!(
+        sandbox.tasks_created() < FILES as usize,
+        "the kill came mid-dispatch"
+    );
 
     sandbox.faults(|f| f.delay_after_create = Duration::ZERO);
     let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(config(&sandbox.url(), &dir.path().join("spool"), ApiKind::Cape, TOKEN), &store);
+    let d = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     let report = d.finish(Duration::from_secs(60));
     assert!(report.pending.is_empty(), "{:?}", report.pending);
     let files = sandbox.files();

@@ -7,18 +7,25 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::{hex, ContentRef};
+use crate::{ContentRef, hex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContentError {
     #[error("content {sha256} is not in the store ({path})")]
     Missing { sha256: String, path: String },
     #[error("content {sha256} is {len} bytes, over the {limit}-byte read limit")]
-    TooLarge { sha256: String, len: u64, limit: u64 },
+    TooLarge {
+        sha256: String,
+        len: u64,
+        limit: u64,
+    },
     #[error("content {sha256} in the store does not match its name (length or hash differs)")]
     Mismatch { sha256: String },
     #[error("content store I/O on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Reads content by reference. Implementations must return exactly the referenced bytes or an
@@ -60,7 +67,10 @@ impl Filestore {
     pub fn store(&self, bytes: &[u8]) -> Result<ContentRef, ContentError> {
         let sha256: [u8; 32] = Sha256::digest(bytes).into();
         let path = self.path_of(&sha256);
-        let io = |source| ContentError::Io { path: path.display().to_string(), source };
+        let io = |source| ContentError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         if !path.exists() {
             let dir = path.parent().unwrap_or(&self.root);
             std::fs::create_dir_all(dir).map_err(io)?;
@@ -70,7 +80,10 @@ impl Filestore {
             f.sync_all().map_err(io)?;
             std::fs::rename(&tmp, &path).map_err(io)?;
         }
-        Ok(ContentRef { sha256, len: bytes.len() as u64 })
+        Ok(ContentRef {
+            sha256,
+            len: bytes.len() as u64,
+        })
     }
 }
 
@@ -78,22 +91,37 @@ impl ContentStore for Filestore {
     fn read(&self, content: &ContentRef, limit: u64) -> Result<Vec<u8>, ContentError> {
         let name = hex(&content.sha256);
         if content.len > limit {
-            return Err(ContentError::TooLarge { sha256: name, len: content.len, limit });
+            return Err(ContentError::TooLarge {
+                sha256: name,
+                len: content.len,
+                limit,
+            });
         }
         let path = self.path_of(&content.sha256);
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ContentError::Missing { sha256: name, path: path.display().to_string() });
+                return Err(ContentError::Missing {
+                    sha256: name,
+                    path: path.display().to_string(),
+                });
             }
-            Err(source) => return Err(ContentError::Io { path: path.display().to_string(), source }),
+            Err(source) => {
+                return Err(ContentError::Io {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
         };
         // One byte past the expected length tells a longer file from an exact one without reading
         // an unbounded amount.
         let mut bytes = Vec::with_capacity(usize::try_from(content.len).unwrap_or(0));
         file.take(content.len.saturating_add(1))
             .read_to_end(&mut bytes)
-            .map_err(|source| ContentError::Io { path: path.display().to_string(), source })?;
+            .map_err(|source| ContentError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
         if bytes.len() as u64 != content.len || digest != content.sha256 {
             return Err(ContentError::Mismatch { sha256: name });
@@ -103,11 +131,17 @@ impl ContentStore for Filestore {
 
     fn head(&self, content: &ContentRef, n: usize) -> Result<Vec<u8>, ContentError> {
         let path = self.path_of(&content.sha256);
-        let io = |source| ContentError::Io { path: path.display().to_string(), source };
+        let io = |source| ContentError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ContentError::Missing { sha256: hex(&content.sha256), path: path.display().to_string() });
+                return Err(ContentError::Missing {
+                    sha256: hex(&content.sha256),
+                    path: path.display().to_string(),
+                });
             }
             Err(e) => return Err(io(e)),
         };
@@ -129,11 +163,30 @@ mod tests {
         assert_eq!(r.len, 11);
         assert_eq!(fs.read(&r, 1 << 20).unwrap(), b"MZ\x90\x00payload");
         assert_eq!(fs.head(&r, 2).unwrap(), b"MZ");
-        assert!(fs.path_of(&r.sha256).starts_with(dir.path().join(&hex(&r.sha256)[..2])));
-        assert!(matches!(fs.read(&r, 10), Err(ContentError::TooLarge { len: 11, limit: 10, .. })));
+        assert!(
+            fs.path_of(&r.sha256)
+                .starts_with(dir.path().join(&hex(&r.sha256)[..2]))
+        );
+        assert!(matches!(
+            fs.read(&r, 10),
+            Err(ContentError::TooLarge {
+                len: 11,
+                limit: 10,
+                ..
+            })
+        ));
         std::fs::write(fs.path_of(&r.sha256), b"MZ\x90\x00payloaX").unwrap();
-        assert!(matches!(fs.read(&r, 1 << 20), Err(ContentError::Mismatch { .. })));
-        let missing = ContentRef { sha256: [7; 32], len: 1 };
-        assert!(matches!(fs.read(&missing, 1 << 20), Err(ContentError::Missing { .. })));
+        assert!(matches!(
+            fs.read(&r, 1 << 20),
+            Err(ContentError::Mismatch { .. })
+        ));
+        let missing = ContentRef {
+            sha256: [7; 32],
+            len: 1,
+        };
+        assert!(matches!(
+            fs.read(&missing, 1 << 20),
+            Err(ContentError::Missing { .. })
+        ));
     }
 }

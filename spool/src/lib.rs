@@ -61,8 +61,17 @@ const FILE_NAME: &str = "spool.redb";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
-    #[error("spool full: queue {queue} refused an item of {needed} bytes ({used_items} items, {used_bytes} bytes used of {max_items} items, {max_bytes} bytes)")]
-    Full { queue: String, needed: u64, used_bytes: u64, max_bytes: u64, used_items: u64, max_items: u64 },
+    #[error(
+        "spool full: queue {queue} refused an item of {needed} bytes ({used_items} items, {used_bytes} bytes used of {max_items} items, {max_bytes} bytes)"
+    )]
+    Full {
+        queue: String,
+        needed: u64,
+        used_bytes: u64,
+        max_bytes: u64,
+        used_items: u64,
+        max_items: u64,
+    },
     #[error("spool item metadata is {len} bytes, over the {MAX_META_BYTES}-byte limit")]
     MetaTooLarge { len: usize },
     #[error("spool inline payload is {len} bytes, over the {MAX_INLINE_BYTES}-byte limit")]
@@ -72,11 +81,18 @@ pub enum SpoolError {
     #[error("spool item {queue}#{id} not found")]
     NotFound { queue: String, id: u64 },
     #[error("spool item {queue}#{id} is corrupt: {reason}")]
-    Corrupt { queue: String, id: u64, reason: String },
+    Corrupt {
+        queue: String,
+        id: u64,
+        reason: String,
+    },
     #[error("spool storage at {path}: {source}")]
     Storage { path: String, source: redb::Error },
     #[error("spool directory {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Caps and retention.
@@ -89,7 +105,11 @@ pub struct SpoolConfig {
 
 impl Default for SpoolConfig {
     fn default() -> Self {
-        SpoolConfig { max_bytes: DEFAULT_MAX_BYTES, max_items: DEFAULT_MAX_ITEMS, retention: DEFAULT_RETENTION }
+        SpoolConfig {
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_items: DEFAULT_MAX_ITEMS,
+            retention: DEFAULT_RETENTION,
+        }
     }
 }
 
@@ -202,11 +222,22 @@ pub struct Spool {
 impl Spool {
     /// Opens (creating when missing) the spool in `dir`.
     pub fn open(dir: &Path, config: SpoolConfig) -> Result<Spool, SpoolError> {
-        std::fs::create_dir_all(dir).map_err(|source| SpoolError::Io { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| SpoolError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let file = dir.join(FILE_NAME);
         let path = file.display().to_string();
-        let db = Database::create(&file).map_err(|e| SpoolError::Storage { path: path.clone(), source: e.into() })?;
-        let spool = Spool { db, config, path, rejected_full: AtomicU64::new(0) };
+        let db = Database::create(&file).map_err(|e| SpoolError::Storage {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        let spool = Spool {
+            db,
+            config,
+            path,
+            rejected_full: AtomicU64::new(0),
+        };
         // Create the tables so readers never meet a missing one.
         spool.write(|tx| {
             tx.open_table(ITEMS)?;
@@ -228,7 +259,12 @@ impl Spool {
     }
 
     /// [`Spool::push`] with an explicit enqueue time (tests, re-imports).
-    pub fn push_at(&self, queue: &str, item: NewItem, now: SystemTime) -> Result<ItemId, SpoolError> {
+    pub fn push_at(
+        &self,
+        queue: &str,
+        item: NewItem,
+        now: SystemTime,
+    ) -> Result<ItemId, SpoolError> {
         check_queue(queue)?;
         let (record, inline) = encode_new(&item, now)?;
         self.write(|tx| insert(tx, &self.config, queue, &record, inline, 0).map(ItemId))
@@ -238,14 +274,19 @@ impl Spool {
     /// Enqueues several items, each into its queue, in one transaction (one fsync). Each item
     /// gets its own result: one refused for a cap or its size does not stop the others. `Err` only
     /// when the storage failed, and then nothing was stored.
-    pub fn push_batch(&self, items: Vec<(String, NewItem)>) -> Result<Vec<Result<ItemId, SpoolError>>, SpoolError> {
+    pub fn push_batch(
+        &self,
+        items: Vec<(String, NewItem)>,
+    ) -> Result<Vec<Result<ItemId, SpoolError>>, SpoolError> {
         let now = SystemTime::now();
         let results = self.write(|tx| {
             let mut results = Vec::with_capacity(items.len());
             for (queue, item) in &items {
-                let one = check_queue(queue).and_then(|()| encode_new(item, now)).and_then(|(record, inline)| {
-                    insert(tx, &self.config, queue, &record, inline, 0).map(ItemId)
-                });
+                let one = check_queue(queue)
+                    .and_then(|()| encode_new(item, now))
+                    .and_then(|(record, inline)| {
+                        insert(tx, &self.config, queue, &record, inline, 0).map(ItemId)
+                    });
                 match one {
                     Err(SpoolError::Storage { .. }) => return one.map(|_| Vec::new()),
                     other => results.push(other),
@@ -262,7 +303,12 @@ impl Spool {
     }
 
     /// Up to `limit` items of `queue` after `after` (from the start when `None`), oldest first.
-    pub fn peek(&self, queue: &str, after: Option<ItemId>, limit: usize) -> Result<Vec<Item>, SpoolError> {
+    pub fn peek(
+        &self,
+        queue: &str,
+        after: Option<ItemId>,
+        limit: usize,
+    ) -> Result<Vec<Item>, SpoolError> {
         let start = after.map_or(0, |a| a.0.saturating_add(1));
         self.read(|tx| {
             let items = tx.open_table(ITEMS)?;
@@ -314,12 +360,20 @@ impl Spool {
 
     /// Removes a delivered item and enqueues its follow-up (a verdict record to forward, say) in one
     /// transaction, so a crash leaves exactly one of the two.
-    pub fn ack_and_push(&self, queue: &str, id: ItemId, to_queue: &str, item: NewItem) -> Result<ItemId, SpoolError> {
+    pub fn ack_and_push(
+        &self,
+        queue: &str,
+        id: ItemId,
+        to_queue: &str,
+        item: NewItem,
+    ) -> Result<ItemId, SpoolError> {
         check_queue(to_queue)?;
         let (record, inline) = encode_new(&item, SystemTime::now())?;
         self.write(|tx| {
-            let freed = remove(tx, queue, id.0)?
-                .ok_or_else(|| SpoolError::NotFound { queue: queue.to_string(), id: id.0 })?;
+            let freed = remove(tx, queue, id.0)?.ok_or_else(|| SpoolError::NotFound {
+                queue: queue.to_string(),
+                id: id.0,
+            })?;
             insert(tx, &self.config, to_queue, &record, inline, freed).map(ItemId)
         })
         .inspect_err(|e| self.note_full(e))
@@ -394,7 +448,9 @@ impl Spool {
             let q = tx.open_table(QUEUES)?;
             let items = tx.open_table(ITEMS)?;
             let totals = tx.open_table(TOTALS)?;
-            let total = |k: &str| -> Result<u64, redb::Error> { Ok(totals.get(k)?.map_or(0, |v| v.value())) };
+            let total = |k: &str| -> Result<u64, redb::Error> {
+                Ok(totals.get(k)?.map_or(0, |v| v.value()))
+            };
             let mut stats = SpoolStats {
                 items: total("items")?,
                 bytes: total("used_bytes")?,
@@ -406,7 +462,10 @@ impl Spool {
                 let name = k.value().to_string();
                 let depth = v.value().1;
                 let mut oldest = None;
-                if let Some(first) = items.range((name.as_str(), 0)..=(name.as_str(), u64::MAX))?.next() {
+                if let Some(first) = items
+                    .range((name.as_str(), 0)..=(name.as_str(), u64::MAX))?
+                    .next()
+                {
                     let (_, rec) = first?;
                     if let Ok(s) = serde_json::from_slice::<Stored>(rec.value()) {
                         oldest = Some(from_unix_ms(s.t));
@@ -422,17 +481,33 @@ impl Spool {
 
     /// Depth of one queue.
     pub fn depth(&self, queue: &str) -> Result<u64, SpoolError> {
-        self.read(|tx| Ok(tx.open_table(QUEUES)?.get(queue)?.map_or(0, |v| v.value().1)))
+        self.read(|tx| {
+            Ok(tx
+                .open_table(QUEUES)?
+                .get(queue)?
+                .map_or(0, |v| v.value().1))
+        })
     }
 
-    fn modify(&self, queue: &str, id: ItemId, change: impl FnOnce(&mut Stored)) -> Result<(), SpoolError> {
+    fn modify(
+        &self,
+        queue: &str,
+        id: ItemId,
+        change: impl FnOnce(&mut Stored),
+    ) -> Result<(), SpoolError> {
         self.write(|tx| {
             let mut items = tx.open_table(ITEMS)?;
             let old = match items.get((queue, id.0))? {
                 Some(v) => v.value().to_vec(),
-                None => return Err(SpoolError::NotFound { queue: queue.to_string(), id: id.0 }),
+                None => {
+                    return Err(SpoolError::NotFound {
+                        queue: queue.to_string(),
+                        id: id.0,
+                    });
+                }
             };
-            let mut stored: Stored = serde_json::from_slice(&old).map_err(|e| corrupt(queue, id.0, e))?;
+            let mut stored: Stored =
+                serde_json::from_slice(&old).map_err(|e| corrupt(queue, id.0, e))?;
             change(&mut stored);
             let new = encode(&stored)?;
             items.insert((queue, id.0), new.as_slice())?;
@@ -449,7 +524,10 @@ impl Spool {
         }
     }
 
-    fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, SpoolError>) -> Result<T, SpoolError> {
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, SpoolError>,
+    ) -> Result<T, SpoolError> {
         let tx = self.db.begin_write().map_err(|e| self.storage(e))?;
         // On error the transaction is dropped, which aborts it.
         let out = f(&tx)?;
@@ -457,19 +535,28 @@ impl Spool {
         Ok(out)
     }
 
-    fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T, SpoolError>) -> Result<T, SpoolError> {
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<T, SpoolError>,
+    ) -> Result<T, SpoolError> {
         let tx = self.db.begin_read().map_err(|e| self.storage(e))?;
         f(&tx)
     }
 
     fn storage(&self, e: impl Into<redb::Error>) -> SpoolError {
-        SpoolError::Storage { path: self.path.clone(), source: e.into() }
+        SpoolError::Storage {
+            path: self.path.clone(),
+            source: e.into(),
+        }
     }
 }
 
 impl From<redb::Error> for SpoolError {
     fn from(source: redb::Error) -> Self {
-        SpoolError::Storage { path: FILE_NAME.to_string(), source }
+        SpoolError::Storage {
+            path: FILE_NAME.to_string(),
+            source,
+        }
     }
 }
 
@@ -487,8 +574,14 @@ from_redb!(redb::TableError, redb::StorageError);
 fn check_queue(queue: &str) -> Result<(), SpoolError> {
     let ok = !queue.is_empty()
         && queue.len() <= MAX_QUEUE_NAME
-        && queue.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok { Ok(()) } else { Err(SpoolError::BadQueueName) }
+        && queue
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(SpoolError::BadQueueName)
+    }
 }
 
 fn encode(stored: &Stored) -> Result<Vec<u8>, SpoolError> {
@@ -511,7 +604,14 @@ fn encode_new(item: &NewItem, now: SystemTime) -> Result<(Vec<u8>, Option<&[u8]>
         }
         Payload::Content(r) => ("content", Some(hex(&r.sha256)), r.len, None),
     };
-    let stored = Stored { t: unix_ms(now), attempts: 0, meta: item.meta.clone(), kind: kind.into(), sha256, len };
+    let stored = Stored {
+        t: unix_ms(now),
+        attempts: 0,
+        meta: item.meta.clone(),
+        kind: kind.into(),
+        sha256,
+        len,
+    };
     Ok((encode(&stored)?, inline))
 }
 
@@ -533,7 +633,8 @@ fn insert(
             totals.get("items")?.map_or(0, |v| v.value()),
         )
     };
-    if used_bytes.saturating_add(needed).saturating_sub(freed) > config.max_bytes || used_items >= config.max_items
+    if used_bytes.saturating_add(needed).saturating_sub(freed) > config.max_bytes
+        || used_items >= config.max_items
     {
         return Err(SpoolError::Full {
             queue: queue.to_string(),
@@ -563,7 +664,10 @@ fn remove(tx: &redb::WriteTransaction, queue: &str, id: u64) -> Result<Option<u6
         Some(v) => v.value().len() as u64,
         None => return Ok(None),
     };
-    let inline_len = tx.open_table(INLINE)?.remove((queue, id))?.map_or(0, |v| v.value().len() as u64);
+    let inline_len = tx
+        .open_table(INLINE)?
+        .remove((queue, id))?
+        .map_or(0, |v| v.value().len() as u64);
     let mut queues = tx.open_table(QUEUES)?;
     let (seq, depth) = queues.get(queue)?.map_or((1, 1), |v| v.value());
     queues.insert(queue, (seq, depth.saturating_sub(1)))?;
@@ -577,7 +681,11 @@ fn remove(tx: &redb::WriteTransaction, queue: &str, id: u64) -> Result<Option<u6
 fn add_total(tx: &redb::WriteTransaction, key: &str, delta: i64) -> Result<(), SpoolError> {
     let mut totals = tx.open_table(TOTALS)?;
     let old = totals.get(key)?.map_or(0, |v| v.value());
-    let new = if delta >= 0 { old.saturating_add(delta as u64) } else { old.saturating_sub(delta.unsigned_abs()) };
+    let new = if delta >= 0 {
+        old.saturating_add(delta as u64)
+    } else {
+        old.saturating_sub(delta.unsigned_abs())
+    };
     totals.insert(key, new)?;
     Ok(())
 }
@@ -596,20 +704,44 @@ fn decode(
             None => return Err(corrupt(queue, id, "inline payload missing")),
         },
         "content" => {
-            let sha = s.sha256.as_deref().and_then(unhex32).ok_or_else(|| corrupt(queue, id, "bad content sha256"))?;
-            Payload::Content(ContentRef { sha256: sha, len: s.len })
+            let sha = s
+                .sha256
+                .as_deref()
+                .and_then(unhex32)
+                .ok_or_else(|| corrupt(queue, id, "bad content sha256"))?;
+            Payload::Content(ContentRef {
+                sha256: sha,
+                len: s.len,
+            })
         }
-        other => return Err(corrupt(queue, id, format!("unknown payload kind {other:?}"))),
+        other => {
+            return Err(corrupt(
+                queue,
+                id,
+                format!("unknown payload kind {other:?}"),
+            ));
+        }
     };
-    Ok(Item { id: ItemId(id), enqueued_at: from_unix_ms(s.t), attempts: s.attempts, meta: s.meta, payload })
+    Ok(Item {
+        id: ItemId(id),
+        enqueued_at: from_unix_ms(s.t),
+        attempts: s.attempts,
+        meta: s.meta,
+        payload,
+    })
 }
 
 fn corrupt(queue: &str, id: u64, reason: impl ToString) -> SpoolError {
-    SpoolError::Corrupt { queue: queue.to_string(), id, reason: reason.to_string() }
+    SpoolError::Corrupt {
+        queue: queue.to_string(),
+        id,
+        reason: reason.to_string(),
+    }
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn from_unix_ms(ms: u64) -> SystemTime {

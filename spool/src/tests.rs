@@ -20,16 +20,34 @@ fn queues_are_ordered_and_independent() {
     let a1 = s.push("a", meta(1)).unwrap();
     let b1 = s.push("b", meta(10)).unwrap();
     let a2 = s.push("a", meta(2)).unwrap();
-    let a3 = s.push("a", NewItem::new(json!({"n": 3}), Payload::Inline(b"abc".to_vec()))).unwrap();
+    let a3 = s
+        .push(
+            "a",
+            NewItem::new(json!({"n": 3}), Payload::Inline(b"abc".to_vec())),
+        )
+        .unwrap();
     assert!(a1 < a2 && a2 < a3);
-    let a: Vec<u64> = s.peek("a", None, 10).unwrap().iter().map(|i| i.meta["n"].as_u64().unwrap()).collect();
+    let a: Vec<u64> = s
+        .peek("a", None, 10)
+        .unwrap()
+        .iter()
+        .map(|i| i.meta["n"].as_u64().unwrap())
+        .collect();
     assert_eq!(a, [1, 2, 3]);
     assert_eq!(s.peek("a", Some(a1), 1).unwrap()[0].id, a2);
-    assert_eq!(s.peek("a", None, 10).unwrap()[2].payload, Payload::Inline(b"abc".to_vec()));
+    assert_eq!(
+        s.peek("a", None, 10).unwrap()[2].payload,
+        Payload::Inline(b"abc".to_vec())
+    );
     assert_eq!(s.peek("b", None, 10).unwrap()[0].id, b1);
     assert!(s.ack("a", a2).unwrap());
     assert!(!s.ack("a", a2).unwrap(), "a second ack finds nothing");
-    let ids: Vec<ItemId> = s.peek("a", None, 10).unwrap().iter().map(|i| i.id).collect();
+    let ids: Vec<ItemId> = s
+        .peek("a", None, 10)
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
     assert_eq!(ids, [a1, a3]);
     let stats = s.stats().unwrap();
     assert_eq!(stats.items, 3);
@@ -40,7 +58,14 @@ fn queues_are_ordered_and_independent() {
 #[test]
 fn a_batch_commits_together_and_refuses_item_by_item() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Spool::open(dir.path(), SpoolConfig { max_items: 3, ..SpoolConfig::default() }).unwrap();
+    let s = Spool::open(
+        dir.path(),
+        SpoolConfig {
+            max_items: 3,
+            ..SpoolConfig::default()
+        },
+    )
+    .unwrap();
     let results = s
         .push_batch(vec![
             ("a".into(), meta(1)),
@@ -53,7 +78,12 @@ fn a_batch_commits_together_and_refuses_item_by_item() {
     assert!(matches!(results[1], Err(SpoolError::BadQueueName)));
     assert!(matches!(results[4], Err(SpoolError::Full { .. })));
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
-    let a: Vec<u64> = s.peek("a", None, 10).unwrap().iter().map(|i| i.meta["n"].as_u64().unwrap()).collect();
+    let a: Vec<u64> = s
+        .peek("a", None, 10)
+        .unwrap()
+        .iter()
+        .map(|i| i.meta["n"].as_u64().unwrap())
+        .collect();
     assert_eq!(a, [1, 4]);
     assert_eq!(s.depth("b").unwrap(), 1);
     assert_eq!(s.stats().unwrap().rejected_full, 1);
@@ -73,9 +103,17 @@ fn ids_are_never_reused_after_ack() {
 fn content_references_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    let r = ContentRef { sha256: [0xab; 32], len: 12345 };
-    let id = s.push("files", NewItem::new(json!({}), Payload::Content(r))).unwrap();
-    assert_eq!(s.get("files", id).unwrap().unwrap().payload, Payload::Content(r));
+    let r = ContentRef {
+        sha256: [0xab; 32],
+        len: 12345,
+    };
+    let id = s
+        .push("files", NewItem::new(json!({}), Payload::Content(r)))
+        .unwrap();
+    assert_eq!(
+        s.get("files", id).unwrap().unwrap().payload,
+        Payload::Content(r)
+    );
 }
 
 #[test]
@@ -83,7 +121,12 @@ fn everything_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let (id, other) = {
         let s = open(dir.path());
-        let id = s.push("q", NewItem::new(json!({"task": null}), Payload::Inline(vec![0, 1, 2]))).unwrap();
+        let id = s
+            .push(
+                "q",
+                NewItem::new(json!({"task": null}), Payload::Inline(vec![0, 1, 2])),
+            )
+            .unwrap();
         let other = s.push("q", meta(5)).unwrap();
         s.update_meta("q", id, json!({"task": 42})).unwrap();
         assert_eq!(s.record_attempt("q", id).unwrap(), 1);
@@ -101,35 +144,81 @@ fn everything_survives_reopening() {
 #[test]
 fn a_full_spool_refuses_loudly_and_keeps_what_it_has() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Spool::open(dir.path(), SpoolConfig { max_items: 2, ..SpoolConfig::default() }).unwrap();
+    let s = Spool::open(
+        dir.path(),
+        SpoolConfig {
+            max_items: 2,
+            ..SpoolConfig::default()
+        },
+    )
+    .unwrap();
     let a = s.push("q", meta(1)).unwrap();
     s.push("q", meta(2)).unwrap();
     let err = s.push("q", meta(3)).unwrap_err();
-    assert!(matches!(err, SpoolError::Full { used_items: 2, max_items: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            SpoolError::Full {
+                used_items: 2,
+                max_items: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(s.stats().unwrap().rejected_full, 1);
     assert_eq!(s.depth("q").unwrap(), 2);
     s.ack("q", a).unwrap();
     s.push("q", meta(3)).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let s = Spool::open(dir.path(), SpoolConfig { max_bytes: 1000, ..SpoolConfig::default() }).unwrap();
-    s.push("q", NewItem::new(json!({}), Payload::Inline(vec![0; 800]))).unwrap();
-    let err = s.push("q", NewItem::new(json!({}), Payload::Inline(vec![0; 300]))).unwrap_err();
-    assert!(matches!(err, SpoolError::Full { max_bytes: 1000, .. }), "{err}");
+    let s = Spool::open(
+        dir.path(),
+        SpoolConfig {
+            max_bytes: 1000,
+            ..SpoolConfig::default()
+        },
+    )
+    .unwrap();
+    s.push("q", NewItem::new(json!({}), Payload::Inline(vec![0; 800])))
+        .unwrap();
+    let err = s
+        .push("q", NewItem::new(json!({}), Payload::Inline(vec![0; 300])))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SpoolError::Full {
+                max_bytes: 1000,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(s.peek("q", None, 10).unwrap().len(), 1);
 }
 
 #[test]
 fn ack_and_push_moves_atomically_within_the_cap() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Spool::open(dir.path(), SpoolConfig { max_items: 1, ..SpoolConfig::default() }).unwrap();
+    let s = Spool::open(
+        dir.path(),
+        SpoolConfig {
+            max_items: 1,
+            ..SpoolConfig::default()
+        },
+    )
+    .unwrap();
     let a = s.push("work", meta(1)).unwrap();
     // At the item cap, but the ack frees the slot the follow-up takes.
     let r = s.ack_and_push("work", a, "results", meta(2)).unwrap();
     assert_eq!(s.depth("work").unwrap(), 0);
     assert_eq!(s.get("results", r).unwrap().unwrap().meta, json!({"n": 2}));
     // Acknowledging an item that is gone pushes nothing.
-    assert!(matches!(s.ack_and_push("work", a, "results", meta(3)), Err(SpoolError::NotFound { .. })));
+    assert!(matches!(
+        s.ack_and_push("work", a, "results", meta(3)),
+        Err(SpoolError::NotFound { .. })
+    ));
     assert_eq!(s.depth("results").unwrap(), 1);
 }
 
@@ -146,9 +235,15 @@ fn old_items_are_dropped_with_a_record_and_counted() {
     assert_eq!(stats.oldest_age(t0 + 2 * day), Some(2 * day));
     assert_eq!(stats.queues["q"].oldest, Some(t0));
 
-    assert!(s.expire(t0 + 21 * day).unwrap().is_empty(), "exactly the retention is kept");
+    assert!(
+        s.expire(t0 + 21 * day).unwrap().is_empty(),
+        "exactly the retention is kept"
+    );
     let dropped = s.expire(t0 + 22 * day + Duration::from_secs(1)).unwrap();
-    let mut got: Vec<(String, u64)> = dropped.iter().map(|d| (d.queue.clone(), d.meta["n"].as_u64().unwrap())).collect();
+    let mut got: Vec<(String, u64)> = dropped
+        .iter()
+        .map(|d| (d.queue.clone(), d.meta["n"].as_u64().unwrap()))
+        .collect();
     got.sort();
     assert_eq!(got, [("other".to_string(), 3), ("q".to_string(), 1)]);
     assert_eq!(dropped.iter().find(|d| d.queue == "q").unwrap().id, old);
@@ -163,10 +258,19 @@ fn bad_inputs_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     assert!(matches!(s.push("", meta(1)), Err(SpoolError::BadQueueName)));
-    assert!(matches!(s.push("a/b", meta(1)), Err(SpoolError::BadQueueName)));
+    assert!(matches!(
+        s.push("a/b", meta(1)),
+        Err(SpoolError::BadQueueName)
+    ));
     let huge = NewItem::new(json!({"x": "y".repeat(MAX_META_BYTES)}), Payload::None);
-    assert!(matches!(s.push("q", huge), Err(SpoolError::MetaTooLarge { .. })));
-    assert!(matches!(s.update_meta("q", ItemId(99), json!(1)), Err(SpoolError::NotFound { id: 99, .. })));
+    assert!(matches!(
+        s.push("q", huge),
+        Err(SpoolError::MetaTooLarge { .. })
+    ));
+    assert!(matches!(
+        s.update_meta("q", ItemId(99), json!(1)),
+        Err(SpoolError::NotFound { id: 99, .. })
+    ));
     assert_eq!(s.stats().unwrap().items, 0);
 }
 

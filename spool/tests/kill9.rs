@@ -13,11 +13,15 @@ const CHILD_ENV: &str = "WEIR_SPOOL_KILL9_DIR";
 /// Without the environment variable it is an ordinary (empty) test.
 #[test]
 fn kill9_child_writer() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let spool = Spool::open(std::path::Path::new(&dir), SpoolConfig::default()).unwrap();
     for n in 0u64.. {
         let payload = Payload::Inline(vec![(n % 251) as u8; (n as usize * 37) % 4000]);
-        let id = spool.push("q", NewItem::new(json!({ "n": n }), payload)).unwrap();
+        let id = spool
+            .push("q", NewItem::new(json!({ "n": n }), payload))
+            .unwrap();
         println!("pushed {n} {}", id.0);
         if n % 3 == 0 {
             spool.ack("q", id).unwrap();
@@ -30,7 +34,12 @@ fn kill9_child_writer() {
 fn kill9_mid_write_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "kill9_child_writer", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "kill9_child_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -43,7 +52,9 @@ fn kill9_mid_write_loses_nothing_acknowledged() {
         let line = line.unwrap();
         let mut f = line.split_whitespace();
         match (f.next(), f.next(), f.next()) {
-            (Some("pushed"), Some(n), Some(id)) => pushed.push((n.parse::<u64>().unwrap(), id.parse::<u64>().unwrap())),
+            (Some("pushed"), Some(n), Some(id)) => {
+                pushed.push((n.parse::<u64>().unwrap(), id.parse::<u64>().unwrap()))
+            }
             (Some("acked"), Some(_), Some(id)) => acked.push(id.parse::<u64>().unwrap()),
             _ => continue,
         }
@@ -66,18 +77,26 @@ fn kill9_mid_write_loses_nothing_acknowledged() {
         } else {
             let item = found.unwrap_or_else(|| panic!("durable item {id} lost"));
             assert_eq!(item.meta, json!({ "n": n }));
-            assert_eq!(item.payload, Payload::Inline(vec![(n % 251) as u8; (*n as usize * 37) % 4000]));
+            assert_eq!(
+                item.payload,
+                Payload::Inline(vec![(n % 251) as u8; (*n as usize * 37) % 4000])
+            );
         }
     }
     assert!(present.windows(2).all(|w| w[0] < w[1]), "queue order kept");
     // Items the child pushed after the last line read are whole too.
     for item in &items {
         let n = item.meta["n"].as_u64().unwrap();
-        assert_eq!(item.payload, Payload::Inline(vec![(n % 251) as u8; (n as usize * 37) % 4000]));
+        assert_eq!(
+            item.payload,
+            Payload::Inline(vec![(n % 251) as u8; (n as usize * 37) % 4000])
+        );
     }
     let stats = spool.stats().unwrap();
     assert_eq!(stats.items, items.len() as u64);
     // The reopened spool keeps working.
-    let next = spool.push("q", NewItem::new(json!({}), Payload::None)).unwrap();
+    let next = spool
+        .push("q", NewItem::new(json!({}), Payload::None))
+        .unwrap();
     assert!(present.iter().all(|id| *id < next.0));
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use weir_core::{
-    AppProto, Artifact, ArtifactContext, FileArtifact, FileState, FlowKey, IpProto, SeenIn, Sighting, Timestamp,
-    UrlArtifact, Vlans,
+    AppProto, Artifact, ArtifactContext, FileArtifact, FileState, FlowKey, IpProto, SeenIn,
+    Sighting, Timestamp, UrlArtifact, Vlans,
 };
 use weir_sandbox_client::{ApiKind, Dispatcher, NoExclusions, SandboxConfig};
 use weir_spool::Filestore;
@@ -45,7 +45,7 @@ pub fn start(config: SandboxConfig, store: &Filestore) -> Dispatcher {
 pub fn pe_bytes(n: u32) -> Vec<u8> {
     let mut b = b"MZ\x90\x00\x03\x00\x00\x00".to_vec();
     b.extend_from_slice(format!("sample {n} ").as_bytes());
-    if n % 5 == 0 {
+    if n.is_multiple_of(5) {
         b.extend_from_slice(b"EVIL");
     }
     // Varied sizes, some over a typical socket buffer.
@@ -90,7 +90,13 @@ pub fn file_sighting(store: &Filestore, bytes: &[u8], name: &str, flow_id: u64) 
 }
 
 pub fn url_sighting(url: &str, seen_in: SeenIn, flow_id: u64) -> Sighting {
-    Sighting { ctx: ctx(flow_id), artifact: Artifact::Url(UrlArtifact { url: url.into(), seen_in }) }
+    Sighting {
+        ctx: ctx(flow_id),
+        artifact: Artifact::Url(UrlArtifact {
+            url: url.into(),
+            seen_in,
+        }),
+    }
 }
 
 /// Polls `cond` every 5 ms for at most `limit`; returns whether it held. Never an assertion about
@@ -107,10 +113,16 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 pub fn sandbox_records(records: &[Value]) -> Vec<&Value> {
-    records.iter().filter(|r| r["event_type"] == "sandbox").collect()
+    records
+        .iter()
+        .filter(|r| r["event_type"] == "sandbox")
+        .collect()
 }
 
 pub fn sha_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -201,7 +201,7 @@ fn udp_dst_port(link: u32, frame: &[u8]) -> Option<u16> {
 }
 
 fn proc_status_field(name: &str) -> String {
-    std::fs::read_to_string("/proc/self/status")
+    std::fs::read_to_string("/proc/thread-self/status")
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_string())))
         .unwrap_or_default()

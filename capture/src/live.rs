@@ -337,17 +337,14 @@ impl Reader {
             return Ok(LivePoll::Idle);
         };
         if self.ring_empty {
-            match wait_readable(handle, self.options.read_timeout) {
-                Ok(true) => self.ring_empty = false,
-                Ok(false) => {
-                    self.refresh_wanted = true;
-                    return Ok(LivePoll::Idle);
-                }
+            // Readable, timed out or failed, the read below follows: libpcap notices a vanished
+            // interface only on a read some time after the socket reported ENETDOWN, and after
+            // that report the socket may never become readable again.
+            if let Err(rustix::io::Errno::INTR) = wait_readable(handle, self.options.read_timeout) {
                 // A signal cut the wait short: report idle, the caller may want to check flags.
-                Err(e) if e == rustix::io::Errno::INTR => return Ok(LivePoll::Idle),
-                // Let the read below meet and report whatever is wrong with the socket.
-                Err(_) => self.ring_empty = false,
+                return Ok(LivePoll::Idle);
             }
+            self.ring_empty = false;
         }
         // Only fields other than `handle` are touched below: the packet borrows `handle` for
         // as long as the caller holds it.
@@ -409,10 +406,18 @@ impl Reader {
             std::thread::sleep((failure.retry_at - now).min(self.options.read_timeout));
             return Ok(false);
         }
+        failure.attempts += 1;
+        let attempts = failure.attempts;
+        // The old handle's last counts (packets since the previous refresh), before it goes.
+        if attempts == 1 {
+            let _ = self.read_kernel_stats();
+        }
         // Close first: the old handle's kernel buffer is freed and its fd cannot be confused
         // with the new one's.
         self.handle = None;
-        failure.attempts += 1;
+        let Some(failure) = self.failure.as_mut() else {
+            return Ok(true);
+        };
         match privileges::with_net_raw(|| open_handle(&self.options)) {
             Ok((handle, link)) => {
                 self.handle = Some(handle);
@@ -557,13 +562,13 @@ fn open_handle(o: &LiveOptions) -> Result<(Capture<Active>, LinkType), LiveError
 }
 
 /// Waits until the capture socket has something to read (a packet block, or an error to report)
-/// or `timeout` passes. True when readable.
-fn wait_readable(handle: &Capture<Active>, timeout: Duration) -> Result<bool, rustix::io::Errno> {
+/// or `timeout` passes.
+fn wait_readable(handle: &Capture<Active>, timeout: Duration) -> Result<(), rustix::io::Errno> {
     use rustix::event::{PollFd, PollFlags, Timespec};
     let mut fds = [PollFd::new(handle, PollFlags::IN)];
     // check_options bounds the timeout to a second, which always converts.
     let timeout = Timespec::try_from(timeout).unwrap_or(Timespec { tv_sec: 1, tv_nsec: 0 });
-    Ok(rustix::event::poll(&mut fds, Some(&timeout))? > 0)
+    rustix::event::poll(&mut fds, Some(&timeout)).map(|_| ())
 }
 
 /// Nanoseconds per unit of the `tv_usec` field: on Linux the handle asks for nanosecond

@@ -71,7 +71,7 @@ pub const MAX_PREFIXES_PER_HOST: usize = 1024;
 pub const MAX_HITS_PER_LOOKUP: usize = 64;
 
 /// Artifact strings longer than this are looked up without the cache, so the cache's memory is
-/// bounded by its capacity times this.
+/// bounded by twice its capacity (hosts and URLs) times this.
 pub const MAX_CACHED_KEY_LEN: usize = 512;
 
 /// A reasonable per-worker [`VerdictCache`] capacity.

@@ -47,8 +47,8 @@ impl ChainRun<'_> {
         ) == Res::Match
     }
 
-    /// `cursor`: end of the previous match; `last_end`: end of the last positive match, when
-    /// the chain must reach new stream data.
+    /// `cursor`: end of the previous match; `last_end`: the furthest end of the positive matches
+    /// so far, when some match must reach new stream data.
     fn steps(
         &mut self,
         steps: &[Step],
@@ -75,7 +75,7 @@ impl ChainRun<'_> {
                     return Res::NoMatch;
                 };
                 let start = if t.relative {
-                    cursor as i64 + offset
+                    (cursor as i64).saturating_add(offset)
                 } else {
                     offset
                 };
@@ -110,7 +110,7 @@ impl ChainRun<'_> {
                     return Res::NoMatch;
                 };
                 let start = if j.relative {
-                    cursor as i64 + offset
+                    (cursor as i64).saturating_add(offset)
                 } else {
                     offset
                 };
@@ -140,7 +140,7 @@ impl ChainRun<'_> {
             }
             Step::ByteExtract(e, slot) => {
                 let start = if e.relative {
-                    cursor as i64 + i64::from(e.offset)
+                    (cursor as i64).saturating_add(i64::from(e.offset))
                 } else {
                     i64::from(e.offset)
                 };
@@ -166,7 +166,7 @@ impl ChainRun<'_> {
                     return Res::NoMatch;
                 };
                 let start = if m.relative {
-                    cursor as i64 + i64::from(m.offset)
+                    (cursor as i64).saturating_add(i64::from(m.offset))
                 } else {
                     i64::from(m.offset)
                 };
@@ -182,6 +182,8 @@ impl ChainRun<'_> {
                 };
                 let l = i128::from(value);
                 let r = i128::from(rvalue);
+                // u64 and i64 operands: sums, differences and products fit in i128; shifts are
+                // checked so an extracted value can never overflow.
                 let result = match m.op {
                     ByteMathOp::Add => l + r,
                     ByteMathOp::Sub => l - r,
@@ -192,17 +194,20 @@ impl ChainRun<'_> {
                         }
                         l / r
                     }
-                    ByteMathOp::Shl => {
-                        if !(0..64).contains(&r) {
+                    ByteMathOp::Shl | ByteMathOp::Shr => {
+                        let Ok(shift) = u32::try_from(r) else {
+                            return Res::NoMatch;
+                        };
+                        if shift >= 64 {
                             return Res::NoMatch;
                         }
-                        l << r
-                    }
-                    ByteMathOp::Shr => {
-                        if !(0..64).contains(&r) {
-                            return Res::NoMatch;
-                        }
-                        l >> r
+                        let v = u128::from(value);
+                        let shifted = if m.op == ByteMathOp::Shl {
+                            v << shift
+                        } else {
+                            v >> shift
+                        };
+                        i128::try_from(shifted).unwrap_or(i128::MAX)
                     }
                 };
                 if let Some(v) = self.vars.get_mut(*slot) {
@@ -219,9 +224,9 @@ impl ChainRun<'_> {
                     return Res::NoMatch;
                 };
                 let position = if d.relative {
-                    cursor as i64 + offset
+                    (cursor as i64).saturating_add(offset)
                 } else {
-                    offset - self.base_i64()
+                    offset.saturating_sub(self.base_i64())
                 };
                 let present = position >= 0 && (position as u64) < self.buf.len() as u64;
                 if present != d.negated {
@@ -272,13 +277,17 @@ impl ChainRun<'_> {
                 },
                 None => 0,
             };
-            start = (cursor as i64 + distance).max(0);
+            start = (cursor as i64).saturating_add(distance).max(0);
             end = len;
             if let Some(w) = c.within {
                 let Some(within) = self.num(w) else {
                     return Res::NoMatch;
                 };
-                end = end.min(cursor as i64 + distance + within);
+                end = end.min(
+                    (cursor as i64)
+                        .saturating_add(distance)
+                        .saturating_add(within),
+                );
             }
         } else {
             let base = self.base_i64();
@@ -289,20 +298,20 @@ impl ChainRun<'_> {
                 },
                 None => 0,
             };
-            start = (offset - base).max(0);
+            start = offset.saturating_sub(base).max(0);
             end = len;
             if let Some(d) = c.depth {
                 let Some(depth) = self.num(d) else {
                     return Res::NoMatch;
                 };
-                end = end.min(offset + depth - base);
+                end = end.min(offset.saturating_add(depth).saturating_sub(base));
             }
             if c.startswith {
-                end = end.min(plen - base);
+                end = end.min(plen.saturating_sub(base));
             }
         }
         let found_once = |this: &Self, from: i64| -> Option<usize> {
-            if from < 0 || end - from < plen {
+            if from < 0 || end.saturating_sub(from) < plen {
                 return None;
             }
             let window = this.buf.get(from as usize..end as usize)?;
@@ -336,14 +345,15 @@ impl ChainRun<'_> {
                 return Res::NoMatch;
             };
             let match_end = at + c.pattern.len();
-            let r = self.steps(steps, index + 1, match_end, last_end.map(|_| match_end));
+            let reached = last_end.map(|e| e.max(match_end));
+            let r = self.steps(steps, index + 1, match_end, reached);
             match r {
                 Res::Match | Res::Abort => return r,
                 Res::NoMatch => {}
             }
             // The chain can only improve by moving this match if something after it depends on
             // its position (a relative step) or it must reach new stream data.
-            let must_reach_new = last_end.is_some() && match_end <= self.min_end;
+            let must_reach_new = reached.is_some_and(|e| e <= self.min_end);
             if !next_relative && !must_reach_new {
                 return Res::NoMatch;
             }
@@ -382,12 +392,13 @@ impl ChainRun<'_> {
                 Ok(None) | Err(_) => return Res::NoMatch,
             };
             let match_end = base + found.1;
-            let r = self.steps(steps, index + 1, match_end, last_end.map(|_| match_end));
+            let reached = last_end.map(|e| e.max(match_end));
+            let r = self.steps(steps, index + 1, match_end, reached);
             match r {
                 Res::Match | Res::Abort => return r,
                 Res::NoMatch => {}
             }
-            let must_reach_new = last_end.is_some() && match_end <= self.min_end;
+            let must_reach_new = reached.is_some_and(|e| e <= self.min_end);
             if !next_relative && !must_reach_new {
                 return Res::NoMatch;
             }

@@ -273,6 +273,18 @@ fn byte_test_jump_extract_math() {
     ));
 }
 
+#[test]
+fn huge_variables_saturate_instead_of_overflowing() {
+    // Found by the arbitrary-payload property: 0xff << 56 saturates the variable, and the
+    // relative isdataat must not overflow adding it to the cursor.
+    let rule = r#"content:"|00|"; byte_extract:2,0,n,relative; byte_math:bytes 1, offset 0, oper <<, rvalue n, result r, relative; isdataat:r,relative;"#;
+    assert!(!payload_matches(rule, b"\x00\x00\x38\xff"));
+    assert!(!payload_matches(
+        r#"content:"|00|"; byte_extract:1,0,d,relative; content:"x"; distance:d; within:d;"#,
+        b"\x00\xffx"
+    ));
+}
+
 fn header_match(options: &str, pkt: &PacketView<'_>) -> bool {
     let rules = compile(&[&format!("alert ip any any -> any any ({options} sid:9;)")]);
     packet_sids(&rules, pkt) == [9]
@@ -524,6 +536,26 @@ fn stream_matches_across_deliveries_once() {
     alerts.clear();
     m.inspect_packet(&rules, Some(&mut flow), &tcp_pkt(b"EVILTHING"), &mut alerts);
     assert_eq!(sids(&alerts), [1, 3]);
+}
+
+#[test]
+fn stream_rule_alerts_when_any_of_its_matches_is_new() {
+    // Found by the segmentation property: the rule's last content lies in already-inspected
+    // bytes, its first in the new ones.
+    let rules = compile(&[
+        r#"alert tcp any any -> any any (flow:established; content:"cAa"; content:"aab"; sid:1;)"#,
+    ]);
+    let mut m = Matcher::new(&rules).unwrap();
+    let mut flow = FlowDetectState::new();
+    let pkt = tcp_pkt_in_stream(b"");
+    let mut alerts = Vec::new();
+    m.inspect_stream(&rules, &mut flow, &pkt, b"aab", &mut alerts);
+    assert_eq!(sids(&alerts), Vec::<u32>::new());
+    m.inspect_stream(&rules, &mut flow, &pkt, b"aaaacAa", &mut alerts);
+    assert_eq!(sids(&alerts), [1]);
+    // Nothing new matched: no second alert.
+    m.inspect_stream(&rules, &mut flow, &pkt, b"zz", &mut alerts);
+    assert_eq!(sids(&alerts), [1]);
 }
 
 fn tcp_pkt_in_stream(payload: &[u8]) -> PacketView<'_> {

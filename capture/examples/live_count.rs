@@ -3,6 +3,7 @@
 //! ```text
 //! live_count --interface IF [--filter EXPR] [--count N] [--count-port PORT]
 //!            [--max-seconds S] [--idle-exit-ms MS] [--privileges retain|drop-all|keep]
+//!            [--snaplen BYTES] [--buffer-bytes BYTES]
 //! ```
 //!
 //! Prints `{"event":"ready",...}` once the interface is open (send traffic after that line),
@@ -34,6 +35,8 @@ fn parse_args() -> Result<Args, String> {
     let mut max_time = Duration::from_secs(30);
     let mut idle_exit = None;
     let mut privileges = Privileges::RetainNetRaw;
+    let mut snaplen = None;
+    let mut buffer_bytes = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -44,6 +47,8 @@ fn parse_args() -> Result<Args, String> {
             "--count" => count = Some(number(value()?)?),
             "--count-port" => count_port = Some(value()?.parse::<u16>().map_err(|e| format!("--count-port: {e}"))?),
             "--max-seconds" => max_time = Duration::from_secs(number(value()?)?),
+            "--snaplen" => snaplen = Some(number(value()?)?),
+            "--buffer-bytes" => buffer_bytes = Some(number(value()?)?),
             "--idle-exit-ms" => idle_exit = Some(Duration::from_millis(number(value()?)?)),
             "--privileges" => {
                 privileges = match value()?.as_str() {
@@ -59,6 +64,13 @@ fn parse_args() -> Result<Args, String> {
     let mut options = LiveOptions::new(interface.ok_or("--interface is required")?);
     options.filter = filter;
     options.privileges = privileges;
+    let to_u32 = |what: &str, v: u64| u32::try_from(v).map_err(|_| format!("{what} {v} is too large"));
+    if let Some(v) = snaplen {
+        options.snaplen = to_u32("--snaplen", v)?;
+    }
+    if let Some(v) = buffer_bytes {
+        options.buffer_bytes = to_u32("--buffer-bytes", v)?;
+    }
     Ok(Args { options, count, count_port, max_time, idle_exit })
 }
 

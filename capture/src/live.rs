@@ -353,9 +353,12 @@ impl Reader {
                 self.stats.packets += 1;
                 self.packet_number += 1;
                 let header = packet.header;
+                // time_t and suseconds_t are i64 here, narrower on some 32-bit targets.
+                #[allow(clippy::useless_conversion)]
+                let (secs, subsec) = (i64::from(header.ts.tv_sec), i64::from(header.ts.tv_usec));
                 let data = packet.data.get(..MAX_PACKET_LEN).unwrap_or(packet.data);
                 Ok(LivePoll::Packet(RawPacket {
-                    ts: timestamp(header.ts.tv_sec.into(), header.ts.tv_usec.into()),
+                    ts: timestamp(secs, subsec),
                     link: self.link,
                     data,
                     orig_len: header.len,
@@ -382,8 +385,13 @@ impl Reader {
                         retry_in: FIRST_RETRY_DELAY,
                     },
                 );
-                self.failure =
-                    Some(Failure { since: now, reason, attempts: 0, delay: FIRST_RETRY_DELAY, retry_at: now + FIRST_RETRY_DELAY });
+                self.failure = Some(Failure {
+                    since: now,
+                    reason,
+                    attempts: 0,
+                    delay: FIRST_RETRY_DELAY,
+                    retry_at: now + FIRST_RETRY_DELAY,
+                });
                 Ok(LivePoll::Idle)
             }
         }
@@ -490,7 +498,8 @@ impl Reader {
             }
             (true, Some(since)) => {
                 self.link_down_since = None;
-                let warning = LiveWarning::LinkUp { interface: self.options.interface.clone(), down_for: since.elapsed() };
+                let warning =
+                    LiveWarning::LinkUp { interface: self.options.interface.clone(), down_for: since.elapsed() };
                 self.push_warning(warning);
             }
             _ => {}
@@ -555,7 +564,8 @@ fn open_handle(o: &LiveOptions) -> Result<(Capture<Active>, LinkType), LiveError
     // Reads never block in libpcap; poll waits on the socket itself (wait_readable). With the
     // Linux TPACKET_V3 ring a blocking read waits for the kernel to retire a block, which it
     // never does while no packet arrives, so the read timeout alone would not bound the wait.
-    let handle = handle.setnonblock().map_err(|e| LiveError::Open { interface: name.to_string(), reason: pcap_message(&e) })?;
+    let handle =
+        handle.setnonblock().map_err(|e| LiveError::Open { interface: name.to_string(), reason: pcap_message(&e) })?;
     let dlt = handle.get_datalink().0;
     let link = link_type(dlt).ok_or(LiveError::UnsupportedLinkType { interface: name.to_string(), link: dlt })?;
     Ok((handle, link))

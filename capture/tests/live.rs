@@ -10,7 +10,7 @@
 //! same way in namespace A. Namespaces are deleted when a test ends, passed or failed.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -120,8 +120,11 @@ fn missing_interface_and_missing_privilege_are_one_clear_error_each() {
 #[test]
 fn link_down_and_interface_removal_are_survived() {
     let Some(pair) = Pair::create(5) else { return };
-    let mut capture =
-        pair.capture(&[("WEIR_LIVE_FILTER", "udp dst port 5555"), ("WEIR_LIVE_COUNT", "15"), ("WEIR_LIVE_PROGRESS", "1")]);
+    let mut capture = pair.capture(&[
+        ("WEIR_LIVE_FILTER", "udp dst port 5555"),
+        ("WEIR_LIVE_COUNT", "15"),
+        ("WEIR_LIVE_PROGRESS", "1"),
+    ]);
     capture.wait_for("ready", |_| true);
     pair.send(5555, 5);
     capture.wait_for("progress", |e| e["packets"] == 5);
@@ -165,6 +168,31 @@ fn with_every_capability_dropped_a_lost_interface_ends_the_run() {
             pair.if_b
         )
     );
+}
+
+#[test]
+fn a_reader_that_falls_behind_has_every_kernel_drop_counted() {
+    let Some(pair) = Pair::create(7) else { return };
+    // A kernel buffer of a few hundred small frames, and a reader that reads nothing until all
+    // traffic has arrived.
+    let mut capture = pair.capture(&[
+        ("WEIR_LIVE_FILTER", "udp dst port 5555"),
+        ("WEIR_LIVE_SNAPLEN", "2048"),
+        ("WEIR_LIVE_BUFFER", "65536"),
+        ("WEIR_LIVE_WAIT_GO", "1"),
+        ("WEIR_LIVE_IDLE_EXIT_MS", "1000"),
+    ]);
+    capture.wait_for("ready", |_| true);
+    pair.send(5555, 3000);
+    capture.go();
+    let done = capture.wait_for("done", |_| true);
+    let seen = done["udp_dst_ports"]["5555"].as_u64().unwrap_or(0);
+    let dropped = done["kernel_dropped"].as_u64().unwrap_or(0);
+    // Linux counts dropped packets as received too: every packet is either read or dropped.
+    assert_eq!(done["kernel_received"], 3000, "{done}");
+    assert_eq!(seen + dropped, 3000, "{done}");
+    assert!(dropped > 0 && seen > 0, "{done}");
+    assert_eq!(done["interface_dropped"], 0);
 }
 
 /// In this process, on the host's loopback (nothing is sent): stopping ends next_packet with
@@ -236,7 +264,15 @@ fn helper_capture() {
         Some("drop-all") => Privileges::DropAll,
         _ => Privileges::RetainNetRaw,
     };
+    if let Some(bytes) = env("WEIR_LIVE_BUFFER").and_then(|b| b.parse().ok()) {
+        options.buffer_bytes = bytes;
+    }
+    if let Some(bytes) = env("WEIR_LIVE_SNAPLEN").and_then(|b| b.parse().ok()) {
+        options.snaplen = bytes;
+    }
     let count: u64 = env("WEIR_LIVE_COUNT").and_then(|c| c.parse().ok()).unwrap_or(u64::MAX);
+    let idle_exit = env("WEIR_LIVE_IDLE_EXIT_MS").and_then(|c| c.parse().ok()).map(Duration::from_millis);
+    let mut last_packet: Option<Instant> = None;
     let progress = env("WEIR_LIVE_PROGRESS").is_some();
     let use_trait = env("WEIR_LIVE_API").as_deref() == Some("trait");
     // A safety net so a test whose traffic never comes does not hang.
@@ -252,6 +288,11 @@ fn helper_capture() {
         "effective_caps": proc_status("CapEff"),
         "permitted_caps": proc_status("CapPrm"),
     }));
+    if env("WEIR_LIVE_WAIT_GO").is_some() {
+        // Read nothing until the test says so: whatever arrives meanwhile fills the buffer.
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
     if use_trait {
         // next_packet returns when a packet comes; the deadline stops it through the handle.
         let stop = source.stop_handle();
@@ -279,8 +320,17 @@ fn helper_capture() {
             }
         } else {
             match source.poll() {
-                Ok(LivePoll::Packet(p)) => seen.add(p.ts.as_nanos(), p.data),
-                Ok(LivePoll::Idle) => {}
+                Ok(LivePoll::Packet(p)) => {
+                    seen.add(p.ts.as_nanos(), p.data);
+                    last_packet = Some(Instant::now());
+                }
+                Ok(LivePoll::Idle) => {
+                    if let (Some(idle), Some(last)) = (idle_exit, last_packet)
+                        && last.elapsed() >= idle
+                    {
+                        break "idle";
+                    }
+                }
                 Ok(LivePoll::Stopped) => break "stopped",
                 Err(e) => {
                     emit(json!({"event": "error", "kind": error_kind(&e), "message": e.to_string()}));
@@ -306,6 +356,7 @@ fn helper_capture() {
         "last_ts_ns": seen.last_ts,
         "kernel_received": stats.kernel_received,
         "kernel_dropped": stats.kernel_dropped,
+        "interface_dropped": stats.interface_dropped,
         "failures": stats.failures,
         "reopens": stats.reopens,
     }));
@@ -453,7 +504,19 @@ impl Pair {
         }
         run(
             "ip",
-            &["-n", &self.ns_a, "neigh", "replace", &self.addr_b, "lladdr", &self.mac_b, "dev", &self.if_a, "nud", "permanent"],
+            &[
+                "-n",
+                &self.ns_a,
+                "neigh",
+                "replace",
+                &self.addr_b,
+                "lladdr",
+                &self.mac_b,
+                "dev",
+                &self.if_a,
+                "nud",
+                "permanent",
+            ],
         )
         .unwrap_or_else(|e| panic!("{e}"));
     }
@@ -491,7 +554,11 @@ impl Pair {
         for (name, value) in settings {
             command.env(name, value);
         }
-        let mut child = command.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("starting the capture: {e}"));
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting the capture: {e}"));
         let stdout = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout")));
         Helper { child, stdout, seen: Vec::new() }
     }
@@ -521,7 +588,9 @@ impl Helper {
         loop {
             let mut line = String::new();
             match self.stdout.read_line(&mut line) {
-                Ok(0) | Err(_) => panic!("capture ended before a matching {event:?} event; it printed:\n{}", self.seen.join("")),
+                Ok(0) | Err(_) => {
+                    panic!("capture ended before a matching {event:?} event; it printed:\n{}", self.seen.join(""))
+                }
                 Ok(_) => {}
             }
             self.seen.push(line.clone());
@@ -532,6 +601,14 @@ impl Helper {
                 return value;
             }
         }
+    }
+}
+
+impl Helper {
+    /// Lets a helper started with WEIR_LIVE_WAIT_GO start reading.
+    fn go(&mut self) {
+        let stdin = self.child.stdin.as_mut().unwrap_or_else(|| panic!("no stdin"));
+        stdin.write_all(b"go\n").unwrap_or_else(|e| panic!("telling the capture to go: {e}"));
     }
 }
 

@@ -92,7 +92,11 @@ mod tests {
     fn messages_name_the_interface_and_the_cause() {
         let e = LiveError::NoSuchInterface { interface: "eth9".into(), present: vec!["lo".into(), "eth0".into()] };
         assert_eq!(e.to_string(), "eth9: no such network interface (present: lo, eth0)");
-        let e = LiveError::BadFilter { interface: "eth0".into(), filter: "udp port nope".into(), reason: "unknown port 'nope'".into() };
+        let e = LiveError::BadFilter {
+            interface: "eth0".into(),
+            filter: "udp port nope".into(),
+            reason: "unknown port 'nope'".into(),
+        };
         assert_eq!(e.to_string(), "eth0: BPF filter \"udp port nope\" does not compile: unknown port 'nope'");
         assert_eq!(e.cause(), "BPF filter \"udp port nope\" does not compile: unknown port 'nope'");
         let w = LiveWarning::CaptureFailed {

@@ -43,7 +43,9 @@ pub fn drop_privileges(privileges: Privileges) -> Result<(), LiveError> {
         Privileges::RetainNetRaw => [Capability::CAP_NET_RAW].into_iter().collect(),
     };
     let permitted = caps::read(None, CapSet::Permitted).map_err(|e| err("reading the permitted set", e))?;
-    if caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP).map_err(|e| err("reading the effective set", e))? {
+    if caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP)
+        .map_err(|e| err("reading the effective set", e))?
+    {
         let bounding = caps::read(None, CapSet::Bounding).map_err(|e| err("reading the bounding set", e))?;
         for cap in bounding.iter().filter(|c| !keep.contains(c)) {
             caps::drop(None, CapSet::Bounding, *cap).map_err(|e| err("dropping from the bounding set", e))?;

@@ -878,6 +878,35 @@ fn arb_content() -> impl Strategy<Value = String> {
         })
 }
 
+fn arb_option() -> impl Strategy<Value = String> {
+    let num = prop_oneof![
+        0i64..8,
+        Just(255i64),
+        Just(65535i64),
+        Just(-3i64),
+        Just(i32::MAX as i64)
+    ];
+    let word = prop::sample::select(vec!["a", "ab", "|00|", "|ff 00|", "A"]);
+    (0u8..12, num, word, any::<bool>()).prop_map(|(kind, n, w, flag)| {
+        let neg = if flag { "!" } else { "" };
+        let rel = if flag { ",relative" } else { "" };
+        match kind {
+            0 => format!("content:{neg}\"{w}\";"),
+            1 => format!("content:\"{w}\"; distance:{n};"),
+            2 => format!("content:\"{w}\"; offset:{}; depth:{};", n.max(0), n.max(0) + 4),
+            3 => format!("pcre:{neg}\"/a.?b/{}\";", if flag { "R" } else { "s" }),
+            4 => format!("byte_test:2,>,{n},{}{rel};", n.clamp(-3, 8)),
+            5 => format!("byte_jump:1,{}{rel},post_offset {n};", n.clamp(-3, 8)),
+            6 => format!("isdataat:{neg}{}{rel};", n.max(0)),
+            7 => format!("byte_extract:1,0,v{}{rel}; content:\"a\"; distance:v{};", n.rem_euclid(3), n.rem_euclid(3)),
+            8 => format!("byte_math:bytes 2, offset 0, oper <<, rvalue {}, result m{}{rel}; isdataat:m{},relative;", n.clamp(0, 63), n.rem_euclid(3), n.rem_euclid(3)),
+            9 => format!("bsize:>{};", n.max(0)),
+            10 => format!("content:\"{w}\"; endswith;"),
+            _ => format!("byte_test:3,=,{},0{rel},string,dec;", n.max(0)),
+        }
+    })
+}
+
 /// One positive content for the exhaustive model: pattern, nocase, and its position keyword
 /// (0 none, 1 offset n, 2 distance n - 2, 3 distance 0 + within len + n, 4 depth len + n).
 type ContentSpec = (Vec<u8>, bool, u8, i64);
@@ -1043,6 +1072,29 @@ proptest! {
         b.sort_unstable();
         b.dedup();
         prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn random_rules_never_panic_and_prefilter_loses_nothing(
+        rule_options in proptest::collection::vec(proptest::collection::vec(arb_option(), 1..5), 1..8),
+        payloads in proptest::collection::vec(proptest::collection::vec(prop::sample::select(vec![0u8, 1, 2, 0xff, b'a', b'b', b'A', b'1', b'9']), 0..48), 1..4),
+    ) {
+        let texts: Vec<String> = rule_options.iter().enumerate().map(|(i, opts)| {
+            format!("alert tcp any any -> any any ({} sid:{};)", opts.join(" "), i + 1)
+        }).collect();
+        let vars = Vars::default().resolve();
+        let parsed: Vec<Rule> = texts.iter().filter_map(|t| parse_rule(t, &vars, &Classification::default(), None).ok().map(|r| r.0)).collect();
+        let rules = CompiledRules::new(parsed);
+        let mut m = Matcher::new(&rules).unwrap();
+        for p in &payloads {
+            let (fast, brute) = both_ways(&rules, p);
+            prop_assert_eq!(fast, brute);
+            let mut flow = FlowDetectState::new();
+            let mut alerts = Vec::new();
+            m.inspect_stream(&rules, &mut flow, &tcp_pkt_in_stream(b""), p, &mut alerts);
+            m.inspect_stream(&rules, &mut flow, &tcp_pkt_in_stream(b""), p, &mut alerts);
+            prop_assert!(alerts.len() <= 2 * MAX_ALERTS_PER_INSPECTION);
+        }
     }
 
     #[test]

@@ -578,8 +578,8 @@ fn next_due(shared: &Shared) -> (Option<Item>, Duration) {
     let Ok(mut sched) = shared.schedule.lock() else {
         return (None, IDLE_WAIT);
     };
-    let items = match shared.spool.peek(SUBMIT_QUEUE, None, SCAN_WINDOW) {
-        Ok(items) => items,
+    let ids = match shared.spool.ids(SUBMIT_QUEUE, None, SCAN_WINDOW) {
+        Ok(ids) => ids,
         Err(e) => {
             tracing::error!("sandbox spool read failed: {e}");
             return (None, IDLE_WAIT);
@@ -587,16 +587,24 @@ fn next_due(shared: &Shared) -> (Option<Item>, Duration) {
     };
     let now = Instant::now();
     let mut wait = IDLE_WAIT;
-    for item in items {
-        if sched.leased.contains(&item.id.0) {
+    for id in ids {
+        if sched.leased.contains(&id.0) {
             continue;
         }
-        match sched.retry.get(&item.id.0) {
+        match sched.retry.get(&id.0) {
             Some((at, _)) if *at > now => wait = wait.min(*at - now),
-            _ => {
-                sched.leased.insert(item.id.0);
-                return (Some(item), Duration::ZERO);
-            }
+            _ => match shared.spool.get(SUBMIT_QUEUE, id) {
+                Ok(Some(item)) => {
+                    sched.leased.insert(id.0);
+                    return (Some(item), Duration::ZERO);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // A corrupt item must not block the queue: log it and try it again later.
+                    tracing::error!("sandbox spool item unreadable: {e}");
+                    sched.retry.insert(id.0, (now + IDLE_WAIT * 10, 0));
+                }
+            },
         }
     }
     (None, wait)

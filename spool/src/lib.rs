@@ -326,6 +326,28 @@ impl Spool {
         })
     }
 
+    /// Ids of up to `limit` items of `queue` after `after`, oldest first, without reading the
+    /// items: cheap enough to scan on every scheduling decision.
+    pub fn ids(
+        &self,
+        queue: &str,
+        after: Option<ItemId>,
+        limit: usize,
+    ) -> Result<Vec<ItemId>, SpoolError> {
+        let start = after.map_or(0, |a| a.0.saturating_add(1));
+        self.read(|tx| {
+            let items = tx.open_table(ITEMS)?;
+            let mut out = Vec::new();
+            for entry in items.range((queue, start)..=(queue, u64::MAX))? {
+                if out.len() >= limit {
+                    break;
+                }
+                out.push(ItemId(entry?.0.value().1));
+            }
+            Ok(out)
+        })
+    }
+
     /// One item, when still queued.
     pub fn get(&self, queue: &str, id: ItemId) -> Result<Option<Item>, SpoolError> {
         self.read(|tx| {

@@ -40,6 +40,8 @@ fn queues_are_ordered_and_independent() {
         Payload::Inline(b"abc".to_vec())
     );
     assert_eq!(s.peek("b", None, 10).unwrap()[0].id, b1);
+    assert_eq!(s.ids("a", None, 10).unwrap(), [a1, a2, a3]);
+    assert_eq!(s.ids("a", Some(a1), 1).unwrap(), [a2]);
     assert!(s.ack("a", a2).unwrap());
     assert!(!s.ack("a", a2).unwrap(), "a second ack finds nothing");
     let ids: Vec<ItemId> = s

@@ -218,7 +218,9 @@ fn stop_handle_finishes_the_source() {
     assert!(matches!(source.poll(), Ok(LivePoll::Stopped)));
     let _ = stopper.join();
     let stats = source.kernel_stats().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((stats.packets, stats.kernel_received), (0, 0));
+    // Not kernel_received: other processes' loopback traffic that arrived between the
+    // socket's creation and the filter's attachment is counted there.
+    assert_eq!(stats.packets, 0);
     assert_eq!(source.stats_handle().snapshot(), stats, "kernel_stats publishes");
 }
 

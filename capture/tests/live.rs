@@ -460,18 +460,20 @@ impl Pair {
             eprintln!("skipped: live capture tests need root (ip netns, CAP_NET_RAW)");
             return None;
         }
-        let pid = std::process::id() % 100_000;
+        let pid = std::process::id();
         let pair = Pair {
+            // The whole process id: delete_orphaned_namespaces checks it.
             ns_a: format!("weir-live-a{n}-{pid}"),
             ns_b: format!("weir-live-b{n}-{pid}"),
-            // Interface names are at most 15 bytes.
-            if_a: format!("wla{n}x{pid}"),
-            if_b: format!("wlb{n}x{pid}"),
+            // Interface names are at most 15 bytes; they only need to differ within a namespace.
+            if_a: format!("wla{n}x{}", pid % 100_000),
+            if_b: format!("wlb{n}x{}", pid % 100_000),
             addr_a: format!("10.250.{n}.1"),
             addr_b: format!("10.250.{n}.2"),
             mac_b: format!("02:77:65:69:72:{n:02x}"),
         };
-        // Left over from a run that was killed: start clean.
+        delete_orphaned_namespaces();
+        // Left over from a killed run that had this process id: start clean.
         for ns in [&pair.ns_a, &pair.ns_b] {
             let _ = run("ip", &["netns", "del", ns]);
         }
@@ -572,6 +574,22 @@ impl Drop for Pair {
             if let Err(e) = run("ip", &["netns", "del", ns]) {
                 eprintln!("cleanup: {e}");
             }
+        }
+    }
+}
+
+/// Deletes namespaces of this test whose process is gone: a killed test run cannot clean up
+/// after itself.
+fn delete_orphaned_namespaces() {
+    let Ok(output) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else { continue };
+        let Some(rest) = name.strip_prefix("weir-live-a").or_else(|| name.strip_prefix("weir-live-b")) else {
+            continue;
+        };
+        let Some((_, pid)) = rest.split_once('-') else { continue };
+        if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = run("ip", &["netns", "del", name]);
         }
     }
 }

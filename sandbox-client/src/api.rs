@@ -174,7 +174,11 @@ impl SandboxApi {
             ApiKind::Cuckoo => {
                 let v = self
                     .get_json(&format!("tasks/view/{task}"), MAX_SMALL_RESPONSE as u64)
-                    .await?;
+                    .await
+                    .map_err(|e| match e {
+                        ApiError::Rejected { status: 404, .. } => ApiError::NoSuchTask(task),
+                        e => e,
+                    })?;
                 v.pointer("/task/status")
                     .and_then(Value::as_str)
                     .map(str::to_string)

@@ -139,6 +139,8 @@ pub struct Pending {
 pub struct FinishReport {
     pub stats: DispatchStats,
     pub pending: Vec<Pending>,
+    /// EVE records not taken before `finish`, to be written with the rest.
+    pub records: Vec<Value>,
 }
 
 #[derive(Default)]
@@ -294,15 +296,9 @@ impl Dispatcher {
 
     /// EVE records of verdicts reached so far (`sandbox`, and `alert` for malicious ones), oldest
     /// first, removed from the spool as they are returned.
+    /// `max` counts outcomes (one `sandbox` record, with its `alert` if any), not records.
     pub fn take_records(&self, max: usize) -> Result<Vec<Value>, DispatchError> {
-        let mut out = Vec::new();
-        for item in self.shared.spool.peek(RECORDS_QUEUE, None, max)? {
-            if let Some(Value::Array(records)) = item.meta.get("records") {
-                out.extend(records.iter().cloned());
-            }
-            self.shared.spool.ack(RECORDS_QUEUE, item.id)?;
-        }
-        Ok(out)
+        take_records(&self.shared, max)
     }
 
     pub fn stats(&self) -> DispatchStats {
@@ -356,9 +352,14 @@ impl Dispatcher {
                 "sandbox: items still pending in the spool at exit; the next run resumes them"
             );
         }
+        let records = take_records(&self.shared, usize::MAX).unwrap_or_else(|e| {
+            tracing::error!("sandbox: verdict records left in the spool for the next run: {e}");
+            Vec::new()
+        });
         FinishReport {
             stats: stats(&self.shared),
             pending,
+            records,
         }
     }
 }
@@ -377,6 +378,19 @@ impl Drop for Dispatcher {
             let _ = t.join();
         }
     }
+}
+
+fn take_records(shared: &Shared, max: usize) -> Result<Vec<Value>, DispatchError> {
+    let items = shared.spool.peek(RECORDS_QUEUE, None, max)?;
+    let mut out = Vec::new();
+    for item in &items {
+        if let Some(Value::Array(records)) = item.meta.get("records") {
+            out.extend(records.iter().cloned());
+        }
+    }
+    let ids: Vec<ItemId> = items.iter().map(|i| i.id).collect();
+    shared.spool.ack_many(RECORDS_QUEUE, &ids)?;
+    Ok(out)
 }
 
 fn stats(s: &Shared) -> DispatchStats {
@@ -540,6 +554,9 @@ async fn housekeeping(shared: Arc<Shared>) {
                             .counters
                             .dropped_retention
                             .fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut s) = shared.schedule.lock() {
+                            s.retry.remove(&d.id.0);
+                        }
                         if let Some(k) = d.meta.get("key").and_then(Value::as_str)
                             && let Ok(mut known) = shared.known.lock()
                         {

@@ -10,7 +10,7 @@ use common::*;
 use serde_json::Value;
 use weir_core::SeenIn;
 use weir_sandbox_client::test_sandbox::{Faults, TestSandbox};
-use weir_sandbox_client::{ApiKind, SUBMIT_QUEUE, SandboxConfig};
+use weir_sandbox_client::{ApiKind, Offer, SUBMIT_QUEUE, SandboxConfig};
 use weir_spool::{Filestore, NewItem, Payload, Spool, SpoolConfig};
 
 const TOKEN: &str = "s3cret";
@@ -108,17 +108,8 @@ fn all_eligible_files_arrive_byte_identical_exactly_once() {
     assert_eq!(s.malicious, 40 + 20);
     assert_eq!((s.failed, s.excluded, s.pending), (0, 0, 0));
 
-    let reopened = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
-    let records = reopened.take_records(usize::MAX).unwrap();
-    let sandbox_recs = sandbox_records(&records);
+    let records = &report.records;
+    let sandbox_recs = sandbox_records(records);
     assert_eq!(sandbox_recs.len(), 220);
     assert_eq!(
         records
@@ -136,6 +127,15 @@ fn all_eligible_files_arrive_byte_identical_exactly_once() {
     assert_eq!(evil["sandbox"]["score"], 9.0);
     assert_eq!(evil["src_ip"], "192.0.2.10");
     assert_eq!(evil["app_proto"], "http");
+    let reopened = start(
+        config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        ),
+        &store,
+    );
     assert!(
         reopened.take_records(usize::MAX).unwrap().is_empty(),
         "records are handed out once"
@@ -256,16 +256,7 @@ fn crash_mid_flight_then_restart_delivers_all_none_twice() {
         report.stats.adopted >= 1,
         "the tasks created during the crash were adopted, not resubmitted"
     );
-    let third = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
-    let records = third.take_records(usize::MAX).unwrap();
+    let records = &report.records;
     let shas: HashSet<&Value> = sandbox_records(&records)
         .iter()
         .map(|r| &r["sandbox"]["sha256"])
@@ -402,16 +393,7 @@ fn huge_report_is_abandoned_at_the_limit() {
     d.offer(file_sighting(&store, &pe_bytes(1), "x.exe", 1));
     let report = d.finish(DRAIN);
     assert!(report.pending.is_empty());
-    let d = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
-    let records = d.take_records(100).unwrap();
+    let records = &report.records;
     assert_eq!(records.len(), 1);
     let sb = &records[0]["sandbox"];
     assert_eq!(sb["status"], "reported");
@@ -442,16 +424,7 @@ fn accepted_then_failed_analysis_is_recorded() {
     assert!(report.pending.is_empty());
     assert_eq!(report.stats.analysis_failed, 3);
     assert_eq!(report.stats.verdicts, 0);
-    let d = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
-    let records = d.take_records(100).unwrap();
+    let records = &report.records;
     assert_eq!(records.len(), 3);
     assert!(records.iter().all(
         |r| r["sandbox"]["status"] == "failed_analysis" && r["sandbox"]["verdict"] == "unknown"
@@ -507,9 +480,8 @@ fn known_verdicts_are_reused_for_later_sightings() {
     let report = d.finish(DRAIN);
     assert_eq!(report.stats.submitted, 1);
 
+    assert_eq!(report.records.len(), 2, "sandbox and alert");
     let d = start(cfg, &store);
-    let first = d.take_records(100).unwrap();
-    assert_eq!(first.len(), 2, "sandbox and alert");
     d.offer(file_sighting(&store, &pe_bytes(5), "evil-again.exe", 77));
     let report = d.finish(DRAIN);
     assert_eq!(
@@ -521,16 +493,7 @@ fn known_verdicts_are_reused_for_later_sightings() {
         (1, 1, 0)
     );
     assert_eq!(sandbox.tasks_created(), 1);
-    let d = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
-    let later = d.take_records(100).unwrap();
+    let later = &report.records;
     assert_eq!(later.len(), 2);
     assert_eq!(later[0]["flow_id"], 77);
     assert_eq!(later[0]["sandbox"]["cached"], true);
@@ -599,4 +562,49 @@ fn finish_reports_what_is_still_pending() {
     );
     assert!(report.pending.iter().all(|p| p.task_id.is_none()));
     assert_eq!(report.stats.pending, 2);
+}
+
+/// With a one-slot intake the capture side spills to the spool itself; nothing is lost or
+/// doubled either way.
+#[test]
+fn a_full_intake_spills_to_the_spool_and_loses_nothing() {
+    let sandbox = TestSandbox::start(TOKEN).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Filestore::new(dir.path().join("filestore"));
+    let cfg = SandboxConfig {
+        queue_capacity: 1,
+        ..config(
+            &sandbox.url(),
+            &dir.path().join("spool"),
+            ApiKind::Cape,
+            TOKEN,
+        )
+    };
+    let sightings: Vec<_> = (0..50u32)
+        .flat_map(|n| {
+            let bytes = pe_bytes(n);
+            [
+                file_sighting(&store, &bytes, "a.exe", u64::from(n)),
+                file_sighting(&store, &bytes, "b.exe", u64::from(n) + 100),
+            ]
+        })
+        .collect();
+    let d = start(cfg, &store);
+    let offers: Vec<_> = sightings.into_iter().map(|s| d.offer(s)).collect();
+    let report = d.finish(DRAIN);
+    assert!(
+        offers
+            .iter()
+            .all(|o| matches!(o, Offer::Queued | Offer::Spilled))
+    );
+    assert!(report.stats.spilled >= 1, "{:?}", report.stats);
+    assert_eq!(
+        report.stats.spilled,
+        offers.iter().filter(|o| **o == Offer::Spilled).count() as u64
+    );
+    assert!(report.pending.is_empty());
+    assert_eq!(report.stats.duplicate, 50);
+    let files = sandbox.files();
+    assert_eq!(files.len(), 50);
+    assert!(files.values().all(|(_, times)| *times == 1));
 }

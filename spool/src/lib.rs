@@ -380,6 +380,20 @@ impl Spool {
         self.write(|tx| remove(tx, queue, id.0).map(|r| r.is_some()))
     }
 
+    /// Removes several delivered items of one queue in one transaction; returns how many were
+    /// still queued.
+    pub fn ack_many(&self, queue: &str, ids: &[ItemId]) -> Result<usize, SpoolError> {
+        self.write(|tx| {
+            let mut removed = 0;
+            for id in ids {
+                if remove(tx, queue, id.0)?.is_some() {
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+    }
+
     /// Removes a delivered item and enqueues its follow-up (a verdict record to forward, say) in one
     /// transaction, so a crash leaves exactly one of the two.
     pub fn ack_and_push(

@@ -92,6 +92,19 @@ fn a_batch_commits_together_and_refuses_item_by_item() {
 }
 
 #[test]
+fn ack_many_removes_only_what_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = s.push("q", meta(1)).unwrap();
+    let b = s.push("q", meta(2)).unwrap();
+    let c = s.push("q", meta(3)).unwrap();
+    s.ack("q", b).unwrap();
+    assert_eq!(s.ack_many("q", &[a, b, ItemId(99)]).unwrap(), 1);
+    assert_eq!(s.ids("q", None, 10).unwrap(), [c]);
+    assert_eq!(s.stats().unwrap().items, 1);
+}
+
+#[test]
 fn ids_are_never_reused_after_ack() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cargo build --release --locked --bin weir
+cargo build --release --bin weir
 exec target/release/weir replay pcaps/ --out weir-out --overwrite "$@"

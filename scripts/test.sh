@@ -6,13 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
-cargo test --workspace --locked 2>&1 | tee /tmp/weir-cargo-test.log
+cargo test --workspace 2>&1 | tee /tmp/weir-cargo-test.log
 # cargo's own summary lines ("test result: ...") above are what CI reads; make sure at least one ran.
 grep -q "test result: ok" /tmp/weir-cargo-test.log
 
 shared="../shared"
 if [ -d "$shared/corpus/suricata-verify" ]; then
-    cargo build --release --locked --bin weir
+    cargo build --release --bin weir
     min_pass=$(cat scripts/sv-min-pass 2>/dev/null || echo 0)
     python3 "$shared/tools/sv-check" --sensor target/release/weir --min-pass "$min_pass" \
         "$shared/corpus/suricata-verify"

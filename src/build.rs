@@ -9,6 +9,7 @@ use weir_extract::applayer::AppLayerConfig;
 use weir_extract::files::{FileSink, Filestore, NullSink};
 use weir_extract::mailstore::{MailSink, MailStore, NullMailSink};
 use weir_extract::mime::MimeConfig;
+use weir_extract::smb::SmbConfig;
 use weir_extract::http::HttpConfig;
 use weir_flow::{FlowConfig, FlowTable, Timeouts};
 use weir_reassembly::StreamConfig;
@@ -84,8 +85,16 @@ pub fn app_layer_config(c: &Config) -> AppLayerConfig {
         log_headers: h.log_headers,
         ..HttpConfig::default()
     });
-    let smtp = c.app_layer.smtp.enabled.then(MimeConfig::default);
-    AppLayerConfig { http, dns: c.app_layer.dns.enabled, tls: c.app_layer.tls.enabled, smtp }
+    AppLayerConfig {
+        http,
+        dns: c.app_layer.dns.enabled,
+        tls: c.app_layer.tls.enabled,
+        smtp: c.app_layer.smtp.enabled.then(MimeConfig::default),
+        pop3: c.app_layer.pop3.enabled.then(MimeConfig::default),
+        imap: c.app_layer.imap.enabled.then(MimeConfig::default),
+        ftp: c.app_layer.ftp.enabled,
+        smb: c.app_layer.smb.enabled.then(SmbConfig::default),
+    }
 }
 
 fn timeouts(base: Timeouts, section: Option<TimeoutSection>) -> Timeouts {

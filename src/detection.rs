@@ -251,6 +251,19 @@ impl Detector {
                 let object = ("smtp", current.smtp_object());
                 inspect_as(self, direction, current.tx_id, inspect::smtp(current), Some(object), flow);
             }
+        } else if let Some(ftp) = app.ftp_mut() {
+            for tx in ftp.take_finished() {
+                let object = ("ftp", tx.eve_object());
+                inspect_as(self, Direction::ToServer, tx.id, inspect::ftp(&tx), Some(object), flow);
+            }
+        } else if let Some(pop3) = app.pop3_mut() {
+            for tx in pop3.take_finished() {
+                inspect_as(self, Direction::ToClient, tx.tx_id, inspect::retrieved(&tx.email, &tx.file_data), None, flow);
+            }
+        } else if let Some(imap) = app.imap_mut() {
+            for tx in imap.take_finished() {
+                inspect_as(self, tx.direction, tx.tx_id, inspect::retrieved(&tx.email, &tx.file_data), None, flow);
+            }
         } else if let Some(dns) = app.dns() {
             let next = progress.dns_next;
             for tx in dns.transactions().filter(|tx| tx.tx_id >= next) {

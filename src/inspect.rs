@@ -5,6 +5,7 @@
 use weir_core::Direction;
 use weir_extract::dns::DnsTransaction;
 use weir_extract::http::HttpTx;
+use weir_extract::mime::EmailInfo;
 use weir_extract::tls::TlsState;
 
 /// Owned buffers of one transaction in one direction.
@@ -150,23 +151,47 @@ pub fn smtp(tx: &weir_extract::smtp::SmtpTx) -> TxBuffers {
         b.put("smtp.rcpt_to", r.as_bytes());
     }
     if let Some(email) = &tx.email {
-        b.put_opt("email.from", email.from.as_deref().map(str::as_bytes));
-        b.put_opt("email.subject", email.subject.as_deref().map(str::as_bytes));
-        b.put_opt("email.message_id", email.message_id.as_deref().map(str::as_bytes));
-        b.put_opt("email.date", email.date.as_deref().map(str::as_bytes));
-        b.put_opt("email.x_mailer", email.x_mailer.as_deref().map(str::as_bytes));
-        for to in &email.to {
-            b.put("email.to", to.as_bytes());
-        }
-        for cc in &email.cc {
-            b.put("email.cc", cc.as_bytes());
-        }
-        for url in &email.urls {
-            b.put("email.url", url.as_bytes());
-        }
+        put_email(&mut b, email);
     }
-    for data in &tx.file_data {
+    put_files(&mut b, &tx.file_data);
+    b
+}
+
+/// A message retrieved over POP3 or IMAP: its headers, URLs and attachment contents.
+pub fn retrieved(email: &EmailInfo, file_data: &[Vec<u8>]) -> TxBuffers {
+    let mut b = TxBuffers::default();
+    put_email(&mut b, email);
+    put_files(&mut b, file_data);
+    b
+}
+
+fn put_email(b: &mut TxBuffers, email: &EmailInfo) {
+    b.put_opt("email.from", email.from.as_deref().map(str::as_bytes));
+    b.put_opt("email.subject", email.subject.as_deref().map(str::as_bytes));
+    b.put_opt("email.message_id", email.message_id.as_deref().map(str::as_bytes));
+    b.put_opt("email.date", email.date.as_deref().map(str::as_bytes));
+    b.put_opt("email.x_mailer", email.x_mailer.as_deref().map(str::as_bytes));
+    for to in &email.to {
+        b.put("email.to", to.as_bytes());
+    }
+    for cc in &email.cc {
+        b.put("email.cc", cc.as_bytes());
+    }
+    for url in &email.urls {
+        b.put("email.url", url.as_bytes());
+    }
+}
+
+fn put_files(b: &mut TxBuffers, file_data: &[Vec<u8>]) {
+    for data in file_data {
         b.put("file.data", data);
     }
+}
+
+/// An FTP command: `ftp.command` and `ftp.command_data`.
+pub fn ftp(tx: &weir_extract::ftp::FtpTx) -> TxBuffers {
+    let mut b = TxBuffers::default();
+    b.put_opt("ftp.command", tx.command());
+    b.put("ftp.command_data", tx.command_data());
     b
 }

@@ -10,6 +10,7 @@ use weir_core::{Anomaly, AnomalyLayer, AppProto, Artifact, Direction, FlowKey, I
 use weir_decode::{Decoder, IcmpHeader, Packet, Transport};
 use weir_detect::engine::{FlowDetectState, IcmpView, TcpView};
 use weir_extract::applayer::{AppLayer, AppLayerConfig, Detection, Sinks};
+use weir_extract::ftp::{Expectation, ExpectationTable};
 use weir_extract::files::FileSink;
 use weir_extract::mailstore::MailSink;
 use weir_extract::{AppEvent, Emit};
@@ -146,6 +147,11 @@ struct Stages {
     pending: Vec<PendingAlert>,
     /// Bytes held by all TCP sessions.
     stream_memory: usize,
+    /// FTP data connections announced on control channels, for matching new flows.
+    ftp_expect: ExpectationTable,
+    /// Data flows bound to an announcement, by flow id, so later announcements reach them.
+    ftp_data_flows: std::collections::HashMap<u64, FlowKey>,
+    next_expectation_sweep: Timestamp,
     /// The first I/O error writing outputs; the run stops with it.
     io_error: Option<std::io::Error>,
 }
@@ -180,6 +186,9 @@ impl Worker {
                 detector,
                 pending: Vec::new(),
                 stream_memory: 0,
+                ftp_expect: ExpectationTable::new(),
+                ftp_data_flows: std::collections::HashMap::new(),
+                next_expectation_sweep: Timestamp::ZERO,
                 io_error: None,
             },
             frame_anomalies: Vec::new(),
@@ -354,9 +363,11 @@ impl Stages {
         mut segment: TcpSegment<'_>,
         facts: &PacketFacts<'_>,
     ) -> (FlowHandle, bool) {
-        let Stages { cfg, flows, emit, files, mails, stream_memory, stats, detector, pending, .. } = self;
+        let Stages { cfg, flows, emit, files, mails, stream_memory, stats, detector, pending, ftp_expect, ftp_data_flows, .. } =
+            self;
         let mut sinks = Sinks { files: files.as_mut(), mails: mails.as_mut() };
         let Some(flow) = flows.get_mut(handle) else { return (handle, false) };
+        let flow_id = flow.id;
         let dir = if flow.key.is_from_source(key) { Direction::ToServer } else { Direction::ToClient };
         let flow_key = flow.key;
         let mut stream_facts = *facts;
@@ -370,6 +381,17 @@ impl Stages {
         let mut on_event = |d: Direction, ev: StreamEvent<'_>, facts: &mut PacketFacts<'_>| {
             // Once detection found the flow backwards, the rest of this call's events are too.
             let d = if detection.reversed { d.opposite() } else { d };
+            if cfg.app.ftp && app.is_undetected() && matches!(ev, StreamEvent::Data(b) if !b.is_empty()) {
+                // A data connection is matched when its first bytes arrive: by then the control
+                // channel's reply announcing it has been parsed (it was ACKed first).
+                let client_to_server = if detection.reversed { flow_key.reversed() } else { flow_key };
+                if let Some((_, exp)) = ftp_expect.match_flow(&client_to_server, flow_id, segment.ts) {
+                    app.start_ftp_data(exp, segment.ts, &mut sinks, emit);
+                    ftp_data_flows.insert(flow_id, client_to_server);
+                    detection.detected = Some(AppProto::FtpData);
+                    facts.app_proto = Some(AppProto::FtpData);
+                }
+            }
             let found = app.on_stream(&cfg.app, d, ev, segment.ts, &mut sinks, emit);
             if found.detected.is_some() {
                 detection.detected = found.detected;
@@ -412,6 +434,7 @@ impl Stages {
             self.flow_anomaly(handle, segment.ts, a);
         }
         self.drain_emit(handle);
+        self.forward_ftp_announcements(handle, segment.ts);
         if !outcome.new_session {
             return (handle, outcome.accepted && !segment.payload.is_empty());
         }
@@ -431,6 +454,31 @@ impl Stages {
         self.log_ended();
         let fresh = self.flows.get(handle).is_some_and(|f| f.state.tcp.is_none());
         if fresh { self.on_tcp(key, handle, wire_len, segment, facts) } else { (handle, false) }
+    }
+
+    /// Hands what an FTP control channel announced to the expectation table, and each newer
+    /// announcement to the data flow already bound to it.
+    fn forward_ftp_announcements(&mut self, control: FlowHandle, ts: Timestamp) {
+        let Some(flow) = self.flows.get_mut(control) else { return };
+        let Some(ftp) = flow.state.app.ftp_mut() else { return };
+        let announced: Vec<Expectation> = ftp.take_expectations();
+        let (control_id, control_key) = (flow.id, flow.key);
+        let mut forward = Vec::new();
+        for exp in announced {
+            if let Some(data_id) = self.ftp_expect.offer(control_id, &control_key, exp.clone(), ts) {
+                forward.push((data_id, exp));
+            }
+        }
+        for (data_id, exp) in forward {
+            let Some(key) = self.ftp_data_flows.get(&data_id).copied() else { continue };
+            let Some(handle) = self.flows.handle_of(&key) else { continue };
+            let Stages { flows, files, mails, emit, .. } = self;
+            let mut sinks = Sinks { files: files.as_mut(), mails: mails.as_mut() };
+            if let Some(data_flow) = flows.get_mut(handle) {
+                data_flow.state.app.update_ftp_data(exp, ts, &mut sinks, emit);
+            }
+            self.drain_emit(handle);
+        }
     }
 
     fn on_udp(&mut self, handle: FlowHandle, key: &FlowKey, payload: &[u8], facts: &PacketFacts<'_>) {
@@ -510,6 +558,10 @@ impl Stages {
     fn expire(&mut self, now: Timestamp) {
         self.flows.expire(now, &mut self.ended);
         self.log_ended();
+        if now >= self.next_expectation_sweep {
+            self.ftp_expect.expire(now);
+            self.next_expectation_sweep = now.add(std::time::Duration::from_secs(1));
+        }
     }
 
     /// Flushes and logs the flows that left the table.
@@ -579,6 +631,14 @@ impl Stages {
         }
         if let Some(p) = flow.state.app.proto() {
             flow.app_proto = Some(p);
+        }
+        match flow.app_proto {
+            Some(AppProto::Ftp) => self.ftp_expect.forget_control_flow(flow.id),
+            Some(AppProto::FtpData) => {
+                self.ftp_expect.forget_data_flow(flow.id);
+                self.ftp_data_flows.remove(&flow.id);
+            }
+            _ => {}
         }
         if !self.pending.is_empty() {
             flow.alerted = true;

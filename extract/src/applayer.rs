@@ -13,6 +13,10 @@ use crate::files::FileSink;
 use crate::http::{self, HttpConfig, HttpState};
 use crate::mailstore::MailSink;
 use crate::mime::MimeConfig;
+use crate::ftp::{self, Expectation, FtpDataState, FtpState};
+use crate::imap::{self, ImapState};
+use crate::smb::{self, SmbConfig, SmbState};
+use crate::pop3::{self, Pop3State};
 use crate::smtp::{self, SmtpState};
 use crate::tls::{self, TlsState};
 
@@ -35,11 +39,28 @@ pub struct AppLayerConfig {
     pub tls: bool,
     /// `None` switches SMTP off.
     pub smtp: Option<MimeConfig>,
+    /// `None` switches POP3 off.
+    pub pop3: Option<MimeConfig>,
+    /// `None` switches IMAP off.
+    pub imap: Option<MimeConfig>,
+    /// FTP control and data channels.
+    pub ftp: bool,
+    /// `None` switches SMB off.
+    pub smb: Option<SmbConfig>,
 }
 
 impl Default for AppLayerConfig {
     fn default() -> Self {
-        AppLayerConfig { http: Some(HttpConfig::default()), dns: true, tls: true, smtp: Some(MimeConfig::default()) }
+        AppLayerConfig {
+            http: Some(HttpConfig::default()),
+            dns: true,
+            tls: true,
+            smtp: Some(MimeConfig::default()),
+            pop3: Some(MimeConfig::default()),
+            imap: Some(MimeConfig::default()),
+            ftp: true,
+            smb: Some(SmbConfig::default()),
+        }
     }
 }
 
@@ -49,6 +70,11 @@ enum Parser {
     Dns(Box<DnsState>),
     Tls(Box<TlsState>),
     Smtp(Box<SmtpState>),
+    Pop3(Box<Pop3State>),
+    Imap(Box<ImapState>),
+    Ftp(Box<FtpState>),
+    FtpData(Box<FtpDataState>),
+    Smb(Box<SmbState>),
     /// No known protocol; nothing more is parsed.
     Failed,
 }
@@ -78,11 +104,13 @@ pub struct Detection {
 /// The app-layer state of one flow.
 pub struct AppLayer {
     parser: Parser,
+    /// Directions that ended; when both have, parsers that keep state across the flow close it.
+    ended: [bool; 2],
 }
 
 impl Default for AppLayer {
     fn default() -> Self {
-        AppLayer { parser: Parser::Detecting(Detecting::default()) }
+        AppLayer { parser: Parser::Detecting(Detecting::default()), ended: [false; 2] }
     }
 }
 
@@ -99,6 +127,11 @@ impl AppLayer {
             Parser::Dns(_) => Some(AppProto::Dns),
             Parser::Tls(_) => Some(AppProto::Tls),
             Parser::Smtp(_) => Some(AppProto::Smtp),
+            Parser::Pop3(_) => Some(AppProto::Pop3),
+            Parser::Imap(_) => Some(AppProto::Imap),
+            Parser::Ftp(_) => Some(AppProto::Ftp),
+            Parser::FtpData(_) => Some(AppProto::FtpData),
+            Parser::Smb(_) => Some(AppProto::Smb),
             Parser::Failed => Some(AppProto::Failed),
         }
     }
@@ -131,6 +164,53 @@ impl AppLayer {
         }
     }
 
+    pub fn pop3_mut(&mut self) -> Option<&mut Pop3State> {
+        match &mut self.parser {
+            Parser::Pop3(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn imap_mut(&mut self) -> Option<&mut ImapState> {
+        match &mut self.parser {
+            Parser::Imap(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn ftp_mut(&mut self) -> Option<&mut FtpState> {
+        match &mut self.parser {
+            Parser::Ftp(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Whether no protocol was chosen yet (nothing decided, nothing parsed).
+    pub fn is_undetected(&self) -> bool {
+        matches!(self.parser, Parser::Detecting(_))
+    }
+
+    /// Makes this flow an FTP data connection announced on a control channel. Bytes held while
+    /// detecting are replayed into it.
+    pub fn start_ftp_data(&mut self, expectation: Expectation, ts: Timestamp, sinks: &mut Sinks<'_>, out: &mut Emit) {
+        let held = match std::mem::replace(&mut self.parser, Parser::FtpData(Box::new(FtpDataState::new(expectation)))) {
+            Parser::Detecting(d) => d.held,
+            _ => Vec::new(),
+        };
+        if let Parser::FtpData(p) = &mut self.parser {
+            for (dir, bytes) in held {
+                p.on_stream(dir, StreamEvent::Data(&bytes), ts, sinks.files, out);
+            }
+        }
+    }
+
+    /// A newer announcement of this data connection's transfer (the command after PASV/PORT).
+    pub fn update_ftp_data(&mut self, expectation: Expectation, ts: Timestamp, sinks: &mut Sinks<'_>, out: &mut Emit) {
+        if let Parser::FtpData(p) = &mut self.parser {
+            p.update(expectation, ts, sinks.files, out);
+        }
+    }
+
     pub fn tls(&self) -> Option<&TlsState> {
         match &self.parser {
             Parser::Tls(t) => Some(t),
@@ -153,8 +233,21 @@ impl AppLayer {
             Parser::Dns(p) => p.on_stream(dir, ev, ts, out),
             Parser::Tls(p) => p.on_stream(dir, ev, ts, out),
             Parser::Smtp(p) => p.on_stream(dir, ev, ts, sinks.files, sinks.mails, out),
+            Parser::Pop3(p) => p.on_stream(dir, ev, ts, sinks.files, sinks.mails, out),
+            Parser::Imap(p) => p.on_stream(dir, ev, ts, sinks.files, sinks.mails, out),
+            Parser::Ftp(p) => p.on_stream(dir, ev, ts, out),
+            Parser::FtpData(p) => p.on_stream(dir, ev, ts, sinks.files, out),
+            Parser::Smb(p) => p.on_stream(dir, ev, ts, sinks.files, out),
             Parser::Failed => {}
             Parser::Detecting(_) => return self.detect_stream(cfg, dir, ev, ts, sinks, out),
+        }
+        if ev == StreamEvent::End && !std::mem::replace(&mut self.ended[dir.index()], true) && self.ended == [true, true] {
+            match &mut self.parser {
+                Parser::Ftp(p) => p.flush(ts, out),
+                Parser::FtpData(p) => p.finish(ts, sinks.files, out),
+                Parser::Smb(p) => p.flush(ts, sinks.files, out),
+                _ => {}
+            }
         }
         Detection::default()
     }
@@ -264,6 +357,19 @@ impl AppLayer {
                 Some(m) => Parser::Smtp(Box::new(SmtpState::new(m))),
                 None => Parser::Failed,
             },
+            AppProto::Pop3 => match &cfg.pop3 {
+                Some(m) => Parser::Pop3(Box::new(Pop3State::new(m))),
+                None => Parser::Failed,
+            },
+            AppProto::Imap => match &cfg.imap {
+                Some(m) => Parser::Imap(Box::new(ImapState::new(m))),
+                None => Parser::Failed,
+            },
+            AppProto::Ftp if cfg.ftp => Parser::Ftp(Box::new(FtpState::new())),
+            AppProto::Smb => match &cfg.smb {
+                Some(c) => Parser::Smb(Box::new(SmbState::new(c))),
+                None => Parser::Failed,
+            },
             _ => Parser::Failed,
         };
         for (dir, bytes) in held {
@@ -305,11 +411,31 @@ fn probe_stream(cfg: &AppLayerConfig, dir: Direction, start: &[u8]) -> Probe {
             tls::Probe::NoMatch => {}
         }
     }
-    if cfg.smtp.is_some() {
-        match probe_mail_or_ftp(dir, start) {
-            Banner::Smtp(sender_is_server) => return Probe::Match(AppProto::Smtp, sender_is_server),
-            Banner::NeedMore => need_more = true,
-            Banner::No => {}
+    match probe_mail_or_ftp(cfg, dir, start) {
+        Banner::Match(proto, sender_is_server) => return Probe::Match(proto, sender_is_server),
+        Banner::NeedMore => need_more = true,
+        Banner::No => {}
+    }
+    if cfg.smb.is_some() {
+        match smb::probe(start) {
+            smb::Probe::NoMatch => {}
+            smb::Probe::NeedMore => need_more = true,
+            // SMB requests and responses share their framing; the first sender is the client.
+            _ => return Probe::Match(AppProto::Smb, false),
+        }
+    }
+    if cfg.pop3.is_some() {
+        match pop3::probe(dir, start) {
+            pop3::Probe::Pop3 => return Probe::Match(AppProto::Pop3, dir == Direction::ToClient),
+            pop3::Probe::NeedMore => need_more = true,
+            pop3::Probe::NoMatch => {}
+        }
+    }
+    if cfg.imap.is_some() {
+        match imap::probe(dir, start) {
+            imap::Probe::Imap => return Probe::Match(AppProto::Imap, dir == Direction::ToClient),
+            imap::Probe::NeedMore => need_more = true,
+            imap::Probe::NoMatch => {}
         }
     }
     if cfg.dns {
@@ -324,33 +450,44 @@ fn probe_stream(cfg: &AppLayerConfig, dir: Direction, start: &[u8]) -> Probe {
 }
 
 enum Banner {
-    /// SMTP; whether the bytes' sender is the server.
-    Smtp(bool),
+    /// The protocol, and whether the bytes' sender is the server.
+    Match(AppProto, bool),
     NeedMore,
     No,
 }
 
 /// Servers of SMTP and FTP both greet with `220`: the greeting names its protocol often enough
-/// (`ESMTP`, `SMTP`), and otherwise the client's first command decides (`EHLO`/`HELO` against
-/// FTP's `USER`, `AUTH TLS`, ...), so an unnamed `220` waits for the client.
-fn probe_mail_or_ftp(dir: Direction, start: &[u8]) -> Banner {
-    match smtp::probe(dir, start) {
-        smtp::Probe::Smtp if dir == Direction::ToServer => Banner::Smtp(false),
-        smtp::Probe::Smtp => {
-            let line_end = start.iter().position(|&b| b == b'\n');
-            let line = &start[..line_end.unwrap_or(start.len())];
-            let upper = line.to_ascii_uppercase();
-            let names = |word: &[u8]| upper.windows(word.len()).any(|w| w == word);
-            if names(b"SMTP") || names(b"MAIL") || names(b"POSTFIX") || names(b"EXIM") || names(b"SENDMAIL") {
-                Banner::Smtp(true)
-            } else {
-                // A greeting that does not say (or is not complete yet): the client's first
-                // command will.
-                Banner::NeedMore
-            }
+/// (`ESMTP`, `FTP`), and otherwise the client's first command decides (`EHLO`/`HELO` for SMTP,
+/// `USER`, `AUTH`, `FEAT` for FTP), so an unnamed `220` waits for the client.
+fn probe_mail_or_ftp(cfg: &AppLayerConfig, dir: Direction, start: &[u8]) -> Banner {
+    let smtp_on = cfg.smtp.is_some();
+    if dir == Direction::ToServer {
+        if smtp_on && smtp::probe(dir, start) == smtp::Probe::Smtp {
+            return Banner::Match(AppProto::Smtp, false);
         }
-        smtp::Probe::NeedMore => Banner::NeedMore,
-        smtp::Probe::NoMatch => Banner::No,
+        if cfg.ftp && ftp::probe(dir, start) == ftp::Probe::Ftp {
+            return Banner::Match(AppProto::Ftp, false);
+        }
+        let could = (smtp_on && smtp::probe(dir, start) == smtp::Probe::NeedMore)
+            || (cfg.ftp && ftp::probe(dir, start) == ftp::Probe::NeedMore);
+        return if could { Banner::NeedMore } else { Banner::No };
+    }
+    let greets = (smtp_on && smtp::probe(dir, start) == smtp::Probe::Smtp) || (cfg.ftp && ftp::probe(dir, start) == ftp::Probe::Ftp);
+    if !greets {
+        let could = (smtp_on && smtp::probe(dir, start) == smtp::Probe::NeedMore)
+            || (cfg.ftp && ftp::probe(dir, start) == ftp::Probe::NeedMore);
+        return if could { Banner::NeedMore } else { Banner::No };
+    }
+    let line = &start[..start.iter().position(|&b| b == b'\n').unwrap_or(start.len())];
+    let upper = line.to_ascii_uppercase();
+    let names = |word: &[u8]| upper.windows(word.len()).any(|w| w == word);
+    if smtp_on && (names(b"SMTP") || names(b"POSTFIX") || names(b"EXIM") || names(b"SENDMAIL") || names(b" MAIL")) {
+        Banner::Match(AppProto::Smtp, true)
+    } else if cfg.ftp && names(b"FTP") {
+        Banner::Match(AppProto::Ftp, true)
+    } else {
+        // A greeting that does not say (or is not complete yet): the client's first command will.
+        Banner::NeedMore
     }
 }
 
@@ -425,6 +562,26 @@ mod tests {
         let d = r.feed(Direction::ToClient, StreamEvent::Data(b"220 mx.example ESMTP Postfix\r\n"));
         assert_eq!(d.detected, Some(AppProto::Smtp));
         assert!(!d.reversed);
+    }
+
+    #[test]
+    fn pop3_and_imap_greetings_are_recognised() {
+        let mut r = Run::new();
+        assert_eq!(r.feed(Direction::ToClient, StreamEvent::Data(b"+OK Dovecot ready.\r\n")).detected, Some(AppProto::Pop3));
+        let mut r = Run::new();
+        assert_eq!(
+            r.feed(Direction::ToClient, StreamEvent::Data(b"* OK [CAPABILITY IMAP4rev1] ready\r\n")).detected,
+            Some(AppProto::Imap)
+        );
+    }
+
+    #[test]
+    fn ftp_is_told_from_smtp_by_greeting_or_first_command() {
+        let mut r = Run::new();
+        assert_eq!(r.feed(Direction::ToClient, StreamEvent::Data(b"220 (vsFTPd 3.0.3)\r\n")).detected, Some(AppProto::Ftp));
+        let mut r = Run::new();
+        assert_eq!(r.feed(Direction::ToClient, StreamEvent::Data(b"220 welcome\r\n")).detected, None);
+        assert_eq!(r.feed(Direction::ToServer, StreamEvent::Data(b"USER anonymous\r\n")).detected, Some(AppProto::Ftp));
     }
 
     #[test]

@@ -247,6 +247,14 @@ impl<S> FlowTable<S> {
         (handle, Direction::ToServer)
     }
 
+    /// The flow for this key (either direction), when it is in the table.
+    pub fn handle_of(&self, key: &FlowKey) -> Option<FlowHandle> {
+        let index = *self.map.get(&key.canonical().0)?;
+        let slot = self.slots.get(index as usize)?;
+        slot.entry.as_ref()?;
+        Some(FlowHandle { index, generation: slot.generation })
+    }
+
     /// Whether a flow for this key (either direction) is in the table.
     pub fn contains(&self, key: &FlowKey) -> bool {
         self.map.contains_key(&key.canonical().0)

@@ -257,12 +257,12 @@ fn crash_mid_flight_then_restart_delivers_all_none_twice() {
         "the tasks created during the crash were adopted, not resubmitted"
     );
     let records = &report.records;
-    let shas: HashSet<&Value> = sandbox_records(&records)
+    let shas: HashSet<&Value> = sandbox_records(records)
         .iter()
         .map(|r| &r["sandbox"]["sha256"])
         .collect();
     assert_eq!(
-        sandbox_records(&records).len(),
+        sandbox_records(records).len(),
         30,
         "one verdict record per file"
     );

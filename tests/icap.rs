@@ -1,0 +1,215 @@
+//! End to end: `weir icap` answers a proxy, then logs, stores and inspects what it was shown, and
+//! stops cleanly on SIGTERM. The proxy is a small ICAP client here, and Squid with curl when Squid
+//! is installed.
+
+mod common;
+#[path = "common/icap.rs"]
+mod icap_client;
+
+use std::path::Path;
+
+use common::*;
+use icap_client::*;
+use serde_json::Value;
+
+/// A download with a marker the test rule looks for (12,940 bytes, more than a preview).
+fn download() -> Vec<u8> {
+    let mut body = b"%PDF-1.4 weir icap download\n".to_vec();
+    for i in 0..500 {
+        body.extend_from_slice(format!("line {i} of the test file\n").as_bytes());
+    }
+    body.extend_from_slice(b"WEIR-ICAP-MARKER-7f3a\n");
+    body
+}
+/// sha256 of [`download`], computed outside Weir (`sha256sum`).
+const DOWNLOAD_SHA256: &str = "a100e2a6edaaa073537f0c9ce9c8526aa13617c3c5e8df964854eef9f244eda3";
+const UPLOAD: &[u8] = b"name=alice&comment=weir+icap+upload+test";
+const UPLOAD_SHA256: &str = "073cf0f7062350ba40e6e24cd4d5cf6bb5a04d1845cb33e9a34d1808d2382c5f";
+const OK_SHA256: &str = "2689367b205c16ce32ed4200942b8b8b1e262dfc70d9bc9fbc77c49699a4f1df";
+
+const RULES: &str = "\
+alert http any any -> any any (msg:\"WEIR TEST icap download marker\"; flow:to_client; file.data; content:\"WEIR-ICAP-MARKER-7f3a\"; sid:9000001; rev:1;)
+alert http any any -> any any (msg:\"WEIR TEST icap upload by alice\"; flow:to_server; http.method; content:\"POST\"; http.request_body; content:\"name=alice\"; sid:9000002; rev:1;)
+";
+
+/// A config naming the test rules, in `dir`.
+fn config_with_rules(dir: &Path) -> String {
+    std::fs::write(dir.join("test.rules"), RULES).unwrap();
+    let config = dir.join("weir.toml");
+    std::fs::write(&config, "[detect]\nrules = [\"test.rules\"]\n").unwrap();
+    config.display().to_string()
+}
+
+/// Every line of eve.json, which must be whole JSON objects, the last one ended.
+fn complete_eve(out: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(out.join("eve.json")).expect("eve.json written");
+    assert!(text.is_empty() || text.ends_with('\n'), "eve.json ends mid-line");
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON record ({e}): {l}")))
+        .collect()
+}
+
+fn stored(out: &Path, sha256: &str) -> Vec<u8> {
+    std::fs::read(out.join("filestore").join(&sha256[..2]).join(sha256))
+        .unwrap_or_else(|e| panic!("{sha256} not in the filestore: {e}"))
+}
+
+fn with_url<'a>(records: &[&'a Value], url_part: &str) -> Vec<&'a Value> {
+    records.iter().copied().filter(|r| r["http"]["url"].as_str().is_some_and(|u| u.contains(url_part))).collect()
+}
+
+fn files_with_sha<'a>(events: &'a [Value], sha256: &str) -> Vec<&'a Value> {
+    of_type(events, "fileinfo").into_iter().filter(|r| r["fileinfo"]["sha256"] == sha256).collect()
+}
+
+#[test]
+fn a_respmod_download_is_logged_stored_and_alerted_on() {
+    let s = Scratch::new();
+    let out = s.path("out");
+    let config = config_with_rules(s.dir.path());
+    let weir = Weir::start(&out, &["--config", &config]);
+
+    let mut proxy = IcapClient::connect(weir.addr);
+    let answer = proxy.exchange(&options("respmod"));
+    assert!(answer.starts_with("ICAP/1.0 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("Methods: RESPMOD\r\n"), "{answer}");
+    let body = download();
+    let answer = proxy.exchange(&respmod(
+        Some("10.9.8.7"),
+        "GET http://files.example/dl/report.pdf HTTP/1.1\r\nHost: files.example\r\nUser-Agent: test-agent\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\nTransfer-Encoding: chunked\r\n\r\n",
+        &body,
+    ));
+    assert!(answer.starts_with("ICAP/1.0 204 "), "{answer}");
+    drop(proxy);
+
+    let (status, stderr) = weir.terminate();
+    assert!(status.success(), "exit {status:?}; stderr:\n{stderr}");
+    assert!(stderr.contains("1 RESPMOD") && stderr.contains("1 alerts"), "{stderr}");
+    let events = complete_eve(&out);
+
+    let http = of_type(&events, "http");
+    assert_eq!(http.len(), 1, "{http:#?}");
+    let h = http[0];
+    assert_eq!(h["src_ip"], "10.9.8.7", "X-Client-IP is the source");
+    assert_eq!(h["src_port"], 0);
+    assert_eq!(h["dest_ip"], "127.0.0.1", "a named host: the proxy's address");
+    assert_eq!(h["dest_port"], 80);
+    assert_eq!(h["proto"], "TCP");
+    assert_eq!(h["http"]["hostname"], "files.example");
+    assert_eq!(h["http"]["http_method"], "GET");
+    assert_eq!(h["http"]["status"], 200);
+    assert_eq!(h["http"]["http_user_agent"], "test-agent");
+    assert_eq!(h["icap"]["mode"], "respmod");
+    assert_eq!(h["icap"]["client_ip"], "10.9.8.7");
+    assert!(h["icap"]["proxy"].as_str().unwrap().starts_with("127.0.0.1:"), "{}", h["icap"]);
+    let flow_id = h["flow_id"].as_u64().expect("flow_id");
+
+    let files = of_type(&events, "fileinfo");
+    assert_eq!(files.len(), 1, "{files:#?}");
+    let f = files[0];
+    assert_eq!(f["fileinfo"]["sha256"], DOWNLOAD_SHA256);
+    assert_eq!(f["fileinfo"]["size"], body.len() as u64);
+    assert_eq!(f["fileinfo"]["state"], "CLOSED");
+    assert_eq!(f["fileinfo"]["stored"], true);
+    assert_eq!(f["flow_id"], flow_id);
+    assert_eq!((&f["src_ip"], &f["dest_ip"]), (&Value::from("127.0.0.1"), &Value::from("10.9.8.7")), "file travels to the client");
+    assert_eq!(f["app_proto"], "http");
+    assert_eq!(f["icap"]["mode"], "respmod");
+    assert_eq!(stored(&out, DOWNLOAD_SHA256), body);
+
+    let alerts = of_type(&events, "alert");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = alerts[0];
+    assert_eq!(a["alert"]["signature_id"], 9000001);
+    assert_eq!(a["flow_id"], flow_id);
+    assert_eq!(a["icap"]["mode"], "respmod");
+    assert_eq!(a["icap"]["client_ip"], "10.9.8.7");
+    assert_eq!(a["http"]["hostname"], "files.example");
+    assert_eq!(a["app_proto"], "http");
+}
+
+#[test]
+fn a_reqmod_and_its_respmod_are_logged_once_and_a_lone_reqmod_at_shutdown() {
+    let s = Scratch::new();
+    let out = s.path("out");
+    let config = config_with_rules(s.dir.path());
+    let weir = Weir::start(&out, &["--config", &config]);
+
+    let post = format!(
+        "POST http://upload.example/form HTTP/1.1\r\nHost: upload.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        UPLOAD.len()
+    );
+    let mut proxy = IcapClient::connect(weir.addr);
+    // Squid's order: the request (with its body) before forwarding it, the response after.
+    let answer = proxy.exchange(&reqmod(Some("10.1.2.3"), &post, UPLOAD));
+    assert!(answer.starts_with("ICAP/1.0 204 "), "{answer}");
+    let answer = proxy.exchange(&respmod(
+        Some("10.1.2.3"),
+        &post,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n",
+        b"ok",
+    ));
+    assert!(answer.starts_with("ICAP/1.0 204 "), "{answer}");
+    // No RESPMOD follows this one (a cache hit, a refused request): logged alone at shutdown.
+    let lone = "PUT /store/x.bin HTTP/1.1\r\nHost: 198.51.100.7:8080\r\nContent-Length: 40\r\n\r\n";
+    let answer = IcapClient::connect(weir.addr).exchange(&reqmod(None, lone, UPLOAD));
+    assert!(answer.starts_with("ICAP/1.0 204 "), "{answer}");
+    drop(proxy);
+
+    let (status, stderr) = weir.terminate();
+    assert!(status.success(), "exit {status:?}; stderr:\n{stderr}");
+    assert!(stderr.contains("(1 paired, 1 REQMOD alone, 0 RESPMOD alone)"), "{stderr}");
+    let events = complete_eve(&out);
+    let http = of_type(&events, "http");
+    assert_eq!(http.len(), 2, "{http:#?}");
+
+    let form = with_url(&http, "/form");
+    assert_eq!(form.len(), 1, "the paired exchange is one http record: {http:#?}");
+    let form = form[0];
+    assert_eq!(form["http"]["http_method"], "POST");
+    assert_eq!(form["http"]["status"], 200);
+    assert_eq!(form["src_ip"], "10.1.2.3");
+    assert_eq!(form["icap"]["mode"], "respmod");
+    let flow_id = form["flow_id"].as_u64().unwrap();
+    let upload = files_with_sha(&events, UPLOAD_SHA256);
+    let upload: Vec<_> = upload.into_iter().filter(|f| f["flow_id"] == flow_id).collect();
+    assert_eq!(upload.len(), 1, "{events:#?}");
+    assert_eq!(upload[0]["icap"]["mode"], "reqmod");
+    assert_eq!(upload[0]["src_ip"], "10.1.2.3", "an upload travels to the server");
+    let reply = files_with_sha(&events, OK_SHA256);
+    assert_eq!(reply.len(), 1, "{events:#?}");
+    assert_eq!((&reply[0]["flow_id"], &reply[0]["icap"]["mode"]), (&Value::from(flow_id), &Value::from("respmod")));
+    assert_eq!(stored(&out, UPLOAD_SHA256), UPLOAD);
+
+    let put = with_url(&http, "/store/x.bin");
+    assert_eq!(put.len(), 1, "{http:#?}");
+    let put = put[0];
+    assert_eq!(put["http"]["http_method"], "PUT");
+    assert!(put["http"].get("status").is_none(), "no response was shown: {put}");
+    assert_eq!(put["icap"]["mode"], "reqmod");
+    assert!(put["icap"].get("client_ip").is_none(), "{put}");
+    assert_eq!(put["src_ip"], "127.0.0.1", "no X-Client-IP: the proxy is the source");
+    assert_eq!((&put["dest_ip"], &put["dest_port"]), (&Value::from("198.51.100.7"), &Value::from(8080)), "an IP literal host");
+    assert_ne!(put["flow_id"], flow_id);
+    assert_eq!(files_with_sha(&events, UPLOAD_SHA256).len(), 2, "the same upload bytes, once per exchange");
+
+    // The upload rule fires once although the request reached Weir twice (REQMOD and RESPMOD).
+    let alerts = of_type(&events, "alert");
+    let upload_alerts: Vec<_> = alerts.iter().filter(|a| a["alert"]["signature_id"] == 9000002).collect();
+    assert_eq!(upload_alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(upload_alerts[0]["flow_id"], flow_id, "the PUT is not a POST");
+    assert_eq!(upload_alerts[0]["icap"]["mode"], "reqmod");
+    assert_eq!(upload_alerts[0]["direction"], "to_server");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+}
+
+#[test]
+fn a_bad_listen_address_is_one_line_naming_it() {
+    let s = Scratch::new();
+    let o = weir().args(["icap", "--listen", "not-an-address", "--out"]).arg(s.path("out")).output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--listen not-an-address"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

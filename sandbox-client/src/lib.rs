@@ -18,7 +18,9 @@ mod policy;
 #[cfg(feature = "test-sandbox")]
 pub mod test_sandbox;
 
-pub use api::{ApiError, MAX_REDIRECTS, MAX_SMALL_RESPONSE, Report, SandboxApi, TaskStatus};
+pub use api::{
+    ApiError, MAX_REDIRECTS, MAX_RETRY_AFTER, MAX_SMALL_RESPONSE, Report, SandboxApi, TaskStatus,
+};
 pub use cache::{CachedVerdict, VerdictCache};
 pub use config::{ApiKind, FILE_TYPES, SandboxConfig};
 pub use dispatch::{

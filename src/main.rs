@@ -4,6 +4,7 @@
 mod build;
 mod config;
 mod detection;
+mod icap;
 mod inspect;
 mod output;
 mod replay;
@@ -146,7 +147,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Live { .. } => anyhow::bail!("live capture is not built yet (tracked as the live-capture issue)"),
-        Command::Icap { .. } => anyhow::bail!("the ICAP server is not built yet (tracked as the ICAP issue)"),
+        Command::Icap { listen, config, out } => {
+            let config = load_config(config.as_ref())?;
+            icap::run(Some(&listen), out, &config)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Central { .. } => anyhow::bail!("the Central Node receiver is not built yet (tracked as the Central Node issue)"),
         Command::Rules { command: RulesCommand::Check { files, strict } } => {
             Ok(if rules::check(&files, strict)? { ExitCode::SUCCESS } else { ExitCode::FAILURE })

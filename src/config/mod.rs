@@ -52,11 +52,12 @@ impl Config {
                 "sandbox" => config.sandbox = errors.section(section, value, span),
                 "central" => config.central = errors.section(section, value, span),
                 "exclusions" => config.exclusions = errors.section(section, value, span),
+                "icap" => config.icap = errors.section(section, value, span),
                 other => errors.at(
                     span.start,
                     format!(
                         "unknown section [{other}] (expected one of: capture, vars, stream, app_layer, detect, \
-                         output, sandbox, central, exclusions)"
+                         output, sandbox, central, exclusions, icap)"
                     ),
                 ),
             }

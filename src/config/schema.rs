@@ -20,6 +20,7 @@ pub struct Config {
     pub sandbox: SandboxSection,
     pub central: CentralSection,
     pub exclusions: ExclusionsSection,
+    pub icap: IcapSection,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -420,6 +421,63 @@ pub struct ExclusionsSection {
     pub email_senders: Vec<String>,
     pub email_recipients: Vec<String>,
     pub user_agents: Vec<String>,
+}
+
+/// `weir icap`: the ICAP server a web proxy hands its HTTP exchanges to (SPEC.md section 8).
+/// Sizes and counts bound what one proxy can make Weir hold; times are wall-clock seconds.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IcapSection {
+    /// Address served; `--listen` overrides it.
+    pub listen: std::net::SocketAddr,
+    /// Proxy connections served at once (advertised as `Max-Connections`); more get `503`.
+    pub max_connections: usize,
+    /// Body bytes kept per ICAP message; the rest is counted and the file logged TRUNCATED.
+    pub max_body: ByteSize,
+    /// `Preview` advertised in OPTIONS: bodies this small arrive in one round trip (at most 1mb).
+    pub preview: ByteSize,
+    /// ICAP request line and headers, at most; past it `413` and the connection is closed.
+    pub max_icap_head: ByteSize,
+    /// Encapsulated HTTP request and response heads together, at most.
+    pub max_http_heads: ByteSize,
+    /// `Options-TTL` advertised in OPTIONS, seconds.
+    pub options_ttl: u64,
+    /// An idle kept-alive proxy connection is closed after this many seconds.
+    pub idle_timeout: u64,
+    /// A request's heads must arrive within this many seconds of its first byte.
+    pub head_timeout: u64,
+    /// Longest wait for the next body bytes, seconds.
+    pub read_timeout: u64,
+    /// Longest a write to the proxy may block, seconds.
+    pub write_timeout: u64,
+    /// Answered messages waiting for extraction and detection; past it (after `queue_wait_ms`)
+    /// a message is dropped and counted: the proxy already has its answer.
+    pub queue: usize,
+    pub queue_wait_ms: u64,
+    /// Seconds a REQMOD waits for the RESPMOD of the same exchange, so that the exchange is
+    /// logged once with both sides; unanswered, it is logged on its own.
+    pub pair_wait: u64,
+}
+
+impl Default for IcapSection {
+    fn default() -> Self {
+        IcapSection {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 1344)),
+            max_connections: 256,
+            max_body: ByteSize::mib(10),
+            preview: ByteSize(4096),
+            max_icap_head: ByteSize(16 * 1024),
+            max_http_heads: ByteSize(128 * 1024),
+            options_ttl: 3600,
+            idle_timeout: 120,
+            head_timeout: 30,
+            read_timeout: 30,
+            write_timeout: 30,
+            queue: 64,
+            queue_wait_ms: 50,
+            pair_wait: 60,
+        }
+    }
 }
 
 impl Config {

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use weir_core::Direction;
+
 use crate::rules::{
     Action, ByteExtract, ByteJump, ByteMath, ByteTest, Content, Detection, FastPattern, Flowbit,
     FlowbitCmd, Inspection, IsDataAt, Pcre, Protocol, Rule, Transform, Value,
@@ -126,6 +128,78 @@ pub(crate) struct CompiledRule {
     pub unsupported: Option<String>,
     /// Flowbit names interned so tests compare cheaply.
     pub bit_names: Vec<Arc<str>>,
+    /// For transaction rules: the side whose progress the rule waits for, from the buffers it
+    /// reads (a request-only rule is a to-server rule, a rule reading any response buffer a
+    /// to-client one, as Suricata sets a signature's direction). `None`: either side.
+    pub tx_side: Option<Direction>,
+}
+
+/// Buffers only a response (or the server) fills.
+fn is_response_buffer(name: &str) -> bool {
+    matches!(
+        name,
+        "http.stat_code"
+            | "http.stat_msg"
+            | "http.response_line"
+            | "http.response_body"
+            | "http.response_header"
+            | "http.server"
+            | "http.location"
+            | "dns.answer.name"
+            | "dns.answers.rrname"
+            | "tls.cert_subject"
+            | "tls.cert_issuer"
+            | "tls.cert_serial"
+            | "tls.cert_fingerprint"
+            | "tls.certs"
+            | "tls.subjectaltname"
+            | "ftp.reply"
+            | "ftp.completion_code"
+    )
+}
+
+/// Buffers only a request (or the client) fills.
+fn is_request_buffer(name: &str) -> bool {
+    matches!(
+        name,
+        "http.uri"
+            | "http.uri.raw"
+            | "http.method"
+            | "http.request_line"
+            | "http.request_body"
+            | "http.request_header"
+            | "http.host"
+            | "http.host.raw"
+            | "http.user_agent"
+            | "http.cookie"
+            | "http.referer"
+            | "http.accept"
+            | "http.accept_enc"
+            | "http.accept_lang"
+            | "http.connection"
+            | "dns.query"
+            | "dns.query.name"
+            | "tls.sni"
+            | "ja3.hash"
+            | "ja3.string"
+            | "ja4.hash"
+            | "smtp.helo"
+            | "smtp.mail_from"
+            | "smtp.rcpt_to"
+            | "ftp.command"
+            | "ftp.command_data"
+    )
+}
+
+/// The side a transaction rule waits for (see [`CompiledRule::tx_side`]).
+fn tx_side_of(buffers: &[&str]) -> Option<Direction> {
+    if buffers.iter().any(|b| is_response_buffer(b)) {
+        Some(Direction::ToClient)
+    } else if buffers.iter().any(|b| is_request_buffer(b)) {
+        Some(Direction::ToServer)
+    } else {
+        None
+    }
 }
 
 /// Suricata's buffer priority for automatic fast pattern selection: application-layer buffers
@@ -518,6 +592,7 @@ impl CompiledRule {
                 anchors_position: false,
             });
         }
+        let tx_side = tx_side_of(&rule.buffers());
         CompiledRule {
             rule,
             kind,
@@ -527,6 +602,7 @@ impl CompiledRule {
             bit_actions,
             unsupported,
             bit_names,
+            tx_side,
         }
     }
 

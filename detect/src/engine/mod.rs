@@ -99,9 +99,11 @@ pub const MAX_ALERTED_RULES_PER_TX: usize = 64;
 /// delivery boundary are missed. Suricata's default stream chunk size is 2560.
 pub const STREAM_TAIL_BYTES: usize = 2560;
 
-/// Most alerts one inspection produces: Suricata's default `packet-alert-max`. Rules are
-/// evaluated in priority order, so the ones kept are the most important.
-pub const MAX_ALERTS_PER_INSPECTION: usize = 15;
+/// Most alerts one inspection produces. Suricata's `packet-alert-max` defaults to 15; Weir
+/// allows more because a sensor should not silently drop alerts on a busy transaction, and the
+/// cap exists only to bound a pathological rule set. Rules are evaluated in priority order, so
+/// the ones kept are the most important; the rest are counted.
+pub const MAX_ALERTS_PER_INSPECTION: usize = 64;
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
@@ -840,6 +842,11 @@ impl Matcher {
                 continue;
             };
             if !kind_fits(cr.kind, ctx, pkt) {
+                continue;
+            }
+            if let (Context::Tx(tx), Some(side)) = (ctx, cr.tx_side)
+                && tx.direction != side
+            {
                 continue;
             }
             if let (Context::Tx(tx), Some(f)) = (ctx, flow.as_deref())

@@ -58,10 +58,14 @@ pub const MAX_WAITING_BODY_BYTES: usize = 64 << 20;
 /// Threads answering the proxy. Answering is cheap (Weir reads and replies `204`); the work is
 /// on the pipeline thread.
 const SERVER_THREADS: usize = 2;
-/// On shutdown, how long blocking work on the runtime may take to stop. Connection tasks are
-/// dropped at once: a message still arriving is not logged, and a proxy with `bypass=on` carries
-/// on without Weir.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// On shutdown, how long messages already being received may take to be answered and handed
+/// over; then the connection tasks are dropped (a message still arriving is not logged, and a
+/// proxy with `bypass=on` carries on without Weir).
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
+/// How often the in-flight count is looked at during [`IN_FLIGHT_GRACE`].
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(10);
+/// How long blocking work on the runtime may take to stop (there is none besides the tasks).
+const RUNTIME_STOP_WAIT: Duration = Duration::from_secs(1);
 /// Flow ids stay below 2^51, as Suricata's do, so JSON readers using doubles keep them exact.
 const FLOW_ID_MASK: u64 = (1 << 51) - 1;
 
@@ -126,13 +130,28 @@ pub fn run(listen: Option<&str>, out: Option<PathBuf>, config: &Config) -> anyho
             result = server.run() => result,
         }
     });
+    // The listener is closed (its future dropped); a message the proxy already has an answer
+    // for is handed over before the tasks go.
+    runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + IN_FLIGHT_GRACE;
+        while in_flight(&server_stats.snapshot()) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(IN_FLIGHT_POLL).await;
+        }
+    });
     // Dropping the connection tasks drops the channel's senders: the pipeline drains what was
     // handed over, logs the REQMODs still waiting, and ends.
-    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    runtime.shutdown_timeout(RUNTIME_STOP_WAIT);
     let stats = worker.join().map_err(|_| anyhow::anyhow!("the ICAP pipeline thread panicked"))??;
     served.with_context(|| format!("ICAP listener on {bound} failed"))?;
     eprintln!("weir: {}", summary_line(&stats, &server_stats.snapshot()));
     Ok(())
+}
+
+/// REQMOD/RESPMOD requests begun and not yet handed over or ended by an error. An estimate: an
+/// error is counted per connection, and a write failure not at all (then the grace runs out).
+fn in_flight(s: &StatsSnapshot) -> u64 {
+    let ended = s.handed_over + s.dropped_full + s.aborted + s.timeouts + s.protocol_errors;
+    (s.reqmod + s.respmod).saturating_sub(ended)
 }
 
 /// Maps `[icap]` onto weir-icap's settings.
@@ -723,6 +742,24 @@ mod tests {
             [theirs.idle_timeout, theirs.head_timeout, theirs.read_timeout, theirs.write_timeout]
         );
         assert_eq!((ours.handoff_capacity, ours.handoff_wait), (theirs.handoff_capacity, theirs.handoff_wait));
+    }
+
+    #[test]
+    fn the_example_config_states_the_icap_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weir.example.toml");
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.icap, IcapSection::default());
+    }
+
+    #[test]
+    fn in_flight_counts_requests_not_yet_handed_over() {
+        let mut s = StatsSnapshot { reqmod: 3, respmod: 4, handed_over: 5, ..StatsSnapshot::default() };
+        assert_eq!(in_flight(&s), 2);
+        s.aborted = 1;
+        s.dropped_full = 1;
+        assert_eq!(in_flight(&s), 0);
+        s.protocol_errors = 9;
+        assert_eq!(in_flight(&s), 0);
     }
 
     #[test]

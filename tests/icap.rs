@@ -213,3 +213,189 @@ fn a_bad_listen_address_is_one_line_naming_it() {
     assert!(err.contains("--listen not-an-address"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+/// Kills a helper process (Squid, the origin server) when the test is done with it.
+struct Reaper(std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        for _ in 0..500 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Serves its directory; a POST is read whole and answered with its length.
+const ORIGIN: &str = r#"
+import http.server
+class Origin(http.server.SimpleHTTPRequestHandler):
+    def do_POST(self):
+        n = len(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        reply = ("received %d bytes" % n).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+fn tool_runs(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Through a real proxy: Squid sends REQMOD and RESPMOD for every request to `weir icap`, curl
+/// downloads and uploads through Squid. Each exchange must be logged once, with the exact bytes
+/// stored. Skipped, with the reason printed, when Squid, curl or python3 is missing.
+#[test]
+fn through_squid_each_exchange_is_logged_once_with_the_exact_bytes() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let Some(squid) = ["/usr/sbin/squid", "/usr/bin/squid", "/usr/local/sbin/squid"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+    else {
+        println!("SKIPPED weir icap through Squid: squid is not installed");
+        return;
+    };
+    for tool in ["curl", "python3"] {
+        if !tool_runs(tool) {
+            println!("SKIPPED weir icap through Squid: {tool} is not installed");
+            return;
+        }
+    }
+    let s = Scratch::new();
+    let dir = s.dir.path();
+    // Squid drops root for its own user, which must write its logs here.
+    let _ = Command::new("chmod").arg("0777").arg(dir).status();
+    let www = dir.join("www");
+    std::fs::create_dir(&www).unwrap();
+    let mut small = download();
+    small.truncate(200);
+    small.extend_from_slice(b"WEIR-ICAP-MARKER-7f3a\n");
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(www.join("small.txt"), &small).unwrap();
+    std::fs::write(www.join("big.bin"), &big).unwrap();
+    let upload: Vec<u8> = (0..50_000u32).map(|i| (i.wrapping_mul(40_503) >> 7) as u8).collect();
+    std::fs::write(dir.join("upload.bin"), &upload).unwrap();
+
+    let out = dir.join("out");
+    let config = config_with_rules(dir);
+    let weir = Weir::start(&out, &["--config", &config]);
+
+    let mut origin = Command::new("python3")
+        .args(["-c", ORIGIN])
+        .current_dir(&www)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start python3");
+    let mut line = String::new();
+    std::io::BufReader::new(origin.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let origin = Reaper(origin);
+    let origin_port: u16 = line.trim().parse().expect("origin port");
+
+    let squid_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let d = dir.display();
+    let conf = format!(
+        "http_port 127.0.0.1:{squid_port}\npid_filename {d}/squid.pid\ncache_log {d}/cache.log\n\
+         access_log {d}/access.log\ncoredump_dir {d}\ncache deny all\nshutdown_lifetime 0 seconds\n\
+         http_access allow all\nicap_enable on\nadaptation_send_client_ip on\n\
+         icap_service weir_req reqmod_precache icap://{icap}/reqmod bypass=off\n\
+         icap_service weir_resp respmod_precache icap://{icap}/respmod bypass=off\n\
+         adaptation_access weir_req allow all\nadaptation_access weir_resp allow all\n",
+        icap = weir.addr
+    );
+    std::fs::write(dir.join("squid.conf"), conf).unwrap();
+    let mut squid = Reaper(
+        Command::new(squid)
+            .args(["-N", "-f"])
+            .arg(dir.join("squid.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start squid"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", squid_port)).is_err() {
+        let exited = squid.0.try_wait().unwrap();
+        if exited.is_some() || Instant::now() > deadline {
+            panic!("squid did not start ({exited:?}): {}", std::fs::read_to_string(dir.join("cache.log")).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let curl = |args: &[&str]| -> Vec<u8> {
+        let proxy = format!("http://127.0.0.1:{squid_port}");
+        let o = Command::new("curl")
+            .args(["--silent", "--show-error", "--fail", "--max-time", "60", "--noproxy", "", "--proxy", &proxy])
+            .args(args)
+            .output()
+            .expect("run curl");
+        assert!(o.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let base = format!("http://127.0.0.1:{origin_port}");
+    assert_eq!(curl(&[&format!("{base}/small.txt")]), small);
+    assert_eq!(curl(&[&format!("{base}/big.bin")]), big);
+    let data = format!("@{}", dir.join("upload.bin").display());
+    assert_eq!(curl(&["--data-binary", &data, &format!("{base}/upload/form")]), b"received 50000 bytes");
+
+    // Records are flushed whenever Weir's queue is empty: wait for the three exchanges.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while of_type(&eve(&out), "http").len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(squid);
+    drop(origin);
+    let (status, stderr) = weir.terminate();
+    assert!(status.success(), "exit {status:?}; stderr:\n{stderr}");
+    assert!(stderr.contains(" 0 malformed"), "{stderr}");
+    let events = complete_eve(&out);
+    let http = of_type(&events, "http");
+    assert_eq!(http.len(), 3, "one record per exchange: {http:#?}");
+
+    for (path, bytes) in [("/small.txt", &small), ("/big.bin", &big)] {
+        let records = with_url(&http, path);
+        assert_eq!(records.len(), 1, "{path}: {http:#?}");
+        let h = records[0];
+        assert_eq!((&h["http"]["status"], &h["icap"]["mode"]), (&Value::from(200), &Value::from("respmod")), "{h}");
+        assert_eq!(h["icap"]["client_ip"], "127.0.0.1", "Squid sends X-Client-IP");
+        let files: Vec<_> = of_type(&events, "fileinfo").into_iter().filter(|f| f["flow_id"] == h["flow_id"]).collect();
+        assert_eq!(files.len(), 1, "{path}: {files:#?}");
+        assert_eq!(files[0]["fileinfo"]["state"], "CLOSED");
+        assert_eq!(&stored(&out, files[0]["fileinfo"]["sha256"].as_str().unwrap()), bytes, "{path} stored changed");
+    }
+    let post = with_url(&http, "/upload/form");
+    assert_eq!(post.len(), 1, "{http:#?}");
+    assert_eq!((&post[0]["http"]["http_method"], &post[0]["http"]["status"]), (&Value::from("POST"), &Value::from(200)));
+    let sent: Vec<_> = of_type(&events, "fileinfo")
+        .into_iter()
+        .filter(|f| f["flow_id"] == post[0]["flow_id"] && f["icap"]["mode"] == "reqmod")
+        .collect();
+    assert_eq!(sent.len(), 1, "{events:#?}");
+    assert_eq!(stored(&out, sent[0]["fileinfo"]["sha256"].as_str().unwrap()), upload, "upload stored changed");
+
+    let alerts = of_type(&events, "alert");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["alert"]["signature_id"], 9000001);
+    assert_eq!(alerts[0]["flow_id"], with_url(&http, "/small.txt")[0]["flow_id"]);
+    println!("weir icap through Squid: {}", stderr.trim());
+}

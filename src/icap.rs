@@ -614,10 +614,10 @@ impl Pipeline {
 
     /// Keeps the first output error; the run stops with it.
     fn write_result(&mut self, op: impl FnOnce(&mut EveWriter) -> io::Result<()>) {
-        if self.io_error.is_none() {
-            if let Err(e) = op(&mut self.eve) {
-                self.io_error = Some(e);
-            }
+        if self.io_error.is_none()
+            && let Err(e) = op(&mut self.eve)
+        {
+            self.io_error = Some(e);
         }
     }
 }

@@ -205,6 +205,40 @@ fn a_reqmod_and_its_respmod_are_logged_once_and_a_lone_reqmod_at_shutdown() {
 }
 
 #[test]
+fn a_body_past_icap_max_body_is_stored_truncated_and_sigint_also_stops_cleanly() {
+    let s = Scratch::new();
+    let out = s.path("out");
+    let config = s.path("weir.toml");
+    std::fs::write(&config, "[icap]\nmax_body = 1000\npair_wait = 0\n").unwrap();
+    let weir = Weir::start(&out, &["--config", config.to_str().unwrap()]);
+    let body = download();
+    let mut proxy = IcapClient::connect(weir.addr);
+    let answer = proxy.exchange(&respmod(
+        None,
+        "GET /big HTTP/1.1\r\nHost: files.example\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 12940\r\n\r\n",
+        &body,
+    ));
+    assert!(answer.starts_with("ICAP/1.0 204 "), "{answer}");
+    // pair_wait = 0: a REQMOD is logged at once instead of waiting for its RESPMOD.
+    let answer = proxy.exchange(&reqmod(None, "POST /up HTTP/1.1\r\nHost: files.example\r\nContent-Length: 40\r\n\r\n", UPLOAD));
+    assert!(answer.starts_with("ICAP/1.0 204 "), "{answer}");
+    drop(proxy);
+    let (status, stderr) = weir.stop("INT");
+    assert!(status.success(), "exit {status:?}; stderr:\n{stderr}");
+    assert!(stderr.contains("(0 paired, 1 REQMOD alone, 1 RESPMOD alone)"), "{stderr}");
+    let events = complete_eve(&out);
+    let files = of_type(&events, "fileinfo");
+    assert_eq!(files.len(), 2, "{files:#?}");
+    let cut = files.iter().find(|f| f["icap"]["mode"] == "respmod").expect("the download's fileinfo");
+    assert_eq!(cut["fileinfo"]["state"], "TRUNCATED");
+    assert_eq!(cut["fileinfo"]["gaps"], true);
+    let sha = cut["fileinfo"]["sha256"].as_str().unwrap();
+    assert_eq!(stored(&out, sha), body[..1000].to_vec(), "the kept bytes, never padded");
+    assert_eq!(files_with_sha(&events, UPLOAD_SHA256).len(), 1);
+}
+
+#[test]
 fn a_bad_listen_address_is_one_line_naming_it() {
     let s = Scratch::new();
     let o = weir().args(["icap", "--listen", "not-an-address", "--out"]).arg(s.path("out")).output().unwrap();

@@ -64,11 +64,16 @@ impl Weir {
 
     /// Sends SIGTERM and waits for the exit; returns the status and everything on stderr after
     /// the announcement.
-    pub fn terminate(mut self) -> (ExitStatus, String) {
+    pub fn terminate(self) -> (ExitStatus, String) {
+        self.stop("TERM")
+    }
+
+    /// Sends the signal (`TERM`, `INT`) and waits for the exit, as [`Weir::terminate`].
+    pub fn stop(mut self, signal: &str) -> (ExitStatus, String) {
         let mut child = self.child.take().expect("running");
         let pid = child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
+        let sent = Command::new("kill").arg(format!("-{signal}")).arg(&pid).status().expect("run kill");
+        assert!(sent.success(), "kill -{signal} {pid} failed");
         let deadline = Instant::now() + PATIENCE;
         let status = loop {
             if let Some(status) = child.try_wait().expect("wait for weir") {
@@ -77,7 +82,7 @@ impl Weir {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("weir icap did not exit after SIGTERM");
+                panic!("weir icap did not exit after SIG{signal}");
             }
             std::thread::sleep(Duration::from_millis(20));
         };

@@ -132,7 +132,18 @@ pub fn rules(c: &Config) -> anyhow::Result<Option<Arc<CompiledRules>>> {
 }
 
 pub fn worker(c: &Config, out: &Path, eve: EveWriter, rules: Option<Arc<CompiledRules>>) -> anyhow::Result<Worker> {
-    let decoder = Decoder::new(decode_config(c, false));
+    worker_for(c, out, eve, rules, false)
+}
+
+/// A worker for a live capture (`live`: checksums validated under `auto`) or a replay.
+pub fn worker_for(
+    c: &Config,
+    out: &Path,
+    eve: EveWriter,
+    rules: Option<Arc<CompiledRules>>,
+    live: bool,
+) -> anyhow::Result<Worker> {
+    let decoder = Decoder::new(decode_config(c, live));
     let files: Box<dyn FileSink> = if c.output.filestore {
         Box::new(Filestore::new(out).with_context(|| format!("cannot create the filestore in {}", out.display()))?)
     } else {

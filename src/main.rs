@@ -6,6 +6,7 @@ mod config;
 mod detection;
 mod icap;
 mod inspect;
+mod live;
 mod output;
 mod replay;
 mod rules;
@@ -146,7 +147,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             replay::run(&paths, &common, &config, quiet)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Live { .. } => anyhow::bail!("live capture is not built yet (tracked as the live-capture issue)"),
+        Command::Live { interface, mut common } => {
+            let mut config = load_config(common.config.as_ref())?;
+            if !common.rules.is_empty() {
+                config.detect.rules = std::mem::take(&mut common.rules);
+            }
+            live::run(interface, &common, &config)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Icap { listen, config, out } => {
             let config = load_config(config.as_ref())?;
             icap::run(Some(&listen), out, &config)?;

@@ -218,6 +218,16 @@ impl Worker {
         }
     }
 
+    /// Moves time on without a packet (a quiet live link), so idle flows still time out.
+    pub fn advance(&mut self, now: Timestamp) -> std::io::Result<()> {
+        self.stages.expire(now);
+        self.stages.eve.flush()?;
+        match self.stages.io_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// End of capture: every flow is ended and logged, outputs flushed.
     pub fn finish(&mut self) -> std::io::Result<()> {
         let stages = &mut self.stages;

@@ -14,8 +14,9 @@ use weir_extract::http::HttpConfig;
 use weir_flow::{FlowConfig, FlowTable, Timeouts};
 use weir_reassembly::StreamConfig;
 
-use crate::config::{ChecksumValidation, Config, FragPolicy, OverlapPolicy, TimeoutSection};
+use crate::config::{ChecksumValidation, Config, FeedFormat, FragPolicy, OverlapPolicy, TimeoutSection};
 use weir_detect::engine::CompiledRules;
+use weir_detect::reputation::{FeedFormat as ReputationFormat, FeedSpec, ReputationSet};
 
 use crate::detection::Detector;
 use crate::output::EveWriter;
@@ -120,6 +121,40 @@ pub fn flow_config(c: &Config) -> FlowConfig {
     }
 }
 
+/// Loads the reputation feeds and hash IOC lists of `[[detect.feeds]]`; `None` when there are
+/// none. A feed that cannot be read stops the run; refused lines are counted and reported.
+pub fn reputation(c: &Config) -> anyhow::Result<Option<Arc<ReputationSet>>> {
+    if c.detect.feeds.is_empty() {
+        return Ok(None);
+    }
+    let specs: Vec<FeedSpec> = c
+        .detect
+        .feeds
+        .iter()
+        .map(|f| FeedSpec {
+            name: f.name.clone(),
+            category: f.category.clone(),
+            format: match f.format {
+                FeedFormat::UrlhausCsv => ReputationFormat::UrlhausCsv,
+                FeedFormat::ZeekIntel => ReputationFormat::ZeekIntel,
+                FeedFormat::Domains => ReputationFormat::Domains,
+                FeedFormat::Urls => ReputationFormat::Urls,
+                FeedFormat::Ips => ReputationFormat::Ips,
+                FeedFormat::Hashes => ReputationFormat::Hashes,
+            },
+            path: f.path.clone(),
+        })
+        .collect();
+    let (set, reports) = ReputationSet::load(&specs);
+    for report in &reports {
+        if let Some(e) = &report.error {
+            anyhow::bail!("{}: {e}", report.path.display());
+        }
+        eprintln!("weir: feed {}", report.summary());
+    }
+    Ok(Some(Arc::new(set)))
+}
+
 /// Loads and compiles the rules a run uses; `None` when no rule file is named.
 pub fn rules(c: &Config) -> anyhow::Result<Option<Arc<CompiledRules>>> {
     if c.detect.rules.is_empty() {
@@ -160,5 +195,9 @@ pub fn worker_for(
         stream_memcap: usize_of(c.stream.memcap.0),
     };
     let detector = rules.map(Detector::new).transpose()?;
-    Ok(Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, detector))
+    let mut worker = Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, detector);
+    if let Some(set) = reputation(c)? {
+        worker.set_reputation(set);
+    }
+    Ok(worker)
 }

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use weir_core::eve::{self, FlowHeader, Record};
-use weir_core::{Anomaly, AnomalyLayer, AppProto, Artifact, Direction, FlowKey, IpProto, StreamEvent, Timestamp};
+use weir_core::{Anomaly, AnomalyLayer, AppProto, Artifact, ArtifactContext, Direction, FlowKey, IpProto, StreamEvent, Timestamp};
 use weir_decode::{Decoder, IcmpHeader, Packet, Transport};
 use weir_detect::engine::{FlowDetectState, IcmpView, TcpView};
+use weir_detect::reputation::{self, ReputationSet, Seen, VerdictCache};
 use weir_extract::applayer::{AppLayer, AppLayerConfig, Detection, Sinks};
 use weir_extract::ftp::{Expectation, ExpectationTable};
 use weir_extract::files::FileSink;
@@ -100,6 +101,9 @@ impl StreamQueue {
 /// Stream bytes held per direction for inspection at the next packet of that direction; past
 /// it they are inspected at once, so a long one-way transfer never grows the queue.
 const MAX_PENDING_STREAM_BYTES: usize = 256 * 1024;
+/// Recent reputation verdicts cached per worker.
+const REPUTATION_CACHE_ENTRIES: usize = 65_536;
+
 /// Gaps remembered in one queue; more inspect the queue at once.
 const MAX_QUEUED_GAPS: usize = 64;
 
@@ -147,6 +151,8 @@ struct Stages {
     pending: Vec<PendingAlert>,
     /// Bytes held by all TCP sessions.
     stream_memory: usize,
+    /// Reputation feeds and this worker's cache of recent verdicts.
+    reputation: Option<(std::sync::Arc<ReputationSet>, VerdictCache)>,
     /// FTP data connections announced on control channels, for matching new flows.
     ftp_expect: ExpectationTable,
     /// Data flows bound to an announcement, by flow id, so later announcements reach them.
@@ -186,6 +192,7 @@ impl Worker {
                 detector,
                 pending: Vec::new(),
                 stream_memory: 0,
+                reputation: None,
                 ftp_expect: ExpectationTable::new(),
                 ftp_data_flows: std::collections::HashMap::new(),
                 next_expectation_sweep: Timestamp::ZERO,
@@ -216,6 +223,12 @@ impl Worker {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Checks artifacts (URLs, hosts, files, messages) and flow addresses against these feeds.
+    pub fn set_reputation(&mut self, set: std::sync::Arc<ReputationSet>) {
+        let cache = VerdictCache::new(std::num::NonZeroUsize::new(REPUTATION_CACHE_ENTRIES).unwrap_or(std::num::NonZeroUsize::MIN));
+        self.stages.reputation = Some((set, cache));
     }
 
     /// Moves time on without a packet (a quiet live link), so idle flows still time out.
@@ -322,6 +335,7 @@ impl Stages {
         let wire_len = u32::try_from(pkt.frame.len()).unwrap_or(u32::MAX);
         let (mut handle, _) = self.flows.lookup(&key, pkt.ts, wire_len, FlowState::default, &mut self.ended);
         self.log_ended();
+        self.check_addresses(handle);
         let mut in_stream = false;
         if !pkt.is_tunnel_outer {
             // The outer packet of a tunnel is counted on its flow; its payload is the inner
@@ -526,10 +540,14 @@ impl Stages {
         };
         let (flow_id, key, app_proto) = (flow.id, flow.key, flow.app_proto);
         let emit = std::mem::take(&mut self.emit);
-        self.write_emitted(flow_id, key, app_proto, emit);
+        if self.write_emitted(flow_id, key, app_proto, emit) > 0 {
+            if let Some(flow) = self.flows.get_mut(handle) {
+                flow.alerted = true;
+            }
+        }
     }
 
-    fn write_emitted(&mut self, flow_id: u64, key: FlowKey, app_proto: Option<AppProto>, emit: Emit) {
+    fn write_emitted(&mut self, flow_id: u64, key: FlowKey, app_proto: Option<AppProto>, emit: Emit) -> u64 {
         for ev in emit.events {
             let record = app_record(flow_id, key, app_proto, ev);
             self.write(&record);
@@ -537,10 +555,46 @@ impl Stages {
         for (ts, a) in emit.anomalies {
             self.anomaly(ts, a, Some(&key));
         }
-        for (_, _, artifact) in &emit.artifacts {
-            if matches!(artifact, Artifact::Url(_) | Artifact::File(_) | Artifact::Email(_)) {
-                self.stats.artifacts += 1;
+        let mut alerts = 0;
+        for (ts, tx_id, artifact) in emit.artifacts {
+            self.stats.artifacts += 1;
+            let Some((set, cache)) = self.reputation.as_mut() else { continue };
+            let hits = match &artifact {
+                Artifact::Url(u) => set.lookup_cached(cache, u),
+                Artifact::File(f) => set.lookup_file(f),
+                Artifact::Email(e) => set.lookup_email(e),
+            };
+            let ctx = ArtifactContext { ts, flow_id, key, app_proto, tx_id };
+            for hit in reputation::dedup_hits(hits) {
+                let record = reputation::alert_record(&hit, &ctx);
+                self.write(&record);
+                alerts += 1;
             }
+        }
+        self.stats.alerts += alerts;
+        alerts
+    }
+
+    /// Checks a new flow's addresses against the IP feeds, once, on its first packet.
+    fn check_addresses(&mut self, handle: FlowHandle) {
+        let Some((set, _)) = self.reputation.as_ref() else { return };
+        let Some(flow) = self.flows.get(handle) else { return };
+        if flow.pkts[0] + flow.pkts[1] != 1 {
+            return;
+        }
+        let ctx = ArtifactContext { ts: flow.start, flow_id: flow.id, key: flow.key, app_proto: None, tx_id: None };
+        let mut hits = set.lookup_ip(flow.key.src_ip, Seen::SrcIp);
+        hits.extend(set.lookup_ip(flow.key.dst_ip, Seen::DestIp));
+        let records: Vec<Record> = reputation::dedup_hits(hits).iter().map(|h| reputation::alert_record(h, &ctx)).collect();
+        if records.is_empty() {
+            return;
+        }
+        if let Some(flow) = self.flows.get_mut(handle) {
+            flow.alerted = true;
+        }
+        self.stats.alerts += records.len() as u64;
+        for r in &records {
+            self.write(r);
         }
     }
 
@@ -663,7 +717,9 @@ impl Stages {
             self.pending.clear();
         }
         let emit = std::mem::take(&mut self.emit);
-        self.write_emitted(flow.id, flow.key, flow.app_proto, emit);
+        if self.write_emitted(flow.id, flow.key, flow.app_proto, emit) > 0 {
+            flow.alerted = true;
+        }
         let record = weir_flow::flow_record(flow, closed.reason, tcp_eve);
         self.stats.flows_logged += 1;
         self.write(&record);

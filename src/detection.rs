@@ -92,7 +92,8 @@ pub struct TxProgress {
     /// (tx id, signature of what it held when last inspected), the most recent few.
     http: Vec<(u64, u64)>,
     dns_next: u64,
-    tls: u64,
+    /// Signature of a protocol's single transaction (a TLS handshake, an FTP data transfer).
+    single: u64,
     smtp: u64,
 }
 
@@ -256,6 +257,18 @@ impl Detector {
                 let object = ("ftp", tx.eve_object());
                 inspect_as(self, Direction::ToServer, tx.id, inspect::ftp(&tx), Some(object), flow);
             }
+        } else if let Some(data) = app.ftp_data() {
+            // The file an FTP data connection carries is known once its command is.
+            if let Some(transfer) = &data.expectation().transfer {
+                let sig = transfer.argument.len() as u64 + 1;
+                if sig != progress.single {
+                    progress.single = sig;
+                    let mut buffers = inspect::TxBuffers::default();
+                    buffers.add("file.name", &transfer.argument);
+                    let object = ("ftp_data", data.eve_object());
+                    inspect_as(self, direction, 0, buffers, Some(object), flow);
+                }
+            }
         } else if let Some(pop3) = app.pop3_mut() {
             for tx in pop3.take_finished() {
                 inspect_as(self, Direction::ToClient, tx.tx_id, inspect::retrieved(&tx.email, &tx.file_data), None, flow);
@@ -273,8 +286,8 @@ impl Detector {
         } else if let Some(tls) = app.tls() {
             let buffers = inspect::tls(tls, direction);
             let sig = buffers.view().iter().map(|(_, b)| b.len() as u64 + 1).sum::<u64>() + direction.index() as u64;
-            if sig != progress.tls {
-                progress.tls = sig;
+            if sig != progress.single {
+                progress.single = sig;
                 inspect_as(self, direction, 0, buffers, None, flow);
             }
         }

@@ -15,6 +15,11 @@ pub struct TxBuffers {
 }
 
 impl TxBuffers {
+    /// Adds one named buffer.
+    pub fn add(&mut self, name: &'static str, bytes: &[u8]) {
+        self.put(name, bytes);
+    }
+
     fn put(&mut self, name: &'static str, bytes: &[u8]) {
         self.items.push((name, bytes.to_vec()));
     }

@@ -34,8 +34,8 @@ pub fn record(ts: Timestamp, event_type: &str, flow: Option<&FlowHeader>) -> Rec
     r
 }
 
-/// Writes `vlan`, `src_ip`, `src_port`, `dest_ip`, `dest_port` (or `icmp_type`/`icmp_code`) and
-/// `proto` for a key.
+/// Writes `vlan`, `src_ip`, `src_port`, `dest_ip`, `dest_port`, `proto`, `ip_v` (and for ICMP
+/// `icmp_type`/`icmp_code`) for a key.
 pub fn put_addresses(r: &mut Record, key: &FlowKey) {
     if !key.vlans.is_empty() {
         r.insert("vlan".into(), Value::from(key.vlans.as_slice().to_vec()));
@@ -50,6 +50,8 @@ pub fn put_addresses(r: &mut Record, key: &FlowKey) {
         r.insert("dest_port".into(), Value::from(key.dst_port));
     }
     r.insert("proto".into(), Value::String(key.proto.eve_name().into_owned()));
+    // Suricata 8 writes the IP version of every record with addresses.
+    r.insert("ip_v".into(), Value::from(if key.src_ip.is_ipv4() { 4 } else { 6 }));
     if icmp {
         r.insert("icmp_type".into(), Value::from(key.src_port));
         r.insert("icmp_code".into(), Value::from(key.dst_port));
@@ -80,7 +82,7 @@ mod tests {
         let keys: Vec<&str> = r.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["timestamp", "flow_id", "event_type", "vlan", "src_ip", "src_port", "dest_ip", "dest_port", "proto"]
+            ["timestamp", "flow_id", "event_type", "vlan", "src_ip", "src_port", "dest_ip", "dest_port", "proto", "ip_v"]
         );
         assert_eq!(r["vlan"], serde_json::json!([6]));
     }

@@ -185,6 +185,13 @@ impl AppLayer {
         }
     }
 
+    pub fn ftp_data(&self) -> Option<&FtpDataState> {
+        match &self.parser {
+            Parser::FtpData(p) => Some(p),
+            _ => None,
+        }
+    }
+
     /// Whether no protocol was chosen yet (nothing decided, nothing parsed).
     pub fn is_undetected(&self) -> bool {
         matches!(self.parser, Parser::Detecting(_))

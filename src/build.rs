@@ -14,7 +14,7 @@ use weir_extract::http::HttpConfig;
 use weir_flow::{FlowConfig, FlowTable, Timeouts};
 use weir_reassembly::StreamConfig;
 
-use crate::config::{ChecksumValidation, Config, FeedFormat, FragPolicy, OverlapPolicy, TimeoutSection};
+use crate::config::{ChecksumValidation, Config, FeedFormat, FragPolicy, OverlapPolicy, SandboxApi, TimeoutSection};
 use weir_detect::engine::CompiledRules;
 use weir_detect::reputation::{FeedFormat as ReputationFormat, FeedSpec, ReputationSet};
 
@@ -121,6 +121,50 @@ pub fn flow_config(c: &Config) -> FlowConfig {
     }
 }
 
+/// Starts sandbox dispatch when `[sandbox]` is enabled. Files are read back from the filestore,
+/// so dispatch needs `[output] filestore` on.
+pub fn sandbox(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sandbox_client::Dispatcher>> {
+    let s = &c.sandbox;
+    if !s.enabled {
+        return Ok(None);
+    }
+    if !c.output.filestore {
+        anyhow::bail!("[sandbox] enabled needs [output] filestore = true: submitted files are read from it");
+    }
+    let mut cfg = weir_sandbox_client::SandboxConfig::default();
+    cfg.enabled = true;
+    cfg.api = match s.api {
+        SandboxApi::Cape => weir_sandbox_client::ApiKind::Cape,
+        SandboxApi::Cuckoo => weir_sandbox_client::ApiKind::Cuckoo,
+    };
+    if let Some(url) = &s.url {
+        cfg.url = url.clone();
+    }
+    if let Some(token) = &s.token {
+        cfg.token = token.clone();
+    }
+    cfg.ca = s.ca.clone();
+    cfg.spool_dir = s.spool_dir.clone();
+    if !s.file_types.is_empty() {
+        cfg.types = s.file_types.clone();
+    }
+    cfg.min_size = s.min_file_size.0;
+    cfg.max_size = s.max_file_size.0;
+    cfg.urls_from = s.url_sources.clone();
+    cfg.concurrency = s.concurrency;
+    cfg.submissions_per_minute = s.rate_per_minute;
+    cfg.retention_days = u64::from(s.retention_days);
+    cfg.poll_interval_ms = s.poll_interval_ms;
+    let problems = cfg.validate();
+    if !problems.is_empty() {
+        anyhow::bail!("[sandbox] {}", problems.join("; "));
+    }
+    let content = std::sync::Arc::new(weir_spool::Filestore::new(out.join("filestore")));
+    let dispatcher = weir_sandbox_client::Dispatcher::start(cfg, content, std::sync::Arc::new(weir_sandbox_client::NoExclusions))
+        .map_err(|e| anyhow::anyhow!("cannot start sandbox dispatch: {e}"))?;
+    Ok(Some(dispatcher))
+}
+
 /// Loads the reputation feeds and hash IOC lists of `[[detect.feeds]]`; `None` when there are
 /// none. A feed that cannot be read stops the run; refused lines are counted and reported.
 pub fn reputation(c: &Config) -> anyhow::Result<Option<Arc<ReputationSet>>> {
@@ -198,6 +242,9 @@ pub fn worker_for(
     let mut worker = Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, detector);
     if let Some(set) = reputation(c)? {
         worker.set_reputation(set);
+    }
+    if let Some(dispatcher) = sandbox(c, out)? {
+        worker.set_sandbox(dispatcher);
     }
     Ok(worker)
 }

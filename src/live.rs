@@ -58,7 +58,7 @@ pub fn run(interface: Option<String>, common: &CommonArgs, config: &Config) -> a
             eprintln!("weir: warning: {warning}");
         }
     }
-    worker.finish().context("writing outputs")?;
+    worker.finish(Duration::from_secs(config.sandbox.replay_wait)).context("writing outputs")?;
     let s = worker.stats();
     let kernel = source.kernel_stats().ok();
     eprintln!(

@@ -31,7 +31,7 @@ pub fn run(paths: &[PathBuf], common: &CommonArgs, config: &Config, quiet: bool)
             Ok(None) => break,
             Err(e) => {
                 // What was read before the error is still flushed and logged.
-                worker.finish().ok();
+                worker.finish(std::time::Duration::ZERO).ok();
                 return Err(anyhow::anyhow!("{e}"));
             }
         };
@@ -45,7 +45,19 @@ pub fn run(paths: &[PathBuf], common: &CommonArgs, config: &Config, quiet: bool)
             }
         }
     }
-    worker.finish().context("writing outputs")?;
+    let sandbox = worker.finish(std::time::Duration::from_secs(config.sandbox.replay_wait)).context("writing outputs")?;
+    if let Some(report) = sandbox {
+        let s = &report.stats;
+        eprintln!(
+            "weir: sandbox: {} submitted, {} duplicate, {} skipped by policy, {} verdicts ({} malicious), {} still pending in the spool",
+            s.submitted,
+            s.duplicate,
+            s.skipped_policy,
+            s.verdicts,
+            s.malicious,
+            report.pending.len()
+        );
+    }
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }

@@ -101,6 +101,9 @@ impl StreamQueue {
 /// Stream bytes held per direction for inspection at the next packet of that direction; past
 /// it they are inspected at once, so a long one-way transfer never grows the queue.
 const MAX_PENDING_STREAM_BYTES: usize = 256 * 1024;
+/// Packets between two collections of sandbox verdicts.
+const SANDBOX_DRAIN_EVERY: u64 = 4096;
+
 /// Recent reputation verdicts cached per worker.
 const REPUTATION_CACHE_ENTRIES: usize = 65_536;
 
@@ -151,6 +154,8 @@ struct Stages {
     pending: Vec<PendingAlert>,
     /// Bytes held by all TCP sessions.
     stream_memory: usize,
+    /// Hands eligible files and URLs to the sandbox without waiting on it.
+    sandbox: Option<weir_sandbox_client::Dispatcher>,
     /// Reputation feeds and this worker's cache of recent verdicts.
     reputation: Option<(std::sync::Arc<ReputationSet>, VerdictCache)>,
     /// FTP data connections announced on control channels, for matching new flows.
@@ -193,6 +198,7 @@ impl Worker {
                 pending: Vec::new(),
                 stream_memory: 0,
                 reputation: None,
+                sandbox: None,
                 ftp_expect: ExpectationTable::new(),
                 ftp_data_flows: std::collections::HashMap::new(),
                 next_expectation_sweep: Timestamp::ZERO,
@@ -219,6 +225,9 @@ impl Worker {
             stages.anomaly(ts, a, None);
         }
         stages.expire(ts);
+        if stages.stats.packets % SANDBOX_DRAIN_EVERY == 0 {
+            stages.drain_sandbox();
+        }
         match stages.io_error.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -231,6 +240,11 @@ impl Worker {
         self.stages.reputation = Some((set, cache));
     }
 
+    /// Hands files and URLs to a sandbox dispatcher (its verdicts come back as EVE records).
+    pub fn set_sandbox(&mut self, dispatcher: weir_sandbox_client::Dispatcher) {
+        self.stages.sandbox = Some(dispatcher);
+    }
+
     /// Moves time on without a packet (a quiet live link), so idle flows still time out.
     pub fn advance(&mut self, now: Timestamp) -> std::io::Result<()> {
         self.stages.expire(now);
@@ -241,15 +255,25 @@ impl Worker {
         }
     }
 
-    /// End of capture: every flow is ended and logged, outputs flushed.
-    pub fn finish(&mut self) -> std::io::Result<()> {
+    /// End of capture: every flow is ended and logged, the sandbox (if any) given up to
+    /// `sandbox_wait` for verdicts, outputs flushed. Returns what the sandbox still has pending.
+    pub fn finish(&mut self, sandbox_wait: std::time::Duration) -> std::io::Result<Option<weir_sandbox_client::FinishReport>> {
         let stages = &mut self.stages;
         stages.flows.drain(EndReason::Shutdown, &mut stages.ended);
         stages.log_ended();
+        let report = stages.sandbox.take().map(|d| d.finish(sandbox_wait));
+        if let Some(report) = &report {
+            for record in &report.records {
+                if let Value::Object(r) = record {
+                    stages.write(r);
+                }
+            }
+        }
         if let Some(e) = stages.io_error.take() {
             return Err(e);
         }
-        stages.eve.flush()
+        stages.eve.flush()?;
+        Ok(report)
     }
 
     pub fn stats(&self) -> &WorkerStats {
@@ -558,6 +582,12 @@ impl Stages {
         let mut alerts = 0;
         for (ts, tx_id, artifact) in emit.artifacts {
             self.stats.artifacts += 1;
+            if let Some(sandbox) = &self.sandbox {
+                if matches!(artifact, Artifact::File(_) | Artifact::Url(_)) {
+                    let ctx = ArtifactContext { ts, flow_id, key, app_proto, tx_id };
+                    sandbox.offer(weir_core::Sighting { ctx, artifact: artifact.clone() });
+                }
+            }
             let Some((set, cache)) = self.reputation.as_mut() else { continue };
             let hits = match &artifact {
                 Artifact::Url(u) => set.lookup_cached(cache, u),
@@ -573,6 +603,21 @@ impl Stages {
         }
         self.stats.alerts += alerts;
         alerts
+    }
+
+    /// Writes the sandbox verdicts that came back since the last call.
+    fn drain_sandbox(&mut self) {
+        let Some(sandbox) = &self.sandbox else { return };
+        match sandbox.take_records(1024) {
+            Ok(records) => {
+                for record in records {
+                    if let Value::Object(r) = record {
+                        self.write(&r);
+                    }
+                }
+            }
+            Err(e) => eprintln!("weir: warning: sandbox verdicts not read: {e}"),
+        }
     }
 
     /// Checks a new flow's addresses against the IP feeds, once, on its first packet.

@@ -343,6 +343,8 @@ pub struct SandboxSection {
     pub retention_days: u32,
     /// How long `weir replay` waits for pending submissions before exiting, seconds.
     pub replay_wait: u64,
+    /// Between two status polls of a submitted task, milliseconds.
+    pub poll_interval_ms: u64,
 }
 
 impl Default for SandboxSection {
@@ -362,6 +364,7 @@ impl Default for SandboxSection {
             rate_per_minute: 60,
             retention_days: 21,
             replay_wait: 60,
+            poll_interval_ms: 10_000,
         }
     }
 }

@@ -237,6 +237,7 @@ pub fn worker_for(
         stream: stream_config(c),
         app: app_layer_config(c),
         stream_memcap: usize_of(c.stream.memcap.0),
+        inspect_depth: c.stream.inspect_depth.0,
     };
     let detector = rules.map(Detector::new).transpose()?;
     let mut worker = Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, detector);

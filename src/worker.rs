@@ -41,6 +41,8 @@ pub struct FlowState {
 /// A direction's reassembled bytes awaiting inspection, with where gaps fell among them.
 #[derive(Default)]
 struct StreamQueue {
+    /// Bytes of this direction queued so far over the flow's life, against the inspect depth.
+    taken: u64,
     bytes: Vec<u8>,
     /// (offset into `bytes`, bytes missing there)
     gaps: Vec<(usize, u64)>,
@@ -137,6 +139,8 @@ pub struct WorkerConfig {
     pub app: AppLayerConfig,
     /// Bytes all TCP sessions may hold together.
     pub stream_memcap: usize,
+    /// Bytes of each direction's raw stream that rules inspect.
+    pub inspect_depth: u64,
 }
 
 /// Everything the worker owns except the decoder, so the decoder's callback can borrow it.
@@ -384,6 +388,11 @@ impl Stages {
                 _ => {}
             }
         }
+        if self.detector.is_none() {
+            if let Some(flow) = self.flows.get_mut(handle) {
+                flow.state.app.discard_finished();
+            }
+        }
         // Detection on this packet, with the flow as it stands after it: packet rules, then the
         // stream and transactions of the packet's direction.
         if let (Some(detector), Some(flow)) = (self.detector.as_mut(), self.flows.get_mut(handle)) {
@@ -454,7 +463,7 @@ impl Stages {
             if let Some(det) = detector.as_mut() {
                 let key_now = oriented(if detection.reversed { flow_key.reversed() } else { flow_key }, d);
                 facts.established = true;
-                queue_stream(det, facts, key_now, d, ev, stream_pending, detect, pending);
+                queue_stream(det, facts, key_now, d, ev, stream_pending, detect, pending, cfg.inspect_depth);
             }
         };
         let outcome = session.on_segment(&cfg.stream, &segment, &mut |d, ev| on_event(d, ev, &mut stream_facts));
@@ -715,7 +724,7 @@ impl Stages {
                     facts.app_proto = found.detected;
                 }
                 if let Some(det) = detector.as_mut() {
-                    queue_stream(det, &facts, oriented(flow_key, d), d, ev, stream_pending, detect, pending);
+                    queue_stream(det, &facts, oriented(flow_key, d), d, ev, stream_pending, detect, pending, cfg.inspect_depth);
                 }
             };
             if let Some(session) = tcp.as_mut() {
@@ -812,10 +821,19 @@ fn queue_stream(
     stream_pending: &mut [StreamQueue; 2],
     detect: &mut FlowDetectState,
     pending: &mut Vec<PendingAlert>,
+    inspect_depth: u64,
 ) {
     let queue = &mut stream_pending[dir.index()];
     match ev {
         StreamEvent::Data(bytes) => {
+            // Past the inspect depth raw-stream rules see no more of this direction (the
+            // parsers still do).
+            let room = inspect_depth.saturating_sub(queue.taken);
+            let bytes = &bytes[..bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+            if bytes.is_empty() {
+                return;
+            }
+            queue.taken += bytes.len() as u64;
             if queue.bytes.len() + bytes.len() > MAX_PENDING_STREAM_BYTES {
                 queue.inspect(det, facts, key, dir, detect, pending);
                 det.stream(facts, key, dir, bytes, detect, pending);

@@ -192,6 +192,19 @@ impl AppLayer {
         }
     }
 
+    /// Drops the finished transactions parsers keep for detection, when nothing inspects them:
+    /// their buffers (bodies up to the inspection limits) would otherwise wait for the flow's end.
+    pub fn discard_finished(&mut self) {
+        match &mut self.parser {
+            Parser::Http(p) => drop(p.take_finished()),
+            Parser::Smtp(p) => drop(p.take_finished()),
+            Parser::Pop3(p) => drop(p.take_finished()),
+            Parser::Imap(p) => drop(p.take_finished()),
+            Parser::Ftp(p) => drop(p.take_finished()),
+            _ => {}
+        }
+    }
+
     /// Whether no protocol was chosen yet (nothing decided, nothing parsed).
     pub fn is_undetected(&self) -> bool {
         matches!(self.parser, Parser::Detecting(_))

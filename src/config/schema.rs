@@ -168,8 +168,13 @@ pub struct StreamSection {
     /// data the peer received.
     pub async_oneside: bool,
     pub overlap_policy: OverlapPolicy,
-    /// Bytes reassembled per direction of a session; past it the stream is no longer inspected.
+    /// Bytes of each direction reassembled for the parsers; 0 (the default) is the whole stream,
+    /// so files are extracted whole whatever their size. Unlike Suricata's 1 MiB default: a cut
+    /// here is a truncated file, and memory is bounded by the memcaps, not by this.
     pub depth: ByteSize,
+    /// Bytes of each direction inspected by rules on the raw stream (rules without an app-layer
+    /// buffer), as Suricata's 1 MiB default reassembly depth bounds it.
+    pub inspect_depth: ByteSize,
     /// Memory for out-of-order and unacknowledged segments, over all sessions.
     pub memcap: ByteSize,
     /// Out-of-order segments held per direction at most.
@@ -184,7 +189,8 @@ impl Default for StreamSection {
             midstream: true,
             async_oneside: true,
             overlap_policy: OverlapPolicy::Bsd,
-            depth: ByteSize::mib(1),
+            depth: ByteSize(0),
+            inspect_depth: ByteSize::mib(1),
             memcap: ByteSize::mib(256),
             max_queued_segments: 2048,
         }

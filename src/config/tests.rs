@@ -17,7 +17,8 @@ fn an_empty_file_gives_the_defaults() {
     assert_eq!(c.output.dir, Path::new("weir-out"));
     assert!(c.stream.midstream);
     assert_eq!(c.central.retention_days, 21);
-    assert_eq!(c.stream.depth, ByteSize(1 << 20));
+    assert_eq!(c.stream.depth, ByteSize(0), "files are extracted whole by default");
+    assert_eq!(c.stream.inspect_depth, ByteSize(1 << 20));
 }
 
 #[test]

@@ -16,6 +16,16 @@ if [ -d "$shared/corpus/suricata-verify" ]; then
     min_pass=$(cat scripts/sv-min-pass 2>/dev/null || echo 0)
     python3 "$shared/tools/sv-check" --sensor target/release/weir --min-pass "$min_pass" \
         "$shared/corpus/suricata-verify"
+    # Cases that need a setting Suricata's test passes on its command line (sv-check passes none):
+    # run each with Weir's equivalent config from tests/sv-config/; all must pass.
+    wrapper=$(mktemp)
+    trap 'rm -f "$wrapper"' EXIT
+    for config in tests/sv-config/*.toml; do
+        case_name=$(basename "$config" .toml)
+        printf '#!/bin/sh\nexec "%s" "$@" --config "%s"\n' "$PWD/target/release/weir" "$PWD/$config" > "$wrapper"
+        chmod +x "$wrapper"
+        python3 "$shared/tools/sv-check" --sensor "$wrapper" --min-pass 1 "$shared/corpus/suricata-verify/$case_name"
+    done
 else
     echo "test.sh: $shared/corpus/suricata-verify not found; corpus check skipped" >&2
 fi

@@ -240,8 +240,9 @@ impl Default for HttpSection {
     fn default() -> Self {
         HttpSection {
             enabled: true,
-            request_body_limit: ByteSize::mib(1),
-            response_body_limit: ByteSize::mib(1),
+            // Suricata's defaults: rules see the first 100 KiB of a body.
+            request_body_limit: ByteSize(100 * 1024),
+            response_body_limit: ByteSize(100 * 1024),
             decompress_limit: ByteSize::mib(64),
             log_headers: false,
         }

@@ -105,6 +105,9 @@ pub const STREAM_TAIL_BYTES: usize = 2560;
 /// the ones kept are the most important; the rest are counted.
 pub const MAX_ALERTS_PER_INSPECTION: usize = 64;
 
+/// The prefilter database of payload rules that inspect packets only (not the stream).
+const PACKET_ONLY_PAYLOAD: &str = "pkt_data (packet rules)";
+
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// TCP header fields rules test.
@@ -320,13 +323,21 @@ impl CompiledRules {
             }
             match &cr.fast_pattern {
                 Some(fp) => {
-                    let (patterns, rules) = by_buffer.entry(fp.buffer).or_default();
                     let key = (fp.bytes.clone(), fp.nocase);
-                    match patterns.iter().position(|p| *p == key) {
-                        Some(i) => rules[i].push(index),
-                        None => {
-                            patterns.push(key);
-                            rules.push(vec![index]);
+                    // Packet-only payload rules also get a database of their own, scanned
+                    // when a packet's payload goes to the stream anyway (which is scanned
+                    // with the full one), so TCP payload is not scanned twice for every rule.
+                    let also_packet_only = fp.buffer == "pkt_data" && cr.kind == RuleKind::Packet;
+                    let buffers: &[&'static str] =
+                        if also_packet_only { &[fp.buffer, PACKET_ONLY_PAYLOAD] } else { std::slice::from_ref(&fp.buffer) };
+                    for &buffer in buffers {
+                        let (patterns, rules) = by_buffer.entry(buffer).or_default();
+                        match patterns.iter().position(|p| *p == key) {
+                            Some(i) => rules[i].push(index),
+                            None => {
+                                patterns.push(key.clone());
+                                rules.push(vec![index]);
+                            }
                         }
                     }
                     report.prefiltered += 1;
@@ -723,7 +734,10 @@ impl Matcher {
         let _ = self.prepare(rules);
         self.begin();
         if !pkt.payload.is_empty() {
-            self.prefilter(rules, "pkt_data", pkt.payload);
+            // A payload that reaches the stream is scanned there for stream rules; here only
+            // packet rules need it.
+            let buffer = if pkt.payload_in_stream { PACKET_ONLY_PAYLOAD } else { "pkt_data" };
+            self.prefilter(rules, buffer, pkt.payload);
         }
         for &r in &rules.always_packet {
             self.add(r);

@@ -501,6 +501,7 @@ fn alert_record_is_suricata_shaped() {
             "dest_ip": "10.0.0.2",
             "dest_port": 25,
             "proto": "TCP",
+            "ip_v": 4,
             "tx_id": 3,
             "alert": {
                 "action": "allowed",
@@ -537,6 +538,7 @@ fn alert_record_is_suricata_shaped() {
             "dest_ip",
             "dest_port",
             "proto",
+            "ip_v",
             "tx_id",
             "alert",
             "app_proto",

@@ -175,7 +175,7 @@ fn garbage_cut_slow_answers_and_500s_are_retried_and_nothing_is_lost() {
         assert_eq!(stored_file(&cn.data, "sensor-1", &bytes).as_deref(), Some(&bytes[..]));
     }
     assert!(link.status().stats.retries > 0);
-    assert!(proxy.connections.load(std::sync::atomic::Ordering::SeqCst) > 5, "every fault was met");
+    assert!(proxy.connections.load(std::sync::atomic::Ordering::SeqCst) >= 5, "every kind of fault was met");
 }
 
 #[test]

@@ -141,6 +141,8 @@ pub enum Fault {
     CutAfter(usize),
     /// Waits this long before forwarding anything.
     Slow(Duration),
+    /// Forwards, waiting this long before each chunk the client sends.
+    Drip(Duration),
     Pass,
 }
 
@@ -169,10 +171,11 @@ impl FaultProxy {
                         }
                         Fault::Slow(d) => {
                             tokio::time::sleep(d).await;
-                            pass(client, upstream, usize::MAX).await;
+                            pass(client, upstream, usize::MAX, Duration::ZERO).await;
                         }
-                        Fault::CutAfter(n) => pass(client, upstream, n).await,
-                        Fault::Pass => pass(client, upstream, usize::MAX).await,
+                        Fault::CutAfter(n) => pass(client, upstream, n, Duration::ZERO).await,
+                        Fault::Drip(d) => pass(client, upstream, usize::MAX, d).await,
+                        Fault::Pass => pass(client, upstream, usize::MAX, Duration::ZERO).await,
                     }
                 });
             }
@@ -193,7 +196,7 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn pass(mut client: tokio::net::TcpStream, upstream: SocketAddr, limit: usize) {
+async fn pass(mut client: tokio::net::TcpStream, upstream: SocketAddr, limit: usize, drip: Duration) {
     let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
     let (mut cr, mut cw) = client.split();
     let (mut sr, mut sw) = server.split();
@@ -205,6 +208,9 @@ async fn pass(mut client: tokio::net::TcpStream, upstream: SocketAddr, limit: us
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            if !drip.is_zero() {
+                tokio::time::sleep(drip).await;
+            }
             let n = n.min(limit - sent);
             if sw.write_all(&buf[..n]).await.is_err() {
                 return;

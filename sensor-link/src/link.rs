@@ -691,8 +691,10 @@ fn spool_batch(sh: &Shared, batch: &mut Vec<u8>, count: &mut usize) {
 enum Outcome {
     /// 2xx; `present` when the CN already had the content.
     Delivered { present: bool },
-    /// Refused for good.
+    /// Refused for good by the CN.
     Rejected(String),
+    /// Cannot ever be sent: the local content is gone or changed.
+    Unusable(String),
     Retry(String, Option<Duration>),
 }
 
@@ -802,6 +804,13 @@ async fn settle(sh: &Shared, queue: &str, item: &Item, outcome: Outcome, failure
             sh.note_error(format!("{queue} {what}: refused by the Central Node: {reason}"));
             0
         }
+        Outcome::Unusable(reason) => {
+            ack(sh, queue, item);
+            add(&sh.counters.content_unreadable, 1);
+            tracing::error!(queue, item = %what, "central link: dropped, local content unusable: {reason}");
+            sh.note_error(format!("{queue} {what}: local content unusable: {reason}"));
+            0
+        }
         Outcome::Retry(reason, hint) => {
             add(&sh.counters.retries, 1);
             let failures = failures.saturating_add(1);
@@ -880,8 +889,7 @@ async fn send_content(sh: &Shared, queue: &'static str, item: &Item) -> Outcome 
     let bytes = match read {
         Ok(Ok(b)) => b,
         Ok(Err(e @ (ContentError::Missing { .. } | ContentError::Mismatch { .. } | ContentError::TooLarge { .. }))) => {
-            add(&sh.counters.content_unreadable, 1);
-            return Outcome::Rejected(format!("local content unusable: {e}"));
+            return Outcome::Unusable(e.to_string());
         }
         Ok(Err(e)) => return Outcome::Retry(e.to_string(), None),
         Err(e) => return Outcome::Retry(format!("reader task: {e}"), None),

@@ -235,6 +235,11 @@ fn events_left_in_the_spool_by_a_stopped_link_are_sent_by_the_next_one() {
     assert_eq!(status.stats.events_spooled, 250, "shutdown spools what was still in the intake");
     let cn = Cn::start(&tmp.path().join("cn"), pki.server_tls(), Some(addr));
     let link = start(fast_config(&url, "sensor-1", pki.client_tls("sensor-1", &pki), &out.join("spool")), &out);
+    // A file that is not in the filestore cannot ever be sent: dropped with a record, not retried.
+    let missing = ContentRef { sha256: [7; 32], len: 10 };
+    assert_eq!(link.file(missing, json!({})), Offer::Queued);
     wait_delivered(&link, "the previous run's events");
     assert_eq!(stored_ns(&cn.data, "sensor-1"), (0..250).collect::<Vec<_>>());
+    let stats = link.status().stats;
+    assert_eq!((stats.content_unreadable, stats.rejected_by_cn, stats.files_delivered), (1, 0, 0));
 }

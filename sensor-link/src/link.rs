@@ -544,12 +544,7 @@ impl Shared {
     }
 
     fn backoff(&self, failures: u32) -> Duration {
-        let min = self.config.backoff_min.as_millis().max(1) as u64;
-        let max = self.config.backoff_max.as_millis().max(1) as u64;
-        let full = min.saturating_mul(1u64 << failures.saturating_sub(1).min(20)).min(max);
-        // Equal jitter: at least half the delay, so sensors restarted together spread out without
-        // any of them hammering.
-        Duration::from_millis(full / 2 + fastrand::u64(0..=full / 2))
+        backoff_for(&self.config, failures)
     }
 
     fn wake(&self, queue: &str) {
@@ -575,6 +570,16 @@ impl Shared {
             s.last_error = Some(message);
         }
     }
+}
+
+/// Delay after `failures` consecutive failures (at least 1).
+fn backoff_for(config: &LinkConfig, failures: u32) -> Duration {
+    let min = config.backoff_min.as_millis().max(1) as u64;
+    let max = config.backoff_max.as_millis().max(1) as u64;
+    let full = min.saturating_mul(1u64 << failures.saturating_sub(1).min(20)).min(max);
+    // Equal jitter: at least half the delay, so sensors restarted together spread out without
+    // any of them hammering.
+    Duration::from_millis(full / 2 + fastrand::u64(0..=full / 2))
 }
 
 fn http_client(config: &LinkConfig) -> Result<Client, LinkError> {
@@ -1180,4 +1185,36 @@ fn reject(sh: &Shared, kind: UpdateKind, version: &str, etag: &str, reason: &str
         s.updates.entry(kind).or_default().last_rejected = Some((version.to_string(), reason.to_string()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_errors_are_reported_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = ClientTls { ca_pem: Vec::new(), cert_pem: Vec::new(), key_pem: Vec::new() };
+        let bad = LinkConfig::new("http://cn.example/", "sensor/1", tls, dir.path());
+        let err = bad.validate().unwrap_err();
+        assert!(err.contains("must be https://") && err.contains("sensor_id"), "{err}");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum_with_bounded_jitter() {
+        let tls = ClientTls { ca_pem: Vec::new(), cert_pem: Vec::new(), key_pem: Vec::new() };
+        let mut c = LinkConfig::new("https://cn/", "s", tls, "/nonexistent");
+        c.backoff_min = Duration::from_millis(100);
+        c.backoff_max = Duration::from_millis(1000);
+        let delay = |failures: u32| {
+            let full = (100u64 << (failures - 1).min(20)).min(1000);
+            move |d: Duration| d.as_millis() as u64 >= full / 2 && d.as_millis() as u64 <= full
+        };
+        for failures in [1u32, 2, 3, 4, 5, 40] {
+            for _ in 0..50 {
+                let d = backoff_for(&c, failures);
+                assert!(delay(failures)(d), "failures {failures}: {d:?}");
+            }
+        }
+    }
 }

@@ -243,3 +243,47 @@ fn events_left_in_the_spool_by_a_stopped_link_are_sent_by_the_next_one() {
     let stats = link.status().stats;
     assert_eq!((stats.content_unreadable, stats.rejected_by_cn, stats.files_delivered), (1, 0, 0));
 }
+
+#[test]
+fn a_full_spool_refuses_loudly_and_keeps_what_it_holds() {
+    let pki = Pki::new("Weir test CA");
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let out = tmp.path().join("sensor");
+    let url = format!("https://{addr}/");
+    let mut config = fast_config(&url, "sensor-1", pki.client_tls("sensor-1", &pki), &out.join("spool"));
+    // Room for a few batches of 100 events (about 8 KiB each), not for 20.
+    config.spool_max_bytes = 30_000;
+    let link = start(config.clone(), &out);
+    offer_range(&link, 0..2000);
+    link.flush().unwrap();
+    let status = link.status();
+    let kept = status.stats.events_spooled;
+    assert!(kept > 0 && kept < 2000, "spooled {kept}");
+    assert_eq!(status.stats.dropped_spool_full, 2000 - kept, "every event is spooled or counted as lost");
+    drop(link);
+    let cn = Cn::start(&tmp.path().join("cn"), pki.server_tls(), Some(addr));
+    let link = start(config, &out);
+    wait_delivered(&link, "what the full spool held");
+    assert_eq!(stored_ns(&cn.data, "sensor-1"), (0..kept).collect::<Vec<_>>(), "the first batches, intact");
+}
+
+#[test]
+fn a_bearer_token_when_required_must_match() {
+    let pki = Pki::new("Weir test CA");
+    let tmp = tempfile::tempdir().unwrap();
+    let cn = Cn::start_with(&tmp.path().join("cn"), pki.server_tls(), None, Some("s3cret"));
+    let mut config = fast_config(&cn.url(), "sensor-1", pki.client_tls("sensor-1", &pki), &tmp.path().join("a/spool"));
+    config.token = Some("wrong".into());
+    let wrong = start(config, &tmp.path().join("a"));
+    offer_range(&wrong, 0..5);
+    wrong.flush().unwrap();
+    wait_until("refused attempts", || wrong.status().last_error.is_some_and(|e| e.contains("401")));
+    assert_eq!(wrong.status().pending(), 1);
+    drop(wrong);
+    let mut config = fast_config(&cn.url(), "sensor-1", pki.client_tls("sensor-1", &pki), &tmp.path().join("a/spool"));
+    config.token = Some("s3cret".into());
+    let right = start(config, &tmp.path().join("a"));
+    wait_delivered(&right, "with the right token");
+    assert_eq!(stored_ns(&cn.data, "sensor-1"), vec![0, 1, 2, 3, 4]);
+}

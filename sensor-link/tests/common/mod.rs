@@ -63,9 +63,16 @@ pub struct Cn {
 
 impl Cn {
     pub fn start(data: &Path, tls: ServerTls, addr: Option<SocketAddr>) -> Cn {
+        Cn::start_with(data, tls, addr, None)
+    }
+
+    pub fn start_with(data: &Path, tls: ServerTls, addr: Option<SocketAddr>, token: Option<&str>) -> Cn {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let listen = addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap());
-        let receiver = runtime.block_on(Receiver::bind(listen, data, tls)).unwrap();
+        let mut receiver = runtime.block_on(Receiver::bind(listen, data, tls)).unwrap();
+        if let Some(t) = token {
+            receiver = receiver.with_token(t);
+        }
         let addr = receiver.local_addr().unwrap();
         runtime.spawn(receiver.run());
         Cn { addr, data: data.to_path_buf(), runtime: Some(runtime) }

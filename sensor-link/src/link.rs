@@ -326,7 +326,8 @@ struct Shared {
 }
 
 /// The Central Node link. Owns a small tokio runtime and one intake thread; nothing it offers to
-/// the capture side waits on the network.
+/// the capture side waits on the network. Start and drop it outside any async context (it owns a
+/// runtime, which tokio refuses to drop inside another).
 pub struct Link {
     shared: Arc<Shared>,
     intake: Option<SyncSender<Intake>>,
@@ -405,13 +406,19 @@ impl Link {
         Ok(Link { shared, intake: Some(tx), intake_thread: Some(intake_thread), runtime: Some(runtime) })
     }
 
-    /// Offers one EVE record (a JSON object, without the trailing newline).
+    /// Offers one EVE record: one JSON object on one line, without the trailing newline. Anything
+    /// else is refused and counted in `refused_intake`.
     pub fn event(&self, record: Vec<u8>) -> Offer {
         add(&self.shared.counters.events_offered, 1);
-        if record.len() > MAX_EVENT_BYTES || record.contains(&b'\n') {
+        // One bad record would make the CN refuse its whole batch (400), so it is refused here.
+        let one_object = record.len() <= MAX_EVENT_BYTES
+            && !record.contains(&b'\n')
+            && record.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&record).is_ok();
+        if !one_object {
             add(&self.shared.counters.refused_intake, 1);
-            tracing::error!(len = record.len(), "central link: EVE record refused (over {MAX_EVENT_BYTES} bytes or multi-line)");
-            return Offer::Refused("record too large or not one line".into());
+            tracing::error!(len = record.len(), "central link: EVE record refused (not one JSON object on one line, or over {MAX_EVENT_BYTES} bytes)");
+            return Offer::Refused("not one JSON object on one line, or too large".into());
         }
         self.offer(Intake::Event(record))
     }

@@ -287,3 +287,20 @@ fn a_bearer_token_when_required_must_match() {
     wait_delivered(&right, "with the right token");
     assert_eq!(stored_ns(&cn.data, "sensor-1"), vec![0, 1, 2, 3, 4]);
 }
+
+#[test]
+fn records_that_are_not_one_json_object_are_refused_at_intake() {
+    let pki = Pki::new("Weir test CA");
+    let tmp = tempfile::tempdir().unwrap();
+    let cn = Cn::start(&tmp.path().join("cn"), pki.server_tls(), None);
+    let out = tmp.path().join("sensor");
+    let link = start(fast_config(&cn.url(), "sensor-1", pki.client_tls("sensor-1", &pki), &out.join("spool")), &out);
+    assert_eq!(link.event(event(0)), Offer::Queued);
+    for bad in [&b"not json"[..], b"[1,2]", b"{\"a\":1}\n{\"b\":2}", b"{\"a\":", b""] {
+        assert!(matches!(link.event(bad.to_vec()), Offer::Refused(_)), "{}", String::from_utf8_lossy(bad));
+    }
+    assert_eq!(link.event(event(1)), Offer::Queued);
+    wait_delivered(&link, "the good records");
+    assert_eq!(stored_ns(&cn.data, "sensor-1"), vec![0, 1], "the good records of the batch are not lost with the bad");
+    assert_eq!(link.status().stats.refused_intake, 5);
+}

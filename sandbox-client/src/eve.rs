@@ -167,6 +167,7 @@ mod tests {
                 "dest_ip",
                 "dest_port",
                 "proto",
+                "ip_v",
                 "tx_id",
                 "sandbox"
             ]

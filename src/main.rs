@@ -2,6 +2,7 @@
 //! Errors reach the user as one line naming the file and position, with a non-zero exit.
 
 mod build;
+mod central;
 mod config;
 mod detection;
 mod icap;
@@ -76,6 +77,15 @@ enum Command {
         listen: String,
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
+        /// CA of the sensors' client certificates (default DATA/tls/ca.pem).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// The receiver's certificate (default DATA/tls/cn.pem).
+        #[arg(long, value_name = "FILE")]
+        cert: Option<PathBuf>,
+        /// The receiver's private key (default DATA/tls/cn.key).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
     },
     /// Validate the configuration and the rule and feed files it names.
     CheckConfig {
@@ -160,7 +170,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             icap::run(Some(&listen), out, &config)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Central { .. } => anyhow::bail!("the Central Node receiver is not built yet (tracked as the Central Node issue)"),
+        Command::Central { listen, data, ca, cert, key } => {
+            central::run(&listen, &data, central::TlsFiles { ca, cert, key })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rules { command: RulesCommand::Check { files, strict } } => {
             Ok(if rules::check(&files, strict)? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }

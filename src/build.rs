@@ -165,6 +165,53 @@ pub fn sandbox(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sandbox_cli
     Ok(Some(dispatcher))
 }
 
+/// Starts the Central Node link when `[central]` is enabled. Rule updates it receives are
+/// accepted only when their rule files load.
+pub fn central(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sensor_link::Link>> {
+    let s = &c.central;
+    if !s.enabled {
+        return Ok(None);
+    }
+    // validate() made sure these are set when enabled.
+    let (Some(url), Some(sensor_id), Some(ca), Some(cert), Some(key)) = (&s.url, &s.sensor_id, &s.ca, &s.cert, &s.key) else {
+        anyhow::bail!("[central] enabled needs url, sensor_id, ca, cert and key");
+    };
+    let tls = weir_sensor_link::ClientTls::from_files(ca, cert, key).map_err(|e| anyhow::anyhow!("[central] {e}"))?;
+    let mut cfg = weir_sensor_link::LinkConfig::new(url, sensor_id, tls, &s.spool_dir);
+    cfg.token = s.token.clone();
+    cfg.retention_days = u64::from(s.retention_days);
+    cfg.spool_max_bytes = s.spool_max.0;
+    cfg.batch_max_events = s.batch_events;
+    cfg.batch_max_age = std::time::Duration::from_secs(s.batch_age);
+    let vars = crate::rules::vars(c);
+    let classification = crate::rules::classification(c)?;
+    let validator: weir_sensor_link::UpdateValidator = Arc::new(move |kind, dir: &Path| {
+        if kind != weir_sensor_link::UpdateKind::Rules {
+            return Ok(());
+        }
+        let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rules"))
+            .collect();
+        let report = weir_detect::rules::load_rule_files(&files, &vars, &classification);
+        match report.file_errors.first() {
+            Some(e) => Err(format!("{}: {}", e.path.display(), e.reason)),
+            None if report.rules.is_empty() => Err("the update holds no rule that loads".into()),
+            None => Ok(()),
+        }
+    });
+    let link = weir_sensor_link::Link::start(
+        cfg,
+        Arc::new(weir_spool::Filestore::new(out.join("filestore"))),
+        Arc::new(weir_sensor_link::MailStore::new(out.join("mail"))),
+        validator,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start the Central Node link: {e}"))?;
+    Ok(Some(link))
+}
+
 /// Loads the reputation feeds and hash IOC lists of `[[detect.feeds]]`; `None` when there are
 /// none. A feed that cannot be read stops the run; refused lines are counted and reported.
 pub fn reputation(c: &Config) -> anyhow::Result<Option<Arc<ReputationSet>>> {
@@ -238,6 +285,8 @@ pub fn worker_for(
         app: app_layer_config(c),
         stream_memcap: usize_of(c.stream.memcap.0),
         inspect_depth: c.stream.inspect_depth.0,
+        files_stored: c.output.filestore,
+        mails_stored: c.output.mail_store,
     };
     let detector = rules.map(Detector::new).transpose()?;
     let mut worker = Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, detector);
@@ -246,6 +295,9 @@ pub fn worker_for(
     }
     if let Some(dispatcher) = sandbox(c, out)? {
         worker.set_sandbox(dispatcher);
+    }
+    if let Some(link) = central(c, out)? {
+        worker.set_central(link);
     }
     Ok(worker)
 }

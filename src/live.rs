@@ -59,6 +59,9 @@ pub fn run(interface: Option<String>, common: &CommonArgs, config: &Config) -> a
         }
     }
     worker.finish(Duration::from_secs(config.sandbox.replay_wait)).context("writing outputs")?;
+    if let Some(link) = worker.take_central() {
+        crate::deliver_to_central(link, config.central.replay_wait);
+    }
     let s = worker.stats();
     let kernel = source.kernel_stats().ok();
     eprintln!(

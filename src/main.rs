@@ -111,6 +111,20 @@ enum RulesCommand {
     },
 }
 
+/// End of a run: waits up to `wait_secs` for the Central Node to take what is spooled, then says
+/// what was delivered and what stays in the spool for the next run.
+pub fn deliver_to_central(link: weir_sensor_link::Link, wait_secs: u64) {
+    if let Err(e) = link.flush() {
+        eprintln!("weir: warning: Central Node spool: {e}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait_secs);
+    while link.status().pending() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = link.shutdown();
+    eprintln!("weir: Central Node: {} items still spooled for delivery", status.pending());
+}
+
 /// Loads the config file, or the built-in defaults when none is named.
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     match path {

@@ -46,6 +46,9 @@ pub fn run(paths: &[PathBuf], common: &CommonArgs, config: &Config, quiet: bool)
         }
     }
     let sandbox = worker.finish(std::time::Duration::from_secs(config.sandbox.replay_wait)).context("writing outputs")?;
+    if let Some(link) = worker.take_central() {
+        crate::deliver_to_central(link, config.central.replay_wait);
+    }
     if let Some(report) = sandbox {
         let s = &report.stats;
         eprintln!(

@@ -103,6 +103,9 @@ impl StreamQueue {
 /// Stream bytes held per direction for inspection at the next packet of that direction; past
 /// it they are inspected at once, so a long one-way transfer never grows the queue.
 const MAX_PENDING_STREAM_BYTES: usize = 256 * 1024;
+/// The EVE records the Central Node receives (SPEC.md section 7).
+const CENTRAL_EVENT_TYPES: &[&str] = &["alert", "fileinfo", "smtp", "pop3", "imap", "sandbox"];
+
 /// Packets between two collections of sandbox verdicts.
 const SANDBOX_DRAIN_EVERY: u64 = 4096;
 
@@ -139,6 +142,9 @@ pub struct WorkerConfig {
     pub app: AppLayerConfig,
     /// Bytes all TCP sessions may hold together.
     pub stream_memcap: usize,
+    /// Whether extracted files and messages are kept on disk (so they can be shipped).
+    pub files_stored: bool,
+    pub mails_stored: bool,
     /// Bytes of each direction's raw stream that rules inspect.
     pub inspect_depth: u64,
 }
@@ -158,6 +164,9 @@ struct Stages {
     pending: Vec<PendingAlert>,
     /// Bytes held by all TCP sessions.
     stream_memory: usize,
+    /// Ships alerts, file and mail records, files and messages to the Central Node (spooled on
+    /// disk until it acknowledges them).
+    central: Option<weir_sensor_link::Link>,
     /// Hands eligible files and URLs to the sandbox without waiting on it.
     sandbox: Option<weir_sandbox_client::Dispatcher>,
     /// Reputation feeds and this worker's cache of recent verdicts.
@@ -203,6 +212,7 @@ impl Worker {
                 stream_memory: 0,
                 reputation: None,
                 sandbox: None,
+                central: None,
                 ftp_expect: ExpectationTable::new(),
                 ftp_data_flows: std::collections::HashMap::new(),
                 next_expectation_sweep: Timestamp::ZERO,
@@ -242,6 +252,16 @@ impl Worker {
     pub fn set_reputation(&mut self, set: std::sync::Arc<ReputationSet>) {
         let cache = VerdictCache::new(std::num::NonZeroUsize::new(REPUTATION_CACHE_ENTRIES).unwrap_or(std::num::NonZeroUsize::MIN));
         self.stages.reputation = Some((set, cache));
+    }
+
+    /// Ships what the Central Node takes (alerts, fileinfo and mail records, files, messages).
+    pub fn set_central(&mut self, link: weir_sensor_link::Link) {
+        self.stages.central = Some(link);
+    }
+
+    /// The Central Node link, for the end of a run: flush, wait for delivery, shut down.
+    pub fn take_central(&mut self) -> Option<weir_sensor_link::Link> {
+        self.stages.central.take()
     }
 
     /// Hands files and URLs to a sandbox dispatcher (its verdicts come back as EVE records).
@@ -591,6 +611,18 @@ impl Stages {
         let mut alerts = 0;
         for (ts, tx_id, artifact) in emit.artifacts {
             self.stats.artifacts += 1;
+            if let Some(link) = &self.central {
+                let meta = json!({ "flow_id": flow_id, "ts": ts.eve(), "tx_id": tx_id });
+                match &artifact {
+                    Artifact::File(f) if self.cfg.files_stored => {
+                        link.file(weir_spool::ContentRef { sha256: f.sha256, len: f.size }, meta);
+                    }
+                    Artifact::Email(e) if self.cfg.mails_stored => {
+                        link.email(weir_spool::ContentRef { sha256: e.sha256, len: e.size }, meta);
+                    }
+                    _ => {}
+                }
+            }
             if let Some(sandbox) = &self.sandbox {
                 if matches!(artifact, Artifact::File(_) | Artifact::Url(_)) {
                     let ctx = ArtifactContext { ts, flow_id, key, app_proto, tx_id };
@@ -805,6 +837,14 @@ impl Stages {
         }
         if let Err(e) = self.eve.write(record) {
             self.io_error = Some(e);
+        }
+        if let Some(link) = &self.central {
+            let event_type = record.get("event_type").and_then(Value::as_str).unwrap_or("");
+            if CENTRAL_EVENT_TYPES.contains(&event_type) {
+                if let Ok(line) = serde_json::to_vec(record) {
+                    link.event(line);
+                }
+            }
         }
     }
 }

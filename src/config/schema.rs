@@ -393,6 +393,9 @@ pub struct CentralSection {
     /// Events per upload batch at most, and seconds an event waits for its batch at most.
     pub batch_events: usize,
     pub batch_age: u64,
+    /// How long `weir replay` waits at the end for the Central Node to take what is spooled,
+    /// seconds; what is left stays in the spool for the next run.
+    pub replay_wait: u64,
 }
 
 impl Default for CentralSection {
@@ -410,6 +413,7 @@ impl Default for CentralSection {
             spool_max: ByteSize(16 << 30),
             batch_events: 500,
             batch_age: 5,
+            replay_wait: 60,
         }
     }
 }

@@ -556,5 +556,7 @@ impl Config {
         for p in [&mut self.sandbox.ca, &mut self.central.ca, &mut self.central.cert, &mut self.central.key] {
             p.iter_mut().for_each(fix);
         }
+        fix(&mut self.sandbox.spool_dir);
+        fix(&mut self.central.spool_dir);
     }
 }

@@ -85,6 +85,8 @@ pub fn run(paths: &[PathBuf], common: &CommonArgs, config: &Config, quiet: bool)
             mbits,
             out.display()
         );
+        let records: Vec<String> = worker.eve_counts().iter().map(|(t, n)| format!("{n} {t}")).collect();
+        eprintln!("weir: eve.json records: {}", records.join(", "));
     }
     Ok(())
 }

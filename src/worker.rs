@@ -303,6 +303,11 @@ impl Worker {
     pub fn stats(&self) -> &WorkerStats {
         &self.stages.stats
     }
+
+    /// EVE records written so far, by event type.
+    pub fn eve_counts(&self) -> &BTreeMap<String, u64> {
+        self.stages.eve.counts()
+    }
 }
 
 /// The flow's lifecycle as its TCP session sees it.

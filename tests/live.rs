@@ -55,7 +55,7 @@ fn live_capture_on_a_veth_ends_cleanly_on_sigterm() {
     let out = s.path("out");
     let config = s.path("weir.toml");
     std::fs::write(&config, "[capture]\nbpf = \"udp port 5555\"\n").unwrap();
-    let mut weir = Command::new("ip")
+    let weir = Command::new("ip")
         .args(["netns", "exec", &ns.a, env!("CARGO_BIN_EXE_weir"), "live", "--interface", "weire2e0", "--out"])
         .arg(&out)
         .args(["--config", config.to_str().unwrap()])

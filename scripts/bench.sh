@@ -6,6 +6,8 @@
 # filestore by SHA-256). Usage: scripts/bench.sh [CAPTURE [MANIFEST]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where cargo puts binaries (CARGO_TARGET_DIR when set).
+bin="${CARGO_TARGET_DIR:-target}/release"
 shared=../shared
 pcap=${1:-/tmp/bench/big.pcap}
 manifest=${2:-$(dirname "$pcap")/manifest.json}
@@ -22,15 +24,15 @@ out=$(mktemp -d /tmp/weir-bench.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
 echo "== floor: read and decode only"
-target/release/examples/read_decode "$pcap"
+"$bin/examples/read_decode" "$pcap"
 
 echo "== rule load (ET Open 2019) on a tiny capture"
 /usr/bin/time -f "rule load: %e s wall, %M KB peak RSS" \
-    target/release/weir replay pcaps/dns.pcap --out "$out/load" --quiet "${rule_args[@]}" 2>&1 | grep -v "rule rejected" || true
+    "$bin/weir" replay pcaps/dns.pcap --out "$out/load" --quiet "${rule_args[@]}" 2>&1 | grep -v "rule rejected" || true
 
 echo "== weir replay with ET Open 2019"
 /usr/bin/time -f "replay: %e s wall, %U s user, %S s system, %M KB peak RSS" \
-    target/release/weir replay "$pcap" --out "$out/run" "${rule_args[@]}" 2>&1 | grep -v "rule rejected"
+    "$bin/weir" replay "$pcap" --out "$out/run" "${rule_args[@]}" 2>&1 | grep -v "rule rejected"
 
 python3 - "$manifest" "$out/run" "$pcap" <<'PY'
 import json, os, sys, collections

@@ -3,6 +3,8 @@
 # weir-out/ (eve.json, filestore/, mail/). Extra arguments go to `weir replay`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where cargo puts binaries (CARGO_TARGET_DIR when set).
+bin="${CARGO_TARGET_DIR:-target}/release"
 scripts/install-deps.sh
 cargo build --release --bin weir
-exec target/release/weir replay pcaps/ --out weir-out --overwrite "$@"
+exec "$bin/weir" replay pcaps/ --out weir-out --overwrite "$@"

@@ -4,6 +4,8 @@
 # fall below the pass count the project has reached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where cargo puts binaries (CARGO_TARGET_DIR when set).
+bin="${CARGO_TARGET_DIR:-target}/release"
 scripts/install-deps.sh
 
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/weir-cargo-test.log
@@ -14,7 +16,7 @@ shared="../shared"
 if [ -d "$shared/corpus/suricata-verify" ]; then
     cargo build --release --bin weir
     min_pass=$(cat scripts/sv-min-pass 2>/dev/null || echo 0)
-    python3 "$shared/tools/sv-check" --sensor target/release/weir --min-pass "$min_pass" \
+    python3 "$shared/tools/sv-check" --sensor "$bin/weir" --min-pass "$min_pass" \
         "$shared/corpus/suricata-verify"
     # Cases that need a setting Suricata's test passes on its command line (sv-check passes none):
     # run each with Weir's equivalent config from tests/sv-config/; all must pass.
@@ -22,7 +24,7 @@ if [ -d "$shared/corpus/suricata-verify" ]; then
     trap 'rm -f "$wrapper"' EXIT
     for config in tests/sv-config/*.toml; do
         case_name=$(basename "$config" .toml)
-        printf '#!/bin/sh\nexec "%s" "$@" --config "%s"\n' "$PWD/target/release/weir" "$PWD/$config" > "$wrapper"
+        printf '#!/bin/sh\nexec "%s" "$@" --config "%s"\n' "$(cd "$bin" && pwd)/weir" "$PWD/$config" > "$wrapper"
         chmod +x "$wrapper"
         python3 "$shared/tools/sv-check" --sensor "$wrapper" --min-pass 1 "$shared/corpus/suricata-verify/$case_name"
     done

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need=()
-for pkg in build-essential pkg-config libpcap-dev libhyperscan-dev libpcre2-dev python3-yaml; do
+for pkg in build-essential pkg-config libpcap-dev libhyperscan-dev libpcre2-dev python3-yaml curl iproute2; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 # tshark and tcpdump are only needed to remake pcaps/ and for the live tests.

@@ -16,6 +16,7 @@ use weir_reassembly::StreamConfig;
 
 use crate::config::{ChecksumValidation, Config, FeedFormat, FragPolicy, OverlapPolicy, SandboxApi, TimeoutSection};
 use weir_detect::engine::CompiledRules;
+use weir_detect::exclusions::{ExclusionLists, ExclusionSet};
 use weir_detect::reputation::{FeedFormat as ReputationFormat, FeedSpec, ReputationSet};
 
 use crate::detection::Detector;
@@ -212,6 +213,33 @@ pub fn central(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sensor_link
     Ok(Some(link))
 }
 
+/// The scan exclusions of `[exclusions]`; `None` when the section lists nothing. Every bad entry
+/// is reported at once.
+pub fn exclusions(c: &Config) -> anyhow::Result<Option<ExclusionSet>> {
+    let e = &c.exclusions;
+    let lists = ExclusionLists {
+        ips: e.ips.clone(),
+        hosts: e.hosts.clone(),
+        urls: e.urls.clone(),
+        file_md5: e.file_md5.clone(),
+        file_sha256: e.file_sha256.clone(),
+        file_types: e.file_types.clone(),
+        email_senders: e.email_senders.clone(),
+        email_recipients: e.email_recipients.clone(),
+        user_agents: e.user_agents.clone(),
+    };
+    if lists == ExclusionLists::default() {
+        return Ok(None);
+    }
+    match ExclusionSet::build(&lists) {
+        Ok(set) => Ok(Some(set)),
+        Err(errors) => {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::bail!("{}", lines.join("; "))
+        }
+    }
+}
+
 /// Loads the reputation feeds and hash IOC lists of `[[detect.feeds]]`; `None` when there are
 /// none. A feed that cannot be read stops the run; refused lines are counted and reported.
 pub fn reputation(c: &Config) -> anyhow::Result<Option<Arc<ReputationSet>>> {
@@ -292,6 +320,9 @@ pub fn worker_for(
     let mut worker = Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, detector);
     if let Some(set) = reputation(c)? {
         worker.set_reputation(set);
+    }
+    if let Some(set) = exclusions(c)? {
+        worker.set_exclusions(set);
     }
     if let Some(dispatcher) = sandbox(c, out)? {
         worker.set_sandbox(dispatcher);

@@ -85,6 +85,9 @@ pub fn run(paths: &[PathBuf], common: &CommonArgs, config: &Config, quiet: bool)
             mbits,
             out.display()
         );
+        if config.exclusions != Default::default() {
+            eprintln!("weir: excluded from scanning: {} flows, {} artifacts", s.excluded_flows, s.excluded_artifacts);
+        }
         let records: Vec<String> = worker.eve_counts().iter().map(|(t, n)| format!("{n} {t}")).collect();
         eprintln!("weir: eve.json records: {}", records.join(", "));
     }

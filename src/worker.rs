@@ -33,6 +33,8 @@ pub struct FlowState {
     flipped: bool,
     detect: FlowDetectState,
     tx_progress: TxProgress,
+    /// The flow's addresses are excluded from scanning: counted and logged, nothing more.
+    excluded: bool,
     /// Reassembled bytes of each direction not inspected yet. Suricata inspects a direction's
     /// stream (and transactions) on the next packet travelling that way, or at flow end.
     stream_pending: [StreamQueue; 2],
@@ -128,6 +130,10 @@ pub struct WorkerStats {
     pub artifacts: u64,
     /// Sessions flushed early because all sessions together held more than `[stream] memcap`.
     pub stream_memcap_flushes: u64,
+    /// Flows whose addresses are excluded from scanning, and artifacts excluded by host, URL,
+    /// hash, type, mail address or user agent (not alerted on, dispatched or shipped).
+    pub excluded_flows: u64,
+    pub excluded_artifacts: u64,
 }
 
 impl WorkerStats {
@@ -169,6 +175,8 @@ struct Stages {
     central: Option<weir_sensor_link::Link>,
     /// Hands eligible files and URLs to the sandbox without waiting on it.
     sandbox: Option<weir_sandbox_client::Dispatcher>,
+    /// Scan exclusions (SPEC.md section 7).
+    exclusions: Option<weir_detect::exclusions::ExclusionSet>,
     /// Reputation feeds and this worker's cache of recent verdicts.
     reputation: Option<(std::sync::Arc<ReputationSet>, VerdictCache)>,
     /// FTP data connections announced on control channels, for matching new flows.
@@ -211,6 +219,7 @@ impl Worker {
                 pending: Vec::new(),
                 stream_memory: 0,
                 reputation: None,
+                exclusions: None,
                 sandbox: None,
                 central: None,
                 ftp_expect: ExpectationTable::new(),
@@ -246,6 +255,11 @@ impl Worker {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// What must not be extracted, dispatched or alerted on.
+    pub fn set_exclusions(&mut self, set: weir_detect::exclusions::ExclusionSet) {
+        self.stages.exclusions = Some(set);
     }
 
     /// Checks artifacts (URLs, hosts, files, messages) and flow addresses against these feeds.
@@ -388,6 +402,11 @@ impl Stages {
         let wire_len = u32::try_from(pkt.frame.len()).unwrap_or(u32::MAX);
         let (mut handle, _) = self.flows.lookup(&key, pkt.ts, wire_len, FlowState::default, &mut self.ended);
         self.log_ended();
+        if self.excluded(handle) {
+            // Excluded traffic is counted in its flow record; it is not parsed, extracted,
+            // inspected or alerted on.
+            return;
+        }
         self.check_addresses(handle);
         let mut in_stream = false;
         if !pkt.is_tunnel_outer {
@@ -616,39 +635,50 @@ impl Stages {
         let mut alerts = 0;
         for (ts, tx_id, artifact) in emit.artifacts {
             self.stats.artifacts += 1;
-            if let Some(link) = &self.central {
-                let meta = json!({ "flow_id": flow_id, "ts": ts.eve(), "tx_id": tx_id });
-                match &artifact {
-                    Artifact::File(f) if self.cfg.files_stored => {
-                        link.file(weir_spool::ContentRef { sha256: f.sha256, len: f.size }, meta);
-                    }
-                    Artifact::Email(e) if self.cfg.mails_stored => {
-                        link.email(weir_spool::ContentRef { sha256: e.sha256, len: e.size }, meta);
-                    }
-                    _ => {}
-                }
+            let sighting = weir_core::Sighting { ctx: ArtifactContext { ts, flow_id, key, app_proto, tx_id }, artifact };
+            if self.exclusions.as_ref().is_some_and(|set| set.excludes_sighting(&sighting).is_some()) {
+                self.stats.excluded_artifacts += 1;
+                continue;
             }
-            if let Some(sandbox) = &self.sandbox {
-                if matches!(artifact, Artifact::File(_) | Artifact::Url(_)) {
-                    let ctx = ArtifactContext { ts, flow_id, key, app_proto, tx_id };
-                    sandbox.offer(weir_core::Sighting { ctx, artifact: artifact.clone() });
-                }
-            }
-            let Some((set, cache)) = self.reputation.as_mut() else { continue };
-            let hits = match &artifact {
-                Artifact::Url(u) => set.lookup_cached(cache, u),
-                Artifact::File(f) => set.lookup_file(f),
-                Artifact::Email(e) => set.lookup_email(e),
-            };
-            let ctx = ArtifactContext { ts, flow_id, key, app_proto, tx_id };
-            for hit in reputation::dedup_hits(hits) {
-                let record = reputation::alert_record(&hit, &ctx);
-                self.write(&record);
-                alerts += 1;
-            }
+            alerts += self.handle_artifact(sighting);
         }
         self.stats.alerts += alerts;
         alerts
+    }
+
+    /// Ships an artifact to the Central Node, offers it to the sandbox, and checks it against the
+    /// reputation feeds; returns the alerts written.
+    fn handle_artifact(&mut self, sighting: weir_core::Sighting) -> u64 {
+        let ctx = &sighting.ctx;
+        if let Some(link) = &self.central {
+            let meta = json!({ "flow_id": ctx.flow_id, "ts": ctx.ts.eve(), "tx_id": ctx.tx_id });
+            match &sighting.artifact {
+                Artifact::File(f) if self.cfg.files_stored => {
+                    link.file(weir_spool::ContentRef { sha256: f.sha256, len: f.size }, meta);
+                }
+                Artifact::Email(e) if self.cfg.mails_stored => {
+                    link.email(weir_spool::ContentRef { sha256: e.sha256, len: e.size }, meta);
+                }
+                _ => {}
+            }
+        }
+        if let Some(sandbox) = &self.sandbox {
+            if matches!(sighting.artifact, Artifact::File(_) | Artifact::Url(_)) {
+                sandbox.offer(sighting.clone());
+            }
+        }
+        let Some((set, cache)) = self.reputation.as_mut() else { return 0 };
+        let hits = match &sighting.artifact {
+            Artifact::Url(u) => set.lookup_cached(cache, u),
+            Artifact::File(f) => set.lookup_file(f),
+            Artifact::Email(e) => set.lookup_email(e),
+        };
+        let records: Vec<Record> =
+            reputation::dedup_hits(hits).iter().map(|hit| reputation::alert_record(hit, &sighting.ctx)).collect();
+        for record in &records {
+            self.write(record);
+        }
+        records.len() as u64
     }
 
     /// Writes the sandbox verdicts that came back since the last call.
@@ -664,6 +694,20 @@ impl Stages {
             }
             Err(e) => eprintln!("weir: warning: sandbox verdicts not read: {e}"),
         }
+    }
+
+    /// Whether a flow is excluded from scanning, decided on its first packet.
+    fn excluded(&mut self, handle: FlowHandle) -> bool {
+        let Some(flow) = self.flows.get_mut(handle) else { return false };
+        if flow.pkts[0] + flow.pkts[1] == 1 {
+            if let Some(set) = &self.exclusions {
+                if set.excludes_flow(&flow.key) {
+                    flow.state.excluded = true;
+                    self.stats.excluded_flows += 1;
+                }
+            }
+        }
+        flow.state.excluded
     }
 
     /// Checks a new flow's addresses against the IP feeds, once, on its first packet.

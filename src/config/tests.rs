@@ -107,6 +107,12 @@ fn cross_key_rules_are_checked() {
 }
 
 #[test]
+fn asking_for_more_workers_than_exist_is_an_error() {
+    let errs = messages("[capture]\nworkers = 2\n");
+    assert!(errs[0].contains("only 1 worker is supported"), "{errs:?}");
+}
+
+#[test]
 fn sizes_accept_suricata_spellings() {
     assert_eq!(ByteSize::parse("64mb"), Ok(ByteSize(64 << 20)));
     assert_eq!(ByteSize::parse("512KiB"), Ok(ByteSize(512 << 10)));

@@ -153,6 +153,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|f| format!("{}: referenced file {} does not exist", path.display(), f.display()))
                 .collect();
             errors.extend(rules::check_config(&cfg));
+            if let Err(e) = build::exclusions(&cfg) {
+                errors.push(format!("{}: {e:#}", path.display()));
+            }
+            if let Err(e) = build::reputation(&cfg) {
+                errors.push(format!("{e:#}"));
+            }
             for e in &errors {
                 eprintln!("{e}");
             }

@@ -83,3 +83,19 @@ fn a_bad_config_names_file_and_line_and_fails() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("bad.toml:3: [output] unknown field `filestor`"), "{}", stderr(&o));
 }
+
+#[test]
+fn check_config_reports_bad_exclusions_and_unreadable_feeds() {
+    let s = Scratch::new();
+    let config = s.path("weir.toml");
+    std::fs::write(
+        &config,
+        "[exclusions]\nips = [\"10.0.0.0/99\"]\n\n[[detect.feeds]]\nname = \"f\"\npath = \"missing.txt\"\nformat = \"domains\"\n",
+    )
+    .unwrap();
+    let o = weir().args(["check-config", "--config", config.to_str().unwrap()]).output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("10.0.0.0/99"), "{err}");
+    assert!(err.contains("missing.txt"), "{err}");
+}

@@ -301,18 +301,86 @@ fn split_list(s: &str) -> Result<Vec<&str>, RuleError> {
     Ok(items)
 }
 
-/// Parses the text of an address expression; `$NAME` is looked up in `vars`.
-pub fn parse_address(s: &str, vars: &ResolvedVars) -> Result<AddressExpr, RuleError> {
-    let mut budget = MAX_EXPR_ITEMS;
-    parse_address_at(s, vars, 0, &mut budget)
+/// What differs between address and port expressions; the grammar around the leaves (lists
+/// with or without brackets, `!`, `$NAME`, `any`, nesting and size limits) is shared.
+pub(crate) trait Expr: Sized + PartialEq {
+    const ANY: Self;
+    fn list(items: Vec<Self>) -> Self;
+    fn not(inner: Self) -> Self;
+    fn var(vars: &ResolvedVars, name: &str) -> Result<Self, RuleError>;
+    /// A single address block or port range.
+    fn leaf(s: &str) -> Result<Self, RuleError>;
+    fn bad(s: &str) -> RuleError;
 }
 
-pub(crate) fn parse_address_at(
+impl Expr for AddressExpr {
+    const ANY: Self = AddressExpr::Any;
+    fn list(items: Vec<Self>) -> Self {
+        AddressExpr::List(items)
+    }
+    fn not(inner: Self) -> Self {
+        AddressExpr::Not(Box::new(inner))
+    }
+    fn var(vars: &ResolvedVars, name: &str) -> Result<Self, RuleError> {
+        vars.address(name)
+    }
+    fn leaf(s: &str) -> Result<Self, RuleError> {
+        parse_block(s).map(AddressExpr::Block).ok_or_else(|| Self::bad(s))
+    }
+    fn bad(s: &str) -> RuleError {
+        RuleError::BadAddress(s.to_string())
+    }
+}
+
+impl Expr for PortExpr {
+    const ANY: Self = PortExpr::Any;
+    fn list(items: Vec<Self>) -> Self {
+        PortExpr::List(items)
+    }
+    fn not(inner: Self) -> Self {
+        PortExpr::Not(Box::new(inner))
+    }
+    fn var(vars: &ResolvedVars, name: &str) -> Result<Self, RuleError> {
+        vars.port(name)
+    }
+    fn leaf(s: &str) -> Result<Self, RuleError> {
+        let number = |t: &str| t.trim().parse::<u16>().map_err(|_| Self::bad(s));
+        let (lo, hi) = match s.split_once(':') {
+            Some((lo, hi)) => (
+                if lo.trim().is_empty() { 0 } else { number(lo)? },
+                if hi.trim().is_empty() { u16::MAX } else { number(hi)? },
+            ),
+            None => {
+                let p = number(s)?;
+                (p, p)
+            }
+        };
+        if lo > hi {
+            return Err(Self::bad(s));
+        }
+        Ok(PortExpr::Range(lo, hi))
+    }
+    fn bad(s: &str) -> RuleError {
+        RuleError::BadPort(s.to_string())
+    }
+}
+
+/// Parses the text of an address expression; `$NAME` is looked up in `vars`.
+pub fn parse_address(s: &str, vars: &ResolvedVars) -> Result<AddressExpr, RuleError> {
+    parse_expr_at(s, vars, 0, &mut { MAX_EXPR_ITEMS })
+}
+
+/// Parses the text of a port expression; `$NAME` is looked up in `vars`.
+pub fn parse_port(s: &str, vars: &ResolvedVars) -> Result<PortExpr, RuleError> {
+    parse_expr_at(s, vars, 0, &mut { MAX_EXPR_ITEMS })
+}
+
+pub(crate) fn parse_expr_at<E: Expr>(
     s: &str,
     vars: &ResolvedVars,
     depth: usize,
     budget: &mut usize,
-) -> Result<AddressExpr, RuleError> {
+) -> Result<E, RuleError> {
     if depth > MAX_EXPR_DEPTH {
         return Err(RuleError::ExpressionTooDeep {
             limit: MAX_EXPR_DEPTH,
@@ -327,17 +395,17 @@ pub(crate) fn parse_address_at(
     if top_level.len() > 1 {
         let items = top_level
             .into_iter()
-            .map(|item| parse_address_at(item, vars, depth + 1, budget))
+            .map(|item| parse_expr_at(item, vars, depth + 1, budget))
             .collect::<Result<Vec<_>, _>>()?;
-        return Ok(AddressExpr::List(items));
+        return Ok(E::list(items));
     }
     if let Some(rest) = s.strip_prefix('!') {
-        let inner = parse_address_at(rest, vars, depth + 1, budget)?;
+        let inner = parse_expr_at::<E>(rest, vars, depth + 1, budget)?;
         // Suricata rejects a negation that can match nothing.
-        if inner == AddressExpr::Any {
-            return Err(RuleError::BadAddress(s.to_string()));
+        if inner == E::ANY {
+            return Err(E::bad(s));
         }
-        return Ok(AddressExpr::Not(Box::new(inner)));
+        return Ok(E::not(inner));
     }
     if let Some(inner) = s.strip_prefix('[') {
         let inner = inner
@@ -345,19 +413,17 @@ pub(crate) fn parse_address_at(
             .ok_or(RuleError::UnbalancedBrackets)?;
         let items = split_list(inner)?
             .into_iter()
-            .map(|item| parse_address_at(item, vars, depth + 1, budget))
+            .map(|item| parse_expr_at(item, vars, depth + 1, budget))
             .collect::<Result<Vec<_>, _>>()?;
-        return Ok(AddressExpr::List(items));
+        return Ok(E::list(items));
     }
     if let Some(name) = s.strip_prefix('$') {
-        return vars.address(name);
+        return E::var(vars, name);
     }
     if s.eq_ignore_ascii_case("any") {
-        return Ok(AddressExpr::Any);
+        return Ok(E::ANY);
     }
-    parse_block(s)
-        .map(AddressExpr::Block)
-        .ok_or_else(|| RuleError::BadAddress(s.to_string()))
+    E::leaf(s)
 }
 
 fn parse_block(s: &str) -> Option<IpBlock> {
@@ -391,82 +457,6 @@ fn parse_block(s: &str) -> Option<IpBlock> {
     let network: IpAddr = s.parse().ok()?;
     let prefix = if network.is_ipv4() { 32 } else { 128 };
     Some(IpBlock::Cidr { network, prefix })
-}
-
-/// Parses the text of a port expression; `$NAME` is looked up in `vars`.
-pub fn parse_port(s: &str, vars: &ResolvedVars) -> Result<PortExpr, RuleError> {
-    let mut budget = MAX_EXPR_ITEMS;
-    parse_port_at(s, vars, 0, &mut budget)
-}
-
-pub(crate) fn parse_port_at(
-    s: &str,
-    vars: &ResolvedVars,
-    depth: usize,
-    budget: &mut usize,
-) -> Result<PortExpr, RuleError> {
-    if depth > MAX_EXPR_DEPTH {
-        return Err(RuleError::ExpressionTooDeep {
-            limit: MAX_EXPR_DEPTH,
-        });
-    }
-    *budget = budget.checked_sub(1).ok_or(RuleError::ExpressionTooLarge {
-        limit: MAX_EXPR_ITEMS,
-    })?;
-    let s = s.trim();
-    // Suricata also accepts a list without brackets: `!5800,!445`.
-    let top_level = split_list(s)?;
-    if top_level.len() > 1 {
-        let items = top_level
-            .into_iter()
-            .map(|item| parse_port_at(item, vars, depth + 1, budget))
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok(PortExpr::List(items));
-    }
-    if let Some(rest) = s.strip_prefix('!') {
-        let inner = parse_port_at(rest, vars, depth + 1, budget)?;
-        // Suricata rejects a negation that can match nothing.
-        if inner == PortExpr::Any {
-            return Err(RuleError::BadPort(s.to_string()));
-        }
-        return Ok(PortExpr::Not(Box::new(inner)));
-    }
-    if let Some(inner) = s.strip_prefix('[') {
-        let inner = inner
-            .strip_suffix(']')
-            .ok_or(RuleError::UnbalancedBrackets)?;
-        let items = split_list(inner)?
-            .into_iter()
-            .map(|item| parse_port_at(item, vars, depth + 1, budget))
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok(PortExpr::List(items));
-    }
-    if let Some(name) = s.strip_prefix('$') {
-        return vars.port(name);
-    }
-    if s.eq_ignore_ascii_case("any") {
-        return Ok(PortExpr::Any);
-    }
-    let bad = || RuleError::BadPort(s.to_string());
-    let number = |t: &str| t.trim().parse::<u16>().map_err(|_| bad());
-    match s.split_once(':') {
-        Some((lo, hi)) => {
-            let lo = if lo.trim().is_empty() { 0 } else { number(lo)? };
-            let hi = if hi.trim().is_empty() {
-                u16::MAX
-            } else {
-                number(hi)?
-            };
-            if lo > hi {
-                return Err(bad());
-            }
-            Ok(PortExpr::Range(lo, hi))
-        }
-        None => {
-            let p = number(s)?;
-            Ok(PortExpr::Range(p, p))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::RuleError;
-use super::header::{AddressExpr, PortExpr, parse_address_at, parse_port_at};
+use super::header::{AddressExpr, PortExpr, parse_expr_at};
 
 /// Longest text one variable may expand to once every `$VAR` in it is substituted. Guards
 /// against definitions that reference each other many times over (exponential growth).
@@ -102,14 +102,14 @@ impl Vars {
         for name in self.address.keys() {
             let parsed = expand(name, &self.address, &mut Vec::new()).and_then(|text| {
                 let mut budget = super::header::MAX_EXPR_ITEMS;
-                parse_address_at(&text, &empty, 0, &mut budget)
+                parse_expr_at::<AddressExpr>(&text, &empty, 0, &mut budget)
             });
             resolved.address.insert(name.clone(), parsed);
         }
         for name in self.port.keys() {
             let parsed = expand(name, &self.port, &mut Vec::new()).and_then(|text| {
                 let mut budget = super::header::MAX_EXPR_ITEMS;
-                parse_port_at(&text, &empty, 0, &mut budget)
+                parse_expr_at::<PortExpr>(&text, &empty, 0, &mut budget)
             });
             resolved.port.insert(name.clone(), parsed);
         }

@@ -44,3 +44,46 @@ impl Emit {
         self.events.is_empty() && self.anomalies.is_empty() && self.artifacts.is_empty()
     }
 }
+
+/// A parser's per-flow counts of its anomalies by name. Parsers log only the first few of each
+/// as records, so one malformation repeated a million times cannot flood eve.json, while the
+/// count stays exact.
+#[derive(Clone, Debug, Default)]
+pub struct AnomalyCounter {
+    counts: Vec<(&'static str, u64)>,
+}
+
+impl AnomalyCounter {
+    /// Counts one more `event`; returns how many there have been, this one included.
+    pub fn raise(&mut self, event: &'static str) -> u64 {
+        match self.counts.iter_mut().find(|(e, _)| *e == event) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.counts.push((event, 1));
+                1
+            }
+        }
+    }
+
+    /// How often `event` was raised.
+    pub fn count(&self, event: &str) -> u64 {
+        self.counts.iter().find(|(e, _)| *e == event).map_or(0, |(_, n)| *n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AnomalyCounter;
+
+    #[test]
+    fn counts_each_event_on_its_own() {
+        let mut c = AnomalyCounter::default();
+        assert_eq!(c.raise("http.a"), 1);
+        assert_eq!(c.raise("http.b"), 1);
+        assert_eq!(c.raise("http.a"), 2);
+        assert_eq!((c.count("http.a"), c.count("http.b"), c.count("http.c")), (2, 1, 0));
+    }
+}

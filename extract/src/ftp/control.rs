@@ -13,7 +13,7 @@ use super::{
     MAX_LINE_BYTES, MAX_PENDING_COMMANDS, MAX_REPLY_BYTES, MAX_REPLY_LINES,
     MAX_RETAINED_TRANSACTIONS, eve,
 };
-use crate::emit::{AppEvent, Emit};
+use crate::emit::{AnomalyCounter, AppEvent, Emit};
 
 /// User names whose password is by convention an e-mail address, logged unmasked (as Zeek's
 /// `FTP::guest_ids`).
@@ -187,7 +187,7 @@ pub struct FtpState {
     channel: Option<Expectation>,
     next_channel_id: u64,
     expectations: Vec<Expectation>,
-    anomaly_counts: Vec<(&'static str, u64)>,
+    anomaly_counts: AnomalyCounter,
 }
 
 /// Anomaly records written per event name and flow; later ones are only counted.
@@ -265,23 +265,11 @@ impl FtpState {
 
     /// How often an anomaly (by event name) was seen on this flow.
     pub fn anomaly_count(&self, event: &str) -> u64 {
-        self.anomaly_counts
-            .iter()
-            .find(|(e, _)| *e == event)
-            .map_or(0, |(_, n)| *n)
+        self.anomaly_counts.count(event)
     }
 
     fn anomaly(&mut self, out: &mut Emit, ts: Timestamp, event: &'static str) {
-        let n = match self.anomaly_counts.iter_mut().find(|(e, _)| *e == event) {
-            Some((_, n)) => {
-                *n += 1;
-                *n
-            }
-            None => {
-                self.anomaly_counts.push((event, 1));
-                1
-            }
-        };
+        let n = self.anomaly_counts.raise(event);
         if n <= MAX_ANOMALY_RECORDS_PER_EVENT {
             out.anomaly(ts, Anomaly::app_layer(event));
         }

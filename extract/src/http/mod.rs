@@ -40,7 +40,7 @@ use serde::Deserialize;
 use serde_json::Map;
 use weir_core::{Anomaly, Artifact, Direction, SeenIn, StreamEvent, Timestamp, UrlArtifact};
 
-use crate::emit::{AppEvent, Emit};
+use crate::emit::{AnomalyCounter, AppEvent, Emit};
 use crate::files::{FileSink, OpenFile};
 use decode::{parse_codings, ContentDecoder};
 use multipart::{disposition_filename, form_data_boundary, Multipart, PartEvent};
@@ -357,7 +357,7 @@ pub struct HttpState {
     /// (and so Suricata's file sizes) count them.
     lingering: Option<Body>,
     range_joins: VecDeque<RangeJoin>,
-    anomaly_counts: Vec<(&'static str, u64)>,
+    anomaly_counts: AnomalyCounter,
 }
 
 impl HttpState {
@@ -372,7 +372,7 @@ impl HttpState {
             sides: [Side::default(), Side::default()],
             lingering: None,
             range_joins: VecDeque::new(),
-            anomaly_counts: Vec::new(),
+            anomaly_counts: AnomalyCounter::default(),
         }
     }
 
@@ -395,7 +395,7 @@ impl HttpState {
 
     /// How often an anomaly (by its event name) was seen on this flow, records or not.
     pub fn anomaly_count(&self, event: &str) -> u64 {
-        self.anomaly_counts.iter().find(|(e, _)| *e == event).map_or(0, |(_, n)| *n)
+        self.anomaly_counts.count(event)
     }
 
     /// Consumes one event of one direction's stream.
@@ -419,16 +419,7 @@ impl HttpState {
     }
 
     fn anomaly(&mut self, out: &mut Emit, ts: Timestamp, event: &'static str) {
-        let count = match self.anomaly_counts.iter_mut().find(|(e, _)| *e == event) {
-            Some((_, n)) => {
-                *n += 1;
-                *n
-            }
-            None => {
-                self.anomaly_counts.push((event, 1));
-                1
-            }
-        };
+        let count = self.anomaly_counts.raise(event);
         if count <= MAX_ANOMALY_RECORDS_PER_EVENT {
             out.anomaly(ts, Anomaly::app_layer(event));
         }

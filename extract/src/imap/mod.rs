@@ -15,7 +15,7 @@ mod tests;
 use serde_json::{Map, Value};
 use weir_core::{Anomaly, Direction, StreamEvent, Timestamp};
 
-use crate::emit::{AppEvent, Emit};
+use crate::emit::{AnomalyCounter, AppEvent, Emit};
 use crate::files::FileSink;
 use crate::mailstore::MailSink;
 use crate::mime::lines::{Line, LineBuf};
@@ -114,7 +114,7 @@ pub struct ImapState {
     next_file_id: u64,
     finished: std::collections::VecDeque<ImapTx>,
     stopped: bool,
-    anomaly_counts: Vec<(&'static str, u64)>,
+    anomaly_counts: AnomalyCounter,
 }
 
 struct Io<'a> {
@@ -136,7 +136,7 @@ impl ImapState {
             next_file_id: 1,
             finished: Default::default(),
             stopped: false,
-            anomaly_counts: Vec::new(),
+            anomaly_counts: AnomalyCounter::default(),
         }
     }
 
@@ -146,7 +146,7 @@ impl ImapState {
     }
 
     pub fn anomaly_count(&self, event: &str) -> u64 {
-        self.anomaly_counts.iter().find(|(e, _)| *e == event).map_or(0, |(_, n)| *n)
+        self.anomaly_counts.count(event)
     }
 
     /// Whether parsing stopped (STARTTLS accepted).
@@ -201,16 +201,7 @@ impl ImapState {
     }
 
     fn anomaly(&mut self, io: &mut Io<'_>, event: &'static str) {
-        let n = match self.anomaly_counts.iter_mut().find(|(e, _)| *e == event) {
-            Some((_, n)) => {
-                *n += 1;
-                *n
-            }
-            None => {
-                self.anomaly_counts.push((event, 1));
-                1
-            }
-        };
+        let n = self.anomaly_counts.raise(event);
         if n <= MAX_ANOMALY_RECORDS_PER_EVENT {
             io.out.anomaly(io.ts, Anomaly::app_layer(event));
         }

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Map, Value};
 use weir_core::{Anomaly, Artifact, Direction, StreamEvent, Timestamp};
 
-use crate::emit::{AppEvent, Emit};
+use crate::emit::{AnomalyCounter, AppEvent, Emit};
 use crate::files::{FileSink, OpenFile};
 use assembly::{Added, Assembly};
 pub use assembly::{MAX_OFFSET_JUMP, MAX_OUT_OF_ORDER_BYTES, MAX_OUT_OF_ORDER_BYTES_PER_FLOW};
@@ -203,7 +203,7 @@ pub struct SmbState {
     next_file_id: u64,
     /// The FileId of the last CREATE response in the current compound, for related operations.
     last_file_id: Option<[u8; 16]>,
-    anomaly_counts: Vec<(&'static str, u64)>,
+    anomaly_counts: AnomalyCounter,
     /// Out-of-order file bytes held by all files of the flow.
     held_out_of_order: usize,
 }
@@ -225,7 +225,7 @@ impl SmbState {
             next_tx_id: 0,
             next_file_id: 1,
             last_file_id: None,
-            anomaly_counts: Vec::new(),
+            anomaly_counts: AnomalyCounter::default(),
             held_out_of_order: 0,
         }
     }
@@ -237,10 +237,7 @@ impl SmbState {
 
     /// How often an anomaly (by event name) was seen on this flow.
     pub fn anomaly_count(&self, event: &str) -> u64 {
-        self.anomaly_counts
-            .iter()
-            .find(|(e, _)| *e == event)
-            .map_or(0, |(_, n)| *n)
+        self.anomaly_counts.count(event)
     }
 
     /// Bytes buffered for framing (record buffers), for tests of the bounds. Out-of-order file
@@ -256,16 +253,7 @@ impl SmbState {
     }
 
     fn anomaly(&mut self, out: &mut Emit, ts: Timestamp, event: &'static str) {
-        let n = match self.anomaly_counts.iter_mut().find(|(e, _)| *e == event) {
-            Some((_, n)) => {
-                *n += 1;
-                *n
-            }
-            None => {
-                self.anomaly_counts.push((event, 1));
-                1
-            }
-        };
+        let n = self.anomaly_counts.raise(event);
         // An encrypted session is one fact, however many records it has.
         let cap = if event == "smb.encrypted" {
             1

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use serde_json::{Map, Value};
 use weir_core::{Anomaly, Direction, StreamEvent, Timestamp};
 
-use crate::emit::{AppEvent, Emit};
+use crate::emit::{AnomalyCounter, AppEvent, Emit};
 use crate::files::FileSink;
 use crate::mailstore::MailSink;
 use crate::mime::lines::{DotUnstuffer, Line, LineBuf};
@@ -171,7 +171,7 @@ pub struct SmtpState {
     in_multiline_reply: bool,
     stopped: bool,
     ended: [bool; 2],
-    anomaly_counts: Vec<(&'static str, u64)>,
+    anomaly_counts: AnomalyCounter,
 }
 
 impl SmtpState {
@@ -194,7 +194,7 @@ impl SmtpState {
             in_multiline_reply: false,
             stopped: false,
             ended: [false; 2],
-            anomaly_counts: Vec::new(),
+            anomaly_counts: AnomalyCounter::default(),
         }
     }
 
@@ -210,7 +210,7 @@ impl SmtpState {
 
     /// How often an anomaly (by event name) was seen on this flow.
     pub fn anomaly_count(&self, event: &str) -> u64 {
-        self.anomaly_counts.iter().find(|(e, _)| *e == event).map_or(0, |(_, n)| *n)
+        self.anomaly_counts.count(event)
     }
 
     /// Whether parsing stopped (STARTTLS accepted).
@@ -251,16 +251,7 @@ impl SmtpState {
     }
 
     fn anomaly(&mut self, io: &mut Io<'_>, event: &'static str) {
-        let n = match self.anomaly_counts.iter_mut().find(|(e, _)| *e == event) {
-            Some((_, n)) => {
-                *n += 1;
-                *n
-            }
-            None => {
-                self.anomaly_counts.push((event, 1));
-                1
-            }
-        };
+        let n = self.anomaly_counts.raise(event);
         if n <= MAX_ANOMALY_RECORDS_PER_EVENT {
             io.out.anomaly(io.ts, Anomaly::app_layer(event));
         }

@@ -37,7 +37,7 @@ const WINDOW_SCALE: u8 = 14;
 pub const OOO_SEGMENTS_PER_SESSION: u64 = 64;
 
 /// Sessions the many-session out-of-order flood keeps open at once.
-pub const OOO_CONCURRENT_SESSIONS: u64 = 4096;
+pub const OOO_CONCURRENT_SESSIONS: u64 = 8192;
 
 /// FTP commands per control session in the PORT/PASV flood.
 pub const FTP_COMMANDS_PER_SESSION: u64 = 64;
@@ -55,11 +55,12 @@ pub const KINDS: &[(&str, &str)] = &[
     ("syn-flood", "TCP SYNs, each from a distinct source address and port"),
     ("udp-flows", "one-packet UDP flows"),
     ("ooo-flood", "1-byte segments of one session, each ahead of a hole"),
-    ("ooo-flood-many", "1-byte segments ahead of holes, 64 per session, 4096 sessions open at once"),
+    ("ooo-flood-many", "1-byte segments ahead of holes, 64 per session, 8192 sessions open at once"),
     ("frag-flood", "incomplete IPv4 datagrams (first and last fragment, middle missing)"),
     ("http-header-flood", "headers in one request and one response; then one header line as long as all of them"),
     ("http-slow-headers", "connections each holding 60 KiB of an unfinished request header block"),
     ("gzip-bomb", "MiB of zeros an HTTP response body decompresses to (Content-Encoding: gzip)"),
+    ("gzip2-bomb", "MiB of zeros an HTTP response body decompresses to (Content-Encoding: gzip, gzip)"),
     ("brotli-bomb", "MiB of zeros an HTTP response body decompresses to (Content-Encoding: br)"),
     ("mime-bomb", "nesting depth of one SMTP message, and parts of a second, flat one"),
     ("dns-loops", "DNS responses with pointer loops and over-long pointer chains"),
@@ -78,6 +79,7 @@ pub fn generate<W: Write>(kind: &str, count: u64, sink: &mut Sink<W>) -> io::Res
         "http-header-flood" => http_header_flood(sink, count)?,
         "http-slow-headers" => http_slow_headers(sink, count)?,
         "gzip-bomb" => http_bomb(sink, count, ContentCoding::Gzip)?,
+        "gzip2-bomb" => http_bomb(sink, count, ContentCoding::GzipTwice)?,
         "brotli-bomb" => http_bomb(sink, count, ContentCoding::Brotli)?,
         "mime-bomb" => mime_bomb(sink, count)?,
         "dns-loops" => dns_loops(sink, count)?,
@@ -164,6 +166,12 @@ impl TcpConversation {
         sink.frame(&ip_frame(from.0, to.0, PROTO_TCP, &segment))
     }
 
+    /// A pure ACK from the server: after the handshake it is the first window the server
+    /// announces scaled (a SYN's window never is), so the client may send up to 1 GiB ahead.
+    pub fn server_acks<W: Write>(&mut self, sink: &mut Sink<W>) -> io::Result<()> {
+        self.segment(sink, SERVER, self.next_seq[SERVER], ACK, b"")
+    }
+
     /// SYN, SYN/ACK, ACK, both offering window scaling.
     pub fn handshake<W: Write>(&mut self, sink: &mut Sink<W>) -> io::Result<()> {
         self.segment(sink, CLIENT, self.next_seq[CLIENT], SYN, b"")?;
@@ -237,6 +245,7 @@ pub fn udp_flows<W: Write>(sink: &mut Sink<W>, count: u64) -> io::Result<()> {
 pub fn ooo_flood<W: Write>(sink: &mut Sink<W>, count: u64) -> io::Result<()> {
     let mut conversation = TcpConversation::new([10, 0, 0, 1], 40_000, [192, 0, 2, 1], 80);
     conversation.handshake(sink)?;
+    conversation.server_acks(sink)?;
     for i in 0..count {
         conversation.client_sends_ahead(sink, (2 * i + 1) as u32, &[b'a' + (i % 26) as u8])?;
     }
@@ -255,6 +264,7 @@ pub fn ooo_flood_many<W: Write>(sink: &mut Sink<W>, count: u64) -> io::Result<()
         for s in first..first + batch {
             let mut conversation = TcpConversation::new(client_addr(s), 40_000, [192, 0, 2, 1], 80);
             conversation.handshake(sink)?;
+            conversation.server_acks(sink)?;
             open.push(conversation);
         }
         for k in 0..OOO_SEGMENTS_PER_SESSION {
@@ -333,13 +343,22 @@ pub fn http_slow_headers<W: Write>(sink: &mut Sink<W>, count: u64) -> io::Result
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContentCoding {
     Gzip,
+    /// gzip applied twice: each layer's 1032:1 multiplies.
+    GzipTwice,
     Brotli,
+}
+
+fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data)?;
+    encoder.finish()
 }
 
 /// `mebibytes` MiB of zeros compressed with `coding`.
 pub fn compressed_zeros(mebibytes: u64, coding: ContentCoding) -> io::Result<Vec<u8>> {
     let zeros = vec![0u8; 1 << 20];
     match coding {
+        ContentCoding::GzipTwice => gzip(&compressed_zeros(mebibytes, ContentCoding::Gzip)?),
         ContentCoding::Gzip => {
             let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
             for _ in 0..mebibytes {
@@ -367,15 +386,16 @@ pub fn compressed_zeros(mebibytes: u64, coding: ContentCoding) -> io::Result<Vec
 /// `mebibytes` MiB of zeros.
 pub fn http_bomb<W: Write>(sink: &mut Sink<W>, mebibytes: u64, coding: ContentCoding) -> io::Result<()> {
     let body = compressed_zeros(mebibytes, coding)?;
-    let name = match coding {
-        ContentCoding::Gzip => "gzip",
-        ContentCoding::Brotli => "br",
+    let (name, encoding) = match coding {
+        ContentCoding::Gzip => ("gz", "gzip"),
+        ContentCoding::GzipTwice => ("gz.gz", "gzip, gzip"),
+        ContentCoding::Brotli => ("br", "br"),
     };
     let mut conversation = TcpConversation::new([10, 0, 0, 1], 40_000, [192, 0, 2, 1], 80);
     conversation.handshake(sink)?;
-    conversation.client_sends(sink, format!("GET /bomb.{name} HTTP/1.1\r\nHost: bomb.example\r\nAccept-Encoding: {name}\r\n\r\n").as_bytes())?;
+    conversation.client_sends(sink, format!("GET /bomb.{name} HTTP/1.1\r\nHost: bomb.example\r\nAccept-Encoding: gzip, br\r\n\r\n").as_bytes())?;
     let mut response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Encoding: {name}\r\nContent-Length: {}\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Encoding: {encoding}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -639,11 +659,10 @@ mod tests {
     fn packet_counts_follow_count() {
         assert_eq!(capture("syn-flood", 10).0, 10);
         assert_eq!(capture("udp-flows", 10).0, 10);
-        // Handshake plus one segment each.
-        assert_eq!(capture("ooo-flood", 10).0, 3 + 10);
-        // Two sessions (64 + 1 segments): two handshakes, 64 segments for the first, 64 for the
-        // second too (every session gets the full round).
-        assert_eq!(capture("ooo-flood-many", 65).0, 2 * 3 + 2 * 64);
+        // Handshake, the server's window-opening ACK, then one segment each.
+        assert_eq!(capture("ooo-flood", 10).0, 4 + 10);
+        // Two sessions (64 + 1 segments): every session gets the full round of 64.
+        assert_eq!(capture("ooo-flood-many", 65).0, 2 * 4 + 2 * 64);
         assert_eq!(capture("frag-flood", 10).0, 20);
         assert_eq!(capture("dns-loops", 10).0, 20);
     }
@@ -673,9 +692,12 @@ mod tests {
         assert_eq!(frames[0].1[54..58], [1, 3, 3, 14]);
         let seq = |f: &[u8]| u32::from_be_bytes(f[38..42].try_into().unwrap());
         assert_eq!(seq(&frames[2].1), 1_001);
-        let data: Vec<u32> = frames[3..].iter().map(|f| seq(&f.1)).collect();
+        // The server's ACK opens a scaled window: 65535 << 14.
+        assert_eq!(frames[3].1[34..36], [0, 80]);
+        assert_eq!(frames[3].1[48..50], [0xff, 0xff]);
+        let data: Vec<u32> = frames[4..].iter().map(|f| seq(&f.1)).collect();
         assert_eq!(data, [1_002, 1_004, 1_006]);
-        assert_eq!(frames[3].1.len(), 14 + 20 + 20 + 1);
+        assert_eq!(frames[4].1.len(), 14 + 20 + 20 + 1);
     }
 
     #[test]
@@ -720,6 +742,10 @@ mod tests {
         assert_eq!(out.len(), 2 << 20);
         // Both shrink 2 MiB to a few KiB at most.
         assert!(gzip.len() < 4096 && br.len() < 4096, "{} {}", gzip.len(), br.len());
+        let twice = compressed_zeros(2, ContentCoding::GzipTwice).unwrap();
+        let mut inner = Vec::new();
+        flate2::read::GzDecoder::new(&twice[..]).read_to_end(&mut inner).unwrap();
+        assert_eq!(inner, gzip);
     }
 
     #[test]

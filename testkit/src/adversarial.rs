@@ -54,7 +54,8 @@ pub const DNS_CHAIN_LABELS: usize = 200;
 pub const KINDS: &[(&str, &str)] = &[
     ("syn-flood", "TCP SYNs, each from a distinct source address and port"),
     ("udp-flows", "one-packet UDP flows"),
-    ("ooo-flood", "1-byte segments of one session, each ahead of a hole"),
+    ("ooo-flood", "1-byte segments of one session, contiguous, all ahead of one hole"),
+    ("ooo-holes", "1-byte segments of one session, each ahead of a hole of its own"),
     ("ooo-flood-many", "1-byte segments ahead of holes, 64 per session, 8192 sessions open at once"),
     ("frag-flood", "incomplete IPv4 datagrams (first and last fragment, middle missing)"),
     ("http-header-flood", "headers in one request and one response; then one header line as long as all of them"),
@@ -73,7 +74,8 @@ pub fn generate<W: Write>(kind: &str, count: u64, sink: &mut Sink<W>) -> io::Res
     match kind {
         "syn-flood" => syn_flood(sink, count)?,
         "udp-flows" => udp_flows(sink, count)?,
-        "ooo-flood" => ooo_flood(sink, count)?,
+        "ooo-flood" => ooo_flood(sink, count, 1)?,
+        "ooo-holes" => ooo_flood(sink, count, 2)?,
         "ooo-flood-many" => ooo_flood_many(sink, count)?,
         "frag-flood" => frag_flood(sink, count)?,
         "http-header-flood" => http_header_flood(sink, count)?,
@@ -240,14 +242,15 @@ pub fn udp_flows<W: Write>(sink: &mut Sink<W>, count: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// One session whose client sends `count` 1-byte segments at odd offsets past the next expected
-/// byte: every one sits ahead of a hole that is never filled.
-pub fn ooo_flood<W: Write>(sink: &mut Sink<W>, count: u64) -> io::Result<()> {
+/// One session whose client sends `count` 1-byte segments `stride` bytes apart, starting one
+/// byte past the next expected byte: all of them wait behind a hole that is never filled
+/// (stride 1: one region of contiguous segments; stride 2: a hole before every segment).
+pub fn ooo_flood<W: Write>(sink: &mut Sink<W>, count: u64, stride: u64) -> io::Result<()> {
     let mut conversation = TcpConversation::new([10, 0, 0, 1], 40_000, [192, 0, 2, 1], 80);
     conversation.handshake(sink)?;
     conversation.server_acks(sink)?;
     for i in 0..count {
-        conversation.client_sends_ahead(sink, (2 * i + 1) as u32, &[b'a' + (i % 26) as u8])?;
+        conversation.client_sends_ahead(sink, (stride * i + 1) as u32, &[b'a' + (i % 26) as u8])?;
     }
     Ok(())
 }
@@ -687,6 +690,10 @@ mod tests {
     #[test]
     fn ooo_segments_sit_ahead_of_a_hole() {
         let (_, file) = capture("ooo-flood", 3);
+        let seq = |f: &[u8]| u32::from_be_bytes(f[38..42].try_into().unwrap());
+        let data: Vec<u32> = records(&file)[4..].iter().map(|f| seq(&f.1)).collect();
+        assert_eq!(data, [1_002, 1_003, 1_004]);
+        let (_, file) = capture("ooo-holes", 3);
         let frames = records(&file);
         // SYN: NOP, window scale 14 in the options; the handshake's ACK carries seq 1001.
         assert_eq!(frames[0].1[54..58], [1, 3, 3, 14]);

@@ -57,13 +57,17 @@ pub const KINDS: &[(&str, &str)] = &[
     ("ooo-flood", "1-byte segments of one session, contiguous, all ahead of one hole"),
     ("ooo-holes", "1-byte segments of one session, each ahead of a hole of its own"),
     ("ooo-flood-many", "1-byte segments ahead of holes, 64 per session, 8192 sessions open at once"),
+    ("ooo-flood-big", "1460-byte segments ahead of holes, 64 per session, 8192 sessions open at once"),
+    ("unacked-flood", "1460-byte in-order segments the server never acknowledges, 64 per session, 8192 sessions open at once"),
     ("frag-flood", "incomplete IPv4 datagrams (first and last fragment, middle missing)"),
+    ("frag-far", "IPv4 datagrams of which only an 8-byte last fragment at offset 65000 arrives"),
     ("http-header-flood", "headers in one request and one response; then one header line as long as all of them"),
     ("http-slow-headers", "connections each holding 60 KiB of an unfinished request header block"),
     ("gzip-bomb", "MiB of zeros an HTTP response body decompresses to (Content-Encoding: gzip)"),
     ("gzip2-bomb", "MiB of zeros an HTTP response body decompresses to (Content-Encoding: gzip, gzip)"),
     ("brotli-bomb", "MiB of zeros an HTTP response body decompresses to (Content-Encoding: br)"),
     ("mime-bomb", "nesting depth of one SMTP message, and parts of a second, flat one"),
+    ("smtp-slow-data", "SMTP sessions each holding 1 MiB of a message whose DATA never ends"),
     ("dns-loops", "DNS responses with pointer loops and over-long pointer chains"),
     ("tls-16mb", "MiB sent after TLS handshake headers that declare 16 MiB, both directions"),
     ("ftp-port-flood", "FTP PORT and PASV commands, 64 per control session"),
@@ -76,14 +80,18 @@ pub fn generate<W: Write>(kind: &str, count: u64, sink: &mut Sink<W>) -> io::Res
         "udp-flows" => udp_flows(sink, count)?,
         "ooo-flood" => ooo_flood(sink, count, 1)?,
         "ooo-holes" => ooo_flood(sink, count, 2)?,
-        "ooo-flood-many" => ooo_flood_many(sink, count)?,
+        "ooo-flood-many" => many_sessions(sink, count, Flood::Ahead(1))?,
+        "ooo-flood-big" => many_sessions(sink, count, Flood::Ahead(MSS))?,
+        "unacked-flood" => many_sessions(sink, count, Flood::Unacknowledged)?,
         "frag-flood" => frag_flood(sink, count)?,
+        "frag-far" => frag_far(sink, count)?,
         "http-header-flood" => http_header_flood(sink, count)?,
         "http-slow-headers" => http_slow_headers(sink, count)?,
         "gzip-bomb" => http_bomb(sink, count, ContentCoding::Gzip)?,
         "gzip2-bomb" => http_bomb(sink, count, ContentCoding::GzipTwice)?,
         "brotli-bomb" => http_bomb(sink, count, ContentCoding::Brotli)?,
         "mime-bomb" => mime_bomb(sink, count)?,
+        "smtp-slow-data" => smtp_slow_data(sink, count)?,
         "dns-loops" => dns_loops(sink, count)?,
         "tls-16mb" => tls_16mb(sink, count)?,
         "ftp-port-flood" => ftp_port_flood(sink, count)?,
@@ -255,10 +263,19 @@ pub fn ooo_flood<W: Write>(sink: &mut Sink<W>, count: u64, stride: u64) -> io::R
     Ok(())
 }
 
-/// `count` 1-byte segments ahead of holes, `OOO_SEGMENTS_PER_SESSION` per session, sessions
-/// opened `OOO_CONCURRENT_SESSIONS` at a time and fed round-robin so all of them hold segments
-/// together.
-pub fn ooo_flood_many<W: Write>(sink: &mut Sink<W>, count: u64) -> io::Result<()> {
+/// What each session of `many_sessions` sends.
+#[derive(Clone, Copy, Debug)]
+pub enum Flood {
+    /// Segments of this many bytes, each ahead of a hole of its own.
+    Ahead(usize),
+    /// Full-size segments in order, which the server never acknowledges (its ACKs repeat the
+    /// handshake's), so reassembly may hold them all waiting for an ACK.
+    Unacknowledged,
+}
+
+/// `count` segments, `OOO_SEGMENTS_PER_SESSION` per session, sessions opened
+/// `OOO_CONCURRENT_SESSIONS` at a time and fed round-robin so all of them hold data together.
+pub fn many_sessions<W: Write>(sink: &mut Sink<W>, count: u64, flood: Flood) -> io::Result<()> {
     let sessions = count.div_ceil(OOO_SEGMENTS_PER_SESSION);
     let mut first = 0;
     while first < sessions {
@@ -270,9 +287,19 @@ pub fn ooo_flood_many<W: Write>(sink: &mut Sink<W>, count: u64) -> io::Result<()
             conversation.server_acks(sink)?;
             open.push(conversation);
         }
+        let full = vec![b'x'; MSS];
         for k in 0..OOO_SEGMENTS_PER_SESSION {
             for conversation in &mut open {
-                conversation.client_sends_ahead(sink, (2 * k + 1) as u32, b"x")?;
+                match flood {
+                    Flood::Ahead(len) => {
+                        let offset = (k * 2 * len as u64 + len as u64) as u32;
+                        conversation.client_sends_ahead(sink, offset, &full[..len.min(MSS)])?;
+                    }
+                    Flood::Unacknowledged => {
+                        conversation.client_sends_ahead(sink, (k * MSS as u64) as u32, &full)?;
+                        conversation.server_acks(sink)?;
+                    }
+                }
             }
         }
         first += batch;
@@ -294,6 +321,20 @@ pub fn frag_flood<W: Write>(sink: &mut Sink<W>, count: u64) -> io::Result<()> {
         let first = ipv4_fragment_of(&packet, 0, true, &data[..1480]);
         let last = ipv4_fragment_of(&packet, 2960, false, &data[2960..]);
         sink.frame(&ethernet(MAC_A, MAC_B, &[], ETHERTYPE_IPV4, &first))?;
+        sink.frame(&ethernet(MAC_A, MAC_B, &[], ETHERTYPE_IPV4, &last))?;
+    }
+    Ok(())
+}
+
+/// `count` datagrams of which only the last fragment, 8 bytes at offset 65000, arrives: each
+/// makes the defragmenter account for a 65 KB datagram while the wire carried 50 bytes.
+pub fn frag_far<W: Write>(sink: &mut Sink<W>, count: u64) -> io::Result<()> {
+    for i in 0..count {
+        let src = client_addr(i / 65_536);
+        let mut header = Ipv4::new(src, [192, 0, 2, 1], PROTO_UDP);
+        header.id = i as u16;
+        let packet = ipv4(&header, &[0x5a; 8]);
+        let last = ipv4_fragment_of(&packet, 65_000, false, &[0x5a; 8]);
         sink.frame(&ethernet(MAC_A, MAC_B, &[], ETHERTYPE_IPV4, &last))?;
     }
     Ok(())
@@ -438,16 +479,16 @@ pub fn wide_mime_message(parts: u64) -> Vec<u8> {
 pub fn mime_bomb<W: Write>(sink: &mut Sink<W>, count: u64) -> io::Result<()> {
     let mut conversation = TcpConversation::new([10, 0, 0, 1], 40_000, [192, 0, 2, 25], 25);
     conversation.handshake(sink)?;
-    conversation.server_sends(sink, b"220 mx.victim.example ESMTP\r\n")?;
-    conversation.client_sends(sink, b"EHLO flood.example\r\n")?;
-    conversation.server_sends(sink, b"250-mx.victim.example\r\n250 8BITMIME\r\n")?;
-    for message in [nested_mime_message(count), wide_mime_message(count)] {
-        conversation.client_sends(sink, b"MAIL FROM:<a@flood.example>\r\n")?;
-        conversation.server_sends(sink, b"250 OK\r\n")?;
-        conversation.client_sends(sink, b"RCPT TO:<b@victim.example>\r\n")?;
-        conversation.server_sends(sink, b"250 OK\r\n")?;
-        conversation.client_sends(sink, b"DATA\r\n")?;
-        conversation.server_sends(sink, b"354 go ahead\r\n")?;
+    smtp_envelope(&mut conversation, sink)?;
+    for (i, message) in [nested_mime_message(count), wide_mime_message(count)].into_iter().enumerate() {
+        if i > 0 {
+            conversation.client_sends(sink, b"MAIL FROM:<a@flood.example>\r\n")?;
+            conversation.server_sends(sink, b"250 OK\r\n")?;
+            conversation.client_sends(sink, b"RCPT TO:<b@victim.example>\r\n")?;
+            conversation.server_sends(sink, b"250 OK\r\n")?;
+            conversation.client_sends(sink, b"DATA\r\n")?;
+            conversation.server_sends(sink, b"354 go ahead\r\n")?;
+        }
         let mut data = message;
         data.extend_from_slice(b".\r\n");
         conversation.client_sends(sink, &data)?;
@@ -456,6 +497,38 @@ pub fn mime_bomb<W: Write>(sink: &mut Sink<W>, count: u64) -> io::Result<()> {
     conversation.client_sends(sink, b"QUIT\r\n")?;
     conversation.server_sends(sink, b"221 bye\r\n")?;
     conversation.close(sink)
+}
+
+/// Message bytes each session of `smtp_slow_data` sends before going quiet.
+pub const SLOW_DATA_BYTES: usize = 1 << 20;
+
+fn smtp_envelope<W: Write>(conversation: &mut TcpConversation, sink: &mut Sink<W>) -> io::Result<()> {
+    conversation.server_sends(sink, b"220 mx.victim.example ESMTP\r\n")?;
+    conversation.client_sends(sink, b"EHLO flood.example\r\n")?;
+    conversation.server_sends(sink, b"250-mx.victim.example\r\n250 8BITMIME\r\n")?;
+    conversation.client_sends(sink, b"MAIL FROM:<a@flood.example>\r\n")?;
+    conversation.server_sends(sink, b"250 OK\r\n")?;
+    conversation.client_sends(sink, b"RCPT TO:<b@victim.example>\r\n")?;
+    conversation.server_sends(sink, b"250 OK\r\n")?;
+    conversation.client_sends(sink, b"DATA\r\n")?;
+    conversation.server_sends(sink, b"354 go ahead\r\n")
+}
+
+/// `count` SMTP sessions, each sending `SLOW_DATA_BYTES` of a message and never the final dot:
+/// all of them are open and holding their message at the end of the capture.
+pub fn smtp_slow_data<W: Write>(sink: &mut Sink<W>, count: u64) -> io::Result<()> {
+    let mut message = b"From: a@flood.example\r\nTo: b@victim.example\r\nSubject: slow\r\n\r\n".to_vec();
+    while message.len() < SLOW_DATA_BYTES {
+        message.extend_from_slice(format!("{:076}\r\n", message.len()).as_bytes());
+    }
+    message.truncate(SLOW_DATA_BYTES);
+    for i in 0..count {
+        let mut conversation = TcpConversation::new(client_addr(i), 40_000, [192, 0, 2, 25], 25);
+        conversation.handshake(sink)?;
+        smtp_envelope(&mut conversation, sink)?;
+        conversation.client_sends(sink, &message)?;
+    }
+    Ok(())
 }
 
 fn dns_header(id: u16, flags: u16, questions: u16, answers: u16) -> Vec<u8> {

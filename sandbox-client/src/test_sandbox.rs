@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Multipart, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +21,10 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+/// Largest upload accepted: above the client's largest submission (`max_size`, 32 MiB by default),
+/// so a file the policy lets through is never refused here unless a test asks for it.
+pub const MAX_UPLOAD: usize = 64 << 20;
 
 /// Faults to inject; counts apply to the next requests of any kind.
 #[derive(Clone, Debug)]
@@ -53,6 +57,9 @@ pub struct Faults {
     pub fail_analysis: bool,
     /// Status polls a task answers before it is `reported` (pending, running, ...).
     pub polls_until_reported: u32,
+    /// Uploads larger than this are answered 413 as soon as the limit is passed, before the rest
+    /// of the body is read (as a proxy in front of a sandbox does).
+    pub upload_limit: usize,
 }
 
 impl Default for Faults {
@@ -71,6 +78,7 @@ impl Default for Faults {
             retry_after: None,
             fail_analysis: false,
             polls_until_reported: 2,
+            upload_limit: MAX_UPLOAD,
         }
     }
 }
@@ -148,6 +156,7 @@ impl TestSandbox {
             .route("/tasks/view/{id}", get(cuckoo_view))
             .route("/tasks/report/{id}", get(report))
             .layer(middleware::from_fn_with_state(ctx.clone(), faults_and_auth))
+            .layer(DefaultBodyLimit::max(MAX_UPLOAD + (1 << 20)))
             // Outside the fault and token layer: the test harness's own view, not the API's.
             .route("/_test/summary", get(summary))
             .with_state(ctx.clone());
@@ -366,13 +375,24 @@ async fn create_file(
     uri: axum::http::Uri,
     mut form: Multipart,
 ) -> Response {
+    let limit = lock(&ctx).faults.upload_limit;
     let mut file = None;
-    while let Ok(Some(field)) = form.next_field().await {
+    while let Ok(Some(mut field)) = form.next_field().await {
         if field.name() == Some("file") {
-            match field.bytes().await {
-                Ok(b) => file = Some(b.to_vec()),
-                Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+            let mut bytes = Vec::new();
+            loop {
+                match field.chunk().await {
+                    Ok(Some(chunk)) => {
+                        bytes.extend_from_slice(&chunk);
+                        if bytes.len() > limit {
+                            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+                }
             }
+            file = Some(bytes);
         }
     }
     let Some(bytes) = file else {

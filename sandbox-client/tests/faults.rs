@@ -9,7 +9,8 @@ use std::time::Duration;
 use common::*;
 use weir_sandbox_client::test_sandbox::{Faults, TestSandbox};
 use weir_sandbox_client::{
-    ApiError, ApiKind, MAX_REDIRECTS, MAX_RETRY_AFTER, SandboxApi, SandboxConfig, TaskStatus,
+    ApiError, ApiKind, MAX_REDIRECTS, MAX_REJECTIONS, MAX_RETRY_AFTER, SandboxApi, SandboxConfig,
+    TaskStatus,
 };
 
 /// Status and report answers slower than the timeout: each poll times out and is retried, the
@@ -47,7 +48,13 @@ fn unreadable_reports_keep_items_with_their_tasks_until_readable() {
     let rig = Rig::new(&sandbox.url());
     let d = rig.start(ApiKind::Cape);
     rig.offer_files(&d, 0..4);
-    assert!(wait_for(DRAIN, || d.stats().retries >= 8));
+    assert!(wait_for(DRAIN, || d.stats().retries >= 8
+        || sandbox.tasks_created() > 4));
+    assert_eq!(
+        sandbox.tasks_created(),
+        4,
+        "a task whose report was unreadable was submitted again"
+    );
     let report = d.finish(Duration::ZERO);
     assert_eq!(report.stats.verdicts, 0);
     assert_eq!(report.pending.len(), 4);
@@ -234,4 +241,65 @@ fn bad_answers_become_clear_errors() {
         err.to_string().starts_with("sandbox unreachable: "),
         "{err}"
     );
+}
+
+/// A file of several MiB with bytes that differ all along, distinct per `n`.
+fn big_file(n: u32) -> Vec<u8> {
+    let mut b = pe_bytes(n);
+    b.extend((0..5u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 ^ n as u8));
+    b
+}
+
+/// Files of several MiB (like the capture's ELF libraries and archives) arrive whole. One that a
+/// proxy cuts off at its upload limit (413 before the body is read) is never lost: depending on how
+/// much of the body was sent when the answer came, the client sees the 413 (a rejection, given up
+/// after `MAX_REJECTIONS` with a `rejected` record) or a broken connection (kept and retried).
+#[test]
+fn large_files_arrive_whole_and_an_upload_cut_off_is_not_lost() {
+    let sandbox = TestSandbox::start(TOKEN).unwrap();
+    let rig = Rig::new(&sandbox.url());
+    let d = rig.start(ApiKind::Cape);
+    for n in 0..2 {
+        d.offer(file_sighting(
+            &rig.store,
+            &big_file(n),
+            "big.so",
+            u64::from(n),
+        ));
+    }
+    let report = d.finish(DRAIN);
+    assert!(report.pending.is_empty(), "{:?}", report.pending);
+    let files = sandbox.files();
+    assert_eq!(files.len(), 2);
+    for n in 0..2 {
+        let bytes = big_file(n);
+        let (got, times) = &files[&sha_hex(&bytes)];
+        assert_eq!((got.len(), *times), (bytes.len(), 1));
+        assert!(got == &bytes, "file {n} not byte-identical");
+    }
+
+    sandbox.faults(|f| f.upload_limit = 1 << 20);
+    let d = rig.start(ApiKind::Cape);
+    d.offer(file_sighting(&rig.store, &big_file(7), "big.so", 7));
+    assert!(wait_for(DRAIN, || {
+        let s = d.stats();
+        s.retries > u64::from(MAX_REJECTIONS) || s.failed > 0
+    }));
+    let report = d.finish(Duration::ZERO);
+    let rejected = report
+        .records
+        .iter()
+        .filter(|r| r["sandbox"]["status"] == "rejected")
+        .count();
+    assert_eq!(
+        (
+            report.pending.len() + rejected,
+            report.records.len() - rejected
+        ),
+        (1, 0),
+        "kept or given up with a record: {:?}",
+        report.records
+    );
+    assert_eq!(report.stats.submitted, 0);
+    assert_eq!(sandbox.tasks_created(), 2);
 }

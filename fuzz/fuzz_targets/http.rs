@@ -5,6 +5,8 @@
 //! no extracted file exceeds `file_size_limit`; open transactions stay bounded; files are written
 //! and closed through open handles only; every EVE body serialises.
 #![no_main]
+// Configs are spelled out in full but still end in `..Default` so new fields do not break the build.
+#![allow(clippy::needless_update)]
 
 use libfuzzer_sys::fuzz_target;
 use weir_extract::http::{HttpConfig, HttpState, HttpTx};
@@ -32,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
         max_headers: 1 + usize::from(input.u8() & 0x1f),
         max_open_transactions: 1 + usize::from(input.u8() & 0x0f),
         log_headers: setup & 4 != 0,
+        ..HttpConfig::default()
     };
     let take_finished = setup & 8 != 0;
     let mut http = HttpState::new(&cfg);

@@ -5,6 +5,8 @@
 //! bytes given; files are written and closed through open handles only and none stays open
 //! after the flush; every EVE body serialises.
 #![no_main]
+// Configs are spelled out in full but still end in `..Default` so new fields do not break the build.
+#![allow(clippy::needless_update)]
 
 use libfuzzer_sys::fuzz_target;
 use weir_core::Timestamp;
@@ -14,7 +16,7 @@ use weir_fuzz::{check_emit, stream_steps, CheckingFileSink, Input};
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
-    let cfg = SmbConfig { max_read_size: u32::from(input.u16()), max_write_size: u32::from(input.u16()) };
+    let cfg = SmbConfig { max_read_size: u32::from(input.u16()), max_write_size: u32::from(input.u16()), ..SmbConfig::default() };
     let mut smb = SmbState::new(&cfg);
     let mut files = CheckingFileSink::new(u64::MAX);
     let given = stream_steps(&mut input, |dir, ev, ts| {

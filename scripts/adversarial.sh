@@ -9,8 +9,10 @@
 #   ADV_DIVISOR=10 scripts/adversarial.sh     flood counts divided by 10 (bombs keep their size)
 #   ADV_KEEP=1                                keep the temporary directory (captures, outputs)
 #
-# Ceiling = FIXED_OVERHEAD + [stream] memcap + [capture] defrag_memcap
-#           + min(flows in the capture, max_flows) x PER_FLOW_ALLOWANCE.
+# Ceiling = FIXED_OVERHEAD + min(flows in the capture, max_flows) x PER_FLOW_ALLOWANCE
+#           + the caps the capture can fill: [stream] memcap (TCP), [capture] defrag_memcap
+#             (fragments), the held-message budget of one mail protocol (256 MiB,
+#             weir_extract::mime::DEFAULT_MAX_HELD_MESSAGE_BYTES) for SMTP messages.
 # FIXED_OVERHEAD (64 MiB): the process on a tiny capture peaks at about 10 MiB (binary, libraries,
 # EVE writer, flow table and parser tables empty); the rest is headroom for allocator retention
 # and output buffers, and it is independent of the capture.
@@ -26,28 +28,33 @@ bin="${CARGO_TARGET_DIR:-target}/release"
 MAX_FLOWS=10000
 STREAM_MEMCAP_MIB=32
 DEFRAG_MEMCAP_MIB=8
+MAIL_BUDGET_MIB=256
 FIXED_OVERHEAD_MIB=64
 PER_FLOW_ALLOWANCE_KIB=16
 DIVISOR=${ADV_DIVISOR:-1}
 TIMEOUT=${ADV_TIMEOUT:-600}
 
-# kind, count, whether the count scales with ADV_DIVISOR.
+# kind, count, whether the count scales with ADV_DIVISOR, the caps it can fill (- for none).
 captures=(
-    "syn-flood 1000000 scale"
-    "udp-flows 1000000 scale"
-    "ooo-flood 1000000 scale"
-    "ooo-holes 1000000 scale"
-    "ooo-flood-many 1000000 scale"
-    "frag-flood 100000 scale"
-    "http-header-flood 100000 scale"
-    "http-slow-headers 10000 scale"
-    "gzip-bomb 1024 fixed"
-    "gzip2-bomb 1024 fixed"
-    "brotli-bomb 1024 fixed"
-    "mime-bomb 2000 fixed"
-    "dns-loops 100000 scale"
-    "tls-16mb 16 fixed"
-    "ftp-port-flood 100000 scale"
+    "syn-flood 1000000 scale stream"
+    "udp-flows 1000000 scale -"
+    "ooo-flood 1000000 scale stream"
+    "ooo-holes 1000000 scale stream"
+    "ooo-flood-many 1000000 scale stream"
+    "ooo-flood-big 262144 scale stream"
+    "unacked-flood 262144 scale stream"
+    "frag-flood 100000 scale defrag"
+    "frag-far 200000 scale defrag"
+    "http-header-flood 100000 scale stream"
+    "http-slow-headers 10000 scale stream"
+    "gzip-bomb 1024 fixed stream"
+    "gzip2-bomb 1024 fixed stream"
+    "brotli-bomb 1024 fixed stream"
+    "mime-bomb 2000 fixed stream,mail"
+    "smtp-slow-data 400 scale stream,mail"
+    "dns-loops 100000 scale -"
+    "tls-16mb 16 fixed stream"
+    "ftp-port-flood 100000 scale stream"
 )
 
 if [ ! -x /usr/bin/time ]; then
@@ -76,11 +83,12 @@ decompress_limit = "16mb"
 EOF
 
 echo "config: max_flows $MAX_FLOWS, stream memcap ${STREAM_MEMCAP_MIB} MiB, defrag memcap ${DEFRAG_MEMCAP_MIB} MiB," \
-    "decompress_limit 16 MiB; ceiling = ${FIXED_OVERHEAD_MIB} MiB fixed + caps + min(flows, max_flows) x ${PER_FLOW_ALLOWANCE_KIB} KiB"
-printf '%-18s %9s %9s %9s %8s %9s %9s  %s\n' capture count "pcap MiB" packets "wall s" "RSS MiB" "ceil MiB" result
+    "decompress_limit 16 MiB, mail budget ${MAIL_BUDGET_MIB} MiB;" \
+    "ceiling = ${FIXED_OVERHEAD_MIB} MiB fixed + caps filled + min(flows, max_flows) x ${PER_FLOW_ALLOWANCE_KIB} KiB"
+printf '%-18s %9s %9s %9s %8s %9s %9s  %-12s %s\n' capture count "pcap MiB" packets "wall s" "RSS MiB" "ceil MiB" caps result
 failed=0
 for entry in "${captures[@]}"; do
-    read -r kind count scaling <<<"$entry"
+    read -r kind count scaling caps <<<"$entry"
     if [ "$#" -gt 0 ] && [[ " $* " != *" $kind "* ]]; then
         continue
     fi
@@ -109,7 +117,11 @@ for entry in "${captures[@]}"; do
     flows=$(sed -n 's/^weir: [0-9]* packets, [0-9]* bytes, \([0-9]*\) flows.*/\1/p' "$work/$kind.log" | head -n1)
     flows=${flows:-$MAX_FLOWS}
     held_flows=$((flows < MAX_FLOWS ? flows : MAX_FLOWS))
-    ceiling_kib=$(((FIXED_OVERHEAD_MIB + STREAM_MEMCAP_MIB + DEFRAG_MEMCAP_MIB) * 1024 + held_flows * PER_FLOW_ALLOWANCE_KIB))
+    caps_mib=0
+    [[ ",$caps," == *,stream,* ]] && caps_mib=$((caps_mib + STREAM_MEMCAP_MIB))
+    [[ ",$caps," == *,defrag,* ]] && caps_mib=$((caps_mib + DEFRAG_MEMCAP_MIB))
+    [[ ",$caps," == *,mail,* ]] && caps_mib=$((caps_mib + MAIL_BUDGET_MIB))
+    ceiling_kib=$(((FIXED_OVERHEAD_MIB + caps_mib) * 1024 + held_flows * PER_FLOW_ALLOWANCE_KIB))
     if [ -z "$rss_kib" ]; then
         reasons+=("no RSS figure")
         rss_kib=0
@@ -134,9 +146,9 @@ PY
         result="FAIL (${reasons[*]})"
         failed=1
     fi
-    printf '%-18s %9s %9s %9s %8s %9s %9s  %s\n' "$kind" "$count" "$pcap_mib" "${packets:-?}" "${wall:-?}" \
+    printf '%-18s %9s %9s %9s %8s %9s %9s  %-12s %s\n' "$kind" "$count" "$pcap_mib" "${packets:-?}" "${wall:-?}" \
         "$(awk -v k="$rss_kib" 'BEGIN {printf "%.1f", k / 1024}')" \
-        "$(awk -v k="$ceiling_kib" 'BEGIN {printf "%.1f", k / 1024}')" "$result"
+        "$(awk -v k="$ceiling_kib" 'BEGIN {printf "%.1f", k / 1024}')" "$caps" "$result"
     if [ "$result" != PASS ] && [ "$rc" -ne 0 ]; then
         tail -n 5 "$work/$kind.log" | sed 's/^/    /'
     fi

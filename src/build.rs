@@ -285,25 +285,33 @@ pub fn rules(c: &Config) -> anyhow::Result<Option<Arc<CompiledRules>>> {
     Ok(Some(Arc::new(CompiledRules::with_classification(report.rules, &classification))))
 }
 
-pub fn worker(c: &Config, out: &Path, eve: EveWriter, rules: Option<Arc<CompiledRules>>) -> anyhow::Result<Worker> {
-    worker_for(c, out, eve, rules, false)
+/// What every worker of a run shares, built once: the compiled rules, the reputation feeds, the
+/// sandbox dispatcher and the Central Node link.
+pub struct RunShared {
+    pub rules: Option<Arc<CompiledRules>>,
+    pub reputation: Option<Arc<ReputationSet>>,
+    pub sandbox: Option<Arc<weir_sandbox_client::Dispatcher>>,
+    pub central: Option<Arc<weir_sensor_link::Link>>,
+}
+
+pub fn run_shared(c: &Config, out: &Path) -> anyhow::Result<RunShared> {
+    Ok(RunShared {
+        rules: rules(c)?,
+        reputation: reputation(c)?,
+        sandbox: sandbox(c, out)?.map(Arc::new),
+        central: central(c, out)?.map(Arc::new),
+    })
 }
 
 /// A worker for a live capture (`live`: checksums validated under `auto`) or a replay.
-pub fn worker_for(
-    c: &Config,
-    out: &Path,
-    eve: EveWriter,
-    rules: Option<Arc<CompiledRules>>,
-    live: bool,
-) -> anyhow::Result<Worker> {
+pub fn worker_for(c: &Config, out: &Path, eve: EveWriter, shared: &RunShared, live: bool) -> anyhow::Result<Worker> {
     let decoder = Decoder::new(decode_config(c, live));
-    let files: Box<dyn FileSink> = if c.output.filestore {
+    let files: Box<dyn FileSink + Send> = if c.output.filestore {
         Box::new(Filestore::new(out).with_context(|| format!("cannot create the filestore in {}", out.display()))?)
     } else {
         Box::new(NullSink)
     };
-    let mails: Box<dyn MailSink> = if c.output.mail_store {
+    let mails: Box<dyn MailSink + Send> = if c.output.mail_store {
         Box::new(MailStore::new(out).map_err(|e| anyhow::anyhow!("cannot create the mail store in {}: {e}", out.display()))?)
     } else {
         Box::new(NullMailSink)
@@ -316,19 +324,19 @@ pub fn worker_for(
         files_stored: c.output.filestore,
         mails_stored: c.output.mail_store,
     };
-    let detector = rules.map(Detector::new).transpose()?;
+    let detector = shared.rules.clone().map(Detector::new).transpose()?;
     let mut worker = Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, detector);
-    if let Some(set) = reputation(c)? {
-        worker.set_reputation(set);
+    if let Some(set) = &shared.reputation {
+        worker.set_reputation(set.clone());
     }
     if let Some(set) = exclusions(c)? {
         worker.set_exclusions(set);
     }
-    if let Some(dispatcher) = sandbox(c, out)? {
-        worker.set_sandbox(dispatcher);
+    if let Some(dispatcher) = &shared.sandbox {
+        worker.set_sandbox(dispatcher.clone());
     }
-    if let Some(link) = central(c, out)? {
-        worker.set_central(link);
+    if let Some(link) = &shared.central {
+        worker.set_central(link.clone());
     }
     Ok(worker)
 }

@@ -9,8 +9,10 @@ mod icap;
 mod inspect;
 mod live;
 mod output;
+mod pipeline;
 mod replay;
 mod rules;
+mod stats;
 mod worker;
 
 use std::path::PathBuf;

@@ -140,6 +140,22 @@ impl WorkerStats {
     pub fn anomaly_total(&self) -> u64 {
         self.anomalies.values().sum()
     }
+
+    /// Adds another worker's counters to these.
+    pub fn absorb(&mut self, other: &WorkerStats) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.packets_without_flow += other.packets_without_flow;
+        self.flows_logged += other.flows_logged;
+        self.alerts += other.alerts;
+        for (event, n) in &other.anomalies {
+            *self.anomalies.entry(event.clone()).or_default() += n;
+        }
+        self.artifacts += other.artifacts;
+        self.stream_memcap_flushes += other.stream_memcap_flushes;
+        self.excluded_flows += other.excluded_flows;
+        self.excluded_artifacts += other.excluded_artifacts;
+    }
 }
 
 /// The settings a worker runs with.
@@ -162,8 +178,8 @@ struct Stages {
     ended: Vec<ClosedFlow<FlowState>>,
     stats: WorkerStats,
     eve: EveWriter,
-    files: Box<dyn FileSink>,
-    mails: Box<dyn MailSink>,
+    files: Box<dyn FileSink + Send>,
+    mails: Box<dyn MailSink + Send>,
     emit: Emit,
     detector: Option<Detector>,
     /// Alerts of the packet (or flow end) being handled, written with their flow afterwards.
@@ -172,9 +188,9 @@ struct Stages {
     stream_memory: usize,
     /// Ships alerts, file and mail records, files and messages to the Central Node (spooled on
     /// disk until it acknowledges them).
-    central: Option<weir_sensor_link::Link>,
+    central: Option<std::sync::Arc<weir_sensor_link::Link>>,
     /// Hands eligible files and URLs to the sandbox without waiting on it.
-    sandbox: Option<weir_sandbox_client::Dispatcher>,
+    sandbox: Option<std::sync::Arc<weir_sandbox_client::Dispatcher>>,
     /// Scan exclusions (SPEC.md section 7).
     exclusions: Option<weir_detect::exclusions::ExclusionSet>,
     /// Reputation feeds and this worker's cache of recent verdicts.
@@ -186,6 +202,8 @@ struct Stages {
     next_expectation_sweep: Timestamp,
     /// The first I/O error writing outputs; the run stops with it.
     io_error: Option<std::io::Error>,
+    /// The number in the capture of the frame being handled.
+    pcap_cnt: u64,
 }
 
 pub struct Worker {
@@ -200,8 +218,8 @@ impl Worker {
         flows: FlowTable<FlowState>,
         cfg: WorkerConfig,
         eve: EveWriter,
-        files: Box<dyn FileSink>,
-        mails: Box<dyn MailSink>,
+        files: Box<dyn FileSink + Send>,
+        mails: Box<dyn MailSink + Send>,
         detector: Option<Detector>,
     ) -> Worker {
         Worker {
@@ -226,15 +244,18 @@ impl Worker {
                 ftp_data_flows: std::collections::HashMap::new(),
                 next_expectation_sweep: Timestamp::ZERO,
                 io_error: None,
+                pcap_cnt: 0,
             },
             frame_anomalies: Vec::new(),
         }
     }
 
-    /// Runs one captured frame through every stage.
-    pub fn process(&mut self, ts: Timestamp, link: weir_core::LinkType, frame: &[u8]) -> std::io::Result<()> {
+    /// Runs one captured frame through every stage. `pcap_cnt` is the frame's number in the
+    /// capture (from 1), which alerts carry as Suricata's `pcap_cnt`.
+    pub fn process(&mut self, pcap_cnt: u64, ts: Timestamp, link: weir_core::LinkType, frame: &[u8]) -> std::io::Result<()> {
         let stages = &mut self.stages;
         stages.stats.packets += 1;
+        stages.pcap_cnt = pcap_cnt;
         stages.stats.bytes += frame.len() as u64;
         let anomalies = &mut self.frame_anomalies;
         self.decoder.decode_with_anomalies(
@@ -269,18 +290,28 @@ impl Worker {
     }
 
     /// Ships what the Central Node takes (alerts, fileinfo and mail records, files, messages).
-    pub fn set_central(&mut self, link: weir_sensor_link::Link) {
+    /// Every worker shares the one link.
+    pub fn set_central(&mut self, link: std::sync::Arc<weir_sensor_link::Link>) {
         self.stages.central = Some(link);
     }
 
-    /// The Central Node link, for the end of a run: flush, wait for delivery, shut down.
-    pub fn take_central(&mut self) -> Option<weir_sensor_link::Link> {
-        self.stages.central.take()
+    /// Hands files and URLs to the sandbox dispatcher every worker shares (its verdicts come back
+    /// as EVE records, written by whichever worker collects them).
+    pub fn set_sandbox(&mut self, dispatcher: std::sync::Arc<weir_sandbox_client::Dispatcher>) {
+        self.stages.sandbox = Some(dispatcher);
     }
 
-    /// Hands files and URLs to a sandbox dispatcher (its verdicts come back as EVE records).
-    pub fn set_sandbox(&mut self, dispatcher: weir_sandbox_client::Dispatcher) {
-        self.stages.sandbox = Some(dispatcher);
+    /// Writes records that belong to the run rather than to a flow (sandbox verdicts collected at
+    /// the end, `stats`), as this worker's own records are written (and shipped).
+    pub fn write_run_records(&mut self, records: &[Record]) -> std::io::Result<()> {
+        for record in records {
+            self.stages.write(record);
+        }
+        self.stages.eve.flush()?;
+        match self.stages.io_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Moves time on without a packet (a quiet live link), so idle flows still time out.
@@ -293,25 +324,35 @@ impl Worker {
         }
     }
 
-    /// End of capture: every flow is ended and logged, the sandbox (if any) given up to
-    /// `sandbox_wait` for verdicts, outputs flushed. Returns what the sandbox still has pending.
-    pub fn finish(&mut self, sandbox_wait: std::time::Duration) -> std::io::Result<Option<weir_sandbox_client::FinishReport>> {
+    /// End of capture: every flow is ended and logged, the verdicts already back written,
+    /// outputs flushed. The shared sandbox and Central Node handles are let go, so whoever owns
+    /// the run can wait for them once every worker is done.
+    pub fn finish(&mut self) -> std::io::Result<()> {
         let stages = &mut self.stages;
         stages.flows.drain(EndReason::Shutdown, &mut stages.ended);
         stages.log_ended();
-        let report = stages.sandbox.take().map(|d| d.finish(sandbox_wait));
-        if let Some(report) = &report {
-            for record in &report.records {
-                if let Value::Object(r) = record {
-                    stages.write(r);
-                }
-            }
-        }
+        stages.drain_sandbox();
+        stages.sandbox = None;
         if let Some(e) = stages.io_error.take() {
             return Err(e);
         }
         stages.eve.flush()?;
-        Ok(report)
+        // Records written from here on (the run's last) still go to the Central Node.
+        Ok(())
+    }
+
+    /// Lets go of this worker's handle on the Central Node link (after its last record).
+    pub fn release_central(&mut self) {
+        self.stages.central = None;
+    }
+
+    /// A copy of this worker's counters for the stats board.
+    pub fn snapshot(&self) -> crate::stats::WorkerSnapshot {
+        crate::stats::WorkerSnapshot {
+            stats: self.stages.stats.clone(),
+            eve: self.stages.eve.counts().clone(),
+            flows_active: self.stages.flows.len() as u64,
+        }
     }
 
     pub fn stats(&self) -> &WorkerStats {
@@ -355,7 +396,7 @@ impl Stages {
         }
         let mut facts = PacketFacts {
             ts: pkt.ts,
-            pcap_cnt: Some(self.stats.packets),
+            pcap_cnt: Some(self.pcap_cnt),
             ttl: pkt.ip.ttl,
             ip_id: pkt.ip.id,
             tcp: match pkt.transport {
@@ -888,12 +929,17 @@ impl Stages {
             self.io_error = Some(e);
         }
         if let Some(link) = &self.central {
-            let event_type = record.get("event_type").and_then(Value::as_str).unwrap_or("");
-            if CENTRAL_EVENT_TYPES.contains(&event_type) {
-                if let Ok(line) = serde_json::to_vec(record) {
-                    link.event(line);
-                }
-            }
+            ship_to_central(link, record);
+        }
+    }
+}
+
+/// Hands a record to the Central Node link when it is of a type the node takes.
+pub fn ship_to_central(link: &weir_sensor_link::Link, record: &Record) {
+    let event_type = record.get("event_type").and_then(Value::as_str).unwrap_or("");
+    if CENTRAL_EVENT_TYPES.contains(&event_type) {
+        if let Ok(line) = serde_json::to_vec(record) {
+            link.event(line);
         }
     }
 }

@@ -107,9 +107,12 @@ fn cross_key_rules_are_checked() {
 }
 
 #[test]
-fn asking_for_more_workers_than_exist_is_an_error() {
-    let errs = messages("[capture]\nworkers = 2\n");
-    assert!(errs[0].contains("only 1 worker is supported"), "{errs:?}");
+fn worker_counts_outside_1_to_64_are_errors() {
+    let errs = messages("[capture]\nworkers = 0\n");
+    assert!(errs[0].contains("give 1 to 64"), "{errs:?}");
+    let errs = messages("[capture]\nworkers = 65\n");
+    assert!(errs[0].contains("give 1 to 64"), "{errs:?}");
+    assert_eq!(parse("[capture]\nworkers = 2\n").unwrap().capture.workers, 2);
 }
 
 #[test]

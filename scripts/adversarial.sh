@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Hostile captures against memory ceilings (issue #13): generates each adversarial capture with
 # weir-pcapgen, replays it with tight caps under /usr/bin/time -v, and checks that the run exits
-# 0, writes eve.json as valid JSON lines, and peaks under its ceiling. Not a timed test: the wall
-# time is printed for reading, only a run past ADV_TIMEOUT seconds (a hang or quadratic blow-up)
-# fails on time.
+# 0, writes eve.json as valid JSON lines, and peaks under its ceiling. Not a timed test: wall and
+# CPU (user + system) seconds are printed for reading (CPU is the steadier figure on a shared
+# machine); only a run past ADV_TIMEOUT seconds (a hang or quadratic blow-up) fails on time.
 #
 # Usage: scripts/adversarial.sh [KIND...]      (default: every kind below; see docs/adversarial.md)
 #   ADV_DIVISOR=10 scripts/adversarial.sh     flood counts divided by 10 (bombs keep their size)
 #   ADV_KEEP=1                                keep the temporary directory (captures, outputs)
+#   ADV_PROFILE=debug                         replay with a debug build (overflow checks on): panics
+#                                             show as FAIL (exit 101); its RSS is not comparable
 #
 # Ceiling = FIXED_OVERHEAD + min(flows in the capture, max_flows) x PER_FLOW_ALLOWANCE
 #           + the caps the capture can fill: [stream] memcap (TCP), [capture] defrag_memcap
@@ -22,8 +24,9 @@
 # Any other memory is not covered by a configured cap, so a capture that needs it FAILs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PROFILE=${ADV_PROFILE:-release}
 # Where cargo puts binaries (CARGO_TARGET_DIR when set).
-bin="${CARGO_TARGET_DIR:-target}/release"
+bin="${CARGO_TARGET_DIR:-target}/$PROFILE"
 
 MAX_FLOWS=10000
 STREAM_MEMCAP_MIB=32
@@ -63,8 +66,13 @@ if [ ! -x /usr/bin/time ]; then
 fi
 command -v python3 >/dev/null || { echo "adversarial: python3 is needed to check eve.json" >&2; exit 2; }
 
-cargo build --release --bin weir
-cargo build --release -p weir-testkit --bin weir-pcapgen
+if [ "$PROFILE" = release ]; then
+    cargo build --release --bin weir
+    cargo build --release -p weir-testkit --bin weir-pcapgen
+else
+    cargo build --bin weir
+    cargo build -p weir-testkit --bin weir-pcapgen
+fi
 
 work=$(mktemp -d /tmp/weir-adversarial.XXXXXX)
 if [ -z "${ADV_KEEP:-}" ]; then
@@ -85,7 +93,7 @@ EOF
 echo "config: max_flows $MAX_FLOWS, stream memcap ${STREAM_MEMCAP_MIB} MiB, defrag memcap ${DEFRAG_MEMCAP_MIB} MiB," \
     "decompress_limit 16 MiB, mail budget ${MAIL_BUDGET_MIB} MiB;" \
     "ceiling = ${FIXED_OVERHEAD_MIB} MiB fixed + caps filled + min(flows, max_flows) x ${PER_FLOW_ALLOWANCE_KIB} KiB"
-printf '%-18s %9s %9s %9s %8s %9s %9s  %-12s %s\n' capture count "pcap MiB" packets "wall s" "RSS MiB" "ceil MiB" caps result
+printf '%-18s %9s %9s %9s %8s %7s %9s %9s  %-12s %s\n' capture count "pcap MiB" packets "wall s" "cpu s" "RSS MiB" "ceil MiB" caps result
 failed=0
 for entry in "${captures[@]}"; do
     read -r kind count scaling caps <<<"$entry"
@@ -111,6 +119,7 @@ for entry in "${captures[@]}"; do
         reasons+=("exit $rc")
     fi
     rss_kib=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/$kind.time" 2>/dev/null || true)
+    cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$work/$kind.time" 2>/dev/null || true)
     wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s}' "$work/$kind.time" 2>/dev/null || true)
     # The summary line weir prints: "weir: N packets, B bytes, F flows, ...".
     packets=$(sed -n 's/^weir: \([0-9]*\) packets.*/\1/p' "$work/$kind.log" | head -n1)
@@ -146,7 +155,7 @@ PY
         result="FAIL (${reasons[*]})"
         failed=1
     fi
-    printf '%-18s %9s %9s %9s %8s %9s %9s  %-12s %s\n' "$kind" "$count" "$pcap_mib" "${packets:-?}" "${wall:-?}" \
+    printf '%-18s %9s %9s %9s %8s %7s %9s %9s  %-12s %s\n' "$kind" "$count" "$pcap_mib" "${packets:-?}" "${wall:-?}" "${cpu:-?}" \
         "$(awk -v k="$rss_kib" 'BEGIN {printf "%.1f", k / 1024}')" \
         "$(awk -v k="$ceiling_kib" 'BEGIN {printf "%.1f", k / 1024}')" "$caps" "$result"
     if [ "$result" != PASS ] && [ "$rc" -ne 0 ]; then

@@ -5,6 +5,11 @@
 //! Invariants: per direction, the stream delivered never exceeds the payload bytes given that
 //! way, nor the depth; nothing follows `End`; data and gaps add up to the session's delivered
 //! offset; the session never holds more than its memcap and holds nothing after a flush.
+//!
+//! In "consistent" mode (bit 3 of the first byte) the session opens with a handshake and every
+//! segment's payload is cut from one fixed byte string per direction at its stream offset, so
+//! however segments overlap, repeat or arrive out of order, every byte delivered must be the
+//! string's byte at that offset.
 #![no_main]
 // Configs are spelled out in full but still end in `..Default` so new fields do not break the build.
 #![allow(clippy::needless_update)]
@@ -39,6 +44,15 @@ struct Delivered {
     data: u64,
     gaps: u64,
     ended: bool,
+    /// Consistent mode: delivered bytes must equal [`stream_byte`] at their offset.
+    check_content: bool,
+}
+
+/// Byte `offset` of the fixed stream of direction `dir` in consistent mode (not periodic over
+/// any short span, so a byte delivered at the wrong offset shows).
+fn stream_byte(dir: usize, offset: u64) -> u8 {
+    let x = offset.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(dir as u64 * 0x5851_F42D);
+    (x >> 56) as u8
 }
 
 struct Session {
@@ -59,6 +73,13 @@ fn record(out: &mut [Delivered; 2], dir: Direction, ev: StreamEvent<'_>) {
     match ev {
         StreamEvent::Data(b) => {
             assert!(!b.is_empty(), "empty Data event");
+            if d.check_content {
+                let at = d.data + d.gaps;
+                for (i, &byte) in b.iter().enumerate() {
+                    let want = stream_byte(dir.index(), at + i as u64);
+                    assert_eq!(byte, want, "{dir:?} byte at stream offset {} is wrong", at + i as u64);
+                }
+            }
             d.data += b.len() as u64;
         }
         StreamEvent::Gap { len } => {
@@ -115,6 +136,10 @@ fuzz_target!(|data: &[u8]| {
     let isn = [input.u32(), input.u32()];
     let mut session = Session::new();
     let mut ns = 1_000_000_000u64;
+    if setup & 8 != 0 {
+        consistent(&mut input, &cfg, isn, session);
+        return;
+    }
     while !input.is_empty() {
         let head = input.u8();
         let from_initiator = head & 1 == 0;
@@ -164,3 +189,58 @@ fuzz_target!(|data: &[u8]| {
     }
     flush_and_check(session, &cfg);
 });
+
+/// Consistent mode: handshake, then segments cut from the fixed per-direction streams.
+fn consistent(input: &mut Input<'_>, cfg: &StreamConfig, isn: [u32; 2], mut session: Session) {
+    use tcp_flags::{ACK, FIN, PSH, RST, SYN};
+    session.out[0].check_content = true;
+    session.out[1].check_content = true;
+    let mut ns = 1_000_000_000u64;
+    let feed = |session: &mut Session, from_initiator: bool, seq: u32, ack: u32, flags: u8, payload: &[u8], ns: u64| {
+        let seg = TcpSegment {
+            ts: Timestamp::from_nanos(ns),
+            from_initiator,
+            seq,
+            ack,
+            flags,
+            window: u16::MAX,
+            wscale: None,
+            timestamp: None,
+            sack_permitted: false,
+            payload,
+        };
+        let out = &mut session.out;
+        let outcome = session.tcp.on_segment(cfg, &seg, &mut |dir, ev| record(out, dir, ev));
+        if !outcome.new_session {
+            session.given[outcome.direction.index()] += payload.len() as u64;
+        }
+        check(session, cfg);
+        outcome.new_session
+    };
+    feed(&mut session, true, isn[0], 0, SYN, &[], ns);
+    feed(&mut session, false, isn[1], isn[0].wrapping_add(1), SYN | ACK, &[], ns + 1);
+    feed(&mut session, true, isn[0].wrapping_add(1), isn[1].wrapping_add(1), ACK, &[], ns + 2);
+    let mut buf = Vec::new();
+    while !input.is_empty() {
+        let head = input.u8();
+        let d = usize::from(head & 1);
+        let offset = u64::from(input.u16()) % 60_000;
+        let len = if head & 2 != 0 { usize::from(input.u16()) % 3000 } else { usize::from(input.u8()) };
+        let acked = u32::from(input.u16());
+        let flags = ACK | match (head >> 2) & 7 {
+            0 => FIN,
+            1 => RST,
+            _ => PSH,
+        };
+        buf.clear();
+        buf.extend((0..len as u64).map(|i| stream_byte(d, offset + i)));
+        let seq = isn[d].wrapping_add(1).wrapping_add(offset as u32);
+        let ack = isn[1 - d].wrapping_add(1).wrapping_add(acked);
+        ns += if head & 0x20 != 0 { 100_000_000_000 } else { 1_000 };
+        if feed(&mut session, d == 0, seq, ack, flags, &buf, ns) {
+            // Port reuse needs a SYN, which consistent mode never sends after the handshake.
+            panic!("new session requested without a SYN");
+        }
+    }
+    flush_and_check(session, cfg);
+}

@@ -52,13 +52,28 @@ pub fn decode_config(c: &Config, live: bool) -> DecodeConfig {
 }
 
 pub fn stream_config(c: &Config) -> StreamConfig {
-    use weir_reassembly::OverlapPolicy as P;
     let mut s = StreamConfig::default();
     s.midstream = c.stream.midstream;
     s.async_oneside = c.stream.async_oneside;
     s.depth = c.stream.depth.0;
     s.max_queued_segments = c.stream.max_queued_segments;
-    s.overlap_policy = match c.stream.overlap_policy {
+    s.overlap_policy = overlap_policy(c.stream.overlap_policy);
+    s.inline = c.stream.inline;
+    // A table that does not parse was already reported by the config's validation.
+    s.host_os_policy = host_os_policy(c).unwrap_or_default();
+    s
+}
+
+/// The `[stream.host_os_policy]` table as reassembly resolves it.
+pub fn host_os_policy(c: &Config) -> Result<weir_reassembly::HostOsPolicy, weir_reassembly::HostPolicyError> {
+    weir_reassembly::HostOsPolicy::new(
+        c.stream.host_os_policy.iter().map(|(policy, nets)| (overlap_policy(*policy), nets.as_slice())),
+    )
+}
+
+fn overlap_policy(policy: OverlapPolicy) -> weir_reassembly::OverlapPolicy {
+    use weir_reassembly::OverlapPolicy as P;
+    match policy {
         OverlapPolicy::First => P::First,
         OverlapPolicy::Last => P::Last,
         OverlapPolicy::Bsd => P::Bsd,
@@ -74,8 +89,7 @@ pub fn stream_config(c: &Config) -> StreamConfig {
         OverlapPolicy::Hpux11 => P::Hpux11,
         OverlapPolicy::Irix => P::Irix,
         OverlapPolicy::Macos => P::Macos,
-    };
-    s
+    }
 }
 
 pub fn app_layer_config(c: &Config) -> AppLayerConfig {

@@ -516,7 +516,15 @@ impl Stages {
         stream_facts.app_proto = flow.app_proto;
         let state = &mut flow.state;
         segment.from_initiator = (dir == Direction::ToServer) != state.flipped;
-        let session = state.tcp.get_or_insert_with(|| Box::new(TcpSession::new()));
+        let session = state.tcp.get_or_insert_with(|| {
+            let mut session = TcpSession::new();
+            // The packet opening the session tells whose address is whose; the session picks
+            // each direction's overlap policy by its receiving host (`[stream.host_os_policy]`).
+            let (initiator, responder) =
+                if segment.from_initiator { (key.src_ip, key.dst_ip) } else { (key.dst_ip, key.src_ip) };
+            session.set_endpoints(&cfg.stream, initiator, responder);
+            Box::new(session)
+        });
         let FlowState { app, detect, stream_pending, .. } = state;
         let before = session.memory_used();
         let mut detection = Detection::default();

@@ -116,7 +116,7 @@ impl VarValue {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum OverlapPolicy {
     First,
@@ -183,6 +183,14 @@ pub struct StreamSection {
     pub memcap: ByteSize,
     /// Out-of-order segments held per direction at most.
     pub max_queued_segments: usize,
+    /// Suricata's `stream.inline` (IPS mode): stream bytes are inspected on the packet that
+    /// carries them rather than once the receiver ACKs them, and the first copy of overlapping
+    /// data wins. Off by default, as Suricata (a passive sensor sees what the receiver ACKed).
+    pub inline: bool,
+    /// Overlap policy by receiving host, Suricata's `host-os-policy`: policy name to a list of
+    /// addresses or networks (`old-linux = ["10.0.0.0/8"]`); the longest prefix wins, and
+    /// hosts listed nowhere use `overlap_policy`.
+    pub host_os_policy: BTreeMap<OverlapPolicy, Vec<String>>,
 }
 
 impl Default for StreamSection {
@@ -197,6 +205,8 @@ impl Default for StreamSection {
             inspect_depth: ByteSize::mib(1),
             memcap: ByteSize::mib(256),
             max_queued_segments: 2048,
+            inline: false,
+            host_os_policy: BTreeMap::new(),
         }
     }
 }
@@ -519,6 +529,9 @@ impl Config {
         }
         if self.stream.max_flows == 0 {
             errs.push(("stream", "max_flows must be at least 1".into()));
+        }
+        if let Err(e) = crate::build::host_os_policy(self) {
+            errs.push(("stream", format!("host_os_policy: {e}")));
         }
         for name in self.vars.0.keys() {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {

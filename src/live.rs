@@ -40,8 +40,9 @@ pub fn run(interface: Option<String>, common: &CommonArgs, config: &Config) -> a
     let out = common.out.clone().unwrap_or_else(|| config.output.dir.clone());
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create output directory {}", out.display()))?;
     let eve = EveWriter::create(&out, common.overwrite, &config.output.eve_types)?;
-    let rules = build::rules(config)?;
-    let mut worker = build::worker_for(config, &out, eve, rules, true)?;
+    let shared = build::shared_sets(config)?;
+    let mut worker = build::worker_for(config, &out, eve, &shared, true)?;
+    let _reloader = crate::reload::start(crate::reload::ConfigSource::of(common), shared.clone())?;
     eprintln!("weir: capturing on {interface}; SIGINT or SIGTERM ends the run");
 
     loop {

@@ -10,7 +10,9 @@ mod inspect;
 mod live;
 mod output;
 mod replay;
+mod reload;
 mod rules;
+mod swap;
 mod worker;
 
 use std::path::PathBuf;

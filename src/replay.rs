@@ -19,8 +19,8 @@ pub fn run(paths: &[PathBuf], common: &CommonArgs, config: &Config, quiet: bool)
     let out = common.out.clone().unwrap_or_else(|| config.output.dir.clone());
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create output directory {}", out.display()))?;
     let eve = EveWriter::create(&out, common.overwrite, &config.output.eve_types)?;
-    let rules = build::rules(config)?;
-    let mut worker: Worker = build::worker(config, &out, eve, rules)?;
+    let shared = build::shared_sets(config)?;
+    let mut worker: Worker = build::worker(config, &out, eve, &shared)?;
 
     let progress = (!quiet && std::io::stderr().is_terminal()).then(|| progress_bar(source.total_bytes()));
     let started = Instant::now();

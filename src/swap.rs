@@ -213,6 +213,70 @@ mod tests {
     }
 
     #[test]
+    fn reputation_is_not_used_without_the_license() {
+        let set = Arc::new(ReputationSet::load(&[]).0);
+        let sets = Sets { reputation: Some(set), ..empty() };
+        assert!(sets.reputation_in_use().is_some());
+        let unlicensed = Sets { licensed: Licensed { sandbox: true, reputation: false }, ..sets };
+        assert!(unlicensed.reputation_in_use().is_none());
+        assert!(unlicensed.reputation.is_some(), "kept for when the license comes back");
+    }
+
+    /// A worker takes swapped rules between packets and keeps each flow's detection state: a
+    /// flowbit set under the old rules is seen by the new ones.
+    #[test]
+    fn a_worker_swaps_rules_mid_flow_and_keeps_flow_state() {
+        use etherparse::PacketBuilder;
+        use weir_core::{LinkType, Timestamp};
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::default();
+        let compile = |text: &str| {
+            let path = dir.path().join("r.rules");
+            std::fs::write(&path, text).unwrap();
+            crate::reload::compile_rules(&config, Some(&[path])).unwrap()
+        };
+        let old = compile(
+            "alert udp any any -> any any (msg:\"a\"; content:\"alpha\"; flowbits:set,seen; sid:1;)\n",
+        );
+        let shared = Arc::new(SharedSets::new(Sets { rules: old, ..empty() }, Sources::default()));
+        let eve = crate::output::EveWriter::create(dir.path(), true, &[]).unwrap();
+        let mut worker = crate::build::worker(&config, dir.path(), eve, &shared).unwrap();
+        let frame = |sport: u16, payload: &[u8]| {
+            let mut out = Vec::new();
+            PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .udp(sport, 53_000)
+                .write(&mut out, payload)
+                .unwrap();
+            out
+        };
+        let t = |s: u64| Timestamp::from_secs_nanos(1_700_000_000 + s, 0);
+        worker.process(t(0), LinkType::ETHERNET, &frame(1000, b"alpha")).unwrap();
+        assert_eq!(worker.stats().alerts, 1);
+
+        let new = compile(
+            "alert udp any any -> any any (msg:\"b\"; content:\"beta\"; flowbits:isset,seen; sid:2;)\n",
+        );
+        shared.lock().publish(|s| s.rules = new);
+        // An idle tick is one of the worker's looks at the generation.
+        worker.advance(t(1)).unwrap();
+        worker.process(t(2), LinkType::ETHERNET, &frame(1000, b"beta alpha")).unwrap();
+        worker.process(t(3), LinkType::ETHERNET, &frame(2000, b"beta")).unwrap();
+        worker.finish(std::time::Duration::ZERO).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("eve.json")).unwrap();
+        let alerts: Vec<(u64, u64)> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["event_type"] == "alert")
+            .map(|e| (e["src_port"].as_u64().unwrap(), e["alert"]["signature_id"].as_u64().unwrap()))
+            .collect();
+        // sid 1 is gone (its content is in the second packet), sid 2 sees the bit of flow 1000
+        // only: flow 2000 never had it set.
+        assert_eq!(alerts, [(1000, 1), (1000, 2)]);
+    }
+
+    #[test]
     fn central_exclusions_are_added_after_the_local_ones() {
         let sources = Sources {
             local_exclusions: ExclusionLists { hosts: vec!["a.example".into()], ..ExclusionLists::default() },

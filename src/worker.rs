@@ -310,7 +310,7 @@ impl Worker {
 
     /// Runs one captured frame through every stage.
     pub fn process(&mut self, ts: Timestamp, link: weir_core::LinkType, frame: &[u8]) -> std::io::Result<()> {
-        if self.stages.stats.packets % RELOAD_CHECK_EVERY == 0 {
+        if self.stages.stats.packets.is_multiple_of(RELOAD_CHECK_EVERY) {
             self.follow_swaps();
         }
         let stages = &mut self.stages;

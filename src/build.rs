@@ -52,13 +52,28 @@ pub fn decode_config(c: &Config, live: bool) -> DecodeConfig {
 }
 
 pub fn stream_config(c: &Config) -> StreamConfig {
-    use weir_reassembly::OverlapPolicy as P;
     let mut s = StreamConfig::default();
     s.midstream = c.stream.midstream;
     s.async_oneside = c.stream.async_oneside;
     s.depth = c.stream.depth.0;
     s.max_queued_segments = c.stream.max_queued_segments;
-    s.overlap_policy = match c.stream.overlap_policy {
+    s.overlap_policy = overlap_policy(c.stream.overlap_policy);
+    s.inline = c.stream.inline;
+    // A table that does not parse was already reported by the config's validation.
+    s.host_os_policy = host_os_policy(c).unwrap_or_default();
+    s
+}
+
+/// The `[stream.host_os_policy]` table as reassembly resolves it.
+pub fn host_os_policy(c: &Config) -> Result<weir_reassembly::HostOsPolicy, weir_reassembly::HostPolicyError> {
+    weir_reassembly::HostOsPolicy::new(
+        c.stream.host_os_policy.iter().map(|(policy, nets)| (overlap_policy(*policy), nets.as_slice())),
+    )
+}
+
+fn overlap_policy(policy: OverlapPolicy) -> weir_reassembly::OverlapPolicy {
+    use weir_reassembly::OverlapPolicy as P;
+    match policy {
         OverlapPolicy::First => P::First,
         OverlapPolicy::Last => P::Last,
         OverlapPolicy::Bsd => P::Bsd,
@@ -74,8 +89,7 @@ pub fn stream_config(c: &Config) -> StreamConfig {
         OverlapPolicy::Hpux11 => P::Hpux11,
         OverlapPolicy::Irix => P::Irix,
         OverlapPolicy::Macos => P::Macos,
-    };
-    s
+    }
 }
 
 pub fn app_layer_config(c: &Config) -> AppLayerConfig {
@@ -325,25 +339,28 @@ pub fn rules(c: &Config) -> anyhow::Result<Option<Arc<CompiledRules>>> {
     Ok(Some(Arc::new(CompiledRules::with_classification(report.rules, &classification))))
 }
 
-pub fn worker(c: &Config, out: &Path, eve: EveWriter, shared: &Arc<SharedSets>) -> anyhow::Result<Worker> {
-    worker_for(c, out, eve, shared, false)
+/// What every worker of a run shares, built once: the swappable rules, feeds and exclusions,
+/// the sandbox dispatcher and the Central Node link.
+pub struct RunShared {
+    pub sets: Arc<SharedSets>,
+    pub sandbox: Option<Arc<weir_sandbox_client::Dispatcher>>,
+    pub central: Option<Arc<weir_sensor_link::Link>>,
+}
+
+pub fn run_shared(c: &Config, out: &Path) -> anyhow::Result<RunShared> {
+    let sets = shared_sets(c)?;
+    Ok(RunShared { sandbox: sandbox(c, out)?.map(Arc::new), central: central(c, out, &sets)?.map(Arc::new), sets })
 }
 
 /// A worker for a live capture (`live`: checksums validated under `auto`) or a replay.
-pub fn worker_for(
-    c: &Config,
-    out: &Path,
-    eve: EveWriter,
-    shared: &Arc<SharedSets>,
-    live: bool,
-) -> anyhow::Result<Worker> {
+pub fn worker_for(c: &Config, out: &Path, eve: EveWriter, shared: &RunShared, live: bool) -> anyhow::Result<Worker> {
     let decoder = Decoder::new(decode_config(c, live));
-    let files: Box<dyn FileSink> = if c.output.filestore {
+    let files: Box<dyn FileSink + Send> = if c.output.filestore {
         Box::new(Filestore::new(out).with_context(|| format!("cannot create the filestore in {}", out.display()))?)
     } else {
         Box::new(NullSink)
     };
-    let mails: Box<dyn MailSink> = if c.output.mail_store {
+    let mails: Box<dyn MailSink + Send> = if c.output.mail_store {
         Box::new(MailStore::new(out).map_err(|e| anyhow::anyhow!("cannot create the mail store in {}: {e}", out.display()))?)
     } else {
         Box::new(NullMailSink)
@@ -357,12 +374,12 @@ pub fn worker_for(
         mails_stored: c.output.mail_store,
     };
     let mut worker = Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, None);
-    worker.set_shared(shared.clone())?;
-    if let Some(dispatcher) = sandbox(c, out)? {
-        worker.set_sandbox(dispatcher);
+    worker.set_shared(shared.sets.clone())?;
+    if let Some(dispatcher) = &shared.sandbox {
+        worker.set_sandbox(dispatcher.clone());
     }
-    if let Some(link) = central(c, out, shared)? {
-        worker.set_central(link);
+    if let Some(link) = &shared.central {
+        worker.set_central(link.clone());
     }
     Ok(worker)
 }

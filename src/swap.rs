@@ -241,7 +241,8 @@ mod tests {
         );
         let shared = Arc::new(SharedSets::new(Sets { rules: old, ..empty() }, Sources::default()));
         let eve = crate::output::EveWriter::create(dir.path(), true, &[]).unwrap();
-        let mut worker = crate::build::worker(&config, dir.path(), eve, &shared).unwrap();
+        let run = crate::build::RunShared { sets: shared.clone(), sandbox: None, central: None };
+        let mut worker = crate::build::worker_for(&config, dir.path(), eve, &run, false).unwrap();
         let frame = |sport: u16, payload: &[u8]| {
             let mut out = Vec::new();
             PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
@@ -252,7 +253,7 @@ mod tests {
             out
         };
         let t = |s: u64| Timestamp::from_secs_nanos(1_700_000_000 + s, 0);
-        worker.process(t(0), LinkType::ETHERNET, &frame(1000, b"alpha")).unwrap();
+        worker.process(1, t(0), LinkType::ETHERNET, &frame(1000, b"alpha")).unwrap();
         assert_eq!(worker.stats().alerts, 1);
 
         let new = compile(
@@ -261,9 +262,9 @@ mod tests {
         shared.lock().publish(|s| s.rules = new);
         // An idle tick is one of the worker's looks at the generation.
         worker.advance(t(1)).unwrap();
-        worker.process(t(2), LinkType::ETHERNET, &frame(1000, b"beta alpha")).unwrap();
-        worker.process(t(3), LinkType::ETHERNET, &frame(2000, b"beta")).unwrap();
-        worker.finish(std::time::Duration::ZERO).unwrap();
+        worker.process(2, t(2), LinkType::ETHERNET, &frame(1000, b"beta alpha")).unwrap();
+        worker.process(3, t(3), LinkType::ETHERNET, &frame(2000, b"beta")).unwrap();
+        worker.finish().unwrap();
         let text = std::fs::read_to_string(dir.path().join("eve.json")).unwrap();
         let alerts: Vec<(u64, u64)> = text
             .lines()

@@ -145,6 +145,22 @@ impl WorkerStats {
     pub fn anomaly_total(&self) -> u64 {
         self.anomalies.values().sum()
     }
+
+    /// Adds another worker's counters to these.
+    pub fn absorb(&mut self, other: &WorkerStats) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.packets_without_flow += other.packets_without_flow;
+        self.flows_logged += other.flows_logged;
+        self.alerts += other.alerts;
+        for (event, n) in &other.anomalies {
+            *self.anomalies.entry(event.clone()).or_default() += n;
+        }
+        self.artifacts += other.artifacts;
+        self.stream_memcap_flushes += other.stream_memcap_flushes;
+        self.excluded_flows += other.excluded_flows;
+        self.excluded_artifacts += other.excluded_artifacts;
+    }
 }
 
 /// The settings a worker runs with.
@@ -167,8 +183,8 @@ struct Stages {
     ended: Vec<ClosedFlow<FlowState>>,
     stats: WorkerStats,
     eve: EveWriter,
-    files: Box<dyn FileSink>,
-    mails: Box<dyn MailSink>,
+    files: Box<dyn FileSink + Send>,
+    mails: Box<dyn MailSink + Send>,
     emit: Emit,
     detector: Option<Detector>,
     /// Alerts of the packet (or flow end) being handled, written with their flow afterwards.
@@ -177,9 +193,9 @@ struct Stages {
     stream_memory: usize,
     /// Ships alerts, file and mail records, files and messages to the Central Node (spooled on
     /// disk until it acknowledges them).
-    central: Option<weir_sensor_link::Link>,
+    central: Option<std::sync::Arc<weir_sensor_link::Link>>,
     /// Hands eligible files and URLs to the sandbox without waiting on it.
-    sandbox: Option<weir_sandbox_client::Dispatcher>,
+    sandbox: Option<std::sync::Arc<weir_sandbox_client::Dispatcher>>,
     /// Scan exclusions (SPEC.md section 7).
     exclusions: Option<std::sync::Arc<weir_detect::exclusions::ExclusionSet>>,
     /// What the license allows (sandbox dispatch); everything until a license says otherwise.
@@ -193,6 +209,8 @@ struct Stages {
     next_expectation_sweep: Timestamp,
     /// The first I/O error writing outputs; the run stops with it.
     io_error: Option<std::io::Error>,
+    /// The number in the capture of the frame being handled.
+    pcap_cnt: u64,
 }
 
 pub struct Worker {
@@ -223,8 +241,8 @@ impl Worker {
         flows: FlowTable<FlowState>,
         cfg: WorkerConfig,
         eve: EveWriter,
-        files: Box<dyn FileSink>,
-        mails: Box<dyn MailSink>,
+        files: Box<dyn FileSink + Send>,
+        mails: Box<dyn MailSink + Send>,
         detector: Option<Detector>,
     ) -> Worker {
         Worker {
@@ -250,6 +268,7 @@ impl Worker {
                 ftp_data_flows: std::collections::HashMap::new(),
                 next_expectation_sweep: Timestamp::ZERO,
                 io_error: None,
+                pcap_cnt: 0,
             },
             frame_anomalies: Vec::new(),
             shared: None,
@@ -308,13 +327,15 @@ impl Worker {
         Ok(())
     }
 
-    /// Runs one captured frame through every stage.
-    pub fn process(&mut self, ts: Timestamp, link: weir_core::LinkType, frame: &[u8]) -> std::io::Result<()> {
+    /// Runs one captured frame through every stage. `pcap_cnt` is the frame's number in the
+    /// capture (from 1), which alerts carry as Suricata's `pcap_cnt`.
+    pub fn process(&mut self, pcap_cnt: u64, ts: Timestamp, link: weir_core::LinkType, frame: &[u8]) -> std::io::Result<()> {
         if self.stages.stats.packets.is_multiple_of(RELOAD_CHECK_EVERY) {
             self.follow_swaps();
         }
         let stages = &mut self.stages;
         stages.stats.packets += 1;
+        stages.pcap_cnt = pcap_cnt;
         stages.stats.bytes += frame.len() as u64;
         let anomalies = &mut self.frame_anomalies;
         self.decoder.decode_with_anomalies(
@@ -344,18 +365,28 @@ impl Worker {
     }
 
     /// Ships what the Central Node takes (alerts, fileinfo and mail records, files, messages).
-    pub fn set_central(&mut self, link: weir_sensor_link::Link) {
+    /// Every worker shares the one link.
+    pub fn set_central(&mut self, link: std::sync::Arc<weir_sensor_link::Link>) {
         self.stages.central = Some(link);
     }
 
-    /// The Central Node link, for the end of a run: flush, wait for delivery, shut down.
-    pub fn take_central(&mut self) -> Option<weir_sensor_link::Link> {
-        self.stages.central.take()
+    /// Hands files and URLs to the sandbox dispatcher every worker shares (its verdicts come back
+    /// as EVE records, written by whichever worker collects them).
+    pub fn set_sandbox(&mut self, dispatcher: std::sync::Arc<weir_sandbox_client::Dispatcher>) {
+        self.stages.sandbox = Some(dispatcher);
     }
 
-    /// Hands files and URLs to a sandbox dispatcher (its verdicts come back as EVE records).
-    pub fn set_sandbox(&mut self, dispatcher: weir_sandbox_client::Dispatcher) {
-        self.stages.sandbox = Some(dispatcher);
+    /// Writes records that belong to the run rather than to a flow (sandbox verdicts collected at
+    /// the end, `stats`), as this worker's own records are written (and shipped).
+    pub fn write_run_records(&mut self, records: &[Record]) -> std::io::Result<()> {
+        for record in records {
+            self.stages.write(record);
+        }
+        self.stages.eve.flush()?;
+        match self.stages.io_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Moves time on without a packet (a quiet live link), so idle flows still time out.
@@ -369,25 +400,35 @@ impl Worker {
         }
     }
 
-    /// End of capture: every flow is ended and logged, the sandbox (if any) given up to
-    /// `sandbox_wait` for verdicts, outputs flushed. Returns what the sandbox still has pending.
-    pub fn finish(&mut self, sandbox_wait: std::time::Duration) -> std::io::Result<Option<weir_sandbox_client::FinishReport>> {
+    /// End of capture: every flow is ended and logged, the verdicts already back written,
+    /// outputs flushed. The shared sandbox and Central Node handles are let go, so whoever owns
+    /// the run can wait for them once every worker is done.
+    pub fn finish(&mut self) -> std::io::Result<()> {
         let stages = &mut self.stages;
         stages.flows.drain(EndReason::Shutdown, &mut stages.ended);
         stages.log_ended();
-        let report = stages.sandbox.take().map(|d| d.finish(sandbox_wait));
-        if let Some(report) = &report {
-            for record in &report.records {
-                if let Value::Object(r) = record {
-                    stages.write(r);
-                }
-            }
-        }
+        stages.drain_sandbox();
+        stages.sandbox = None;
         if let Some(e) = stages.io_error.take() {
             return Err(e);
         }
         stages.eve.flush()?;
-        Ok(report)
+        // Records written from here on (the run's last) still go to the Central Node.
+        Ok(())
+    }
+
+    /// Lets go of this worker's handle on the Central Node link (after its last record).
+    pub fn release_central(&mut self) {
+        self.stages.central = None;
+    }
+
+    /// A copy of this worker's counters for the stats board.
+    pub fn snapshot(&self) -> crate::stats::WorkerSnapshot {
+        crate::stats::WorkerSnapshot {
+            stats: self.stages.stats.clone(),
+            eve: self.stages.eve.counts().clone(),
+            flows_active: self.stages.flows.len() as u64,
+        }
     }
 
     pub fn stats(&self) -> &WorkerStats {
@@ -431,7 +472,7 @@ impl Stages {
         }
         let mut facts = PacketFacts {
             ts: pkt.ts,
-            pcap_cnt: Some(self.stats.packets),
+            pcap_cnt: Some(self.pcap_cnt),
             ttl: pkt.ip.ttl,
             ip_id: pkt.ip.id,
             tcp: match pkt.transport {
@@ -551,7 +592,15 @@ impl Stages {
         stream_facts.app_proto = flow.app_proto;
         let state = &mut flow.state;
         segment.from_initiator = (dir == Direction::ToServer) != state.flipped;
-        let session = state.tcp.get_or_insert_with(|| Box::new(TcpSession::new()));
+        let session = state.tcp.get_or_insert_with(|| {
+            let mut session = TcpSession::new();
+            // The packet opening the session tells whose address is whose; the session picks
+            // each direction's overlap policy by its receiving host (`[stream.host_os_policy]`).
+            let (initiator, responder) =
+                if segment.from_initiator { (key.src_ip, key.dst_ip) } else { (key.dst_ip, key.src_ip) };
+            session.set_endpoints(&cfg.stream, initiator, responder);
+            Box::new(session)
+        });
         let FlowState { app, detect, stream_pending, .. } = state;
         let before = session.memory_used();
         let mut detection = Detection::default();
@@ -964,12 +1013,17 @@ impl Stages {
             self.io_error = Some(e);
         }
         if let Some(link) = &self.central {
-            let event_type = record.get("event_type").and_then(Value::as_str).unwrap_or("");
-            if CENTRAL_EVENT_TYPES.contains(&event_type) {
-                if let Ok(line) = serde_json::to_vec(record) {
-                    link.event(line);
-                }
-            }
+            ship_to_central(link, record);
+        }
+    }
+}
+
+/// Hands a record to the Central Node link when it is of a type the node takes.
+pub fn ship_to_central(link: &weir_sensor_link::Link, record: &Record) {
+    let event_type = record.get("event_type").and_then(Value::as_str).unwrap_or("");
+    if CENTRAL_EVENT_TYPES.contains(&event_type) {
+        if let Ok(line) = serde_json::to_vec(record) {
+            link.event(line);
         }
     }
 }

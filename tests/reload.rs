@@ -203,7 +203,7 @@ fn a_rewritten_feed_and_sighup_reloaded_rules_take_effect_during_live() {
     std::fs::write(
         &config,
         format!(
-            "[capture]\nbpf = \"udp port {SENSOR_PORT}\"\n[detect]\nrules = [\"{}\"]\n\
+            "[capture]\nworkers = 2\nbpf = \"udp port {SENSOR_PORT}\"\n[detect]\nrules = [\"{}\"]\n\
              [[detect.feeds]]\nname = \"bad-ips\"\ncategory = \"malware\"\nformat = \"ips\"\npath = \"{}\"\n",
             rules.display(),
             feed.display()
@@ -269,7 +269,7 @@ fn central_node_rules_updates_and_policy_exclusions_are_swapped_in_during_live()
     std::fs::write(
         &config,
         format!(
-            "[capture]\nbpf = \"udp port {SENSOR_PORT}\"\n[detect]\nrules = [\"{rules}\"]\n\
+            "[capture]\nworkers = 2\nbpf = \"udp port {SENSOR_PORT}\"\n[detect]\nrules = [\"{rules}\"]\n\
              [central]\nenabled = true\nurl = \"https://127.0.0.1:{port}/\"\nsensor_id = \"sensor-1\"\n\
              ca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\nspool_dir = \"{spool}\"\nbatch_age = 1\npoll_interval = 1\nreplay_wait = 5\n",
             rules = rules.display(),

@@ -16,11 +16,11 @@ use weir_reassembly::StreamConfig;
 
 use crate::config::{ChecksumValidation, Config, FeedFormat, FragPolicy, OverlapPolicy, SandboxApi, TimeoutSection};
 use weir_detect::engine::CompiledRules;
-use weir_detect::exclusions::{ExclusionLists, ExclusionSet};
+use weir_detect::exclusions::{ExclusionCounters, ExclusionLists, ExclusionSet};
 use weir_detect::reputation::{FeedFormat as ReputationFormat, FeedSpec, ReputationSet};
 
-use crate::detection::Detector;
 use crate::output::EveWriter;
+use crate::swap::{Licensed, Sets, SharedSets, Sources};
 use crate::worker::{Worker, WorkerConfig};
 
 fn usize_of(bytes: u64) -> usize {
@@ -182,7 +182,7 @@ pub fn sandbox(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sandbox_cli
 
 /// Starts the Central Node link when `[central]` is enabled. Rule updates it receives are
 /// accepted only when their rule files load.
-pub fn central(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sensor_link::Link>> {
+pub fn central(c: &Config, out: &Path, shared: &Arc<SharedSets>) -> anyhow::Result<Option<weir_sensor_link::Link>> {
     let s = &c.central;
     if !s.enabled {
         return Ok(None);
@@ -198,6 +198,8 @@ pub fn central(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sensor_link
     cfg.spool_max_bytes = s.spool_max.0;
     cfg.batch_max_events = s.batch_events;
     cfg.batch_max_age = std::time::Duration::from_secs(s.batch_age);
+    cfg.poll_interval = std::time::Duration::from_secs(s.poll_interval);
+    let license_warning = cfg.license_warning;
     let vars = crate::rules::vars(c);
     let classification = crate::rules::classification(c)?;
     let validator: weir_sensor_link::UpdateValidator = Arc::new(move |kind, dir: &Path| {
@@ -211,11 +213,15 @@ pub fn central(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sensor_link
             .filter(|p| p.extension().is_some_and(|x| x == "rules"))
             .collect();
         let report = weir_detect::rules::load_rule_files(&files, &vars, &classification);
-        match report.file_errors.first() {
+        let verdict = match report.file_errors.first() {
             Some(e) => Err(format!("{}: {}", e.path.display(), e.reason)),
             None if report.rules.is_empty() => Err("the update holds no rule that loads".into()),
             None => Ok(()),
+        };
+        if let Err(reason) = &verdict {
+            eprintln!("weir: error: Central Node rules update rejected: {reason}; the rules in use stay");
         }
+        verdict
     });
     let link = weir_sensor_link::Link::start(
         cfg,
@@ -224,24 +230,14 @@ pub fn central(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sensor_link
         validator,
     )
     .map_err(|e| anyhow::anyhow!("cannot start the Central Node link: {e}"))?;
+    crate::central::follow(&link, shared.clone(), license_warning)?;
     Ok(Some(link))
 }
 
 /// The scan exclusions of `[exclusions]`; `None` when the section lists nothing. Every bad entry
 /// is reported at once.
 pub fn exclusions(c: &Config) -> anyhow::Result<Option<ExclusionSet>> {
-    let e = &c.exclusions;
-    let lists = ExclusionLists {
-        ips: e.ips.clone(),
-        hosts: e.hosts.clone(),
-        urls: e.urls.clone(),
-        file_md5: e.file_md5.clone(),
-        file_sha256: e.file_sha256.clone(),
-        file_types: e.file_types.clone(),
-        email_senders: e.email_senders.clone(),
-        email_recipients: e.email_recipients.clone(),
-        user_agents: e.user_agents.clone(),
-    };
+    let lists = exclusion_lists(c);
     if lists == ExclusionLists::default() {
         return Ok(None);
     }
@@ -252,6 +248,50 @@ pub fn exclusions(c: &Config) -> anyhow::Result<Option<ExclusionSet>> {
             anyhow::bail!("{}", lines.join("; "))
         }
     }
+}
+
+/// The lists of `[exclusions]`.
+pub fn exclusion_lists(c: &Config) -> ExclusionLists {
+    let e = &c.exclusions;
+    ExclusionLists {
+        ips: e.ips.clone(),
+        hosts: e.hosts.clone(),
+        urls: e.urls.clone(),
+        file_md5: e.file_md5.clone(),
+        file_sha256: e.file_sha256.clone(),
+        file_types: e.file_types.clone(),
+        email_senders: e.email_senders.clone(),
+        email_recipients: e.email_recipients.clone(),
+        user_agents: e.user_agents.clone(),
+    }
+}
+
+/// Builds merged exclusion lists, counting into `counters` (those of the set it replaces, so the
+/// counts go on); `None` when nothing is listed. Every bad entry is reported at once.
+pub fn exclusion_set(lists: &ExclusionLists, counters: Arc<ExclusionCounters>) -> anyhow::Result<Option<Arc<ExclusionSet>>> {
+    if *lists == ExclusionLists::default() {
+        return Ok(None);
+    }
+    match ExclusionSet::build_with_counters(lists, counters) {
+        Ok(set) => Ok(Some(Arc::new(set))),
+        Err(errors) => {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::bail!("{}", lines.join("; "))
+        }
+    }
+}
+
+/// Rules, feeds and exclusions of a run, loaded once and shared by its workers (and swapped by
+/// the reloader and the Central Node link).
+pub fn shared_sets(c: &Config) -> anyhow::Result<Arc<SharedSets>> {
+    let sources = Sources { config: Arc::new(c.clone()), local_exclusions: exclusion_lists(c), ..Sources::default() };
+    let sets = Sets {
+        rules: rules(c)?,
+        reputation: reputation(c)?,
+        exclusions: exclusion_set(&sources.local_exclusions, Arc::default())?,
+        licensed: Licensed::ALL,
+    };
+    Ok(Arc::new(SharedSets::new(sets, sources)))
 }
 
 /// Loads the reputation feeds and hash IOC lists of `[[detect.feeds]]`; `None` when there are
@@ -299,22 +339,17 @@ pub fn rules(c: &Config) -> anyhow::Result<Option<Arc<CompiledRules>>> {
     Ok(Some(Arc::new(CompiledRules::with_classification(report.rules, &classification))))
 }
 
-/// What every worker of a run shares, built once: the compiled rules, the reputation feeds, the
-/// sandbox dispatcher and the Central Node link.
+/// What every worker of a run shares, built once: the swappable rules, feeds and exclusions,
+/// the sandbox dispatcher and the Central Node link.
 pub struct RunShared {
-    pub rules: Option<Arc<CompiledRules>>,
-    pub reputation: Option<Arc<ReputationSet>>,
+    pub sets: Arc<SharedSets>,
     pub sandbox: Option<Arc<weir_sandbox_client::Dispatcher>>,
     pub central: Option<Arc<weir_sensor_link::Link>>,
 }
 
 pub fn run_shared(c: &Config, out: &Path) -> anyhow::Result<RunShared> {
-    Ok(RunShared {
-        rules: rules(c)?,
-        reputation: reputation(c)?,
-        sandbox: sandbox(c, out)?.map(Arc::new),
-        central: central(c, out)?.map(Arc::new),
-    })
+    let sets = shared_sets(c)?;
+    Ok(RunShared { sandbox: sandbox(c, out)?.map(Arc::new), central: central(c, out, &sets)?.map(Arc::new), sets })
 }
 
 /// A worker for a live capture (`live`: checksums validated under `auto`) or a replay.
@@ -338,14 +373,8 @@ pub fn worker_for(c: &Config, out: &Path, eve: EveWriter, shared: &RunShared, li
         files_stored: c.output.filestore,
         mails_stored: c.output.mail_store,
     };
-    let detector = shared.rules.clone().map(Detector::new).transpose()?;
-    let mut worker = Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, detector);
-    if let Some(set) = &shared.reputation {
-        worker.set_reputation(set.clone());
-    }
-    if let Some(set) = exclusions(c)? {
-        worker.set_exclusions(set);
-    }
+    let mut worker = Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, None);
+    worker.set_shared(shared.sets.clone())?;
     if let Some(dispatcher) = &shared.sandbox {
         worker.set_sandbox(dispatcher.clone());
     }

@@ -11,8 +11,10 @@ mod live;
 mod output;
 mod pipeline;
 mod replay;
+mod reload;
 mod rules;
 mod stats;
+mod swap;
 mod worker;
 
 use std::path::PathBuf;

@@ -169,6 +169,11 @@ impl Pipeline {
         self.board.clone()
     }
 
+    /// The rules, feeds and exclusions every worker follows (for the reloader).
+    pub fn sets(&self) -> Arc<crate::swap::SharedSets> {
+        self.shared.sets.clone()
+    }
+
     /// Frames handed in so far.
     pub fn packets(&self) -> u64 {
         self.packets

@@ -20,6 +20,7 @@ use weir_reassembly::{StreamConfig, TcpSegment, TcpSession, TcpState};
 
 use crate::detection::{Detector, PacketFacts, PacketSource, PendingAlert, TxProgress};
 use crate::output::EveWriter;
+use crate::swap::{Licensed, Sets, SharedSets};
 
 /// What the worker keeps per flow besides the flow table's counters.
 #[derive(Default)]
@@ -117,6 +118,10 @@ const REPUTATION_CACHE_ENTRIES: usize = 65_536;
 /// Gaps remembered in one queue; more inspect the queue at once.
 const MAX_QUEUED_GAPS: usize = 64;
 
+/// Packets between two looks at the shared sets' generation (one atomic load); a quiet link
+/// looks at every idle tick too. A swap therefore reaches a busy worker within this many packets.
+const RELOAD_CHECK_EVERY: u64 = 64;
+
 /// Counters of a run, for the closing summary and `stats` records.
 #[derive(Clone, Debug, Default)]
 pub struct WorkerStats {
@@ -192,7 +197,9 @@ struct Stages {
     /// Hands eligible files and URLs to the sandbox without waiting on it.
     sandbox: Option<std::sync::Arc<weir_sandbox_client::Dispatcher>>,
     /// Scan exclusions (SPEC.md section 7).
-    exclusions: Option<weir_detect::exclusions::ExclusionSet>,
+    exclusions: Option<std::sync::Arc<weir_detect::exclusions::ExclusionSet>>,
+    /// What the license allows (sandbox dispatch); everything until a license says otherwise.
+    licensed: Licensed,
     /// Reputation feeds and this worker's cache of recent verdicts.
     reputation: Option<(std::sync::Arc<ReputationSet>, VerdictCache)>,
     /// FTP data connections announced on control channels, for matching new flows.
@@ -210,6 +217,22 @@ pub struct Worker {
     decoder: Decoder,
     stages: Stages,
     frame_anomalies: Vec<(Timestamp, Anomaly)>,
+    /// The run's swappable sets and the snapshot this worker uses.
+    shared: Option<SharedView>,
+}
+
+struct SharedView {
+    shared: std::sync::Arc<SharedSets>,
+    generation: u64,
+    sets: std::sync::Arc<Sets>,
+}
+
+fn same<T>(a: Option<&std::sync::Arc<T>>, b: Option<&std::sync::Arc<T>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 impl Worker {
@@ -238,6 +261,7 @@ impl Worker {
                 stream_memory: 0,
                 reputation: None,
                 exclusions: None,
+                licensed: Licensed::ALL,
                 sandbox: None,
                 central: None,
                 ftp_expect: ExpectationTable::new(),
@@ -247,12 +271,68 @@ impl Worker {
                 pcap_cnt: 0,
             },
             frame_anomalies: Vec::new(),
+            shared: None,
         }
+    }
+
+    /// Uses the run's shared rules, feeds and exclusions from now on, and follows every later
+    /// swap of them. Fails when the rule matcher cannot be prepared for the first set.
+    pub fn set_shared(&mut self, shared: std::sync::Arc<SharedSets>) -> anyhow::Result<()> {
+        let (generation, sets) = shared.load();
+        self.take_sets(None, &sets)?;
+        self.shared = Some(SharedView { shared, generation, sets });
+        Ok(())
+    }
+
+    /// Takes a newer published snapshot, if any. Runs between packets, when no alert is pending
+    /// (pending alerts name rules by their index in the set that raised them).
+    fn follow_swaps(&mut self) {
+        let Some(view) = &self.shared else { return };
+        if view.shared.generation() == view.generation {
+            return;
+        }
+        let (generation, sets) = view.shared.load();
+        let old = view.sets.clone();
+        if let Err(e) = self.take_sets(Some(&old), &sets) {
+            eprintln!("weir: error: new rules not taken by a worker, it keeps the old ones: {e:#}");
+        }
+        self.shared = self.shared.take().map(|v| SharedView { generation, sets, ..v });
+    }
+
+    /// Replaces what changed between `old` and `new`. Exclusions and reputation apply to the next
+    /// lookup (reputation with an empty verdict cache, as cached verdicts came from the old
+    /// feeds). A new rule set gets a new matcher; each flow's detection state is kept, not reset:
+    /// it names flowbits, alerted rules (gid, sid) and stream offsets, never positions in a rule
+    /// set, so it stays valid for the new one, as Suricata keeps flow state across a rule reload.
+    /// What the old set already decided is not redone: IP-only rules run once per flow direction
+    /// and transactions already inspected are inspected again only when they grow, so new rules
+    /// see those on new flows and new transactions. Thresholds start afresh with the matcher.
+    fn take_sets(&mut self, old: Option<&Sets>, new: &Sets) -> anyhow::Result<()> {
+        if old.is_none_or(|o| !same(o.reputation_in_use(), new.reputation_in_use())) {
+            match new.reputation_in_use() {
+                Some(set) => self.set_reputation(set.clone()),
+                None => self.stages.reputation = None,
+            }
+        }
+        let stages = &mut self.stages;
+        if old.is_none_or(|o| !same(o.exclusions.as_ref(), new.exclusions.as_ref())) {
+            stages.exclusions = new.exclusions.clone();
+        }
+        stages.licensed = new.licensed;
+        if old.is_none_or(|o| !same(o.rules.as_ref(), new.rules.as_ref())) {
+            // On failure the old matcher stays: the reloader prepared one already, so this is
+            // a worker short of memory, not bad rules.
+            stages.detector = new.rules.clone().map(Detector::new).transpose()?;
+        }
+        Ok(())
     }
 
     /// Runs one captured frame through every stage. `pcap_cnt` is the frame's number in the
     /// capture (from 1), which alerts carry as Suricata's `pcap_cnt`.
     pub fn process(&mut self, pcap_cnt: u64, ts: Timestamp, link: weir_core::LinkType, frame: &[u8]) -> std::io::Result<()> {
+        if self.stages.stats.packets.is_multiple_of(RELOAD_CHECK_EVERY) {
+            self.follow_swaps();
+        }
         let stages = &mut self.stages;
         stages.stats.packets += 1;
         stages.pcap_cnt = pcap_cnt;
@@ -276,11 +356,6 @@ impl Worker {
             Some(e) => Err(e),
             None => Ok(()),
         }
-    }
-
-    /// What must not be extracted, dispatched or alerted on.
-    pub fn set_exclusions(&mut self, set: weir_detect::exclusions::ExclusionSet) {
-        self.stages.exclusions = Some(set);
     }
 
     /// Checks artifacts (URLs, hosts, files, messages) and flow addresses against these feeds.
@@ -316,6 +391,7 @@ impl Worker {
 
     /// Moves time on without a packet (a quiet live link), so idle flows still time out.
     pub fn advance(&mut self, now: Timestamp) -> std::io::Result<()> {
+        self.follow_swaps();
         self.stages.expire(now);
         self.stages.eve.flush()?;
         match self.stages.io_error.take() {
@@ -711,7 +787,7 @@ impl Stages {
                 _ => {}
             }
         }
-        if let Some(sandbox) = &self.sandbox {
+        if let Some(sandbox) = self.sandbox.as_ref().filter(|_| self.licensed.sandbox) {
             if matches!(sighting.artifact, Artifact::File(_) | Artifact::Url(_)) {
                 sandbox.offer(sighting.clone());
             }

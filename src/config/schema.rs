@@ -411,6 +411,8 @@ pub struct CentralSection {
     /// Events per upload batch at most, and seconds an event waits for its batch at most.
     pub batch_events: usize,
     pub batch_age: u64,
+    /// Seconds between two polls of the Central Node's policy and updates.
+    pub poll_interval: u64,
     /// How long `weir replay` waits at the end for the Central Node to take what is spooled,
     /// seconds; what is left stays in the spool for the next run.
     pub replay_wait: u64,
@@ -431,6 +433,7 @@ impl Default for CentralSection {
             spool_max: ByteSize(16 << 30),
             batch_events: 500,
             batch_age: 5,
+            poll_interval: 300,
             replay_wait: 60,
         }
     }
@@ -562,6 +565,9 @@ impl Config {
                     errs.push(("central", format!("enabled without `{key}`")));
                 }
             }
+        }
+        if self.central.poll_interval == 0 {
+            errs.push(("central", "poll_interval must be at least 1 second".into()));
         }
         if self.central.retention_days == 0 || self.sandbox.retention_days == 0 {
             errs.push(("central", "retention_days must be at least 1".into()));

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CARGO_TARGET_DIR:-target}/release"
-shared=../shared
+shared=$(cd ../shared && pwd)
 pcap=/tmp/bench/big.pcap
 packets=200000
 rates="250 500 1000 2000 top"
@@ -64,6 +64,9 @@ for workers in ${BENCH_WORKERS:-1 2}; do
         weir_pid=$!
         # Rules load before capture starts; wait for the line saying it has.
         for _ in $(seq 1 120); do grep -q "capturing on" "$work/weir.log" && break; sleep 0.5; done
+        if ! kill -0 "$weir_pid" 2>/dev/null; then
+            echo "live-rate: weir live did not start:" >&2; cat "$work/weir.log" >&2; exit 1
+        fi
         if [ "$rate" = top ]; then speed=(--topspeed); else speed=(--mbps="$rate"); fi
         sent=$(ip netns exec "$ns_a" tcpreplay -i wrate-a "${speed[@]}" "$work/slice.pcap" 2>&1 | awk '/Successful packets:/ {print $3}')
         sleep 2

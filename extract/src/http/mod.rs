@@ -750,6 +750,7 @@ impl HttpState {
         let d = dir.index();
         let mut block = std::mem::take(&mut self.sides[d].block);
         block.raw.extend_from_slice(terminator);
+        let max_headers = self.cfg.max_headers;
         if let Some(slot) = self.slot_mut(id) {
             let tx = &mut slot.tx;
             tx.dropped_headers += block.dropped;
@@ -757,6 +758,12 @@ impl HttpState {
                 Direction::ToServer => (&mut tx.request_headers, &mut tx.request_headers_raw),
                 Direction::ToClient => (&mut tx.response_headers, &mut tx.response_headers_raw),
             };
+            // Trailers join headers already kept: the cap is on the message's headers together.
+            let room = max_headers.saturating_sub(headers.len());
+            if block.headers.len() > room {
+                tx.dropped_headers = tx.dropped_headers.saturating_add(u32::try_from(block.headers.len() - room).unwrap_or(u32::MAX));
+                block.headers.truncate(room);
+            }
             headers.append(&mut block.headers);
             raw.append(&mut block.raw);
         }

@@ -1074,3 +1074,15 @@ fn uri_and_host_buffers_of_the_detect_corpus() {
     assert_eq!(tx.uri_raw, b"/../a/b/../c/./d.html");
     assert_eq!(tx.uri_normalized, b"/a/c/d.html");
 }
+
+/// Found by fuzzing: trailers were appended past `max_headers`.
+#[test]
+fn trailers_count_against_the_header_cap() {
+    let cfg = HttpConfig { max_headers: 1, ..HttpConfig::default() };
+    let request = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Trailer: 1\r\n\r\n";
+    let run = run_cfg(&cfg, &[Step::Data(Direction::ToServer, request.to_vec())]);
+    let txs: Vec<&HttpTx> = run.state.transactions().collect();
+    assert_eq!(txs.len(), 1);
+    assert_eq!(txs[0].request_headers.len(), 1);
+    assert_eq!(txs[0].dropped_headers, 1);
+}

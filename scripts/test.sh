@@ -31,3 +31,6 @@ if [ -d "$shared/corpus/suricata-verify" ]; then
 else
     echo "test.sh: $shared/corpus/suricata-verify not found; corpus check skipped" >&2
 fi
+
+# Every fuzz target for a bounded time (builds them first; a finding fails the run).
+scripts/fuzz.sh "${WEIR_FUZZ_SECONDS:-12}"

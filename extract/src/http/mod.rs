@@ -43,10 +43,10 @@ use weir_core::{Anomaly, Artifact, Direction, SeenIn, StreamEvent, Timestamp, Ur
 use crate::emit::{AnomalyCounter, AppEvent, Emit};
 use crate::files::{FileSink, OpenFile};
 use decode::{parse_codings, ContentDecoder};
-use multipart::{disposition_filename, form_data_boundary, Multipart, PartEvent};
+use multipart::{form_data_boundary, Multipart, PartEvent};
 
 pub use eve::http_object;
-pub use tx::{normalize_uri, Header, HttpTx};
+pub use tx::{normalize_uri, Header, HttpTx, TxFile, MAX_INSPECTED_FILES_PER_TX};
 
 /// Each distinct anomaly is emitted at most this many times per flow; all are counted. A
 /// million bad chunk lines must not become a million EVE records.
@@ -271,8 +271,9 @@ enum Target {
     /// One file for the whole body, opened at its first byte; a 206 part may also feed the
     /// whole file being joined from ranges.
     File { name: Vec<u8>, file: Option<OpenFile>, join: Option<Box<JoinFeed>> },
-    /// multipart/form-data: one file per part that has a filename.
-    Multipart { splitter: Multipart, file: Option<OpenFile> },
+    /// multipart/form-data: one file per part that has a filename. `inspected`: the current
+    /// part's bytes also go to the last of the transaction's `request_files`.
+    Multipart { splitter: Multipart, file: Option<OpenFile>, inspected: bool },
 }
 
 /// A whole file assembled from in-order (or overlapping) 206 parts of one URL, streamed into
@@ -874,9 +875,14 @@ impl HttpState {
             }
             _ => None,
         };
+        if boundary.is_some()
+            && let Some(slot) = self.slots.iter_mut().find(|s| s.tx.id == id)
+        {
+            slot.tx.request_multipart = true;
+        }
         let tx = self.slots.iter().find(|s| s.tx.id == id).map(|s| &s.tx);
         let target = match boundary {
-            Some(b) => Target::Multipart { splitter: Multipart::new(&b), file: None },
+            Some(b) => Target::Multipart { splitter: Multipart::new(&b), file: None, inspected: false },
             None => Target::File { name: tx.map(|tx| file_name(tx, dir)).unwrap_or_default(), file: None, join },
         };
         self.sides[dir.index()].body = Some(Body {
@@ -1377,17 +1383,34 @@ fn deliver(
                 feed.join.next += fresh.len() as u64;
             }
         }
-        Target::Multipart { splitter, file } => {
+        Target::Multipart { splitter, file, inspected } => {
             let mut closed = Vec::new();
+            let inspect_limit = ctx.inspect_limit;
             splitter.feed(data, &mut |ev| match ev {
                 PartEvent::Start { filename: Some(name) } => {
                     *ctx.next_file_id += 1;
                     *file = Some(OpenFile::open(ctx.files, &name, tx_id, *ctx.next_file_id - 1));
+                    *inspected = false;
+                    if let Some(tx) = tx.as_deref_mut()
+                        && tx.request_files.len() < MAX_INSPECTED_FILES_PER_TX
+                    {
+                        let name = name[..name.len().min(crate::files::MAX_FILE_NAME_BYTES)].to_vec();
+                        tx.request_files.push(TxFile { name, data: Vec::new() });
+                        *inspected = true;
+                    }
                 }
-                PartEvent::Start { filename: None } => *file = None,
+                PartEvent::Start { filename: None } => {
+                    *file = None;
+                    *inspected = false;
+                }
                 PartEvent::Data(d) => {
                     if let Some(f) = file.as_mut() {
                         f.write(ctx.files, d);
+                        if *inspected
+                            && let Some(tx) = tx.as_deref_mut()
+                        {
+                            keep_file_bytes(&mut tx.request_files, d, inspect_limit);
+                        }
                     }
                 }
                 PartEvent::End { complete } => {
@@ -1404,6 +1427,16 @@ fn deliver(
     }
 }
 
+/// Appends a multipart file's bytes to the last inspected file, within `limit` bytes over all
+/// of the request's files.
+fn keep_file_bytes(files: &mut [TxFile], data: &[u8], limit: usize) {
+    let held: usize = files.iter().map(|f| f.data.len()).sum();
+    let take = limit.saturating_sub(held).min(data.len());
+    if let Some(last) = files.last_mut() {
+        last.data.extend_from_slice(&data[..take]);
+    }
+}
+
 /// Closes the body's file(s); `whole` says whether every byte was seen and decoded.
 fn close_target(target: &mut Target, whole: bool, tx: Option<&HttpTx>, dir: Direction, ctx: &mut Ctx<'_>) {
     match target {
@@ -1413,7 +1446,7 @@ fn close_target(target: &mut Target, whole: bool, tx: Option<&HttpTx>, dir: Dire
                 emit_file(closed, tx, dir, ctx);
             }
         }
-        Target::Multipart { splitter, file } => {
+        Target::Multipart { splitter, file, .. } => {
             let mut closed = Vec::new();
             splitter.finish(&mut |ev| match ev {
                 PartEvent::Data(d) => {
@@ -1614,11 +1647,7 @@ fn split_status_line(line: &[u8]) -> (&[u8], &[u8], &[u8]) {
 
 /// The file name Suricata gives a body: Content-Disposition's filename, else the URI path.
 fn file_name(tx: &HttpTx, dir: Direction) -> Vec<u8> {
-    if let Some(name) = tx.header(dir, "content-disposition").and_then(disposition_filename) {
-        return name;
-    }
-    let path_end = tx.uri_raw.iter().position(|&b| b == b'?').unwrap_or(tx.uri_raw.len());
-    normalize_uri(&tx.uri_raw[..path_end])
+    tx.file_name(dir)
 }
 
 /// The request's URL in absolute form, `http://host[:port]/path?query`.

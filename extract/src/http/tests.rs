@@ -279,7 +279,12 @@ fn multipart_upload_makes_one_file_per_named_part() {
     )
     .into_bytes();
     request.extend_from_slice(body);
-    let run = exchange(&request, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let mut run = exchange(&request, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    // Detection sees each file on its own (file.name, file.data), not the multipart body.
+    let tx = run.state.take_finished().remove(0);
+    let seen: Vec<(Vec<u8>, &[u8])> = tx.files(Direction::ToServer);
+    assert_eq!(seen, vec![(b"a.txt".to_vec(), &b"AAAA"[..]), (b"b.bin".to_vec(), &b"BB"[..])]);
+    assert!(tx.files(Direction::ToClient).is_empty());
     let files = run.fileinfos();
     let names: Vec<&Value> = files.iter().map(|f| &f["filename"]).collect();
     assert_eq!(names, vec!["a.txt", "b.bin"]);
@@ -289,6 +294,61 @@ fn multipart_upload_makes_one_file_per_named_part() {
     let events = run.events("fileinfo");
     assert_eq!(events[0]["http"]["url"], "/upload");
     assert_eq!(events[0]["http"]["http_method"], "POST");
+}
+
+/// A multipart request of `n` file parts named `f<i>.txt` holding `data<i>`.
+fn multipart_request(n: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    for i in 0..n {
+        body.extend_from_slice(
+            format!("--b0\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f{i}.txt\"\r\n\r\ndata{i}\r\n").as_bytes(),
+        );
+    }
+    body.extend_from_slice(b"--b0--\r\n");
+    let mut request = format!(
+        "POST /up HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=b0\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    request
+}
+
+#[test]
+fn inspected_multipart_files_are_bounded_by_count_and_body_limit() {
+    let parts = MAX_INSPECTED_FILES_PER_TX + 6;
+    let mut run = exchange(&multipart_request(parts), b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let tx = run.state.take_finished().remove(0);
+    let seen = tx.files(Direction::ToServer);
+    assert_eq!(seen.len(), MAX_INSPECTED_FILES_PER_TX);
+    assert_eq!(seen[63], (b"f63.txt".to_vec(), &b"data63"[..]));
+    // Every part is still extracted and logged.
+    assert_eq!(run.fileinfos().len(), parts);
+
+    // 8 bytes of inspection: "data0" whole, 3 bytes of "data1", nothing of "data2".
+    let cfg = HttpConfig { request_body_limit: 8, ..HttpConfig::default() };
+    let request = multipart_request(3);
+    let mut run = run_cfg(
+        &cfg,
+        &[
+            Step::Data(Direction::ToServer, request),
+            Step::Data(Direction::ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec()),
+        ],
+    );
+    let tx = run.state.take_finished().remove(0);
+    let data: Vec<&[u8]> = tx.files(Direction::ToServer).into_iter().map(|(_, d)| d).collect();
+    assert_eq!(data, vec![&b"data0"[..], b"dat", b""]);
+}
+
+#[test]
+fn a_plain_body_is_one_file_named_by_its_uri() {
+    let mut run = exchange(
+        b"PUT /dir/up%20load.bin?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Disposition: attachment; filename=\"r.exe\"\r\n\r\nMZ",
+    );
+    let tx = run.state.take_finished().remove(0);
+    assert_eq!(tx.files(Direction::ToServer), vec![(b"/dir/up load.bin".to_vec(), &b"abc"[..])]);
+    assert_eq!(tx.files(Direction::ToClient), vec![(b"r.exe".to_vec(), &b"MZ"[..])]);
 }
 
 #[test]

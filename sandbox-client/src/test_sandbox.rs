@@ -8,11 +8,12 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Multipart, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +21,10 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+/// Largest upload accepted: above the client's largest submission (`max_size`, 32 MiB by default),
+/// so a file the policy lets through is never refused here unless a test asks for it.
+pub const MAX_UPLOAD: usize = 64 << 20;
 
 /// Faults to inject; counts apply to the next requests of any kind.
 #[derive(Clone, Debug)]
@@ -34,6 +39,9 @@ pub struct Faults {
     pub garbage_next: u32,
     /// Every answer waits this long first.
     pub delay: Duration,
+    /// GET answers (status, view, report, search) wait this long more: a sandbox that takes
+    /// submissions but is too slow to report on them.
+    pub delay_reads: Duration,
     /// Task creation answers this long after the task exists: a client that dies meanwhile leaves
     /// a task it never heard of.
     pub delay_after_create: Duration,
@@ -41,10 +49,17 @@ pub struct Faults {
     pub huge_report: bool,
     /// Every request is redirected to itself.
     pub redirect_loop: bool,
+    /// Reports (only they) are a 200 whose body is not JSON: tasks exist, verdicts cannot be read.
+    pub garbage_reports: bool,
+    /// The `Retry-After` header sent with each 429, verbatim.
+    pub retry_after: Option<String>,
     /// Tasks created from now on end in `failed_analysis`.
     pub fail_analysis: bool,
     /// Status polls a task answers before it is `reported` (pending, running, ...).
     pub polls_until_reported: u32,
+    /// Uploads larger than this are answered 413 as soon as the limit is passed, before the rest
+    /// of the body is read (as a proxy in front of a sandbox does).
+    pub upload_limit: usize,
 }
 
 impl Default for Faults {
@@ -55,11 +70,15 @@ impl Default for Faults {
             rate_limit_next: 0,
             garbage_next: 0,
             delay: Duration::ZERO,
+            delay_reads: Duration::ZERO,
             delay_after_create: Duration::ZERO,
             huge_report: false,
             redirect_loop: false,
+            garbage_reports: false,
+            retry_after: None,
             fail_analysis: false,
             polls_until_reported: 2,
+            upload_limit: MAX_UPLOAD,
         }
     }
 }
@@ -83,12 +102,20 @@ struct Inner {
     urls: HashMap<String, u32>,
     requests: u64,
     refused_auth: u64,
+    /// Seconds since the Unix epoch of the first and last task creation and the last report
+    /// served: the span a benchmark measures dispatch over.
+    first_create: Option<f64>,
+    last_create: Option<f64>,
+    last_report: Option<f64>,
 }
 
 #[derive(Clone)]
 struct Ctx {
     inner: Arc<Mutex<Inner>>,
     token: String,
+    /// Bytes of huge reports handed to the connection, counted as they are produced: what a client
+    /// that stops reading at its limit made the server send.
+    huge_report_bytes: Arc<AtomicU64>,
 }
 
 /// A running test sandbox.
@@ -115,6 +142,7 @@ impl TestSandbox {
         let ctx = Ctx {
             inner: Arc::new(Mutex::new(Inner::default())),
             token: token.to_string(),
+            huge_report_bytes: Arc::new(AtomicU64::new(0)),
         };
         let app = Router::new()
             .route("/apiv2/tasks/create/file/", post(create_file))
@@ -128,6 +156,9 @@ impl TestSandbox {
             .route("/tasks/view/{id}", get(cuckoo_view))
             .route("/tasks/report/{id}", get(report))
             .layer(middleware::from_fn_with_state(ctx.clone(), faults_and_auth))
+            .layer(DefaultBodyLimit::max(MAX_UPLOAD + (1 << 20)))
+            // Outside the fault and token layer: the test harness's own view, not the API's.
+            .route("/_test/summary", get(summary))
             .with_state(ctx.clone());
         runtime.spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -170,12 +201,28 @@ impl TestSandbox {
         self.with(|i| i.tasks.len())
     }
 
+    /// Tasks whose status has been asked at least once: the client recorded their ids.
+    pub fn tasks_polled(&self) -> usize {
+        self.with(|i| i.tasks.iter().filter(|t| t.polls > 0).count())
+    }
+
     pub fn requests(&self) -> u64 {
         self.with(|i| i.requests)
     }
 
     pub fn refused_auth(&self) -> u64 {
         self.with(|i| i.refused_auth)
+    }
+
+    /// Bytes of 2 GiB reports actually produced for clients so far.
+    pub fn huge_report_bytes_sent(&self) -> u64 {
+        self.ctx.huge_report_bytes.load(Ordering::Relaxed)
+    }
+
+    /// What `GET /_test/summary` answers: counts, every file's hash, size and times submitted,
+    /// every URL, and the creation/report timestamps.
+    pub fn summary(&self) -> Value {
+        self.with(|i| summary_of(i))
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
@@ -192,19 +239,53 @@ impl Drop for TestSandbox {
     }
 }
 
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn summary_of(i: &Inner) -> Value {
+    let files: serde_json::Map<String, Value> = i
+        .files
+        .iter()
+        .map(|(sha, (bytes, times))| {
+            (
+                sha.clone(),
+                json!({"size": bytes.len(), "times": times, "sha256_of_bytes": hex(&Sha256::digest(bytes))}),
+            )
+        })
+        .collect();
+    json!({
+        "tasks": i.tasks.len(),
+        "requests": i.requests,
+        "refused_auth": i.refused_auth,
+        "files": files,
+        "urls": i.urls,
+        "first_create": i.first_create,
+        "last_create": i.last_create,
+        "last_report": i.last_report,
+    })
+}
+
+async fn summary(State(ctx): State<Ctx>) -> Json<Value> {
+    Json(summary_of(&lock(&ctx)))
+}
+
 fn lock(ctx: &Ctx) -> std::sync::MutexGuard<'_, Inner> {
     ctx.inner.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 async fn faults_and_auth(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
+    let is_read = req.method() == axum::http::Method::GET;
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let (delay, fault) = {
+    let (delay, fault, retry_after) = {
         let mut i = lock(&ctx);
         i.requests += 1;
         let f = &mut i.faults;
@@ -224,7 +305,12 @@ async fn faults_and_auth(State(ctx): State<Ctx>, req: Request, next: Next) -> Re
         } else {
             None
         };
-        (f.delay, fault)
+        let delay = if is_read {
+            f.delay + f.delay_reads
+        } else {
+            f.delay
+        };
+        (delay, fault, f.retry_after.clone())
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -234,7 +320,13 @@ async fn faults_and_auth(State(ctx): State<Ctx>, req: Request, next: Next) -> Re
         Some("503") => {
             return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response();
         }
-        Some("429") => return (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response(),
+        Some("429") => {
+            let mut resp = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
+            if let Some(v) = retry_after.and_then(|v| header::HeaderValue::from_str(&v).ok()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return resp;
+        }
         Some("500") => {
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -283,13 +375,24 @@ async fn create_file(
     uri: axum::http::Uri,
     mut form: Multipart,
 ) -> Response {
+    let limit = lock(&ctx).faults.upload_limit;
     let mut file = None;
-    while let Ok(Some(field)) = form.next_field().await {
+    while let Ok(Some(mut field)) = form.next_field().await {
         if field.name() == Some("file") {
-            match field.bytes().await {
-                Ok(b) => file = Some(b.to_vec()),
-                Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+            let mut bytes = Vec::new();
+            loop {
+                match field.chunk().await {
+                    Ok(Some(chunk)) => {
+                        bytes.extend_from_slice(&chunk);
+                        if bytes.len() > limit {
+                            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+                }
             }
+            file = Some(bytes);
         }
     }
     let Some(bytes) = file else {
@@ -305,6 +408,9 @@ async fn create_file(
         let mut i = lock(&ctx);
         let id = i.tasks.len() as u64 + 1;
         let fails = i.faults.fail_analysis;
+        let now = unix_now();
+        i.first_create.get_or_insert(now);
+        i.last_create = Some(now);
         i.tasks.push(Task {
             id,
             sha256: Some(sha.clone()),
@@ -336,6 +442,9 @@ async fn create_url(
         let mut i = lock(&ctx);
         let id = i.tasks.len() as u64 + 1;
         let fails = i.faults.fail_analysis;
+        let now = unix_now();
+        i.first_create.get_or_insert(now);
+        i.last_create = Some(now);
         i.tasks.push(Task {
             id,
             sha256: None,
@@ -418,11 +527,13 @@ async fn cape_search(State(ctx): State<Ctx>, Path(sha): Path<String>) -> Respons
 }
 
 async fn report(State(ctx): State<Ctx>, Path(id): Path<u64>) -> Response {
-    let (task, huge) = {
-        let i = lock(&ctx);
+    let (task, huge, garbage) = {
+        let mut i = lock(&ctx);
+        i.last_report = Some(unix_now());
         (
             i.tasks.iter().find(|t| t.id == id).cloned(),
             i.faults.huge_report,
+            i.faults.garbage_reports,
         )
     };
     let Some(task) = task else {
@@ -431,13 +542,23 @@ async fn report(State(ctx): State<Ctx>, Path(id): Path<u64>) -> Response {
     if huge {
         // 2 GiB, produced as it is sent: the client must stop reading, not the server.
         const CHUNK: &[u8] = &[b' '; 64 << 10];
-        let chunks = futures_util::stream::iter(
-            (0..32_768).map(|_| Ok::<_, Infallible>(Bytes::from_static(CHUNK))),
-        );
+        let sent = ctx.huge_report_bytes.clone();
+        let chunks = futures_util::stream::iter((0..32_768).map(move |_| {
+            sent.fetch_add(CHUNK.len() as u64, Ordering::Relaxed);
+            Ok::<_, Infallible>(Bytes::from_static(CHUNK))
+        }));
         return (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
             Body::from_stream(chunks),
+        )
+            .into_response();
+    }
+    if garbage {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "<html>502 Bad Gateway</html>",
         )
             .into_response();
     }

@@ -11,11 +11,7 @@ use serde_json::Value;
 use weir_core::SeenIn;
 use weir_sandbox_client::test_sandbox::{Faults, TestSandbox};
 use weir_sandbox_client::{ApiKind, Offer, SUBMIT_QUEUE, SandboxConfig};
-use weir_spool::{Filestore, NewItem, Payload, Spool, SpoolConfig};
-
-const TOKEN: &str = "s3cret";
-/// Bound on waiting for a run to drain; tests assert counts, not times.
-const DRAIN: Duration = Duration::from_secs(60);
+use weir_spool::{NewItem, Payload, Spool, SpoolConfig};
 
 /// Hundreds of artifacts as a capture would give them: eligible files (some seen several
 /// times), files the policy skips, URLs from mail and HTTP. Every eligible one arrives exactly
@@ -23,17 +19,8 @@ const DRAIN: Duration = Duration::from_secs(60);
 #[test]
 fn all_eligible_files_arrive_byte_identical_exactly_once() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
+    let rig = Rig::new(&sandbox.url());
+    let d = rig.start(ApiKind::Cape);
 
     let started = Instant::now();
     let mut expected = HashMap::new();
@@ -43,7 +30,7 @@ fn all_eligible_files_arrive_byte_identical_exactly_once() {
         expected.insert(sha_hex(&bytes), bytes.clone());
         flow += 1;
         d.offer(file_sighting(
-            &store,
+            &rig.store,
             &bytes,
             &format!("/download/{n}.bin"),
             flow,
@@ -51,13 +38,13 @@ fn all_eligible_files_arrive_byte_identical_exactly_once() {
         if n % 4 == 0 {
             // The same file again, from another flow.
             flow += 1;
-            d.offer(file_sighting(&store, &bytes, "again.exe", flow));
+            d.offer(file_sighting(&rig.store, &bytes, "again.exe", flow));
         }
     }
     for n in 0..60u32 {
         flow += 1;
         d.offer(file_sighting(
-            &store,
+            &rig.store,
             format!("<html>page {n}</html>").as_bytes(),
             "index.html",
             flow,
@@ -127,15 +114,7 @@ fn all_eligible_files_arrive_byte_identical_exactly_once() {
     assert_eq!(evil["sandbox"]["score"], 9.0);
     assert_eq!(evil["src_ip"], "192.0.2.10");
     assert_eq!(evil["app_proto"], "http");
-    let reopened = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
+    let reopened = rig.start(ApiKind::Cape);
     assert!(
         reopened.take_records(usize::MAX).unwrap().is_empty(),
         "records are handed out once"
@@ -154,24 +133,13 @@ fn all_eligible_files_arrive_byte_identical_exactly_once() {
 #[test]
 fn cuckoo_api_delivers_files_and_urls_with_bearer_auth() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cuckoo,
-            TOKEN,
-        ),
-        &store,
-    );
-    for n in 0..10u32 {
-        d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
-    }
+    let rig = Rig::new(&sandbox.url());
+    let d = rig.start(ApiKind::Cuckoo);
+    rig.offer_files(&d, 0..10u32);
     d.offer(url_sighting("http://evil.example/", SeenIn::EmailUrl, 99));
     let report = d.finish(DRAIN);
     assert!(report.pending.is_empty());
-    assert_eq!(sandbox.files().len(), 10);
+    assert_files_delivered_once(&sandbox, 0..10);
     assert_eq!(sandbox.urls().get("http://evil.example/"), Some(&1));
     assert_eq!(sandbox.refused_auth(), 0);
     assert_eq!(report.stats.verdicts, 11);
@@ -181,24 +149,10 @@ fn cuckoo_api_delivers_files_and_urls_with_bearer_auth() {
 /// Connection refused for the first half of the run, then the sandbox comes up: all delivered.
 #[test]
 fn sandbox_down_for_the_first_half_then_up_all_delivered() {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(
-        config(
-            &format!("http://{addr}/"),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
-    for n in 0..20u32 {
-        d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
-    }
+    let addr = free_addr();
+    let rig = Rig::new(&format!("http://{addr}/"));
+    let d = rig.start(ApiKind::Cape);
+    rig.offer_files(&d, 0..20u32);
     // Everything is kept while the sandbox is down, and retried.
     assert!(wait_for(DRAIN, || {
         let s = d.stats();
@@ -207,14 +161,10 @@ fn sandbox_down_for_the_first_half_then_up_all_delivered() {
     assert_eq!(d.stats().submitted, 0);
 
     let sandbox = TestSandbox::start_on(addr, TOKEN).unwrap();
-    for n in 20..40u32 {
-        d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
-    }
+    rig.offer_files(&d, 20..40u32);
     let report = d.finish(DRAIN);
     assert!(report.pending.is_empty(), "{:?}", report.pending);
-    let files = sandbox.files();
-    assert_eq!(files.len(), 40);
-    assert!(files.values().all(|(_, times)| *times == 1));
+    assert_files_delivered_once(&sandbox, 0..40);
     assert_eq!(report.stats.verdicts, 40);
 }
 
@@ -225,32 +175,19 @@ fn sandbox_down_for_the_first_half_then_up_all_delivered() {
 fn crash_mid_flight_then_restart_delivers_all_none_twice() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
     sandbox.faults(|f| f.delay_after_create = Duration::from_millis(300));
-    let dir = tempfile::tempdir().unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
-    let cfg = config(
-        &sandbox.url(),
-        &dir.path().join("spool"),
-        ApiKind::Cape,
-        TOKEN,
-    );
-    let first = start(cfg.clone(), &store);
-    for n in 0..30u32 {
-        first.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
-    }
+    let rig = Rig::new(&sandbox.url());
+    let first = rig.start(ApiKind::Cape);
+    rig.offer_files(&first, 0..30u32);
     assert!(wait_for(DRAIN, || sandbox.tasks_created() >= 8));
     drop(first);
     let created_at_crash = sandbox.tasks_created();
     assert!(created_at_crash < 30, "the crash came mid-flight");
 
     sandbox.faults(|f| f.delay_after_create = Duration::ZERO);
-    let second = start(cfg, &store);
+    let second = rig.start(ApiKind::Cape);
     let report = second.finish(DRAIN);
     assert!(report.pending.is_empty(), "{:?}", report.pending);
-    let files = sandbox.files();
-    assert_eq!(files.len(), 30);
-    for (sha, (_, times)) in &files {
-        assert_eq!(*times, 1, "{sha} submitted {times} times");
-    }
+    assert_files_delivered_once(&sandbox, 0..30);
     assert_eq!(sandbox.tasks_created(), 30);
     assert!(
         report.stats.adopted >= 1,
@@ -279,20 +216,9 @@ fn bad_answers_are_retried_until_delivered() {
         rate_limit_next: 4,
         ..Faults::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
-    for n in 0..6u32 {
-        d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
-    }
+    let rig = Rig::new(&sandbox.url());
+    let d = rig.start(ApiKind::Cape);
+    rig.offer_files(&d, 0..6u32);
     let report = d.finish(DRAIN);
     assert!(report.pending.is_empty(), "{:?}", report.pending);
     assert_eq!(report.stats.retries, 12);
@@ -310,37 +236,21 @@ fn bad_answers_are_retried_until_delivered() {
 #[test]
 fn wrong_token_keeps_items_until_fixed() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            "wrong",
-        ),
-        &store,
-    );
-    for n in 0..3u32 {
-        d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
-    }
+    let rig = Rig::new(&sandbox.url());
+    let d = rig.start_with(SandboxConfig {
+        token: "wrong".into(),
+        ..rig.config(ApiKind::Cape)
+    });
+    rig.offer_files(&d, 0..3u32);
     assert!(wait_for(DRAIN, || sandbox.refused_auth() >= 6));
     let report = d.finish(Duration::ZERO);
     assert_eq!(report.pending.len(), 3);
     assert_eq!(sandbox.tasks_created(), 0);
 
-    let d = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
+    let d = rig.start(ApiKind::Cape);
     let report = d.finish(DRAIN);
     assert!(report.pending.is_empty());
-    assert_eq!(sandbox.files().len(), 3);
+    assert_files_delivered_once(&sandbox, 0..3);
 }
 
 /// A redirect loop fails the request after a few hops instead of hanging; the item is kept.
@@ -348,18 +258,9 @@ fn wrong_token_keeps_items_until_fixed() {
 fn redirect_loop_is_an_error_and_the_item_is_kept() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
     sandbox.faults(|f| f.redirect_loop = true);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
-    d.offer(file_sighting(&store, &pe_bytes(1), "x.exe", 1));
+    let rig = Rig::new(&sandbox.url());
+    let d = rig.start(ApiKind::Cape);
+    d.offer(file_sighting(&rig.store, &pe_bytes(1), "x.exe", 1));
     assert!(wait_for(DRAIN, || d.stats().retries >= 2));
     let requests = sandbox.requests();
     let retries = d.stats().retries;
@@ -378,19 +279,12 @@ fn redirect_loop_is_an_error_and_the_item_is_kept() {
 fn huge_report_is_abandoned_at_the_limit() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
     sandbox.faults(|f| f.huge_report = true);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
-    let cfg = SandboxConfig {
+    let rig = Rig::new(&sandbox.url());
+    let d = rig.start_with(SandboxConfig {
         max_report_bytes: 1 << 20,
-        ..config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        )
-    };
-    let d = start(cfg, &store);
-    d.offer(file_sighting(&store, &pe_bytes(1), "x.exe", 1));
+        ..rig.config(ApiKind::Cape)
+    });
+    d.offer(file_sighting(&rig.store, &pe_bytes(1), "x.exe", 1));
     let report = d.finish(DRAIN);
     assert!(report.pending.is_empty());
     let records = &report.records;
@@ -399,6 +293,13 @@ fn huge_report_is_abandoned_at_the_limit() {
     assert_eq!(sb["status"], "reported");
     assert_eq!(sb["verdict"], "unknown");
     assert_eq!(sb["error"], "report over 1048576 bytes");
+    // Bounded read: the server produced the limit plus what socket buffers hold, not 2 GiB.
+    let sent = sandbox.huge_report_bytes_sent();
+    assert!(sent >= 1 << 20, "{sent}");
+    assert!(
+        sent < 64 << 20,
+        "{sent} bytes of the 2 GiB report were read"
+    );
 }
 
 /// Analyses the sandbox accepts and then fails are recorded as such, not retried forever.
@@ -406,20 +307,9 @@ fn huge_report_is_abandoned_at_the_limit() {
 fn accepted_then_failed_analysis_is_recorded() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
     sandbox.faults(|f| f.fail_analysis = true);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
-    for n in 0..3u32 {
-        d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
-    }
+    let rig = Rig::new(&sandbox.url());
+    let d = rig.start(ApiKind::Cape);
+    rig.offer_files(&d, 0..3u32);
     let report = d.finish(DRAIN);
     assert!(report.pending.is_empty());
     assert_eq!(report.stats.analysis_failed, 3);
@@ -437,20 +327,9 @@ fn accepted_then_failed_analysis_is_recorded() {
 fn outage_opens_the_circuit_and_slow_answers_still_deliver() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
     sandbox.faults(|f| f.unavailable = true);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(
-        config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
-    for n in 0..4u32 {
-        d.offer(file_sighting(&store, &pe_bytes(n), "x.exe", u64::from(n)));
-    }
+    let rig = Rig::new(&sandbox.url());
+    let d = rig.start(ApiKind::Cape);
+    rig.offer_files(&d, 0..4u32);
     assert!(wait_for(DRAIN, || d.stats().circuit_opened >= 2));
     sandbox.faults(|f| {
         f.unavailable = false;
@@ -459,7 +338,7 @@ fn outage_opens_the_circuit_and_slow_answers_still_deliver() {
     let report = d.finish(DRAIN);
     assert!(report.pending.is_empty());
     assert_eq!(report.stats.verdicts, 4);
-    assert_eq!(sandbox.files().len(), 4);
+    assert_files_delivered_once(&sandbox, 0..4);
 }
 
 /// A verdict is reused for a later sighting of the same file, across a restart, without a new
@@ -467,22 +346,20 @@ fn outage_opens_the_circuit_and_slow_answers_still_deliver() {
 #[test]
 fn known_verdicts_are_reused_for_later_sightings() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
-    let cfg = config(
-        &sandbox.url(),
-        &dir.path().join("spool"),
-        ApiKind::Cape,
-        TOKEN,
-    );
-    let d = start(cfg.clone(), &store);
-    d.offer(file_sighting(&store, &pe_bytes(5), "evil.exe", 1));
+    let rig = Rig::new(&sandbox.url());
+    let d = rig.start(ApiKind::Cape);
+    d.offer(file_sighting(&rig.store, &pe_bytes(5), "evil.exe", 1));
     let report = d.finish(DRAIN);
     assert_eq!(report.stats.submitted, 1);
 
     assert_eq!(report.records.len(), 2, "sandbox and alert");
-    let d = start(cfg, &store);
-    d.offer(file_sighting(&store, &pe_bytes(5), "evil-again.exe", 77));
+    let d = rig.start(ApiKind::Cape);
+    d.offer(file_sighting(
+        &rig.store,
+        &pe_bytes(5),
+        "evil-again.exe",
+        77,
+    ));
     let report = d.finish(DRAIN);
     assert_eq!(
         (
@@ -506,25 +383,16 @@ fn known_verdicts_are_reused_for_later_sightings() {
 /// An item older than the retention is dropped, counted and not submitted.
 #[test]
 fn items_past_the_retention_are_dropped_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool_dir = dir.path().join("spool");
+    let rig = Rig::new(&format!("http://{}/", free_addr()));
     {
-        let spool = Spool::open(&spool_dir, SpoolConfig::default()).unwrap();
+        let spool = Spool::open(&rig.spool_dir(), SpoolConfig::default()).unwrap();
         let old = std::time::SystemTime::now() - Duration::from_secs(22 * 86_400);
         let meta = serde_json::json!({"key": "url:http://old.example/", "subject": {"url": "http://old.example/"}, "flow": {}, "task_id": null});
         spool
             .push_at(SUBMIT_QUEUE, NewItem::new(meta, Payload::None), old)
             .unwrap();
     }
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(
-        config(&format!("http://{addr}/"), &spool_dir, ApiKind::Cape, TOKEN),
-        &store,
-    );
+    let d = rig.start(ApiKind::Cape);
     assert!(wait_for(DRAIN, || d.stats().dropped_retention == 1));
     let report = d.finish(Duration::ZERO);
     assert!(report.pending.is_empty());
@@ -534,22 +402,9 @@ fn items_past_the_retention_are_dropped_and_counted() {
 /// `finish` waits only as long as it is told and names what is left.
 #[test]
 fn finish_reports_what_is_still_pending() {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
-    let d = start(
-        config(
-            &format!("http://{addr}/"),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        ),
-        &store,
-    );
-    d.offer(file_sighting(&store, &pe_bytes(1), "x.exe", 1));
+    let rig = Rig::new(&format!("http://{}/", free_addr()));
+    let d = rig.start(ApiKind::Cape);
+    d.offer(file_sighting(&rig.store, &pe_bytes(1), "x.exe", 1));
     d.offer(url_sighting("http://evil.example/a", SeenIn::EmailUrl, 2));
     let report = d.finish(Duration::from_millis(100));
     let keys: Vec<&str> = report.pending.iter().map(|p| p.key.as_str()).collect();
@@ -569,27 +424,21 @@ fn finish_reports_what_is_still_pending() {
 #[test]
 fn a_full_intake_spills_to_the_spool_and_loses_nothing() {
     let sandbox = TestSandbox::start(TOKEN).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Filestore::new(dir.path().join("filestore"));
+    let rig = Rig::new(&sandbox.url());
     let cfg = SandboxConfig {
         queue_capacity: 1,
-        ..config(
-            &sandbox.url(),
-            &dir.path().join("spool"),
-            ApiKind::Cape,
-            TOKEN,
-        )
+        ..rig.config(ApiKind::Cape)
     };
     let sightings: Vec<_> = (0..50u32)
         .flat_map(|n| {
             let bytes = pe_bytes(n);
             [
-                file_sighting(&store, &bytes, "a.exe", u64::from(n)),
-                file_sighting(&store, &bytes, "b.exe", u64::from(n) + 100),
+                file_sighting(&rig.store, &bytes, "a.exe", u64::from(n)),
+                file_sighting(&rig.store, &bytes, "b.exe", u64::from(n) + 100),
             ]
         })
         .collect();
-    let d = start(cfg, &store);
+    let d = rig.start_with(cfg);
     let offers: Vec<_> = sightings.into_iter().map(|s| d.offer(s)).collect();
     let report = d.finish(DRAIN);
     assert!(
@@ -604,7 +453,5 @@ fn a_full_intake_spills_to_the_spool_and_loses_nothing() {
     );
     assert!(report.pending.is_empty());
     assert_eq!(report.stats.duplicate, 50);
-    let files = sandbox.files();
-    assert_eq!(files.len(), 50);
-    assert!(files.values().all(|(_, times)| *times == 1));
+    assert_files_delivered_once(&sandbox, 0..50);
 }

@@ -270,14 +270,13 @@ impl ImapState {
 
     fn classify_literal(&mut self, dir: Direction, so_far: &[u8]) -> Literal {
         let words: Vec<&[u8]> = so_far.split(|&b| b == b' ').filter(|w| !w.is_empty()).collect();
-        let cap = self.mime.max_message_bytes;
         match dir {
             Direction::ToServer => {
                 // `tag APPEND mailbox [(flags)] [date] {n}`: the first literal is the message.
                 let cmd = words.get(1).map(|w| w.to_ascii_uppercase());
                 if cmd.as_deref() == Some(b"APPEND") && words.len() >= 3 && count_literals(so_far) == 1 {
                     Literal::Message {
-                        buf: MessageBuffer::new(cap),
+                        buf: MessageBuffer::for_config(&self.mime),
                         command: "APPEND".into(),
                         item: None,
                         msg_seq: None,
@@ -299,7 +298,7 @@ impl ImapState {
                     return Literal::Skip;
                 }
                 Literal::Message {
-                    buf: MessageBuffer::new(cap),
+                    buf: MessageBuffer::for_config(&self.mime),
                     command: self.last_fetch.clone().unwrap_or_else(|| "FETCH".into()),
                     item: Some(token(&item)),
                     msg_seq: words.get(1).and_then(|n| std::str::from_utf8(n).ok()).and_then(|n| n.parse().ok()),

@@ -30,6 +30,8 @@ pub(crate) mod test_pcap;
 pub mod url;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mail_parser::{Encoding, MessageParser, MimeHeaders, PartType};
 use md5::Md5;
@@ -53,6 +55,75 @@ pub const FILE_DATA_INSPECT_BYTES: usize = 64 * 1024;
 /// Files extracted from one message; further named parts are listed but not extracted.
 pub const MAX_FILES_PER_MESSAGE: usize = 256;
 
+/// Message bytes that every message buffer built from one [`MimeConfig`] (all the flows of one
+/// protocol) may hold together, by default. Each message is capped by
+/// [`MimeConfig::max_message_bytes`]; without this, thousands of sessions that never finish
+/// their message would each hold that much. Past it a message gets no more bytes and is stored
+/// truncated and marked, as past its own cap.
+pub const DEFAULT_MAX_HELD_MESSAGE_BYTES: usize = 256 << 20;
+
+/// A byte budget that message buffers charge their memory to; clones share it.
+#[derive(Clone, Debug)]
+pub struct HeldMessageBudget {
+    held: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl HeldMessageBudget {
+    pub fn new(max: usize) -> Self {
+        HeldMessageBudget { held: Arc::new(AtomicUsize::new(0)), max }
+    }
+
+    /// Bytes charged now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Takes up to `want` bytes of what is left; returns how many it got.
+    fn take(&self, want: usize) -> usize {
+        let mut current = self.held.load(Ordering::Relaxed);
+        loop {
+            let grant = want.min(self.max.saturating_sub(current));
+            if grant == 0 {
+                return 0;
+            }
+            match self.held.compare_exchange_weak(current, current + grant, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return grant,
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// Charges memory already allocated (an allocator rounding up, a clone), even past `max`.
+    fn charge(&self, n: usize) {
+        self.held.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn give_back(&self, n: usize) {
+        self.held.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+impl Default for HeldMessageBudget {
+    fn default() -> Self {
+        HeldMessageBudget::new(DEFAULT_MAX_HELD_MESSAGE_BYTES)
+    }
+}
+
+/// Two configs are equal when their limits are: which budget instance they share is not
+/// configuration.
+impl PartialEq for HeldMessageBudget {
+    fn eq(&self, other: &Self) -> bool {
+        self.max == other.max
+    }
+}
+
+impl Eq for HeldMessageBudget {}
+
 /// MIME limits (`[app_layer.mime]`, shared by SMTP, POP3 and IMAP).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -68,6 +139,10 @@ pub struct MimeConfig {
     pub max_file_bytes: u64,
     /// Log `email.body_md5` (Suricata's `md5: [body]`). Default false, as in Suricata.
     pub body_md5: bool,
+    /// What the message buffers of every flow using this config (or a clone of it) may hold
+    /// together. Default [`DEFAULT_MAX_HELD_MESSAGE_BYTES`].
+    #[serde(skip)]
+    pub held_budget: HeldMessageBudget,
 }
 
 impl Default for MimeConfig {
@@ -78,6 +153,7 @@ impl Default for MimeConfig {
             max_depth: 16,
             max_file_bytes: 32 << 20,
             body_md5: false,
+            held_budget: HeldMessageBudget::default(),
         }
     }
 }
@@ -133,27 +209,56 @@ enum MimeAnomaly {
 }
 
 /// One message's bytes as they cross the wire, held up to a cap.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct MessageBuffer {
     bytes: Vec<u8>,
     wire_len: u64,
     cap: usize,
     gaps: bool,
+    /// Where the capacity of `bytes` is charged; None: nowhere.
+    budget: Option<HeldMessageBudget>,
 }
 
 impl MessageBuffer {
+    /// A buffer capped at `cap` bytes and charged to no shared budget.
     pub fn new(cap: usize) -> Self {
-        MessageBuffer { cap, ..Default::default() }
+        MessageBuffer { bytes: Vec::new(), wire_len: 0, cap, gaps: false, budget: None }
+    }
+
+    /// A buffer capped by `cfg.max_message_bytes` whose memory is charged to `cfg.held_budget`.
+    pub fn for_config(cfg: &MimeConfig) -> Self {
+        MessageBuffer {
+            bytes: Vec::new(),
+            wire_len: 0,
+            cap: cfg.max_message_bytes,
+            gaps: false,
+            budget: Some(cfg.held_budget.clone()),
+        }
     }
 
     pub fn push(&mut self, data: &[u8]) {
         self.wire_len = self.wire_len.saturating_add(data.len() as u64);
-        let take = self.cap.saturating_sub(self.bytes.len()).min(data.len());
-        if self.bytes.capacity() - self.bytes.len() < take {
+        let mut take = self.cap.saturating_sub(self.bytes.len()).min(data.len());
+        let (len, capacity) = (self.bytes.len(), self.bytes.capacity());
+        if capacity - len < take {
             // Grow by doubling as Vec does, but never past the cap: a 32 MiB message must not
             // reserve 64 MiB.
-            let want = (self.bytes.len() * 2).max(self.bytes.len() + take).min(self.cap);
-            self.bytes.reserve_exact(want - self.bytes.len());
+            let want = (len * 2).max(len + take).min(self.cap);
+            let extra = want - capacity;
+            let granted = self.budget.as_ref().map_or(extra, |b| b.take(extra));
+            take = take.min(capacity + granted - len);
+            if granted > 0 {
+                self.bytes.reserve_exact(capacity + granted - len);
+                if let Some(b) = &self.budget {
+                    // The allocator may hand out more than asked: charge what was really taken.
+                    let grown = self.bytes.capacity() - capacity;
+                    if grown >= granted {
+                        b.charge(grown - granted);
+                    } else {
+                        b.give_back(granted - grown);
+                    }
+                }
+            }
         }
         self.bytes.extend_from_slice(&data[..take]);
     }
@@ -176,6 +281,24 @@ impl MessageBuffer {
     /// Bytes on the wire, counting those past the cap and in gaps.
     pub fn wire_len(&self) -> u64 {
         self.wire_len
+    }
+}
+
+impl Clone for MessageBuffer {
+    fn clone(&self) -> Self {
+        let bytes = self.bytes.clone();
+        if let Some(b) = &self.budget {
+            b.charge(bytes.capacity());
+        }
+        MessageBuffer { bytes, wire_len: self.wire_len, cap: self.cap, gaps: self.gaps, budget: self.budget.clone() }
+    }
+}
+
+impl Drop for MessageBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.give_back(self.bytes.capacity());
+        }
     }
 }
 

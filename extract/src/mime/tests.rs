@@ -277,3 +277,31 @@ line one{eol}line two{eol}--b{eol}Content-Disposition: attachment; filename=b.tx
         assert_eq!(file_named(&o, "b.txt"), Some(format!("last{eol}").as_bytes()), "{eol:?}");
     }
 }
+
+#[test]
+fn buffers_sharing_a_budget_hold_no_more_than_it_together() {
+    let cfg = MimeConfig { max_message_bytes: 1000, held_budget: HeldMessageBudget::new(100), ..MimeConfig::default() };
+    let mut first = MessageBuffer::for_config(&cfg);
+    first.push(&[b'a'; 80]);
+    assert_eq!((first.bytes().len(), cfg.held_budget.held()), (80, 80));
+    // A second message gets only what is left, and is marked truncated.
+    let mut second = MessageBuffer::for_config(&cfg);
+    second.push(&[b'b'; 80]);
+    assert_eq!((second.bytes().len(), cfg.held_budget.held()), (20, 100));
+    assert!(second.is_truncated());
+    assert_eq!(second.wire_len(), 80);
+    // Delivered messages give their bytes back: the next push may grow again (doubling 20 to 40).
+    drop(first);
+    assert_eq!(cfg.held_budget.held(), 20);
+    second.push(&[b'c'; 10]);
+    assert_eq!((second.bytes().len(), cfg.held_budget.held()), (30, 40));
+    let copy = second.clone();
+    assert_eq!(cfg.held_budget.held(), 70);
+    drop(copy);
+    drop(second);
+    assert_eq!(cfg.held_budget.held(), 0);
+    // A buffer made without a config charges nothing.
+    let mut free = MessageBuffer::new(1000);
+    free.push(&[b'd'; 500]);
+    assert_eq!((free.bytes().len(), cfg.held_budget.held()), (500, 0));
+}

@@ -308,7 +308,7 @@ impl Pop3State {
             Cmd::Retr | Cmd::Top | Cmd::MultiLine if ok => {
                 self.unstuffer = DotUnstuffer::default();
                 if cmd != Cmd::MultiLine {
-                    self.message = Some(MessageBuffer::new(self.mime.max_message_bytes));
+                    self.message = Some(MessageBuffer::for_config(&self.mime));
                     self.pending.push_front((cmd, arg));
                 }
                 self.server = Server::Body { cmd };

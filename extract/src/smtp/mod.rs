@@ -272,7 +272,7 @@ impl SmtpState {
                     }
                 }
                 Client::Data => {
-                    let msg = self.message.get_or_insert_with(|| MessageBuffer::new(self.mime.max_message_bytes));
+                    let msg = self.message.get_or_insert_with(|| MessageBuffer::for_config(&self.mime));
                     match self.unstuffer.feed(data, &mut |b| msg.push(b)) {
                         Some(used) => {
                             data = &data[used..];
@@ -285,7 +285,7 @@ impl SmtpState {
                 }
                 Client::Bdat { left, last } => {
                     let take = usize::try_from(left).unwrap_or(usize::MAX).min(data.len());
-                    let msg = self.message.get_or_insert_with(|| MessageBuffer::new(self.mime.max_message_bytes));
+                    let msg = self.message.get_or_insert_with(|| MessageBuffer::for_config(&self.mime));
                     msg.push(&data[..take]);
                     data = &data[take..];
                     let left = left - take as u64;
@@ -476,7 +476,7 @@ impl SmtpState {
         self.client = match (cmd, code) {
             (Cmd::Data, 354) => {
                 self.fresh_tx(io);
-                let mut message = MessageBuffer::new(self.mime.max_message_bytes);
+                let mut message = MessageBuffer::for_config(&self.mime);
                 self.unstuffer = DotUnstuffer::default();
                 if self.held_gap > 0 {
                     message.gap(self.held_gap);

@@ -536,3 +536,41 @@ fn a_gap_while_waiting_for_the_data_reply_marks_the_message() {
     assert_eq!(smtp[0]["email"]["truncated"], true);
     assert_eq!(smtp[0]["smtp"]["mail_from"], "<a@b>");
 }
+
+#[test]
+fn sessions_of_one_config_share_the_held_message_budget() {
+    let cfg = MimeConfig { held_budget: crate::mime::HeldMessageBudget::new(1000), ..MimeConfig::default() };
+    let envelope: &[(Direction, &[u8])] = &[
+        (S, b"220 mx\r\n"),
+        (C, b"HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"),
+        (S, b"250 a\r\n250 b\r\n250 c\r\n354 go\r\n"),
+    ];
+    let line = [b'x'; 98];
+    let mut run = empty_run();
+    // A session that never ends its message holds 400 bytes of it (and as much capacity).
+    let mut slow = SmtpState::new(&cfg);
+    for (dir, data) in envelope {
+        slow.on_stream(*dir, StreamEvent::Data(data), Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+    }
+    for _ in 0..4 {
+        let chunk = [&line[..], b"\r\n"].concat();
+        slow.on_stream(C, StreamEvent::Data(&chunk), Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+    }
+    assert_eq!(cfg.held_budget.held(), 400);
+    // Another session's 1000-byte message gets the 600 left and is stored truncated.
+    let mut body = Vec::new();
+    for _ in 0..10 {
+        body.extend_from_slice(&line);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b".\r\n");
+    let mut other = SmtpState::new(&cfg);
+    let mut chunks = envelope.to_vec();
+    chunks.push((C, &body));
+    feed(&mut other, &mut run, &chunks);
+    assert_eq!(run.mails.stored.len(), 1);
+    assert_eq!(run.mails.stored[0].1.len(), 600);
+    assert_eq!(run.events("smtp")[0]["email"]["truncated"], true);
+    // Delivered, the second message's bytes are back in the budget.
+    assert_eq!(cfg.held_budget.held(), 400);
+}

@@ -1,9 +1,11 @@
-//! Shared helpers: a fast configuration, generated files in a filestore, sightings.
+//! Shared helpers: a scratch rig (filestore, spool, fast configuration), generated files,
+//! sightings, and the delivery checks every test makes.
 
 #![allow(dead_code)]
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +14,95 @@ use weir_core::{
     AppProto, Artifact, ArtifactContext, FileArtifact, FileState, FlowKey, IpProto, SeenIn,
     Sighting, Timestamp, UrlArtifact, Vlans,
 };
+use weir_sandbox_client::test_sandbox::TestSandbox;
 use weir_sandbox_client::{ApiKind, Dispatcher, NoExclusions, SandboxConfig};
 use weir_spool::Filestore;
+
+/// The token the test sandboxes accept.
+pub const TOKEN: &str = "s3cret";
+/// Bound on waiting for a run to drain; tests assert counts, not times.
+pub const DRAIN: Duration = Duration::from_secs(60);
+
+/// A scratch directory holding a filestore and a spool, and the sandbox URL dispatchers built
+/// from it point at. Dispatchers started twice from one rig share the spool, as a restart does.
+pub struct Rig {
+    pub url: String,
+    pub root: PathBuf,
+    pub store: Filestore,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Rig {
+    /// A fresh scratch directory for a sandbox at `url`.
+    pub fn new(url: &str) -> Rig {
+        let temp = tempfile::tempdir().unwrap();
+        let mut rig = Rig::at(url, temp.path());
+        rig._temp = Some(temp);
+        rig
+    }
+
+    /// A rig over an existing directory (a child process reopening its parent's scratch).
+    pub fn at(url: &str, root: &Path) -> Rig {
+        Rig {
+            url: url.to_string(),
+            root: root.to_path_buf(),
+            store: Filestore::new(root.join("filestore")),
+            _temp: None,
+        }
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        self.root.join("spool")
+    }
+
+    /// The fast test configuration for `api`, with the right token.
+    pub fn config(&self, api: ApiKind) -> SandboxConfig {
+        config(&self.url, &self.spool_dir(), api, TOKEN)
+    }
+
+    pub fn start(&self, api: ApiKind) -> Dispatcher {
+        self.start_with(self.config(api))
+    }
+
+    pub fn start_with(&self, config: SandboxConfig) -> Dispatcher {
+        start(config, &self.store)
+    }
+
+    /// Offers `pe_bytes(n)` for every `n`, each from flow `n`.
+    pub fn offer_files(&self, d: &Dispatcher, ns: Range<u32>) {
+        for n in ns {
+            d.offer(file_sighting(
+                &self.store,
+                &pe_bytes(n),
+                "x.exe",
+                u64::from(n),
+            ));
+        }
+    }
+}
+
+/// An address nothing listens on (yet): a sandbox that is down.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Every file `pe_bytes(n)` for `n` in `ns`, and nothing else, reached the sandbox byte-identical
+/// exactly once.
+pub fn assert_files_delivered_once(sandbox: &TestSandbox, ns: Range<u32>) {
+    let files = sandbox.files();
+    assert_eq!(files.len(), ns.len(), "distinct files received");
+    for n in ns {
+        let bytes = pe_bytes(n);
+        let Some((got, times)) = files.get(&sha_hex(&bytes)) else {
+            panic!("file {n} never reached the sandbox");
+        };
+        assert_eq!(*times, 1, "file {n} submitted {times} times");
+        assert_eq!(got, &bytes, "file {n} not byte-identical");
+    }
+}
 
 pub fn config(url: &str, spool_dir: &Path, api: ApiKind, token: &str) -> SandboxConfig {
     SandboxConfig {

@@ -10,7 +10,7 @@ use weir_extract::files::{FileSink, Filestore, NullSink};
 use weir_extract::mailstore::{MailSink, MailStore, NullMailSink};
 use weir_extract::mime::MimeConfig;
 use weir_extract::smb::SmbConfig;
-use weir_extract::http::HttpConfig;
+use weir_extract::http::{HttpConfig, SharedRangeJoiner};
 use weir_flow::{FlowConfig, FlowTable, Timeouts};
 use weir_reassembly::StreamConfig;
 
@@ -289,6 +289,17 @@ pub fn worker(c: &Config, out: &Path, eve: EveWriter, rules: Option<Arc<Compiled
     worker_for(c, out, eve, rules, false)
 }
 
+/// The joiner of 206 parts into whole files, storing them in the filestore when it is on. Every
+/// worker of a run must share one (two parts of a file may reach different workers): build it
+/// once and put clones in each worker's `HttpConfig::range_joiner`.
+pub fn range_joiner(c: &Config, out: &Path) -> anyhow::Result<SharedRangeJoiner> {
+    if !c.output.filestore {
+        return Ok(SharedRangeJoiner::default());
+    }
+    let store = Filestore::new(out).with_context(|| format!("cannot create the filestore in {}", out.display()))?;
+    Ok(SharedRangeJoiner::new(Box::new(store)))
+}
+
 /// A worker for a live capture (`live`: checksums validated under `auto`) or a replay.
 pub fn worker_for(
     c: &Config,
@@ -308,9 +319,13 @@ pub fn worker_for(
     } else {
         Box::new(NullMailSink)
     };
+    let mut app = app_layer_config(c);
+    if let Some(http) = app.http.as_mut() {
+        http.range_joiner = range_joiner(c, out)?;
+    }
     let cfg = WorkerConfig {
         stream: stream_config(c),
-        app: app_layer_config(c),
+        app,
         stream_memcap: usize_of(c.stream.memcap.0),
         inspect_depth: c.stream.inspect_depth.0,
         files_stored: c.output.filestore,

@@ -28,8 +28,8 @@ pub const MAX_RANGE_FILES: usize = 1024;
 /// bytes are dropped (counted); a later part carrying them again can still complete the file.
 pub const MAX_RANGE_HELD_BYTES: usize = 64 << 20;
 
-/// Separate held blocks per file (adjacent parts are not merged, so this bounds the bookkeeping
-/// an attacker sending tiny scattered ranges can cause).
+/// Separate held blocks per file (bytes that continue a held block extend it; this bounds the
+/// bookkeeping an attacker sending tiny scattered ranges can cause).
 pub const MAX_RANGE_BLOCKS_PER_FILE: usize = 1024;
 
 /// A file that gained no byte for this long (packet time) is abandoned.
@@ -208,12 +208,22 @@ impl Assembly {
         let (mut kept, mut dropped) = (0usize, 0u64);
         for (from, to) in missing {
             let len = (to - from) as usize;
-            if kept + len > room || self.ahead.len() >= MAX_RANGE_BLOCKS_PER_FILE {
+            let bytes = &data[(from - offset) as usize..][..len];
+            if kept + len > room {
                 dropped += len as u64;
                 continue;
             }
-            let at = (from - offset) as usize;
-            self.ahead.insert(from, data[at..at + len].to_vec());
+            // A part arrives in segments: each continues the block the previous one started.
+            if let Some((&start, block)) = self.ahead.range_mut(..from).next_back()
+                && start + block.len() as u64 == from
+            {
+                block.extend_from_slice(bytes);
+            } else if self.ahead.len() < MAX_RANGE_BLOCKS_PER_FILE {
+                self.ahead.insert(from, bytes.to_vec());
+            } else {
+                dropped += len as u64;
+                continue;
+            }
             kept += len;
         }
         self.held += kept;
@@ -357,6 +367,22 @@ mod tests {
         }
         assert_eq!(j.held_bytes(), MAX_RANGE_BLOCKS_PER_FILE);
         assert_eq!(j.stats().dropped_bytes, 3);
+    }
+
+    #[test]
+    fn a_part_arriving_in_segments_is_held_as_one_block() {
+        let whole = content(3 * MAX_RANGE_BLOCKS_PER_FILE);
+        let mut j = RangeJoiner::new(Box::new(NullSink));
+        // The second half arrives first, one byte at a time: more segments than blocks allowed.
+        let half = whole.len() / 2;
+        for i in half..whole.len() {
+            assert!(j.write(URL, whole.len() as u64, b"a", i as u64, &whole[i..=i], at(0)).is_none());
+        }
+        assert_eq!(j.held_bytes(), whole.len() - half);
+        assert_eq!(j.stats().dropped_bytes, 0);
+        let done = j.write(URL, whole.len() as u64, b"a", 0, &whole[..half], at(0)).expect("whole");
+        use sha2::Digest;
+        assert_eq!(hex(&done.artifact.sha256), hex(&sha2::Sha256::digest(&whole)));
     }
 
     #[test]

@@ -16,11 +16,11 @@ use weir_reassembly::StreamConfig;
 
 use crate::config::{ChecksumValidation, Config, FeedFormat, FragPolicy, OverlapPolicy, SandboxApi, TimeoutSection};
 use weir_detect::engine::CompiledRules;
-use weir_detect::exclusions::{ExclusionLists, ExclusionSet};
+use weir_detect::exclusions::{ExclusionCounters, ExclusionLists, ExclusionSet};
 use weir_detect::reputation::{FeedFormat as ReputationFormat, FeedSpec, ReputationSet};
 
-use crate::detection::Detector;
 use crate::output::EveWriter;
+use crate::swap::{Licensed, Sets, SharedSets, Sources};
 use crate::worker::{Worker, WorkerConfig};
 
 fn usize_of(bytes: u64) -> usize {
@@ -52,13 +52,28 @@ pub fn decode_config(c: &Config, live: bool) -> DecodeConfig {
 }
 
 pub fn stream_config(c: &Config) -> StreamConfig {
-    use weir_reassembly::OverlapPolicy as P;
     let mut s = StreamConfig::default();
     s.midstream = c.stream.midstream;
     s.async_oneside = c.stream.async_oneside;
     s.depth = c.stream.depth.0;
     s.max_queued_segments = c.stream.max_queued_segments;
-    s.overlap_policy = match c.stream.overlap_policy {
+    s.overlap_policy = overlap_policy(c.stream.overlap_policy);
+    s.inline = c.stream.inline;
+    // A table that does not parse was already reported by the config's validation.
+    s.host_os_policy = host_os_policy(c).unwrap_or_default();
+    s
+}
+
+/// The `[stream.host_os_policy]` table as reassembly resolves it.
+pub fn host_os_policy(c: &Config) -> Result<weir_reassembly::HostOsPolicy, weir_reassembly::HostPolicyError> {
+    weir_reassembly::HostOsPolicy::new(
+        c.stream.host_os_policy.iter().map(|(policy, nets)| (overlap_policy(*policy), nets.as_slice())),
+    )
+}
+
+fn overlap_policy(policy: OverlapPolicy) -> weir_reassembly::OverlapPolicy {
+    use weir_reassembly::OverlapPolicy as P;
+    match policy {
         OverlapPolicy::First => P::First,
         OverlapPolicy::Last => P::Last,
         OverlapPolicy::Bsd => P::Bsd,
@@ -74,8 +89,7 @@ pub fn stream_config(c: &Config) -> StreamConfig {
         OverlapPolicy::Hpux11 => P::Hpux11,
         OverlapPolicy::Irix => P::Irix,
         OverlapPolicy::Macos => P::Macos,
-    };
-    s
+    }
 }
 
 pub fn app_layer_config(c: &Config) -> AppLayerConfig {
@@ -168,7 +182,7 @@ pub fn sandbox(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sandbox_cli
 
 /// Starts the Central Node link when `[central]` is enabled. Rule updates it receives are
 /// accepted only when their rule files load.
-pub fn central(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sensor_link::Link>> {
+pub fn central(c: &Config, out: &Path, shared: &Arc<SharedSets>) -> anyhow::Result<Option<weir_sensor_link::Link>> {
     let s = &c.central;
     if !s.enabled {
         return Ok(None);
@@ -184,6 +198,8 @@ pub fn central(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sensor_link
     cfg.spool_max_bytes = s.spool_max.0;
     cfg.batch_max_events = s.batch_events;
     cfg.batch_max_age = std::time::Duration::from_secs(s.batch_age);
+    cfg.poll_interval = std::time::Duration::from_secs(s.poll_interval);
+    let license_warning = cfg.license_warning;
     let vars = crate::rules::vars(c);
     let classification = crate::rules::classification(c)?;
     let validator: weir_sensor_link::UpdateValidator = Arc::new(move |kind, dir: &Path| {
@@ -197,11 +213,15 @@ pub fn central(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sensor_link
             .filter(|p| p.extension().is_some_and(|x| x == "rules"))
             .collect();
         let report = weir_detect::rules::load_rule_files(&files, &vars, &classification);
-        match report.file_errors.first() {
+        let verdict = match report.file_errors.first() {
             Some(e) => Err(format!("{}: {}", e.path.display(), e.reason)),
             None if report.rules.is_empty() => Err("the update holds no rule that loads".into()),
             None => Ok(()),
+        };
+        if let Err(reason) = &verdict {
+            eprintln!("weir: error: Central Node rules update rejected: {reason}; the rules in use stay");
         }
+        verdict
     });
     let link = weir_sensor_link::Link::start(
         cfg,
@@ -210,24 +230,14 @@ pub fn central(c: &Config, out: &Path) -> anyhow::Result<Option<weir_sensor_link
         validator,
     )
     .map_err(|e| anyhow::anyhow!("cannot start the Central Node link: {e}"))?;
+    crate::central::follow(&link, shared.clone(), license_warning)?;
     Ok(Some(link))
 }
 
 /// The scan exclusions of `[exclusions]`; `None` when the section lists nothing. Every bad entry
 /// is reported at once.
 pub fn exclusions(c: &Config) -> anyhow::Result<Option<ExclusionSet>> {
-    let e = &c.exclusions;
-    let lists = ExclusionLists {
-        ips: e.ips.clone(),
-        hosts: e.hosts.clone(),
-        urls: e.urls.clone(),
-        file_md5: e.file_md5.clone(),
-        file_sha256: e.file_sha256.clone(),
-        file_types: e.file_types.clone(),
-        email_senders: e.email_senders.clone(),
-        email_recipients: e.email_recipients.clone(),
-        user_agents: e.user_agents.clone(),
-    };
+    let lists = exclusion_lists(c);
     if lists == ExclusionLists::default() {
         return Ok(None);
     }
@@ -238,6 +248,50 @@ pub fn exclusions(c: &Config) -> anyhow::Result<Option<ExclusionSet>> {
             anyhow::bail!("{}", lines.join("; "))
         }
     }
+}
+
+/// The lists of `[exclusions]`.
+pub fn exclusion_lists(c: &Config) -> ExclusionLists {
+    let e = &c.exclusions;
+    ExclusionLists {
+        ips: e.ips.clone(),
+        hosts: e.hosts.clone(),
+        urls: e.urls.clone(),
+        file_md5: e.file_md5.clone(),
+        file_sha256: e.file_sha256.clone(),
+        file_types: e.file_types.clone(),
+        email_senders: e.email_senders.clone(),
+        email_recipients: e.email_recipients.clone(),
+        user_agents: e.user_agents.clone(),
+    }
+}
+
+/// Builds merged exclusion lists, counting into `counters` (those of the set it replaces, so the
+/// counts go on); `None` when nothing is listed. Every bad entry is reported at once.
+pub fn exclusion_set(lists: &ExclusionLists, counters: Arc<ExclusionCounters>) -> anyhow::Result<Option<Arc<ExclusionSet>>> {
+    if *lists == ExclusionLists::default() {
+        return Ok(None);
+    }
+    match ExclusionSet::build_with_counters(lists, counters) {
+        Ok(set) => Ok(Some(Arc::new(set))),
+        Err(errors) => {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::bail!("{}", lines.join("; "))
+        }
+    }
+}
+
+/// Rules, feeds and exclusions of a run, loaded once and shared by its workers (and swapped by
+/// the reloader and the Central Node link).
+pub fn shared_sets(c: &Config) -> anyhow::Result<Arc<SharedSets>> {
+    let sources = Sources { config: Arc::new(c.clone()), local_exclusions: exclusion_lists(c), ..Sources::default() };
+    let sets = Sets {
+        rules: rules(c)?,
+        reputation: reputation(c)?,
+        exclusions: exclusion_set(&sources.local_exclusions, Arc::default())?,
+        licensed: Licensed::ALL,
+    };
+    Ok(Arc::new(SharedSets::new(sets, sources)))
 }
 
 /// Loads the reputation feeds and hash IOC lists of `[[detect.feeds]]`; `None` when there are
@@ -285,8 +339,17 @@ pub fn rules(c: &Config) -> anyhow::Result<Option<Arc<CompiledRules>>> {
     Ok(Some(Arc::new(CompiledRules::with_classification(report.rules, &classification))))
 }
 
-pub fn worker(c: &Config, out: &Path, eve: EveWriter, rules: Option<Arc<CompiledRules>>) -> anyhow::Result<Worker> {
-    worker_for(c, out, eve, rules, false)
+/// What every worker of a run shares, built once: the swappable rules, feeds and exclusions,
+/// the sandbox dispatcher and the Central Node link.
+pub struct RunShared {
+    pub sets: Arc<SharedSets>,
+    pub sandbox: Option<Arc<weir_sandbox_client::Dispatcher>>,
+    pub central: Option<Arc<weir_sensor_link::Link>>,
+}
+
+pub fn run_shared(c: &Config, out: &Path) -> anyhow::Result<RunShared> {
+    let sets = shared_sets(c)?;
+    Ok(RunShared { sandbox: sandbox(c, out)?.map(Arc::new), central: central(c, out, &sets)?.map(Arc::new), sets })
 }
 
 /// The joiner of 206 parts into whole files, storing them in the filestore when it is on. Every
@@ -301,20 +364,14 @@ pub fn range_joiner(c: &Config, out: &Path) -> anyhow::Result<SharedRangeJoiner>
 }
 
 /// A worker for a live capture (`live`: checksums validated under `auto`) or a replay.
-pub fn worker_for(
-    c: &Config,
-    out: &Path,
-    eve: EveWriter,
-    rules: Option<Arc<CompiledRules>>,
-    live: bool,
-) -> anyhow::Result<Worker> {
+pub fn worker_for(c: &Config, out: &Path, eve: EveWriter, shared: &RunShared, live: bool) -> anyhow::Result<Worker> {
     let decoder = Decoder::new(decode_config(c, live));
-    let files: Box<dyn FileSink> = if c.output.filestore {
+    let files: Box<dyn FileSink + Send> = if c.output.filestore {
         Box::new(Filestore::new(out).with_context(|| format!("cannot create the filestore in {}", out.display()))?)
     } else {
         Box::new(NullSink)
     };
-    let mails: Box<dyn MailSink> = if c.output.mail_store {
+    let mails: Box<dyn MailSink + Send> = if c.output.mail_store {
         Box::new(MailStore::new(out).map_err(|e| anyhow::anyhow!("cannot create the mail store in {}: {e}", out.display()))?)
     } else {
         Box::new(NullMailSink)
@@ -331,19 +388,13 @@ pub fn worker_for(
         files_stored: c.output.filestore,
         mails_stored: c.output.mail_store,
     };
-    let detector = rules.map(Detector::new).transpose()?;
-    let mut worker = Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, detector);
-    if let Some(set) = reputation(c)? {
-        worker.set_reputation(set);
+    let mut worker = Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, None);
+    worker.set_shared(shared.sets.clone())?;
+    if let Some(dispatcher) = &shared.sandbox {
+        worker.set_sandbox(dispatcher.clone());
     }
-    if let Some(set) = exclusions(c)? {
-        worker.set_exclusions(set);
-    }
-    if let Some(dispatcher) = sandbox(c, out)? {
-        worker.set_sandbox(dispatcher);
-    }
-    if let Some(link) = central(c, out)? {
-        worker.set_central(link);
+    if let Some(link) = &shared.central {
+        worker.set_central(link.clone());
     }
     Ok(worker)
 }

@@ -1,4 +1,4 @@
-//! `weir live`: capture from an interface with one worker until SIGINT or SIGTERM, then end every
+//! `weir live`: capture from an interface with `[capture] workers` workers until SIGINT or SIGTERM, then end every
 //! flow, flush the outputs and exit 0.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -8,9 +8,9 @@ use weir_capture::live::{LiveOptions, LivePoll};
 use weir_capture::LiveSource;
 use weir_core::Timestamp;
 
+use crate::CommonArgs;
 use crate::config::Config;
-use crate::output::EveWriter;
-use crate::{CommonArgs, build};
+use crate::pipeline::Pipeline;
 
 fn wall_clock() -> Timestamp {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
@@ -39,31 +39,45 @@ pub fn run(interface: Option<String>, common: &CommonArgs, config: &Config) -> a
 
     let out = common.out.clone().unwrap_or_else(|| config.output.dir.clone());
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create output directory {}", out.display()))?;
-    let eve = EveWriter::create(&out, common.overwrite, &config.output.eve_types)?;
-    let rules = build::rules(config)?;
-    let mut worker = build::worker_for(config, &out, eve, rules, true)?;
-    eprintln!("weir: capturing on {interface}; SIGINT or SIGTERM ends the run");
+    let mut pipeline = Pipeline::start(config, &out, common.overwrite, true)?;
+    let _reloader = crate::reload::start(crate::reload::ConfigSource::of(common), pipeline.sets())?;
+    if let Some(addr) = &config.output.prometheus {
+        let addr = addr.parse().with_context(|| format!("[output] prometheus = {addr:?}"))?;
+        let bound = crate::stats::serve_prometheus(addr, pipeline.board())?;
+        eprintln!("weir: Prometheus metrics on http://{bound}/metrics");
+    }
+    eprintln!("weir: capturing on {interface} with {} worker(s); SIGINT or SIGTERM ends the run", config.capture.workers);
 
+    let mut since_counters = 0u64;
     loop {
         match source.poll().map_err(|e| anyhow::anyhow!("{e}"))? {
             LivePoll::Packet(p) => {
                 let (ts, link) = (p.ts, p.link);
-                worker.process(ts, link, p.data).context("writing outputs")?;
+                pipeline.process(ts, link, p.data)?;
+                since_counters += 1;
+                if since_counters >= KERNEL_COUNTERS_EVERY {
+                    since_counters = 0;
+                    publish_kernel_counters(&mut source, &pipeline);
+                }
             }
             // Idle flows still time out when the link is quiet.
-            LivePoll::Idle => worker.advance(wall_clock()).context("writing outputs")?,
+            LivePoll::Idle => {
+                pipeline.advance(wall_clock())?;
+                publish_kernel_counters(&mut source, &pipeline);
+            }
             LivePoll::Stopped => break,
         }
         for warning in source.take_warnings() {
             eprintln!("weir: warning: {warning}");
         }
     }
-    worker.finish(Duration::from_secs(config.sandbox.replay_wait)).context("writing outputs")?;
-    if let Some(link) = worker.take_central() {
-        crate::deliver_to_central(link, config.central.replay_wait);
-    }
-    let s = worker.stats();
+    publish_kernel_counters(&mut source, &pipeline);
     let kernel = source.kernel_stats().ok();
+    let summary = pipeline.finish(
+        Duration::from_secs(config.sandbox.replay_wait),
+        Duration::from_secs(config.central.replay_wait),
+    )?;
+    let s = &summary.totals.stats;
     eprintln!(
         "weir: {} packets, {} flows, {} alerts, {} anomalies; kernel dropped {}, interface dropped {}; outputs in {}",
         s.packets,
@@ -75,4 +89,13 @@ pub fn run(interface: Option<String>, common: &CommonArgs, config: &Config) -> a
         out.display()
     );
     Ok(())
+}
+
+/// Packets between two readings of the kernel's capture counters (a system call each).
+const KERNEL_COUNTERS_EVERY: u64 = 65_536;
+
+fn publish_kernel_counters(source: &mut LiveSource, pipeline: &Pipeline) {
+    if let Ok(k) = source.kernel_stats() {
+        pipeline.set_capture_counters(k.kernel_received, k.kernel_dropped, k.interface_dropped);
+    }
 }

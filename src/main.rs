@@ -9,8 +9,12 @@ mod icap;
 mod inspect;
 mod live;
 mod output;
+mod pipeline;
 mod replay;
+mod reload;
 mod rules;
+mod stats;
+mod swap;
 mod worker;
 
 use std::path::PathBuf;

@@ -20,6 +20,7 @@ use weir_reassembly::{StreamConfig, TcpSegment, TcpSession, TcpState};
 
 use crate::detection::{Detector, PacketFacts, PacketSource, PendingAlert, TxProgress};
 use crate::output::EveWriter;
+use crate::swap::{Licensed, Sets, SharedSets};
 
 /// What the worker keeps per flow besides the flow table's counters.
 #[derive(Default)]
@@ -117,6 +118,10 @@ const REPUTATION_CACHE_ENTRIES: usize = 65_536;
 /// Gaps remembered in one queue; more inspect the queue at once.
 const MAX_QUEUED_GAPS: usize = 64;
 
+/// Packets between two looks at the shared sets' generation (one atomic load); a quiet link
+/// looks at every idle tick too. A swap therefore reaches a busy worker within this many packets.
+const RELOAD_CHECK_EVERY: u64 = 64;
+
 /// Counters of a run, for the closing summary and `stats` records.
 #[derive(Clone, Debug, Default)]
 pub struct WorkerStats {
@@ -140,6 +145,22 @@ impl WorkerStats {
     pub fn anomaly_total(&self) -> u64 {
         self.anomalies.values().sum()
     }
+
+    /// Adds another worker's counters to these.
+    pub fn absorb(&mut self, other: &WorkerStats) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.packets_without_flow += other.packets_without_flow;
+        self.flows_logged += other.flows_logged;
+        self.alerts += other.alerts;
+        for (event, n) in &other.anomalies {
+            *self.anomalies.entry(event.clone()).or_default() += n;
+        }
+        self.artifacts += other.artifacts;
+        self.stream_memcap_flushes += other.stream_memcap_flushes;
+        self.excluded_flows += other.excluded_flows;
+        self.excluded_artifacts += other.excluded_artifacts;
+    }
 }
 
 /// The settings a worker runs with.
@@ -162,8 +183,8 @@ struct Stages {
     ended: Vec<ClosedFlow<FlowState>>,
     stats: WorkerStats,
     eve: EveWriter,
-    files: Box<dyn FileSink>,
-    mails: Box<dyn MailSink>,
+    files: Box<dyn FileSink + Send>,
+    mails: Box<dyn MailSink + Send>,
     emit: Emit,
     detector: Option<Detector>,
     /// Alerts of the packet (or flow end) being handled, written with their flow afterwards.
@@ -172,11 +193,13 @@ struct Stages {
     stream_memory: usize,
     /// Ships alerts, file and mail records, files and messages to the Central Node (spooled on
     /// disk until it acknowledges them).
-    central: Option<weir_sensor_link::Link>,
+    central: Option<std::sync::Arc<weir_sensor_link::Link>>,
     /// Hands eligible files and URLs to the sandbox without waiting on it.
-    sandbox: Option<weir_sandbox_client::Dispatcher>,
+    sandbox: Option<std::sync::Arc<weir_sandbox_client::Dispatcher>>,
     /// Scan exclusions (SPEC.md section 7).
-    exclusions: Option<weir_detect::exclusions::ExclusionSet>,
+    exclusions: Option<std::sync::Arc<weir_detect::exclusions::ExclusionSet>>,
+    /// What the license allows (sandbox dispatch); everything until a license says otherwise.
+    licensed: Licensed,
     /// Reputation feeds and this worker's cache of recent verdicts.
     reputation: Option<(std::sync::Arc<ReputationSet>, VerdictCache)>,
     /// FTP data connections announced on control channels, for matching new flows.
@@ -186,12 +209,30 @@ struct Stages {
     next_expectation_sweep: Timestamp,
     /// The first I/O error writing outputs; the run stops with it.
     io_error: Option<std::io::Error>,
+    /// The number in the capture of the frame being handled.
+    pcap_cnt: u64,
 }
 
 pub struct Worker {
     decoder: Decoder,
     stages: Stages,
     frame_anomalies: Vec<(Timestamp, Anomaly)>,
+    /// The run's swappable sets and the snapshot this worker uses.
+    shared: Option<SharedView>,
+}
+
+struct SharedView {
+    shared: std::sync::Arc<SharedSets>,
+    generation: u64,
+    sets: std::sync::Arc<Sets>,
+}
+
+fn same<T>(a: Option<&std::sync::Arc<T>>, b: Option<&std::sync::Arc<T>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 impl Worker {
@@ -200,8 +241,8 @@ impl Worker {
         flows: FlowTable<FlowState>,
         cfg: WorkerConfig,
         eve: EveWriter,
-        files: Box<dyn FileSink>,
-        mails: Box<dyn MailSink>,
+        files: Box<dyn FileSink + Send>,
+        mails: Box<dyn MailSink + Send>,
         detector: Option<Detector>,
     ) -> Worker {
         Worker {
@@ -220,21 +261,81 @@ impl Worker {
                 stream_memory: 0,
                 reputation: None,
                 exclusions: None,
+                licensed: Licensed::ALL,
                 sandbox: None,
                 central: None,
                 ftp_expect: ExpectationTable::new(),
                 ftp_data_flows: std::collections::HashMap::new(),
                 next_expectation_sweep: Timestamp::ZERO,
                 io_error: None,
+                pcap_cnt: 0,
             },
             frame_anomalies: Vec::new(),
+            shared: None,
         }
     }
 
-    /// Runs one captured frame through every stage.
-    pub fn process(&mut self, ts: Timestamp, link: weir_core::LinkType, frame: &[u8]) -> std::io::Result<()> {
+    /// Uses the run's shared rules, feeds and exclusions from now on, and follows every later
+    /// swap of them. Fails when the rule matcher cannot be prepared for the first set.
+    pub fn set_shared(&mut self, shared: std::sync::Arc<SharedSets>) -> anyhow::Result<()> {
+        let (generation, sets) = shared.load();
+        self.take_sets(None, &sets)?;
+        self.shared = Some(SharedView { shared, generation, sets });
+        Ok(())
+    }
+
+    /// Takes a newer published snapshot, if any. Runs between packets, when no alert is pending
+    /// (pending alerts name rules by their index in the set that raised them).
+    fn follow_swaps(&mut self) {
+        let Some(view) = &self.shared else { return };
+        if view.shared.generation() == view.generation {
+            return;
+        }
+        let (generation, sets) = view.shared.load();
+        let old = view.sets.clone();
+        if let Err(e) = self.take_sets(Some(&old), &sets) {
+            eprintln!("weir: error: new rules not taken by a worker, it keeps the old ones: {e:#}");
+        }
+        self.shared = self.shared.take().map(|v| SharedView { generation, sets, ..v });
+    }
+
+    /// Replaces what changed between `old` and `new`. Exclusions and reputation apply to the next
+    /// lookup (reputation with an empty verdict cache, as cached verdicts came from the old
+    /// feeds). A new rule set gets a new matcher; each flow's detection state is kept, not reset:
+    /// it names flowbits, alerted rules (gid, sid) and stream offsets, never positions in a rule
+    /// set, so it stays valid for the new one, as Suricata keeps flow state across a rule reload.
+    /// What the old set already decided is not redone: IP-only rules run once per flow direction
+    /// and transactions already inspected are inspected again only when they grow, so new rules
+    /// see those on new flows and new transactions. Thresholds start afresh with the matcher.
+    fn take_sets(&mut self, old: Option<&Sets>, new: &Sets) -> anyhow::Result<()> {
+        if old.is_none_or(|o| !same(o.reputation_in_use(), new.reputation_in_use())) {
+            match new.reputation_in_use() {
+                Some(set) => self.set_reputation(set.clone()),
+                None => self.stages.reputation = None,
+            }
+        }
+        let stages = &mut self.stages;
+        if old.is_none_or(|o| !same(o.exclusions.as_ref(), new.exclusions.as_ref())) {
+            stages.exclusions = new.exclusions.clone();
+        }
+        stages.licensed = new.licensed;
+        if old.is_none_or(|o| !same(o.rules.as_ref(), new.rules.as_ref())) {
+            // On failure the old matcher stays: the reloader prepared one already, so this is
+            // a worker short of memory, not bad rules.
+            stages.detector = new.rules.clone().map(Detector::new).transpose()?;
+        }
+        Ok(())
+    }
+
+    /// Runs one captured frame through every stage. `pcap_cnt` is the frame's number in the
+    /// capture (from 1), which alerts carry as Suricata's `pcap_cnt`.
+    pub fn process(&mut self, pcap_cnt: u64, ts: Timestamp, link: weir_core::LinkType, frame: &[u8]) -> std::io::Result<()> {
+        if self.stages.stats.packets.is_multiple_of(RELOAD_CHECK_EVERY) {
+            self.follow_swaps();
+        }
         let stages = &mut self.stages;
         stages.stats.packets += 1;
+        stages.pcap_cnt = pcap_cnt;
         stages.stats.bytes += frame.len() as u64;
         let anomalies = &mut self.frame_anomalies;
         self.decoder.decode_with_anomalies(
@@ -257,11 +358,6 @@ impl Worker {
         }
     }
 
-    /// What must not be extracted, dispatched or alerted on.
-    pub fn set_exclusions(&mut self, set: weir_detect::exclusions::ExclusionSet) {
-        self.stages.exclusions = Some(set);
-    }
-
     /// Checks artifacts (URLs, hosts, files, messages) and flow addresses against these feeds.
     pub fn set_reputation(&mut self, set: std::sync::Arc<ReputationSet>) {
         let cache = VerdictCache::new(std::num::NonZeroUsize::new(REPUTATION_CACHE_ENTRIES).unwrap_or(std::num::NonZeroUsize::MIN));
@@ -269,22 +365,33 @@ impl Worker {
     }
 
     /// Ships what the Central Node takes (alerts, fileinfo and mail records, files, messages).
-    pub fn set_central(&mut self, link: weir_sensor_link::Link) {
+    /// Every worker shares the one link.
+    pub fn set_central(&mut self, link: std::sync::Arc<weir_sensor_link::Link>) {
         self.stages.central = Some(link);
     }
 
-    /// The Central Node link, for the end of a run: flush, wait for delivery, shut down.
-    pub fn take_central(&mut self) -> Option<weir_sensor_link::Link> {
-        self.stages.central.take()
+    /// Hands files and URLs to the sandbox dispatcher every worker shares (its verdicts come back
+    /// as EVE records, written by whichever worker collects them).
+    pub fn set_sandbox(&mut self, dispatcher: std::sync::Arc<weir_sandbox_client::Dispatcher>) {
+        self.stages.sandbox = Some(dispatcher);
     }
 
-    /// Hands files and URLs to a sandbox dispatcher (its verdicts come back as EVE records).
-    pub fn set_sandbox(&mut self, dispatcher: weir_sandbox_client::Dispatcher) {
-        self.stages.sandbox = Some(dispatcher);
+    /// Writes records that belong to the run rather than to a flow (sandbox verdicts collected at
+    /// the end, `stats`), as this worker's own records are written (and shipped).
+    pub fn write_run_records(&mut self, records: &[Record]) -> std::io::Result<()> {
+        for record in records {
+            self.stages.write(record);
+        }
+        self.stages.eve.flush()?;
+        match self.stages.io_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Moves time on without a packet (a quiet live link), so idle flows still time out.
     pub fn advance(&mut self, now: Timestamp) -> std::io::Result<()> {
+        self.follow_swaps();
         self.stages.expire(now);
         self.stages.eve.flush()?;
         match self.stages.io_error.take() {
@@ -293,25 +400,35 @@ impl Worker {
         }
     }
 
-    /// End of capture: every flow is ended and logged, the sandbox (if any) given up to
-    /// `sandbox_wait` for verdicts, outputs flushed. Returns what the sandbox still has pending.
-    pub fn finish(&mut self, sandbox_wait: std::time::Duration) -> std::io::Result<Option<weir_sandbox_client::FinishReport>> {
+    /// End of capture: every flow is ended and logged, the verdicts already back written,
+    /// outputs flushed. The shared sandbox and Central Node handles are let go, so whoever owns
+    /// the run can wait for them once every worker is done.
+    pub fn finish(&mut self) -> std::io::Result<()> {
         let stages = &mut self.stages;
         stages.flows.drain(EndReason::Shutdown, &mut stages.ended);
         stages.log_ended();
-        let report = stages.sandbox.take().map(|d| d.finish(sandbox_wait));
-        if let Some(report) = &report {
-            for record in &report.records {
-                if let Value::Object(r) = record {
-                    stages.write(r);
-                }
-            }
-        }
+        stages.drain_sandbox();
+        stages.sandbox = None;
         if let Some(e) = stages.io_error.take() {
             return Err(e);
         }
         stages.eve.flush()?;
-        Ok(report)
+        // Records written from here on (the run's last) still go to the Central Node.
+        Ok(())
+    }
+
+    /// Lets go of this worker's handle on the Central Node link (after its last record).
+    pub fn release_central(&mut self) {
+        self.stages.central = None;
+    }
+
+    /// A copy of this worker's counters for the stats board.
+    pub fn snapshot(&self) -> crate::stats::WorkerSnapshot {
+        crate::stats::WorkerSnapshot {
+            stats: self.stages.stats.clone(),
+            eve: self.stages.eve.counts().clone(),
+            flows_active: self.stages.flows.len() as u64,
+        }
     }
 
     pub fn stats(&self) -> &WorkerStats {
@@ -355,7 +472,7 @@ impl Stages {
         }
         let mut facts = PacketFacts {
             ts: pkt.ts,
-            pcap_cnt: Some(self.stats.packets),
+            pcap_cnt: Some(self.pcap_cnt),
             ttl: pkt.ip.ttl,
             ip_id: pkt.ip.id,
             tcp: match pkt.transport {
@@ -475,7 +592,15 @@ impl Stages {
         stream_facts.app_proto = flow.app_proto;
         let state = &mut flow.state;
         segment.from_initiator = (dir == Direction::ToServer) != state.flipped;
-        let session = state.tcp.get_or_insert_with(|| Box::new(TcpSession::new()));
+        let session = state.tcp.get_or_insert_with(|| {
+            let mut session = TcpSession::new();
+            // The packet opening the session tells whose address is whose; the session picks
+            // each direction's overlap policy by its receiving host (`[stream.host_os_policy]`).
+            let (initiator, responder) =
+                if segment.from_initiator { (key.src_ip, key.dst_ip) } else { (key.dst_ip, key.src_ip) };
+            session.set_endpoints(&cfg.stream, initiator, responder);
+            Box::new(session)
+        });
         let FlowState { app, detect, stream_pending, .. } = state;
         let before = session.memory_used();
         let mut detection = Detection::default();
@@ -662,17 +787,14 @@ impl Stages {
                 _ => {}
             }
         }
-        if let Some(sandbox) = &self.sandbox {
+        if let Some(sandbox) = self.sandbox.as_ref().filter(|_| self.licensed.sandbox) {
             if matches!(sighting.artifact, Artifact::File(_) | Artifact::Url(_)) {
                 sandbox.offer(sighting.clone());
             }
         }
         let Some((set, cache)) = self.reputation.as_mut() else { return 0 };
-        let hits = match &sighting.artifact {
-            Artifact::Url(u) => set.lookup_cached(cache, u),
-            Artifact::File(f) => set.lookup_file(f),
-            Artifact::Email(e) => set.lookup_email(e),
-        };
+        // One alert per indicator: a URL naming the flow's own address is left to the address check.
+        let hits = set.lookup_sighting(cache, &sighting);
         let records: Vec<Record> =
             reputation::dedup_hits(hits).iter().map(|hit| reputation::alert_record(hit, &sighting.ctx)).collect();
         for record in &records {
@@ -888,12 +1010,17 @@ impl Stages {
             self.io_error = Some(e);
         }
         if let Some(link) = &self.central {
-            let event_type = record.get("event_type").and_then(Value::as_str).unwrap_or("");
-            if CENTRAL_EVENT_TYPES.contains(&event_type) {
-                if let Ok(line) = serde_json::to_vec(record) {
-                    link.event(line);
-                }
-            }
+            ship_to_central(link, record);
+        }
+    }
+}
+
+/// Hands a record to the Central Node link when it is of a type the node takes.
+pub fn ship_to_central(link: &weir_sensor_link::Link, record: &Record) {
+    let event_type = record.get("event_type").and_then(Value::as_str).unwrap_or("");
+    if CENTRAL_EVENT_TYPES.contains(&event_type) {
+        if let Ok(line) = serde_json::to_vec(record) {
+            link.event(line);
         }
     }
 }

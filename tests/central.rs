@@ -8,29 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use weir_sensor_link::{ClientTls, Link, LinkConfig, MailStore};
-
-/// A CA, the receiver's certificate for 127.0.0.1, and a client certificate for `sensor`.
-fn pki(dir: &Path, sensor: &str) {
-    std::fs::create_dir_all(dir).unwrap();
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "test CA");
-    std::fs::write(dir.join("ca.pem"), ca.self_signed(&ca_key).unwrap().pem()).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    for (names, usage, file) in [
-        (vec!["localhost".to_string(), "127.0.0.1".to_string()], ExtendedKeyUsagePurpose::ServerAuth, "cn"),
-        (vec![sensor.to_string()], ExtendedKeyUsagePurpose::ClientAuth, sensor),
-    ] {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(names).unwrap();
-        p.extended_key_usages = vec![usage];
-        std::fs::write(dir.join(format!("{file}.pem")), p.signed_by(&key, &issuer).unwrap().pem()).unwrap();
-        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
-    }
-}
 
 #[test]
 fn missing_certificates_are_a_one_line_error() {

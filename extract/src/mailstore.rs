@@ -70,12 +70,14 @@ impl MailSink for MemoryMailSink {
     }
 }
 
+/// Numbers temp files process-wide.
+static TEMP_MAIL_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The on-disk mail store under an output directory.
 #[derive(Debug)]
 pub struct MailStore {
     dir: PathBuf,
     tmp_dir: PathBuf,
-    next: u64,
 }
 
 impl MailStore {
@@ -84,7 +86,7 @@ impl MailStore {
         let dir = out.join("mail");
         let tmp_dir = dir.join("tmp");
         make_private_dir(&tmp_dir)?;
-        Ok(MailStore { dir, tmp_dir, next: 0 })
+        Ok(MailStore { dir, tmp_dir })
     }
 
     /// Where the message with this SHA-256 is (or would be) stored.
@@ -108,9 +110,11 @@ impl MailSink for MailStore {
         if dest.exists() {
             return Ok(true);
         }
-        self.next += 1;
-        // The process id keeps two sensors sharing one output directory from colliding.
-        let tmp = self.tmp_dir.join(format!("{}-{}", std::process::id(), self.next));
+        // Unique across worker threads (each has its own store: a per-store counter would let
+        // two workers write one temp file) and, by the process id, across sensors sharing one
+        // output directory.
+        let unique = TEMP_MAIL_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self.tmp_dir.join(format!("{}-m{unique}", std::process::id()));
         let io_err = |path: &Path| {
             let path = path.to_owned();
             move |source| MailStoreError::Io { path, source }

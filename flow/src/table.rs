@@ -132,7 +132,6 @@ pub struct FlowTable<S> {
     free: Vec<u32>,
     lists: [List; CLASSES],
     stats: TableStats,
-    next_id: u64,
     clock: u64,
 }
 
@@ -145,10 +144,12 @@ fn proto_group(proto: IpProto) -> usize {
     }
 }
 
-/// A well-mixed 51-bit id from a counter: unique per run, deterministic for a replay, and exact in
-/// JSON readers that hold numbers as doubles (jq).
-fn flow_id(counter: u64) -> u64 {
-    let mut z = counter.wrapping_add(0x9e37_79b9_7f4a_7c15);
+/// A well-mixed 51-bit id from the flow's canonical key and first packet time: deterministic for a
+/// replay whichever worker holds the flow (so one worker and several log the same ids), and exact
+/// in JSON readers that hold numbers as doubles (jq).
+fn flow_id(canonical: &FlowKey, start: Timestamp) -> u64 {
+    let mut z = canonical.symmetric_hash() ^ start.as_nanos().rotate_left(29);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^= z >> 31;
@@ -164,7 +165,6 @@ impl<S> FlowTable<S> {
             free: Vec::new(),
             lists: [List { head: NONE, tail: NONE }; CLASSES],
             stats: TableStats::default(),
-            next_id: 0,
             clock: 0,
         }
     }
@@ -380,10 +380,9 @@ impl<S> FlowTable<S> {
     }
 
     fn insert(&mut self, key: FlowKey, canonical: FlowKey, ts: Timestamp, state: S) -> FlowHandle {
-        self.next_id += 1;
         self.stats.created += 1;
         let flow = Flow {
-            id: flow_id(self.next_id),
+            id: flow_id(&canonical, ts),
             key,
             start: ts,
             last_seen: ts,

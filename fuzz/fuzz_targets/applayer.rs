@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let mime = MimeConfig::default();
     let mut app = AppLayer::new();
     let mut files = CheckingFileSink::new(cfg.http.as_ref().map_or(0, |h| h.file_size_limit).max(mime.max_file_bytes));
-    let mut mails = CheckingMailSink { max_message_bytes: mime.max_message_bytes, stored: 0 };
+    let mut mails = CheckingMailSink::new(mime.max_message_bytes);
     let mut decided: Option<AppProto> = None;
     let mut check = |app: &AppLayer, detection: Detection| {
         if let Some(now) = app.proto() {

@@ -113,6 +113,14 @@ impl FileSink for CheckingFileSink {
 pub struct CheckingMailSink {
     pub max_message_bytes: usize,
     pub stored: u64,
+    /// Every message stored, in order (fuzz inputs are small).
+    pub messages: Vec<Vec<u8>>,
+}
+
+impl CheckingMailSink {
+    pub fn new(max_message_bytes: usize) -> Self {
+        CheckingMailSink { max_message_bytes, stored: 0, messages: Vec::new() }
+    }
 }
 
 impl MailSink for CheckingMailSink {
@@ -124,6 +132,7 @@ impl MailSink for CheckingMailSink {
             self.max_message_bytes
         );
         self.stored += 1;
+        self.messages.push(message.to_vec());
         Ok(true)
     }
 }

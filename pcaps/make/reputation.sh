@@ -13,7 +13,7 @@ CAPTURE_NAME=reputation
 source "$(dirname "$0")/lib.sh"
 require_root
 ensure_base_tools
-ensure_cmds dnsmasq:dnsmasq-base dig:bind9-dnsutils curl:curl openssl:openssl editcap:wireshark-common capinfos:wireshark-common
+ensure_cmds dnsmasq:dnsmasq-base dig:bind9-dnsutils curl:curl openssl:openssl capinfos:wireshark-common
 ensure_venv
 FEEDS_DIR=${FEEDS_DIR:-$(cd "$PCAPS_DIR/../.." && pwd)/shared/feeds}
 [ -d "$FEEDS_DIR" ] || die "no feeds at $FEEDS_DIR (set FEEDS_DIR)"

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use crate::hostpolicy::HostOsPolicy;
 use crate::policy::OverlapPolicy;
 
 /// Suricata's `stream.reassembly.depth` default: 1 MiB per direction.
@@ -68,6 +69,18 @@ pub struct StreamConfig {
     /// differs (Suricata's `stream.reassembly.check-overlap-different-data`). Default true: the
     /// comparison only touches bytes that overlap, which honest traffic rarely has.
     pub check_overlap_different_data: bool,
+    /// Suricata's `stream.inline` (IPS mode). Default false. When on, each direction's in-order
+    /// bytes are released as they arrive instead of when the peer ACKs them, so detection sees
+    /// them on the packet that carried them (a SYN's Fast Open payload included). Overlaps are
+    /// then settled as Suricata's inline mode does: the first copy of a byte seen is kept,
+    /// whatever `overlap_policy` says, because an inline sensor rewrites later copies on the
+    /// wire to match it. Holes are still given up on only when the peer ACKs past them.
+    pub inline: bool,
+    /// Overlap policy by receiving host (Suricata's `host-os-policy`): a direction's bytes are
+    /// resolved by the policy of the host they are sent to, the longest matching prefix
+    /// winning; hosts in no listed network use `overlap_policy`. Needs the caller to tell each
+    /// session its addresses ([`crate::TcpSession::set_endpoints`]).
+    pub host_os_policy: HostOsPolicy,
 }
 
 impl Default for StreamConfig {
@@ -81,6 +94,8 @@ impl Default for StreamConfig {
             max_queued_segments: DEFAULT_MAX_QUEUED_SEGMENTS,
             max_regions: DEFAULT_MAX_REGIONS,
             check_overlap_different_data: true,
+            inline: false,
+            host_os_policy: HostOsPolicy::default(),
         }
     }
 }

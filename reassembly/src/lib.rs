@@ -32,6 +32,20 @@
 //! * [`TcpSession::flush`] (flow timeout, eviction, end of capture) releases everything held,
 //!   holes between held bytes as gaps, bytes cut by the depth as a final gap, then `End`.
 //!
+//! # Inline mode (`StreamConfig::inline`, Suricata's `stream.inline`)
+//!
+//! * In-order bytes are released as they arrive (a SYN's Fast Open payload on the SYN), so
+//!   detection sees them on the packet that carried them. Holes are given up on as above, when
+//!   the peer ACKs past them; `End` still waits for the FIN's ACK.
+//! * The first copy of a byte wins every overlap, whatever the overlap policy: released bytes
+//!   are final, and an inline sensor rewrites later copies on the wire to match the first.
+//!
+//! # Per-host policies
+//!
+//! [`StreamConfig::host_os_policy`] picks the overlap policy by the address of the host
+//! receiving a direction's bytes, once the caller gave the session its addresses with
+//! [`TcpSession::set_endpoints`].
+//!
 //! # Raw stream for detection
 //!
 //! The events pushed to the callback ARE the raw reassembled stream: detection can feed the
@@ -58,12 +72,14 @@
 
 mod assembler;
 pub mod config;
+pub mod hostpolicy;
 pub mod policy;
 mod raw;
 mod session;
 
 pub use assembler::BOOKKEEPING_BYTES;
 pub use config::{ConfigError, StreamConfig};
+pub use hostpolicy::{HostOsPolicy, HostPolicyError, IpNet};
 pub use policy::OverlapPolicy;
 pub use raw::RawStreamWindow;
 pub use session::{

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 /// A target-based reassembly policy, named after the stacks whose behaviour it models.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum OverlapPolicy {
     /// The first copy seen always wins.

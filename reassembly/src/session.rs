@@ -6,6 +6,7 @@ use weir_core::{Anomaly, Direction, StreamEvent, Timestamp};
 
 use crate::assembler::{Assembler, InsertLimits, Rejection};
 use crate::config::{StreamConfig, UNKNOWN_WINDOW, WINDOW_SLACK};
+use crate::policy::OverlapPolicy;
 
 /// TCP header flag bits (RFC 9293 section 3.1, plus RFC 3168's ECE and CWR).
 pub mod tcp_flags {
@@ -269,6 +270,9 @@ pub struct TcpSession {
     timestamps_agreed: bool,
     /// The direction that sent the first FIN.
     first_fin: Option<Direction>,
+    /// Overlap policies of the flow's first-seen source and of its peer, as hosts receiving
+    /// data (`StreamConfig::host_os_policy`); None: the configured default.
+    host_policies: [Option<OverlapPolicy>; 2],
     stats: SessionStats,
 }
 
@@ -311,6 +315,27 @@ impl TcpSession {
             TcpState::FinWait1 => TcpState::CloseWait,
             state => state,
         };
+    }
+
+    /// Tells the session the addresses of the flow's first-seen source (`from_initiator`
+    /// segments) and of its peer, so each direction's overlaps are resolved by the policy of the
+    /// host receiving it (`StreamConfig::host_os_policy`). Call once, before the first segment;
+    /// without it every direction uses `StreamConfig::overlap_policy`.
+    pub fn set_endpoints(&mut self, cfg: &StreamConfig, initiator: std::net::IpAddr, responder: std::net::IpAddr) {
+        self.host_policies = [cfg.host_os_policy.lookup(initiator), cfg.host_os_policy.lookup(responder)];
+    }
+
+    /// The policy settling overlaps in `dir`'s bytes.
+    fn overlap_policy(&self, cfg: &StreamConfig, dir: Direction) -> OverlapPolicy {
+        if cfg.inline {
+            // An inline sensor rewrites later copies on the wire to match the first one.
+            return OverlapPolicy::First;
+        }
+        // `dir`'s bytes are received by the server for to-server data; the server is the
+        // first-seen source exactly when the flow was picked up backwards.
+        let receiver_is_initiator = (dir == Direction::ToServer) == self.initiator_is_server;
+        let receiver = if receiver_is_initiator { 0 } else { 1 };
+        self.host_policies[receiver].unwrap_or(cfg.overlap_policy)
     }
 
     /// Stream offset up to which `dir` has been delivered (gaps included).
@@ -839,11 +864,12 @@ impl TcpSession {
             return;
         }
         let used = self.memory_used();
+        let policy = self.overlap_policy(cfg, dir);
         let half = &mut self.halves[dir.index()];
         let Some(start) = half.offset_of(seq) else { return };
         half.next_offset = half.next_offset.max(start + payload.len() as u64);
         let limits = InsertLimits {
-            policy: cfg.overlap_policy,
+            policy,
             depth: cfg.depth_limit(),
             memory_budget: cfg.flow_memcap.saturating_sub(used),
             max_segments: cfg.max_queued_segments,
@@ -905,11 +931,20 @@ impl TcpSession {
                 if half.fin_offset.is_some_and(|fin| half.assembler.delivered() >= fin) {
                     self.finish(cfg, dir, out);
                 }
-            } else if let Some(acked) = half.acked {
-                let limit = half.fin_offset.map_or(acked, |fin| acked.min(fin));
-                gap += half.assembler.deliver(limit, depth, true, &mut |ev| out(dir, ev));
-                if half.fin_offset.is_some_and(|fin| acked > fin) {
-                    self.finish(cfg, dir, out);
+            } else {
+                if let Some(acked) = half.acked {
+                    let limit = half.fin_offset.map_or(acked, |fin| acked.min(fin));
+                    gap += half.assembler.deliver(limit, depth, true, &mut |ev| out(dir, ev));
+                    if half.fin_offset.is_some_and(|fin| acked > fin) {
+                        self.finish(cfg, dir, out);
+                    }
+                }
+                let half = &mut self.halves[dir.index()];
+                if cfg.inline && !half.assembler.is_ended() {
+                    // Inline: in-order bytes go out on arrival, before any ACK; a hole still
+                    // waits for the peer's ACK (above) to be given up on.
+                    let limit = half.fin_offset.unwrap_or(u64::MAX);
+                    gap += half.assembler.deliver(limit, depth, false, &mut |ev| out(dir, ev));
                 }
             }
             if gap > 0 {

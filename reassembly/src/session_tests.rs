@@ -505,3 +505,110 @@ fn swapping_directions_relabels_later_segments() {
     let out = conv.c(S_ISN + 17, C_ISN, FIN | ACK, b"");
     assert_eq!((out.direction, out.state), (ToClient, TcpState::FinWait1));
 }
+
+fn inline() -> StreamConfig {
+    StreamConfig { inline: true, ..StreamConfig::default() }
+}
+
+#[test]
+fn inline_releases_fast_open_data_on_the_syn() {
+    let mut conv = Conv::new(inline());
+    let out = conv.c(C_ISN, 0, SYN, b"GET /index.php HTTP/1.1\r\n\r\n");
+    assert_eq!(out.state, TcpState::SynSent);
+    assert_eq!(conv.stream(ToServer), vec![data(b"GET /index.php HTTP/1.1\r\n\r\n")], "no ACK needed");
+    conv.s(S_ISN, C_ISN + 28, SYN | ACK, b"");
+    conv.c(C_ISN + 28, S_ISN + 1, ACK, b"");
+    assert_eq!(conv.stream(ToServer), vec![data(b"GET /index.php HTTP/1.1\r\n\r\n")], "delivered once");
+    // IDS mode waits for the server's ACK of the SYN data.
+    let mut ids = Conv::new(cfg());
+    ids.c(C_ISN, 0, SYN, b"GET /");
+    assert_eq!(ids.stream(ToServer), vec![]);
+    ids.s(S_ISN, C_ISN + 6, SYN | ACK, b"");
+    assert_eq!(ids.stream(ToServer), vec![data(b"GET /")]);
+}
+
+#[test]
+fn inline_releases_in_order_data_on_arrival_and_holes_on_ack() {
+    let mut conv = Conv::new(inline());
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"abcd");
+    assert_eq!(conv.stream(ToServer), vec![data(b"abcd")]);
+    conv.c(C_ISN + 9, S_ISN + 1, ACK, b"ijkl"); // after a 4-byte hole: held
+    assert_eq!(conv.stream(ToServer), vec![data(b"abcd")]);
+    conv.s(S_ISN + 1, C_ISN + 13, ACK, b""); // the receiver ACKs past the hole
+    assert_eq!(conv.stream(ToServer), vec![data(b"abcd"), Ev::Gap(4), data(b"ijkl")]);
+    // The FIN's End still waits for its ACK.
+    conv.c(C_ISN + 13, S_ISN + 1, FIN | ACK, b"mn");
+    assert_eq!(conv.stream(ToServer), vec![data(b"abcd"), Ev::Gap(4), data(b"ijklmn")]);
+    conv.s(S_ISN + 1, C_ISN + 16, ACK, b"");
+    assert_eq!(conv.stream(ToServer), vec![data(b"abcd"), Ev::Gap(4), data(b"ijklmn"), Ev::End]);
+}
+
+#[test]
+fn inline_keeps_the_first_copy_whatever_the_policy() {
+    // Last would take the retransmission in IDS mode; inline, the first copy was already
+    // released (and an inline sensor rewrites the second to match).
+    let cfg = StreamConfig { overlap_policy: OverlapPolicy::Last, ..inline() };
+    let mut conv = Conv::new(cfg);
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"GOOD");
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"EVIL");
+    assert_eq!(conv.stream(ToServer), vec![data(b"GOOD")]);
+    // Held (out-of-order) bytes too: first copy wins.
+    conv.c(C_ISN + 7, S_ISN + 1, ACK, b"xy");
+    let out = conv.c(C_ISN + 7, S_ISN + 1, ACK, b"XY");
+    assert!(out.anomalies.contains("stream.reassembly_overlap_different_data"));
+    conv.c(C_ISN + 5, S_ISN + 1, ACK, b"--");
+    assert_eq!(conv.stream(ToServer), vec![data(b"GOOD--xy")]);
+}
+
+#[test]
+fn host_os_policy_resolves_each_direction_by_its_receiver() {
+    let windows = vec!["192.0.2.0/24".to_string()];
+    let old_linux = vec!["198.51.100.7".to_string()];
+    let table = crate::HostOsPolicy::new([
+        (OverlapPolicy::Windows, windows.as_slice()),
+        (OverlapPolicy::OldLinux, old_linux.as_slice()),
+    ])
+    .expect("valid table");
+    let cfg = StreamConfig { host_os_policy: table, ..cfg() };
+    let client: std::net::IpAddr = "192.0.2.10".parse().expect("address");
+    let server: std::net::IpAddr = "198.51.100.7".parse().expect("address");
+    // An exact retransmission with other bytes: old-linux (the server) takes the new copy,
+    // windows (the client) keeps the old one.
+    let mut conv = Conv::new(cfg);
+    conv.session.set_endpoints(&conv.cfg, client, server);
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"OLD!");
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"NEW!");
+    conv.s(S_ISN + 1, C_ISN + 5, ACK, b"old?");
+    conv.s(S_ISN + 1, C_ISN + 5, ACK, b"new?");
+    conv.c(C_ISN + 5, S_ISN + 5, ACK, b"");
+    assert_eq!(conv.stream(ToServer), vec![data(b"NEW!")]);
+    assert_eq!(conv.stream(ToClient), vec![data(b"old?")]);
+    // Without addresses the configured default (bsd) keeps the first copy both ways.
+    let mut plain = Conv::new(conv.cfg.clone());
+    plain.handshake(C_ISN, S_ISN);
+    plain.c(C_ISN + 1, S_ISN + 1, ACK, b"OLD!");
+    plain.c(C_ISN + 1, S_ISN + 1, ACK, b"NEW!");
+    plain.s(S_ISN + 1, C_ISN + 5, ACK, b"");
+    assert_eq!(plain.stream(ToServer), vec![data(b"OLD!")]);
+}
+
+#[test]
+fn host_os_policy_follows_the_server_when_the_flow_was_picked_up_backwards() {
+    let old_linux = vec!["198.51.100.7".to_string()];
+    let table = crate::HostOsPolicy::new([(OverlapPolicy::OldLinux, old_linux.as_slice())]).expect("valid");
+    let cfg = StreamConfig { host_os_policy: table, ..cfg() };
+    let server: std::net::IpAddr = "198.51.100.7".parse().expect("address");
+    let client: std::net::IpAddr = "192.0.2.10".parse().expect("address");
+    let mut conv = Conv::new(cfg);
+    // The flow's first packet is the server's SYN/ACK: the first-seen source is the server.
+    conv.session.set_endpoints(&conv.cfg, server, client);
+    let out = conv.c(S_ISN, C_ISN + 1, SYN | ACK, b"");
+    assert!(out.reversed);
+    conv.s(C_ISN + 1, S_ISN + 1, ACK, b"OLD!"); // the client's data, from the flow's second side
+    conv.s(C_ISN + 1, S_ISN + 1, ACK, b"NEW!");
+    conv.c(S_ISN + 1, C_ISN + 5, ACK, b"");
+    assert_eq!(conv.stream(ToServer), vec![data(b"NEW!")], "received by the old-linux server");
+}

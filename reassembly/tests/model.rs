@@ -1,6 +1,7 @@
 //! Model test: random segment sets (overlaps, duplicates, reordering, holes, different data in
 //! overlaps) and random ACKs, fed through a real `TcpSession`, against a naive oracle that writes
-//! each segment into a plain byte array under the same overlap rule and delivery rule.
+//! each segment into a plain byte array under the same overlap rule and delivery rule, in IDS
+//! mode (release on ACK) and inline mode (release on arrival, first copy wins).
 
 use proptest::prelude::*;
 use weir_core::{Direction, StreamEvent, Timestamp};
@@ -72,6 +73,8 @@ fn new_wins(policy: OverlapPolicy, s: u64, e: u64, hs: u64, he: u64) -> bool {
 /// The oracle: one slot per stream offset, every segment ever stored, delivered bytes frozen.
 struct Oracle {
     policy: OverlapPolicy,
+    /// Inline mode: in-order bytes are released as they arrive.
+    inline: bool,
     /// Bytes at or past it are never stored; the stream ends with a gap covering them.
     depth: u64,
     /// Highest offset any segment reached, past the depth included.
@@ -133,6 +136,19 @@ impl Oracle {
             self.extents.push((s, e));
         }
         self.deliver(self.acked);
+        self.deliver_arrived();
+    }
+
+    /// Inline mode: every byte that follows the delivered ones without a hole goes out now.
+    fn deliver_arrived(&mut self) {
+        if !self.inline {
+            return;
+        }
+        while self.delivered < self.depth {
+            let Some(b) = self.bytes.get(self.delivered as usize).copied().flatten() else { break };
+            push(&mut self.events, Ev::Data(vec![b]));
+            self.delivered += 1;
+        }
     }
 
     /// Same rule as the session: data up to `limit`; a hole is given up on (as a gap up to the
@@ -156,8 +172,15 @@ impl Oracle {
     }
 }
 
-fn run_session(policy: OverlapPolicy, depth: u64, c_isn: u32, s_isn: u32, ops: &[Op]) -> (Vec<Ev>, TcpSession) {
-    let cfg = StreamConfig { overlap_policy: policy, depth, ..StreamConfig::default() };
+fn run_session(
+    policy: OverlapPolicy,
+    inline: bool,
+    depth: u64,
+    c_isn: u32,
+    s_isn: u32,
+    ops: &[Op],
+) -> (Vec<Ev>, TcpSession) {
+    let cfg = StreamConfig { overlap_policy: policy, inline, depth, ..StreamConfig::default() };
     let mut session = TcpSession::new();
     let mut events = Vec::new();
     let mut feed = |session: &mut TcpSession, from_initiator: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]| {
@@ -209,10 +232,12 @@ fn run_session(policy: OverlapPolicy, depth: u64, c_isn: u32, s_isn: u32, ops: &
     (events, session)
 }
 
-fn run_oracle(policy: OverlapPolicy, depth: u64, ops: &[Op]) -> Vec<Ev> {
+fn run_oracle(policy: OverlapPolicy, inline: bool, depth: u64, ops: &[Op]) -> Vec<Ev> {
     let depth = if depth == 0 { u64::MAX } else { depth };
     let mut oracle = Oracle {
-        policy,
+        // Inline, the first copy of a byte wins whatever the configured policy.
+        policy: if inline { OverlapPolicy::First } else { policy },
+        inline,
         depth,
         highest_end: 0,
         bytes: Vec::new(),
@@ -229,6 +254,7 @@ fn run_oracle(policy: OverlapPolicy, depth: u64, ops: &[Op]) -> Vec<Ev> {
                 // beyond the window; these stay inside it.
                 oracle.acked = oracle.acked.max(*off);
                 oracle.deliver(oracle.acked);
+                oracle.deliver_arrived();
             }
         }
     }
@@ -248,14 +274,15 @@ proptest! {
     #[test]
     fn session_matches_the_byte_array_oracle(
         policy in proptest::sample::select(POLICIES.to_vec()),
+        inline in any::<bool>(),
         // 0 is unlimited; small depths cut inside the segments' range
         depth in prop_oneof![Just(0u64), 8u64..90],
         c_isn in any::<u32>(),
         s_isn in any::<u32>(),
         ops in proptest::collection::vec(op(), 1..40),
     ) {
-        let (events, session) = run_session(policy, depth, c_isn, s_isn, &ops);
-        prop_assert_eq!(&events, &run_oracle(policy, depth, &ops));
+        let (events, session) = run_session(policy, inline, depth, c_isn, s_isn, &ops);
+        prop_assert_eq!(&events, &run_oracle(policy, inline, depth, &ops));
         prop_assert_eq!(session.memory_used(), 0);
     }
 }
@@ -270,10 +297,25 @@ fn oracle_agrees_on_a_hand_checked_case() {
         Op::Segment { off: 4, data: b"bbbb".to_vec() },
     ];
     let expected = vec![Ev::Data(b"aaaaccbb".to_vec()), Ev::End];
-    assert_eq!(run_oracle(OverlapPolicy::Bsd, 0, &ops), expected);
-    assert_eq!(run_session(OverlapPolicy::Bsd, 0, 7, 9, &ops).0, expected);
+    assert_eq!(run_oracle(OverlapPolicy::Bsd, false, 0, &ops), expected);
+    assert_eq!(run_session(OverlapPolicy::Bsd, false, 0, 7, 9, &ops).0, expected);
     // With a depth of 6 the last two bytes are a gap.
     let cut = vec![Ev::Data(b"aaaacc".to_vec()), Ev::Gap(2), Ev::End];
-    assert_eq!(run_oracle(OverlapPolicy::Bsd, 6, &ops), cut);
-    assert_eq!(run_session(OverlapPolicy::Bsd, 6, 7, 9, &ops).0, cut);
+    assert_eq!(run_oracle(OverlapPolicy::Bsd, false, 6, &ops), cut);
+    assert_eq!(run_session(OverlapPolicy::Bsd, false, 6, 7, 9, &ops).0, cut);
+}
+
+#[test]
+fn oracle_agrees_on_a_hand_checked_inline_case() {
+    // Inline: [2,6) "cccc" is held (hole before it); [0,4) "aaaa" fills the hole and keeps
+    // nothing of its own past the first copy of 2..4; all of 0..6 goes out at once. Then [4,8)
+    // "bbbb": 4..6 were released as "cc", so only 6..8 is new.
+    let ops = vec![
+        Op::Segment { off: 2, data: b"cccc".to_vec() },
+        Op::Segment { off: 0, data: b"aaaa".to_vec() },
+        Op::Segment { off: 4, data: b"bbbb".to_vec() },
+    ];
+    let expected = vec![Ev::Data(b"aaccccbb".to_vec()), Ev::End];
+    assert_eq!(run_oracle(OverlapPolicy::Bsd, true, 0, &ops), expected);
+    assert_eq!(run_session(OverlapPolicy::Bsd, true, 0, 7, 9, &ops).0, expected);
 }

@@ -406,24 +406,35 @@ async fn create_file(
     let malicious = bytes.windows(4).any(|w| w == b"EVIL");
     let (id, pause) = {
         let mut i = lock(&ctx);
-        let id = i.tasks.len() as u64 + 1;
-        let fails = i.faults.fail_analysis;
-        let now = unix_now();
-        i.first_create.get_or_insert(now);
-        i.last_create = Some(now);
-        i.tasks.push(Task {
-            id,
-            sha256: Some(sha.clone()),
-            url: None,
-            malicious,
-            polls: 0,
-            fails,
-        });
+        let task = add_task(&mut i, Some(sha.clone()), None, malicious);
         i.files.entry(sha).or_insert_with(|| (bytes, 0)).1 += 1;
-        (id, i.faults.delay_after_create)
+        task
     };
     tokio::time::sleep(pause).await;
     created(uri.path().starts_with("/apiv2/"), id).into_response()
+}
+
+/// Records a new task; returns its id and how long to wait before answering.
+fn add_task(
+    i: &mut Inner,
+    sha256: Option<String>,
+    url: Option<String>,
+    malicious: bool,
+) -> (u64, Duration) {
+    let id = i.tasks.len() as u64 + 1;
+    let now = unix_now();
+    i.first_create.get_or_insert(now);
+    i.last_create = Some(now);
+    let fails = i.faults.fail_analysis;
+    i.tasks.push(Task {
+        id,
+        sha256,
+        url,
+        malicious,
+        polls: 0,
+        fails,
+    });
+    (id, i.faults.delay_after_create)
 }
 
 async fn create_url(
@@ -440,21 +451,9 @@ async fn create_url(
     };
     let (id, pause) = {
         let mut i = lock(&ctx);
-        let id = i.tasks.len() as u64 + 1;
-        let fails = i.faults.fail_analysis;
-        let now = unix_now();
-        i.first_create.get_or_insert(now);
-        i.last_create = Some(now);
-        i.tasks.push(Task {
-            id,
-            sha256: None,
-            url: Some(url.clone()),
-            malicious: url.contains("evil"),
-            polls: 0,
-            fails,
-        });
+        let task = add_task(&mut i, None, Some(url.clone()), url.contains("evil"));
         *i.urls.entry(url).or_default() += 1;
-        (id, i.faults.delay_after_create)
+        task
     };
     tokio::time::sleep(pause).await;
     created(uri.path().starts_with("/apiv2/"), id).into_response()

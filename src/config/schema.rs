@@ -8,6 +8,9 @@ use serde::Deserialize;
 
 use super::size::ByteSize;
 
+/// Worker threads at most: beyond the cores of any sensor this runs on.
+pub const MAX_WORKERS: usize = 64;
+
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -55,7 +58,8 @@ pub struct CaptureSection {
     /// A libpcap filter expression applied to live capture.
     pub bpf: Option<String>,
     pub snaplen: u32,
-    /// Flow-affine worker threads; 1 until several workers are built (others are refused).
+    /// Flow-affine worker threads: 1 runs everything on the capture thread; more run a dispatcher
+    /// that steers each flow to one worker thread.
     pub workers: usize,
     pub checksum_validation: ChecksumValidation,
     /// UDP ports decoded as VXLAN.
@@ -112,7 +116,7 @@ impl VarValue {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum OverlapPolicy {
     First,
@@ -179,6 +183,14 @@ pub struct StreamSection {
     pub memcap: ByteSize,
     /// Out-of-order segments held per direction at most.
     pub max_queued_segments: usize,
+    /// Suricata's `stream.inline` (IPS mode): stream bytes are inspected on the packet that
+    /// carries them rather than once the receiver ACKs them, and the first copy of overlapping
+    /// data wins. Off by default, as Suricata (a passive sensor sees what the receiver ACKed).
+    pub inline: bool,
+    /// Overlap policy by receiving host, Suricata's `host-os-policy`: policy name to a list of
+    /// addresses or networks (`old-linux = ["10.0.0.0/8"]`); the longest prefix wins, and
+    /// hosts listed nowhere use `overlap_policy`.
+    pub host_os_policy: BTreeMap<OverlapPolicy, Vec<String>>,
 }
 
 impl Default for StreamSection {
@@ -193,6 +205,8 @@ impl Default for StreamSection {
             inspect_depth: ByteSize::mib(1),
             memcap: ByteSize::mib(256),
             max_queued_segments: 2048,
+            inline: false,
+            host_os_policy: BTreeMap::new(),
         }
     }
 }
@@ -302,6 +316,9 @@ pub struct OutputSection {
     pub alert_packet: bool,
     /// Seconds of packet time between EVE `stats` records; 0 writes only the final one.
     pub stats_interval: u64,
+    /// Address of the Prometheus text endpoint (`weir live`); absent: none. Loopback unless the
+    /// operator names another address.
+    pub prometheus: Option<String>,
 }
 
 impl Default for OutputSection {
@@ -314,6 +331,7 @@ impl Default for OutputSection {
             alert_payload: true,
             alert_packet: true,
             stats_interval: 0,
+            prometheus: None,
         }
     }
 }
@@ -393,6 +411,8 @@ pub struct CentralSection {
     /// Events per upload batch at most, and seconds an event waits for its batch at most.
     pub batch_events: usize,
     pub batch_age: u64,
+    /// Seconds between two polls of the Central Node's policy and updates.
+    pub poll_interval: u64,
     /// How long `weir replay` waits at the end for the Central Node to take what is spooled,
     /// seconds; what is left stays in the spool for the next run.
     pub replay_wait: u64,
@@ -413,6 +433,7 @@ impl Default for CentralSection {
             spool_max: ByteSize(16 << 30),
             batch_events: 500,
             batch_age: 5,
+            poll_interval: 300,
             replay_wait: 60,
         }
     }
@@ -498,15 +519,22 @@ impl Config {
     /// Checks that need more than one key; returns (section, message) pairs.
     pub(super) fn validate(&self) -> Vec<(&'static str, String)> {
         let mut errs = Vec::new();
-        if self.capture.workers != 1 {
-            // Said plainly rather than ignored: a second worker is not built yet.
-            errs.push(("capture", format!("workers = {}: only 1 worker is supported so far", self.capture.workers)));
+        if !(1..=MAX_WORKERS).contains(&self.capture.workers) {
+            errs.push(("capture", format!("workers = {}: give 1 to {MAX_WORKERS}", self.capture.workers)));
+        }
+        if let Some(addr) = &self.output.prometheus {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                errs.push(("output", format!("prometheus = {addr:?}: not an address such as \"127.0.0.1:9717\"")));
+            }
         }
         if self.capture.snaplen < 64 {
             errs.push(("capture", "snaplen below 64 bytes cannot hold the headers".into()));
         }
         if self.stream.max_flows == 0 {
             errs.push(("stream", "max_flows must be at least 1".into()));
+        }
+        if let Err(e) = crate::build::host_os_policy(self) {
+            errs.push(("stream", format!("host_os_policy: {e}")));
         }
         for name in self.vars.0.keys() {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
@@ -537,6 +565,9 @@ impl Config {
                     errs.push(("central", format!("enabled without `{key}`")));
                 }
             }
+        }
+        if self.central.poll_interval == 0 {
+            errs.push(("central", "poll_interval must be at least 1 second".into()));
         }
         if self.central.retention_days == 0 || self.sandbox.retention_days == 0 {
             errs.push(("central", "retention_days must be at least 1".into()));

@@ -107,9 +107,12 @@ fn cross_key_rules_are_checked() {
 }
 
 #[test]
-fn asking_for_more_workers_than_exist_is_an_error() {
-    let errs = messages("[capture]\nworkers = 2\n");
-    assert!(errs[0].contains("only 1 worker is supported"), "{errs:?}");
+fn worker_counts_outside_1_to_64_are_errors() {
+    let errs = messages("[capture]\nworkers = 0\n");
+    assert!(errs[0].contains("give 1 to 64"), "{errs:?}");
+    let errs = messages("[capture]\nworkers = 65\n");
+    assert!(errs[0].contains("give 1 to 64"), "{errs:?}");
+    assert_eq!(parse("[capture]\nworkers = 2\n").unwrap().capture.workers, 2);
 }
 
 #[test]
@@ -145,4 +148,22 @@ fn the_example_config_is_valid_and_states_the_defaults() {
     assert_eq!(c.stream, Config::default().stream);
     assert_eq!(c.output, Config::default().output);
     assert_eq!(c.app_layer, Config::default().app_layer);
+}
+
+#[test]
+fn stream_inline_and_host_os_policy_reach_reassembly() {
+    let c = parse("[stream]\ninline = true\n\n[stream.host_os_policy]\nold-linux = [\"10.0.0.0/8\"]\nwindows = [\"10.1.0.0/16\"]\n")
+        .unwrap();
+    let s = crate::build::stream_config(&c);
+    assert!(s.inline);
+    let policy_of = |ip: &str| s.host_os_policy.lookup(ip.parse().unwrap());
+    assert_eq!(policy_of("10.9.9.9"), Some(weir_reassembly::OverlapPolicy::OldLinux));
+    assert_eq!(policy_of("10.1.2.3"), Some(weir_reassembly::OverlapPolicy::Windows));
+    assert_eq!(policy_of("192.0.2.1"), None);
+    assert!(!crate::build::stream_config(&Config::default()).inline);
+    let errs = messages("[stream.host_os_policy]\nlinux = [\"10.0.0.0/40\"]\n");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("host_os_policy: `10.0.0.0/40` is not an address"), "{}", errs[0]);
+    let errs = messages("[stream.host_os_policy]\nplan9 = [\"10.0.0.0/8\"]\n");
+    assert!(errs[0].contains("plan9"), "{errs:?}");
 }

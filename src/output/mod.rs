@@ -2,4 +2,4 @@
 
 mod eve;
 
-pub use eve::EveWriter;
+pub use eve::{EveMerger, EveWriter};

@@ -804,8 +804,21 @@ mod tests {
         let self_loop = question_end + 12 + DNS_CHAIN_LABELS * 4 - 1 + 16;
         assert_eq!(usize::from(m[self_loop] & 0x3f) << 8 | usize::from(m[self_loop + 1]), self_loop);
         assert_eq!(m[self_loop] & 0xc0, 0xc0);
-        // Spelled out, the chain is 200 two-byte labels: 400 bytes, past the 255-byte limit.
-        assert!(DNS_CHAIN_LABELS * 2 > 255);
+        // Answer 2's name, spelled out by following its pointers: 200 labels "a", 400 bytes
+        // of labels, past the 255-byte limit.
+        let mut at = question_end + 12 + DNS_CHAIN_LABELS * 4 - 1;
+        let (mut labels, mut jumps) = (0, 0);
+        while m[at] != 0 {
+            if m[at] & 0xc0 == 0xc0 {
+                at = usize::from(m[at] & 0x3f) << 8 | usize::from(m[at + 1]);
+                jumps += 1;
+            } else {
+                assert_eq!(&m[at..at + 2], &[1, b'a']);
+                labels += 1;
+                at += 2;
+            }
+        }
+        assert_eq!((labels, jumps), (DNS_CHAIN_LABELS, DNS_CHAIN_LABELS));
     }
 
     #[test]

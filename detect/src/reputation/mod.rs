@@ -9,6 +9,8 @@
 //! - [`ReputationSet::lookup`] and friends return [`Hit`]s; [`alert_record`] turns a hit into an
 //!   EVE `alert` record with a `reputation` object.
 //! - [`VerdictCache`] is a per-worker LRU of recent verdicts (no lock: each worker owns one).
+//! - [`ReputationSet::lookup_sighting`] is what a worker calls per artifact: lookup, dedup,
+//!   and no second alert for a flow's own address written as a URL's host;
 //! - [`dedup_hits`] keeps one hit per indicator among a transaction's artifacts;
 //!   [`FeedFingerprint`] tells a reload loop when feed files changed.
 //!
@@ -45,7 +47,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use weir_core::{EmailArtifact, FileArtifact, SeenIn, UrlArtifact};
+use weir_core::{Artifact, EmailArtifact, FileArtifact, SeenIn, Sighting, UrlArtifact};
 
 use feed::LineParser;
 use normalize::{Host, normalize_host, normalize_url};
@@ -713,6 +715,35 @@ impl ReputationSet {
         self.hits(&matches, seen, &artifact.url)
     }
 
+    /// Every alert one sighting should raise, for a worker that also checks each flow's
+    /// addresses once with [`ReputationSet::lookup_ip`]: its artifact looked up (URLs and hosts
+    /// through `cache`), one hit per feed and indicator ([`dedup_hits`]), and no IP hit for a web
+    /// URL or host whose IP literal is one of the sighting's own flow addresses
+    /// (`http://203.0.113.7/x` fetched from 203.0.113.7). That address already raised its alert
+    /// with the flow; without this it would raise a second one in the same flow. A URL in a
+    /// mail is kept: it points somewhere else than the mail's own connection, even when the
+    /// address is the same.
+    pub fn lookup_sighting(&self, cache: &mut VerdictCache, sighting: &Sighting) -> Vec<Hit> {
+        let hits = match &sighting.artifact {
+            Artifact::Url(u) => {
+                let mut hits = self.lookup_cached(cache, u);
+                let seen = Seen::from(u.seen_in);
+                if !seen.is_mail() && hits.iter().any(|h| h.indicator_type == IndicatorType::Ip) {
+                    let key = &sighting.ctx.key;
+                    if literal_ip(&u.url, seen)
+                        .is_some_and(|ip| ip == key.src_ip || ip == key.dst_ip)
+                    {
+                        hits.retain(|h| h.indicator_type != IndicatorType::Ip);
+                    }
+                }
+                hits
+            }
+            Artifact::File(f) => self.lookup_file(f),
+            Artifact::Email(e) => self.lookup_email(e),
+        };
+        dedup_hits(hits)
+    }
+
     /// A flow address (or any address) against the IP and CIDR entries.
     pub fn lookup_ip(&self, ip: IpAddr, seen: Seen) -> Vec<Hit> {
         let mut found = Vec::new();
@@ -910,6 +941,19 @@ impl ReputationSet {
                 match_kind,
             });
         }
+    }
+}
+
+/// The IP literal a URL or host artifact names, read as [`ReputationSet::lookup`] reads it.
+fn literal_ip(value: &str, seen: Seen) -> Option<IpAddr> {
+    let host = if seen.is_host() || !value.contains('/') {
+        normalize_host(value).ok()?
+    } else {
+        normalize_url(value).ok()?.host
+    };
+    match host {
+        Host::Ip(ip) => Some(ip),
+        Host::Name(_) => None,
     }
 }
 

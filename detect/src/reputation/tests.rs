@@ -688,3 +688,97 @@ fn sets_can_be_shared_across_workers() {
         "{shown}"
     );
 }
+
+/// A sighting of `artifact` on a flow from 10.0.0.1 to `server`.
+fn sighting_to(server: Ipv4Addr, artifact: weir_core::Artifact) -> weir_core::Sighting {
+    weir_core::Sighting {
+        ctx: ArtifactContext {
+            ts: Timestamp::from_secs_nanos(1_700_000_000, 0),
+            flow_id: 7,
+            key: FlowKey {
+                src_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                dst_ip: IpAddr::V4(server),
+                src_port: 40000,
+                dst_port: 80,
+                proto: IpProto::TCP,
+                vlans: Vlans::default(),
+                tunnel_depth: 0,
+            },
+            app_proto: None,
+            tx_id: Some(0),
+        },
+        artifact,
+    }
+}
+
+#[test]
+fn a_flow_address_written_as_the_url_host_alerts_once_with_the_flow() {
+    let (set, _) = load(&[
+        (
+            "ips",
+            "malware",
+            FeedFormat::Ips,
+            "203.0.113.7\n198.51.100.0/24\n",
+        ),
+        ("doms", "malware", FeedFormat::Domains, "evil.example\n"),
+    ]);
+    let mut cache = VerdictCache::new(NonZeroUsize::new(8).unwrap());
+    let server = Ipv4Addr::new(203, 0, 113, 7);
+    let web = |u: &str, seen: SeenIn| weir_core::Artifact::Url(url(u, seen));
+    // The flow's own address (the worker's lookup_ip on the flow raised that alert).
+    for (u, seen) in [
+        ("http://203.0.113.7/x", SeenIn::HttpUrl),
+        ("http://203.0.113.7:80/y", SeenIn::HttpRedirect),
+        ("203.0.113.7", SeenIn::TlsSni),
+    ] {
+        let hits = set.lookup_sighting(&mut cache, &sighting_to(server, web(u, seen)));
+        assert_eq!(summary(&hits), vec![], "{u}");
+    }
+    // Inside a listed block, the flow's address: also already raised with the flow.
+    let hits = set.lookup_sighting(
+        &mut cache,
+        &sighting_to(
+            Ipv4Addr::new(198, 51, 100, 9),
+            web("http://198.51.100.9/", SeenIn::HttpUrl),
+        ),
+    );
+    assert_eq!(summary(&hits), vec![]);
+    // Another address than the flow's (a proxy in between, a redirect elsewhere) still alerts.
+    let hits = set.lookup_sighting(
+        &mut cache,
+        &sighting_to(
+            Ipv4Addr::new(10, 9, 9, 9),
+            web("http://203.0.113.7/x", SeenIn::HttpUrl),
+        ),
+    );
+    assert_eq!(
+        summary(&hits),
+        vec![row("ips", "203.0.113.7", "ip", "exact")]
+    );
+    let hits = set.lookup_sighting(
+        &mut cache,
+        &sighting_to(server, web("http://198.51.100.20/", SeenIn::HttpRedirect)),
+    );
+    assert_eq!(
+        summary(&hits),
+        vec![row("ips", "198.51.100.0/24", "ip", "cidr")]
+    );
+    // A link in a mail is not the mail's connection, whatever its address.
+    let hits = set.lookup_sighting(
+        &mut cache,
+        &sighting_to(server, web("http://203.0.113.7/x", SeenIn::EmailUrl)),
+    );
+    assert_eq!(
+        summary(&hits),
+        vec![row("ips", "203.0.113.7", "ip", "exact")]
+    );
+    // Names are untouched, whatever the flow's address.
+    let hits = set.lookup_sighting(
+        &mut cache,
+        &sighting_to(server, web("http://a.evil.example/", SeenIn::HttpUrl)),
+    );
+    assert_eq!(
+        summary(&hits),
+        vec![row("doms", "evil.example", "domain", "subdomain")]
+    );
+}

@@ -540,6 +540,28 @@ fn ascii_number<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
     s.parse().ok()
 }
 
+/// The data-connection endpoint one control-channel line announces: a `PORT` or `EPRT` command
+/// (the client listens) or a `227` or `229` reply (the server listens; `229` names no address).
+/// For steering a data connection to the worker that holds its control connection before that
+/// worker has parsed the line.
+pub fn announced_endpoint(line: &[u8]) -> Option<(Option<IpAddr>, u16)> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let (head, rest) = line.split_at(line.len().min(4));
+    let arg = rest.strip_prefix(b" ").unwrap_or(rest);
+    if head.eq_ignore_ascii_case(b"PORT") {
+        return parse_port(arg).map(|(ip, port)| (Some(ip), port));
+    }
+    if head.eq_ignore_ascii_case(b"EPRT") {
+        return parse_eprt(arg).map(|(ip, port)| (Some(ip), port));
+    }
+    match line.get(..3)? {
+        b"227" => parse_pasv_reply(&line[3..]).map(|(ip, port)| (Some(ip), port)),
+        b"229" => parse_epsv_reply(&line[3..]).map(|port| (None, port)),
+        _ => None,
+    }
+}
+
 /// `h1,h2,h3,h4,p1,p2` (RFC 959 PORT argument and the 227 reply's numbers).
 fn parse_six(text: &[u8]) -> Option<(IpAddr, u16)> {
     let mut nums = [0u8; 6];
@@ -611,6 +633,21 @@ fn parse_epsv_reply(text: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod parse_tests {
     use super::*;
+
+    #[test]
+    fn announced_endpoints_of_commands_and_replies() {
+        let v4 = |a, b, c, d| Some(IpAddr::V4(Ipv4Addr::new(a, b, c, d)));
+        assert_eq!(announced_endpoint(b"PORT 10,0,0,2,4,1\r\n"), Some((v4(10, 0, 0, 2), 1025)));
+        assert_eq!(announced_endpoint(b"eprt |1|10.0.0.2|6275|\r\n"), Some((v4(10, 0, 0, 2), 6275)));
+        assert_eq!(
+            announced_endpoint(b"227 Entering Passive Mode (10,0,0,1,200,10).\r\n"),
+            Some((v4(10, 0, 0, 1), 51210))
+        );
+        assert_eq!(announced_endpoint(b"229 Entering Extended Passive Mode (|||6446|)\r\n"), Some((None, 6446)));
+        assert_eq!(announced_endpoint(b"RETR file.bin\r\n"), None);
+        assert_eq!(announced_endpoint(b"PORT garbage"), None);
+        assert_eq!(announced_endpoint(b"22"), None);
+    }
 
     #[test]
     fn port_arguments() {

@@ -31,7 +31,7 @@ pub(crate) mod test_pcap;
 #[cfg(test)]
 mod tests;
 
-pub use control::{FtpState, FtpTx};
+pub use control::{FtpState, FtpTx, announced_endpoint};
 pub use data::FtpDataState;
 pub use expect::{
     DataMode, EXPECTATION_TIMEOUT, Expectation, ExpectationTable, MAX_EXPECTATIONS,

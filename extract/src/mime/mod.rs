@@ -55,8 +55,9 @@ pub const FILE_DATA_INSPECT_BYTES: usize = 64 * 1024;
 /// Files extracted from one message; further named parts are listed but not extracted.
 pub const MAX_FILES_PER_MESSAGE: usize = 256;
 
-/// Message bytes that every message buffer built from one [`MimeConfig`] (all the flows of one
-/// protocol) may hold together, by default. Each message is capped by
+/// Message bytes that every message buffer built from one [`MimeConfig`] (and its clones) may
+/// hold together, by default; `weir` builds one config per protocol and worker, as the stream
+/// memcap is per worker. Each message is capped by
 /// [`MimeConfig::max_message_bytes`]; without this, thousands of sessions that never finish
 /// their message would each hold that much. Past it a message gets no more bytes and is stored
 /// truncated and marked, as past its own cap.

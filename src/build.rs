@@ -340,21 +340,27 @@ pub fn rules(c: &Config) -> anyhow::Result<Option<Arc<CompiledRules>>> {
 }
 
 /// What every worker of a run shares, built once: the swappable rules, feeds and exclusions,
-/// the sandbox dispatcher and the Central Node link.
+/// the sandbox dispatcher, the Central Node link and the HTTP 206 range joiner.
 pub struct RunShared {
     pub sets: Arc<SharedSets>,
     pub sandbox: Option<Arc<weir_sandbox_client::Dispatcher>>,
     pub central: Option<Arc<weir_sensor_link::Link>>,
+    pub range_joiner: SharedRangeJoiner,
 }
 
 pub fn run_shared(c: &Config, out: &Path) -> anyhow::Result<RunShared> {
     let sets = shared_sets(c)?;
-    Ok(RunShared { sandbox: sandbox(c, out)?.map(Arc::new), central: central(c, out, &sets)?.map(Arc::new), sets })
+    Ok(RunShared {
+        sandbox: sandbox(c, out)?.map(Arc::new),
+        central: central(c, out, &sets)?.map(Arc::new),
+        range_joiner: range_joiner(c, out)?,
+        sets,
+    })
 }
 
 /// The joiner of 206 parts into whole files, storing them in the filestore when it is on. Every
 /// worker of a run must share one (two parts of a file may reach different workers): build it
-/// once and put clones in each worker's `HttpConfig::range_joiner`.
+/// once ([`RunShared`]) and put clones in each worker's `HttpConfig::range_joiner`.
 pub fn range_joiner(c: &Config, out: &Path) -> anyhow::Result<SharedRangeJoiner> {
     if !c.output.filestore {
         return Ok(SharedRangeJoiner::default());
@@ -378,7 +384,7 @@ pub fn worker_for(c: &Config, out: &Path, eve: EveWriter, shared: &RunShared, li
     };
     let mut app = app_layer_config(c);
     if let Some(http) = app.http.as_mut() {
-        http.range_joiner = range_joiner(c, out)?;
+        http.range_joiner = shared.range_joiner.clone();
     }
     let cfg = WorkerConfig {
         stream: stream_config(c),

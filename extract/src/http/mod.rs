@@ -292,6 +292,8 @@ struct JoinFeed {
     name: Vec<u8>,
     offset: u64,
     end: u64,
+    /// This part's bytes completed the file.
+    completed: bool,
 }
 
 /// A body in progress.
@@ -1311,12 +1313,16 @@ fn deliver(
                 OpenFile::open(ctx.files, name, tx_id, *ctx.next_file_id - 1)
             });
             f.write(ctx.files, data);
-            if let Some(feed) = join {
+            if let Some(feed) = join
+                && !feed.completed
+            {
                 // A server sending more than its Content-Range is not trusted beyond it.
                 let len = (data.len() as u64).min(feed.end.saturating_sub(feed.offset)) as usize;
                 let whole = ctx.joiner.lock().write(&feed.url, feed.total, &feed.name, feed.offset, &data[..len], ctx.ts);
                 feed.offset += len as u64;
                 if let Some(mut whole) = whole {
+                    // The rest of this part would only start the file over in the joiner.
+                    feed.completed = true;
                     *ctx.next_file_id += 1;
                     whole.tx_id = tx_id;
                     whole.file_id = *ctx.next_file_id - 1;
@@ -1454,7 +1460,7 @@ fn join_feed(tx: &HttpTx, file_size_limit: u64) -> Option<JoinFeed> {
     if (first == 0 && last + 1 >= total) || total > file_size_limit {
         return None;
     }
-    Some(JoinFeed { url: request_url(tx)?, total, name: file_name(tx, Direction::ToClient), offset: first, end: last + 1 })
+    Some(JoinFeed { url: request_url(tx)?, total, name: file_name(tx, Direction::ToClient), offset: first, end: last + 1, completed: false })
 }
 
 /// `bytes first-last/total` (RFC 9110 section 14.4): the first and last offsets, and the

@@ -1187,6 +1187,20 @@ fn a_part_that_lost_bytes_stops_feeding_the_join() {
     let third = range_flow(&cfg, "/g", &whole, 4, 9);
     let sizes: Vec<&Value> = third.fileinfos().iter().map(|f| &f["size"]).collect();
     assert_eq!(sizes, [20, 6], "the whole file is logged as the completing part's bytes arrive");
+    assert_eq!(cfg.range_joiner.lock().tracked(), 0);
+    // A part whose first bytes complete the file does not start it over with the rest.
+    let fourth = range_flow(&cfg, "/g", &whole, 12, 19);
+    let fifth = run_cfg(
+        &cfg,
+        &[
+            Step::Data(Direction::ToServer, b"GET /g HTTP/1.1\r\nHost: files.example\r\n\r\n".to_vec()),
+            Step::Data(Direction::ToClient, b"HTTP/1.1 206 P\r\nContent-Range: bytes 0-15/20\r\nContent-Length: 16\r\n\r\n".to_vec()),
+            Step::Data(Direction::ToClient, whole[..12].to_vec()),
+            Step::Data(Direction::ToClient, whole[12..16].to_vec()),
+        ],
+    );
+    assert_eq!((fourth.fileinfos().len(), fifth.fileinfos().len()), (1, 2));
+    assert_eq!(cfg.range_joiner.lock().tracked(), 0);
 }
 
 #[test]

@@ -336,7 +336,9 @@ pub fn rules(c: &Config) -> anyhow::Result<Option<Arc<CompiledRules>>> {
     let report = crate::rules::load_for_run(c)?;
     let classification = crate::rules::classification(c)?;
     eprintln!("weir: {}", report.summary_line());
-    Ok(Some(Arc::new(CompiledRules::with_classification(report.rules, &classification))))
+    let compiled = CompiledRules::with_classification(report.rules, &classification);
+    eprintln!("weir: {}", crate::rules::compile_summary(&compiled));
+    Ok(Some(Arc::new(compiled)))
 }
 
 /// What every worker of a run shares, built once: the swappable rules, feeds and exclusions,

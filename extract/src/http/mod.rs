@@ -28,6 +28,7 @@
 
 mod decode;
 mod eve;
+mod held;
 mod multipart;
 mod tx;
 
@@ -42,10 +43,13 @@ use weir_core::{Anomaly, Artifact, Direction, SeenIn, StreamEvent, Timestamp, Ur
 
 use crate::emit::{AnomalyCounter, AppEvent, Emit};
 use crate::files::{FileSink, OpenFile};
+use crate::mime::HeldMessageBudget;
 use decode::{parse_codings, ContentDecoder};
+use held::{parse_header_lines, HeaderCharge};
 use multipart::{disposition_filename, form_data_boundary, Multipart, PartEvent};
 
 pub use eve::http_object;
+pub use held::DEFAULT_MAX_HELD_HEADER_BYTES;
 pub use tx::{normalize_uri, Header, HttpTx};
 
 /// Each distinct anomaly is emitted at most this many times per flow; all are counted. A
@@ -96,6 +100,13 @@ pub struct HttpConfig {
     pub max_open_transactions: usize,
     /// Log `request_headers` and `response_headers` in EVE `http`. Default false.
     pub log_headers: bool,
+    /// Header bytes held at once by every HTTP flow built from this config (clones share it:
+    /// one budget per worker), unfinished header blocks and those of open transactions alike.
+    /// A block that needs more is cut: its later lines are dropped and counted
+    /// (`http.request_header_memcap` / `http.response_header_memcap`), and the message goes on
+    /// with the headers that arrived. Default [`DEFAULT_MAX_HELD_HEADER_BYTES`].
+    #[serde(skip)]
+    pub held_header_budget: HeldMessageBudget,
 }
 
 impl Default for HttpConfig {
@@ -111,6 +122,7 @@ impl Default for HttpConfig {
             max_headers: 256,
             max_open_transactions: 256,
             log_headers: false,
+            held_header_budget: HeldMessageBudget::new(DEFAULT_MAX_HELD_HEADER_BYTES),
         }
     }
 }
@@ -257,13 +269,18 @@ fn strip_eol(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
-/// A header block being read.
+/// A header block being read: its lines as they came, parsed into headers once it ends.
 #[derive(Debug, Default)]
 struct HeaderBlock {
-    headers: Vec<Header>,
     raw: Vec<u8>,
+    /// The capacity of `raw`, charged to the shared header budget.
+    charge: HeaderCharge,
+    /// Headers counted so far (at most `max_headers`), for the too-many-headers event.
+    kept: usize,
     bytes: usize,
     dropped: u32,
+    /// The header budget ran out: later lines of this block are dropped.
+    cut: bool,
 }
 
 /// What becomes of decoded body bytes.
@@ -327,6 +344,8 @@ struct Slot {
     tx: HttpTx,
     /// The `http` record was emitted.
     logged: bool,
+    /// The header bytes `tx` holds, charged until the slot is retired.
+    header_charge: HeaderCharge,
 }
 
 /// Everything that outlives one call and that body handling needs besides the body itself.
@@ -591,7 +610,7 @@ impl HttpState {
             request_protocol: req.protocol.to_vec(),
             ..Default::default()
         };
-        self.slots.push_back(Slot { tx, logged: false });
+        self.slots.push_back(Slot { tx, logged: false, header_charge: HeaderCharge::default() });
         let side = &mut self.sides[0];
         side.tx_id = Some(id);
         side.block = HeaderBlock { bytes: content.len(), ..Default::default() };
@@ -647,7 +666,11 @@ impl HttpState {
                     }
                     let id = self.next_tx_id;
                     self.next_tx_id += 1;
-                    self.slots.push_back(Slot { tx: HttpTx { id, ..Default::default() }, logged: false });
+                    self.slots.push_back(Slot {
+                        tx: HttpTx { id, ..Default::default() },
+                        logged: false,
+                        header_charge: HeaderCharge::default(),
+                    });
                 }
                 let id = self.next_response_tx;
                 self.next_response_tx += 1;
@@ -704,33 +727,42 @@ impl HttpState {
             self.anomaly(out, ts, event);
             return;
         }
+        if block.cut {
+            block.dropped += 1;
+            return;
+        }
+        if !block.charge.reserve(&mut block.raw, line.len(), max_bytes, &self.cfg.held_header_budget) {
+            // Every flow's held headers together reached the budget: this block ends here, and
+            // the message goes on with the headers that came (Suricata cuts at its limits too).
+            block.cut = true;
+            block.dropped += 1;
+            let event = match dir {
+                Direction::ToServer => "http.request_header_memcap",
+                Direction::ToClient => "http.response_header_memcap",
+            };
+            self.anomaly(out, ts, event);
+            return;
+        }
         block.raw.extend_from_slice(line);
         if content.contains(&0) {
             self.anomaly(out, ts, "http.header_nul_byte");
         }
         let block = &mut self.sides[d].block;
-        if matches!(content.first(), Some(b' ' | b'\t')) {
-            // Obsolete line folding: browsers still join it to the previous header.
-            if let Some(last) = block.headers.last_mut() {
-                let more = content.trim_ascii();
-                if !more.is_empty() {
-                    if !last.value.is_empty() {
-                        last.value.push(b' ');
-                    }
-                    last.value.extend_from_slice(more);
-                }
-                return;
-            }
+        // Headers are parsed from `raw` when the block ends (`parse_header_lines`); here they
+        // are only counted, with the same rules.
+        if matches!(content.first(), Some(b' ' | b'\t')) && block.kept > 0 {
+            // Obsolete line folding: joins the previous header.
+            return;
         }
-        let Some(colon) = content.iter().position(|&b| b == b':') else {
+        if !content.contains(&b':') {
             let event = match dir {
                 Direction::ToServer => "http.request_field_missing_colon",
                 Direction::ToClient => "http.response_field_missing_colon",
             };
             self.anomaly(out, ts, event);
             return;
-        };
-        if block.headers.len() >= max_headers {
+        }
+        if block.kept >= max_headers {
             block.dropped += 1;
             let event = match dir {
                 Direction::ToServer => "http.request_too_many_headers",
@@ -739,17 +771,18 @@ impl HttpState {
             self.anomaly(out, ts, event);
             return;
         }
-        block.headers.push(Header {
-            name: content[..colon].trim_ascii().to_vec(),
-            value: content[colon + 1..].trim_ascii().to_vec(),
-        });
+        block.kept += 1;
     }
 
     /// Moves the finished header block into the transaction.
     fn commit_headers(&mut self, dir: Direction, id: u64, terminator: &[u8]) {
         let d = dir.index();
+        let max_headers = self.cfg.max_headers;
         let mut block = std::mem::take(&mut self.sides[d].block);
+        let mut parsed = parse_header_lines(&block.raw, max_headers);
+        let capacity = block.raw.capacity();
         block.raw.extend_from_slice(terminator);
+        block.charge.charge_growth(block.raw.capacity() - capacity);
         if let Some(slot) = self.slot_mut(id) {
             let tx = &mut slot.tx;
             tx.dropped_headers += block.dropped;
@@ -757,8 +790,14 @@ impl HttpState {
                 Direction::ToServer => (&mut tx.request_headers, &mut tx.request_headers_raw),
                 Direction::ToClient => (&mut tx.response_headers, &mut tx.response_headers_raw),
             };
-            headers.append(&mut block.headers);
-            raw.append(&mut block.raw);
+            headers.append(&mut parsed);
+            if raw.is_empty() {
+                // Moved, not copied: the charged allocation is the one the transaction keeps.
+                *raw = std::mem::take(&mut block.raw);
+            } else {
+                raw.append(&mut block.raw);
+            }
+            slot.header_charge.absorb(block.charge);
         }
     }
 

@@ -3,7 +3,8 @@
 # the packet-parse floor (read + decode only), then `weir replay` with the full ET Open 2019 rule
 # set: wall seconds, Gbit/s, packets/s, CPU seconds, peak RSS, rule-load time, and file recall
 # against the capture's manifest (every extractable HTTP, SMTP and FTP file found in the
-# filestore by SHA-256). Usage: scripts/bench.sh [CAPTURE [MANIFEST]]
+# filestore by SHA-256), once per worker count in BENCH_WORKERS (default "1 2").
+# Usage: scripts/bench.sh [CAPTURE [MANIFEST]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Where cargo puts binaries (CARGO_TARGET_DIR when set).
@@ -30,10 +31,22 @@ echo "== rule load (ET Open 2019) on a tiny capture"
 /usr/bin/time -f "rule load: %e s wall, %M KB peak RSS" \
     "$bin/weir" replay pcaps/dns.pcap --out "$out/load" --quiet "${rule_args[@]}" 2>&1 | grep -v "rule rejected" || true
 
-echo "== weir replay with ET Open 2019"
-/usr/bin/time -f "replay: %e s wall, %U s user, %S s system, %M KB peak RSS" \
-    "$bin/weir" replay "$pcap" --out "$out/run" "${rule_args[@]}" 2>&1 | grep -v "rule rejected"
-
+for workers in ${BENCH_WORKERS:-1 2}; do
+printf '[capture]\nworkers = %s\n' "$workers" > "$out/workers.toml"
+rm -rf "$out/run"
+echo "== weir replay with ET Open 2019, $workers worker(s)"
+/usr/bin/time -o "$out/time" -f "%e %U %S %M" \
+    "$bin/weir" replay "$pcap" --out "$out/run" --config "$out/workers.toml" "${rule_args[@]}" 2>&1 | grep -v "rule rejected"
+read -r wall user sys rss < "$out/time"
+packets=$(python3 -c "
+import json,sys
+for l in open('$out/run/eve.json'):
+    r=json.loads(l)
+    if r.get('event_type')=='stats': p=r['stats']['decoder']['pkts']
+print(p)")
+python3 -c "
+wall,user,sys_,rss,pk,size=$wall,$user,$sys,$rss,$packets,$(stat -c %s "$pcap")
+print('replay, %s worker(s): %.1f s wall, %.1f s CPU, %.0f MB peak RSS, %.2f Gbit/s, %.0f packets/s' % ('$workers', wall, user+sys_, rss/1024, size*8/wall/1e9, pk/wall))"
 python3 - "$manifest" "$out/run" "$pcap" <<'PY'
 import json, os, sys, collections
 manifest, out, pcap = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -62,3 +75,4 @@ for (sid, sig), n in alerts.most_common(15):
 size = os.path.getsize(pcap)
 print("capture: %.2f GB" % (size / 1e9))
 PY
+done

@@ -13,6 +13,12 @@ if [ "${WEIR_WITH_CAPTURE_TOOLS:-0}" = 1 ]; then
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
     done
 fi
+# Squid is only needed by the ICAP test through a real proxy (scripts/test.sh asks for it).
+if [ "${WEIR_WITH_TEST_TOOLS:-0}" = 1 ]; then
+    for pkg in squid python3; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+    done
+fi
 
 if [ "${#need[@]}" -gt 0 ]; then
     echo "install-deps: installing ${need[*]}" >&2
@@ -20,7 +26,16 @@ if [ "${#need[@]}" -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
+    # Packages with a service (squid) are installed without starting it: the tests start their
+    # own instance with their own config.
+    no_start=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        no_start=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$no_start" >/dev/null
+        $SUDO chmod +x "$no_start"
+    fi
     $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+    [ -z "$no_start" ] || $SUDO rm -f "$no_start"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

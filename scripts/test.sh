@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Where cargo puts binaries (CARGO_TARGET_DIR when set).
 bin="${CARGO_TARGET_DIR:-target}/release"
-scripts/install-deps.sh
+WEIR_WITH_TEST_TOOLS=1 scripts/install-deps.sh
 
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/weir-cargo-test.log
 # cargo's own summary lines ("test result: ...") above are what CI reads; make sure at least one ran.
@@ -31,3 +31,6 @@ if [ -d "$shared/corpus/suricata-verify" ]; then
 else
     echo "test.sh: $shared/corpus/suricata-verify not found; corpus check skipped" >&2
 fi
+
+# Every fuzz target for a bounded time (builds them first; a finding fails the run).
+scripts/fuzz.sh "${WEIR_FUZZ_SECONDS:-12}"

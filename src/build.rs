@@ -10,7 +10,7 @@ use weir_extract::files::{FileSink, Filestore, NullSink};
 use weir_extract::mailstore::{MailSink, MailStore, NullMailSink};
 use weir_extract::mime::{HeldMessageBudget, MimeConfig};
 use weir_extract::smb::SmbConfig;
-use weir_extract::http::HttpConfig;
+use weir_extract::http::{HttpConfig, SharedRangeJoiner};
 use weir_flow::{FlowConfig, FlowTable, Timeouts};
 use weir_reassembly::StreamConfig;
 
@@ -342,16 +342,33 @@ pub fn rules(c: &Config) -> anyhow::Result<Option<Arc<CompiledRules>>> {
 }
 
 /// What every worker of a run shares, built once: the swappable rules, feeds and exclusions,
-/// the sandbox dispatcher and the Central Node link.
+/// the sandbox dispatcher, the Central Node link and the HTTP 206 range joiner.
 pub struct RunShared {
     pub sets: Arc<SharedSets>,
     pub sandbox: Option<Arc<weir_sandbox_client::Dispatcher>>,
     pub central: Option<Arc<weir_sensor_link::Link>>,
+    pub range_joiner: SharedRangeJoiner,
 }
 
 pub fn run_shared(c: &Config, out: &Path) -> anyhow::Result<RunShared> {
     let sets = shared_sets(c)?;
-    Ok(RunShared { sandbox: sandbox(c, out)?.map(Arc::new), central: central(c, out, &sets)?.map(Arc::new), sets })
+    Ok(RunShared {
+        sandbox: sandbox(c, out)?.map(Arc::new),
+        central: central(c, out, &sets)?.map(Arc::new),
+        range_joiner: range_joiner(c, out)?,
+        sets,
+    })
+}
+
+/// The joiner of 206 parts into whole files, storing them in the filestore when it is on. Every
+/// worker of a run must share one (two parts of a file may reach different workers): build it
+/// once ([`RunShared`]) and put clones in each worker's `HttpConfig::range_joiner`.
+pub fn range_joiner(c: &Config, out: &Path) -> anyhow::Result<SharedRangeJoiner> {
+    if !c.output.filestore {
+        return Ok(SharedRangeJoiner::default());
+    }
+    let store = Filestore::new(out).with_context(|| format!("cannot create the filestore in {}", out.display()))?;
+    Ok(SharedRangeJoiner::new(Box::new(store)))
 }
 
 /// A worker for a live capture (`live`: checksums validated under `auto`) or a replay.
@@ -367,9 +384,13 @@ pub fn worker_for(c: &Config, out: &Path, eve: EveWriter, shared: &RunShared, li
     } else {
         Box::new(NullMailSink)
     };
+    let mut app = app_layer_config(c);
+    if let Some(http) = app.http.as_mut() {
+        http.range_joiner = shared.range_joiner.clone();
+    }
     let cfg = WorkerConfig {
         stream: stream_config(c),
-        app: app_layer_config(c),
+        app,
         stream_memcap: usize_of(c.stream.memcap.0),
         inspect_depth: c.stream.inspect_depth.0,
         files_stored: c.output.filestore,

@@ -304,6 +304,8 @@ fn http_signature(tx: &weir_extract::http::HttpTx) -> u64 {
         tx.request_headers.len() as u64,
         u64::from(tx.request_complete),
         bucket(tx.request_body.len()),
+        tx.request_files.len() as u64,
+        bucket(tx.request_files.last().map_or(0, |f| f.data.len())),
         tx.response_line.len() as u64,
         tx.response_headers.len() as u64,
         u64::from(tx.response_complete),

@@ -33,7 +33,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use serde_json::{Map, Value, json};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use weir_core::eve::{self, FlowHeader, Record};
 use weir_core::{AppProto, Direction, FlowKey, IpProto, LinkType, StreamEvent, Timestamp, Vlans};
@@ -72,9 +71,6 @@ const FLOW_ID_MASK: u64 = (1 << 51) - 1;
 /// Runs `weir icap` until SIGINT or SIGTERM, then logs what is still waiting, flushes eve.json
 /// and returns. `listen` overrides `[icap] listen`.
 pub fn run(listen: Option<&str>, out: Option<PathBuf>, config: &Config) -> anyhow::Result<()> {
-    let Some(http_config) = build::app_layer_config(config).http else {
-        anyhow::bail!("[app_layer.http] is disabled, so there is nothing to do with ICAP messages")
-    };
     let listen = match listen {
         Some(text) => text
             .parse::<SocketAddr>()
@@ -86,65 +82,104 @@ pub fn run(listen: Option<&str>, out: Option<PathBuf>, config: &Config) -> anyho
     // Rules first: a bad rule file must fail before the proxy is told Weir is up.
     let detector = build::rules(config)?.map(Detector::new).transpose()?;
     let eve = EveWriter::create(&out, false, &config.output.eve_types)?;
-    let files: Box<dyn FileSink + Send> = if config.output.filestore {
-        Box::new(Filestore::new(&out).with_context(|| format!("cannot create the filestore in {}", out.display()))?)
-    } else {
-        Box::new(NullSink)
-    };
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(SERVER_THREADS)
-        .thread_name("weir-icap")
-        .enable_all()
-        .build()
-        .context("cannot start the ICAP runtime")?;
     // Signals are caught before the port opens, so a SIGTERM sent as soon as Weir answers
     // cannot find the default action (immediate death, eve.json unflushed).
-    let (mut sigterm, mut sigint) = runtime
-        .block_on(async { Ok::<_, io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)) })
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .context("cannot catch SIGTERM/SIGINT")?;
-    let (server, messages) = runtime
-        .block_on(IcapServer::bind(server_config(&config.icap, listen)))
-        .with_context(|| format!("cannot serve ICAP on {listen}"))?;
-    let bound = server.local_addr().context("ICAP listener")?;
-    let server_stats = server.stats();
-    eprintln!("weir: ICAP listening on {bound}; outputs in {}", out.display());
-
-    let pipeline = Pipeline::new(http_config, eve, files, detector, Duration::from_secs(config.icap.pair_wait));
-    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = std::thread::Builder::new()
-        .name("weir-icap-pipeline".into())
-        .spawn(move || {
-            let result = pipeline.run(messages);
-            drop(stopped_tx);
-            result
-        })
-        .context("cannot start the ICAP pipeline thread")?;
-
-    let served = runtime.block_on(async {
-        tokio::select! {
-            _ = sigterm.recv() => Ok(()),
-            _ = sigint.recv() => Ok(()),
-            // Only a failure ends the pipeline while the server runs; its error comes from join.
-            _ = stopped_rx => Ok(()),
-            result = server.run() => result,
-        }
-    });
-    // The listener is closed (its future dropped); a message the proxy already has an answer
-    // for is handed over before the tasks go.
-    runtime.block_on(async {
-        let deadline = tokio::time::Instant::now() + IN_FLIGHT_GRACE;
-        while in_flight(&server_stats.snapshot()) > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(IN_FLIGHT_POLL).await;
-        }
-    });
-    // Dropping the connection tasks drops the channel's senders: the pipeline drains what was
-    // handed over, logs the REQMODs still waiting, and ends.
-    runtime.shutdown_timeout(RUNTIME_STOP_WAIT);
-    let stats = worker.join().map_err(|_| anyhow::anyhow!("the ICAP pipeline thread panicked"))??;
-    served.with_context(|| format!("ICAP listener on {bound} failed"))?;
-    eprintln!("weir: {}", summary_line(&stats, &server_stats.snapshot()));
+    let service = IcapService::start(config, listen, &out, eve, detector)?;
+    eprintln!("weir: ICAP listening on {}; outputs in {}", service.local_addr(), out.display());
+    while signals.pending().next().is_none() && !service.ended() {
+        std::thread::sleep(SIGNAL_POLL);
+    }
+    let summary = service.stop()?;
+    eprintln!("weir: {summary}");
     Ok(())
+}
+
+/// How often `weir icap` looks for a signal or a stopped service.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// A running ICAP service: the server on its own runtime, and the pipeline thread behind it
+/// writing into the EVE writer it was given (its own eve.json for `weir icap`, the capture's
+/// merged one beside `weir live`).
+pub struct IcapService {
+    runtime: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<io::Result<()>>,
+    worker: std::thread::JoinHandle<anyhow::Result<PipelineStats>>,
+    server_stats: std::sync::Arc<weir_icap::ServerStats>,
+    bound: SocketAddr,
+}
+
+impl IcapService {
+    pub fn start(config: &Config, listen: SocketAddr, out: &std::path::Path, eve: EveWriter, detector: Option<Detector>) -> anyhow::Result<IcapService> {
+        let Some(http_config) = build::app_layer_config(config).http else {
+            anyhow::bail!("[app_layer.http] is disabled, so there is nothing to do with ICAP messages")
+        };
+        let files: Box<dyn FileSink + Send> = if config.output.filestore {
+            Box::new(Filestore::new(out).with_context(|| format!("cannot create the filestore in {}", out.display()))?)
+        } else {
+            Box::new(NullSink)
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(SERVER_THREADS)
+            .thread_name("weir-icap")
+            .enable_all()
+            .build()
+            .context("cannot start the ICAP runtime")?;
+        let (server, messages) = runtime
+            .block_on(IcapServer::bind(server_config(&config.icap, listen)))
+            .with_context(|| format!("cannot serve ICAP on {listen}"))?;
+        let bound = server.local_addr().context("ICAP listener")?;
+        let server_stats = server.stats();
+        let pipeline = Pipeline::new(http_config, eve, files, detector, Duration::from_secs(config.icap.pair_wait));
+        let worker = std::thread::Builder::new()
+            .name("weir-icap-pipeline".into())
+            .spawn(move || pipeline.run(messages))
+            .context("cannot start the ICAP pipeline thread")?;
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let served = runtime.spawn(async move {
+            tokio::select! {
+                _ = stop_rx => Ok(()),
+                result = server.run() => result,
+            }
+        });
+        Ok(IcapService { runtime, stop: Some(stop), served, worker, server_stats, bound })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.bound
+    }
+
+    /// The server or the pipeline stopped on its own: only a failure does that.
+    pub fn ended(&self) -> bool {
+        self.served.is_finished() || self.worker.is_finished()
+    }
+
+    /// Closes the listener, lets messages the proxy already has an answer for be handed over,
+    /// lets the pipeline log what is still waiting, and returns the closing summary line.
+    pub fn stop(mut self) -> anyhow::Result<String> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = self.runtime.block_on(async {
+            let served = (&mut self.served).await;
+            let deadline = tokio::time::Instant::now() + IN_FLIGHT_GRACE;
+            while in_flight(&self.server_stats.snapshot()) > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(IN_FLIGHT_POLL).await;
+            }
+            served
+        });
+        // Dropping the connection tasks drops the channel's senders: the pipeline drains what
+        // was handed over, logs the REQMODs still waiting, and ends.
+        self.runtime.shutdown_timeout(RUNTIME_STOP_WAIT);
+        let stats = self.worker.join().map_err(|_| anyhow::anyhow!("the ICAP pipeline thread panicked"))??;
+        match served {
+            Ok(result) => result.with_context(|| format!("ICAP listener on {} failed", self.bound))?,
+            Err(e) => anyhow::bail!("ICAP listener on {}: {e}", self.bound),
+        }
+        Ok(summary_line(&stats, &self.server_stats.snapshot()))
+    }
 }
 
 /// REQMOD/RESPMOD requests begun and not yet handed over or ended by an error. An estimate: an

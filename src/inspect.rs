@@ -82,9 +82,7 @@ pub fn http(tx: &HttpTx, dir: Direction) -> TxBuffers {
             b.put("http.header_names", &tx.header_names_buffer(Direction::ToServer));
             b.put_opt("http.content_type", tx.header(Direction::ToServer, "Content-Type"));
             b.put_opt("http.content_len", tx.header(Direction::ToServer, "Content-Length"));
-            if !tx.request_body.is_empty() {
-                b.put("file.data", &tx.request_body);
-            }
+            put_http_files(&mut b, tx, Direction::ToServer);
         }
         Direction::ToClient if !tx.response_line.is_empty() => {
             each_header(&mut b, "http.response_header", &tx.response_headers);
@@ -100,12 +98,23 @@ pub fn http(tx: &HttpTx, dir: Direction) -> TxBuffers {
             b.put_opt("http.location", tx.header(Direction::ToClient, "Location"));
             if !tx.response_body.is_empty() {
                 b.put("http.response_body", &tx.response_body);
-                b.put("file.data", &tx.response_body);
             }
+            put_http_files(&mut b, tx, Direction::ToClient);
         }
         Direction::ToClient => {}
     }
     b
+}
+
+/// One `file.name` and one `file.data` instance per file of `dir`, so that a rule's matches on
+/// one `file.data` hold within a single file, as Suricata inspects each file separately.
+fn put_http_files(b: &mut TxBuffers, tx: &HttpTx, dir: Direction) {
+    for (name, data) in tx.files(dir) {
+        b.put("file.name", &name);
+        if !data.is_empty() {
+            b.put("file.data", data);
+        }
+    }
 }
 
 /// A DNS message: its question names (requests) or its answer names (responses).

@@ -10,6 +10,8 @@ use weir_core::Timestamp;
 
 use crate::CommonArgs;
 use crate::config::Config;
+use crate::detection::Detector;
+use crate::icap::IcapService;
 use crate::pipeline::Pipeline;
 
 fn wall_clock() -> Timestamp {
@@ -39,13 +41,26 @@ pub fn run(interface: Option<String>, common: &CommonArgs, config: &Config) -> a
 
     let out = common.out.clone().unwrap_or_else(|| config.output.dir.clone());
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create output directory {}", out.display()))?;
-    let mut pipeline = Pipeline::start(config, &out, common.overwrite, true)?;
+    let mut pipeline = Pipeline::start(config, &out, common.overwrite, true, config.icap.enabled)?;
     let _reloader = crate::reload::start(crate::reload::ConfigSource::of(common), pipeline.sets())?;
     if let Some(addr) = &config.output.prometheus {
         let addr = addr.parse().with_context(|| format!("[output] prometheus = {addr:?}"))?;
         let bound = crate::stats::serve_prometheus(addr, pipeline.board())?;
         eprintln!("weir: Prometheus metrics on http://{bound}/metrics");
     }
+    // The proxy's exchanges beside the capture: same filestore, one eve.json. The ICAP side
+    // inspects with the rules loaded at start (a reload reaches the capture workers only).
+    let icap = match config.icap.enabled {
+        false => None,
+        true => {
+            let rules = pipeline.sets().load().1.rules.clone();
+            let detector = rules.map(Detector::new).transpose()?;
+            let eve = pipeline.eve_writer(&config.output.eve_types).context("internal: no shared eve.json for ICAP")?;
+            let service = IcapService::start(config, config.icap.listen, &out, eve, detector)?;
+            eprintln!("weir: ICAP listening on {}", service.local_addr());
+            Some(service)
+        }
+    };
     eprintln!("weir: capturing on {interface} with {} worker(s); SIGINT or SIGTERM ends the run", config.capture.workers);
 
     let mut since_counters = 0u64;
@@ -69,6 +84,13 @@ pub fn run(interface: Option<String>, common: &CommonArgs, config: &Config) -> a
         }
         for warning in source.take_warnings() {
             eprintln!("weir: warning: {warning}");
+        }
+    }
+    // ICAP stops first: it holds a writer into eve.json, which the pipeline's end waits for.
+    if let Some(service) = icap {
+        match service.stop() {
+            Ok(summary) => eprintln!("weir: {summary}"),
+            Err(e) => eprintln!("weir: warning: {e:#}"),
         }
     }
     publish_kernel_counters(&mut source, &pipeline);

@@ -111,7 +111,9 @@ pub struct Pipeline {
 }
 
 enum Mode {
-    Single(Box<Worker>),
+    /// One worker on the capture thread; the merger is there when something else (the ICAP
+    /// service beside `weir live`) writes eve.json too.
+    Single(Box<Worker>, Option<EveMerger>),
     Threads(Box<Dispatcher>),
 }
 
@@ -127,14 +129,18 @@ struct Dispatcher {
 
 impl Pipeline {
     /// Builds the workers (`live`: checksums validated under `auto`) writing into `out`.
-    pub fn start(config: &Config, out: &Path, overwrite: bool, live: bool) -> anyhow::Result<Pipeline> {
+    /// `shared_eve`: others will ask for writers into the same eve.json ([`Pipeline::eve_writer`]).
+    pub fn start(config: &Config, out: &Path, overwrite: bool, live: bool, shared_eve: bool) -> anyhow::Result<Pipeline> {
         let workers = config.capture.workers.max(1);
         let shared = build::run_shared(config, out)?;
         let board = StatsBoard::new(workers);
         let eve_types = &config.output.eve_types;
-        let mode = if workers == 1 {
+        let mode = if workers == 1 && shared_eve {
+            let merger = EveMerger::start(out, overwrite)?;
+            Mode::Single(Box::new(build::worker_for(config, out, merger.writer(eve_types), &shared, live)?), Some(merger))
+        } else if workers == 1 {
             let eve = EveWriter::create(out, overwrite, eve_types)?;
-            Mode::Single(Box::new(build::worker_for(config, out, eve, &shared, live)?))
+            Mode::Single(Box::new(build::worker_for(config, out, eve, &shared, live)?), None)
         } else {
             let merger = EveMerger::start(out, overwrite)?;
             let mut queues = Vec::with_capacity(workers);
@@ -164,6 +170,15 @@ impl Pipeline {
         Ok(Pipeline { mode, shared, board, stats_interval, next_stats: None, last_ts: Timestamp::ZERO, packets: 0 })
     }
 
+    /// A writer into this run's eve.json, when it was started with `shared_eve`. Drop it before
+    /// [`Pipeline::finish`], which waits for every writer.
+    pub fn eve_writer(&self, enabled: &[String]) -> Option<EveWriter> {
+        match &self.mode {
+            Mode::Single(_, merger) => merger.as_ref().map(|m| m.writer(enabled)),
+            Mode::Threads(d) => Some(d.merger.writer(enabled)),
+        }
+    }
+
     /// The board the workers publish to (for a Prometheus endpoint).
     pub fn board(&self) -> Arc<StatsBoard> {
         self.board.clone()
@@ -184,7 +199,7 @@ impl Pipeline {
         self.packets += 1;
         self.last_ts = self.last_ts.max(ts);
         match &mut self.mode {
-            Mode::Single(worker) => {
+            Mode::Single(worker, _) => {
                 worker.process(self.packets, ts, link, frame).context("writing outputs")?;
                 if worker.stats().packets % PUBLISH_EVERY == 0 {
                     self.board.publish(0, worker.snapshot());
@@ -199,7 +214,7 @@ impl Pipeline {
     /// over what is batched.
     pub fn advance(&mut self, now: Timestamp) -> anyhow::Result<()> {
         match &mut self.mode {
-            Mode::Single(worker) => {
+            Mode::Single(worker, _) => {
                 worker.advance(now).context("writing outputs")?;
                 self.board.publish(0, worker.snapshot());
             }
@@ -256,7 +271,7 @@ impl Pipeline {
     pub fn finish(self, sandbox_wait: Duration, central_wait: Duration) -> anyhow::Result<RunSummary> {
         let Pipeline { mut mode, mut shared, board, last_ts, .. } = self;
         let finished_workers = match &mut mode {
-            Mode::Single(worker) => {
+            Mode::Single(worker, _) => {
                 worker.finish().context("writing outputs")?;
                 board.publish(0, worker.snapshot());
                 Vec::new()
@@ -291,9 +306,13 @@ impl Pipeline {
         };
         write_run_records(&mut mode, shared.central.as_ref(), &[closing])?;
         match mode {
-            Mode::Single(mut worker) => {
+            Mode::Single(mut worker, merger) => {
                 worker.release_central();
                 totals.eve = worker.eve_counts().clone();
+                drop(worker);
+                if let Some(merger) = merger {
+                    merger.finish().context("writing eve.json")?;
+                }
             }
             Mode::Threads(d) => {
                 let Dispatcher { run_eve, merger, .. } = *d;
@@ -319,7 +338,7 @@ impl Pipeline {
 /// dispatcher's own writer, shipping what the Central Node takes.
 fn write_run_records(mode: &mut Mode, central: Option<&Arc<weir_sensor_link::Link>>, records: &[Record]) -> anyhow::Result<()> {
     match mode {
-        Mode::Single(worker) => worker.write_run_records(records).context("writing outputs"),
+        Mode::Single(worker, _) => worker.write_run_records(records).context("writing outputs"),
         Mode::Threads(d) => {
             for record in records {
                 d.run_eve.write(record).context("writing outputs")?;

@@ -17,7 +17,7 @@ pub fn run(paths: &[PathBuf], common: &CommonArgs, config: &Config, quiet: bool)
     let mut source = FileSource::open(paths).map_err(|e| anyhow::anyhow!("{e}"))?;
     let out = common.out.clone().unwrap_or_else(|| config.output.dir.clone());
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create output directory {}", out.display()))?;
-    let mut pipeline = Pipeline::start(config, &out, common.overwrite, false)?;
+    let mut pipeline = Pipeline::start(config, &out, common.overwrite, false, false)?;
 
     let progress = (!quiet && std::io::stderr().is_terminal()).then(|| progress_bar(source.total_bytes()));
     let started = Instant::now();

@@ -241,7 +241,7 @@ mod tests {
         );
         let shared = Arc::new(SharedSets::new(Sets { rules: old, ..empty() }, Sources::default()));
         let eve = crate::output::EveWriter::create(dir.path(), true, &[]).unwrap();
-        let run = crate::build::RunShared { sets: shared.clone(), sandbox: None, central: None };
+        let run = crate::build::RunShared { sets: shared.clone(), sandbox: None, central: None, range_joiner: Default::default() };
         let mut worker = crate::build::worker_for(&config, dir.path(), eve, &run, false).unwrap();
         let frame = |sport: u16, payload: &[u8]| {
             let mut out = Vec::new();

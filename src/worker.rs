@@ -793,11 +793,8 @@ impl Stages {
             }
         }
         let Some((set, cache)) = self.reputation.as_mut() else { return 0 };
-        let hits = match &sighting.artifact {
-            Artifact::Url(u) => set.lookup_cached(cache, u),
-            Artifact::File(f) => set.lookup_file(f),
-            Artifact::Email(e) => set.lookup_email(e),
-        };
+        // One alert per indicator: a URL naming the flow's own address is left to the address check.
+        let hits = set.lookup_sighting(cache, &sighting);
         let records: Vec<Record> =
             reputation::dedup_hits(hits).iter().map(|hit| reputation::alert_record(hit, &sighting.ctx)).collect();
         for record in &records {

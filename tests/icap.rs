@@ -433,3 +433,73 @@ fn through_squid_each_exchange_is_logged_once_with_the_exact_bytes() {
     assert_eq!(alerts[0]["flow_id"], with_url(&http, "/small.txt")[0]["flow_id"]);
     println!("weir icap through Squid: {}", stderr.trim());
 }
+
+/// `[icap] enabled` makes `weir live` serve ICAP beside the capture: the proxied download is
+/// logged, stored and alerted on in the capture's own eve.json, which stays whole lines. The
+/// capture is the loopback interface with a filter that matches nothing, so only ICAP speaks.
+#[test]
+fn weir_live_serves_icap_beside_the_capture() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        println!("SKIPPED weir live with ICAP: capturing needs root");
+        return;
+    }
+    let s = Scratch::new();
+    let dir = s.dir.path();
+    std::fs::write(dir.join("test.rules"), RULES).unwrap();
+    let config = dir.join("weir.toml");
+    std::fs::write(
+        &config,
+        "[capture]\nworkers = 2\nbpf = \"udp port 9\"\n[detect]\nrules = [\"test.rules\"]\n[icap]\nenabled = true\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let mut weir = weir()
+        .args(["live", "--interface", "lo", "--out"])
+        .arg(&out)
+        .args(["--config", config.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(weir.stderr.take().unwrap());
+    let (mut addr, mut seen, started) = (None, String::new(), Instant::now());
+    while addr.is_none() && started.elapsed() < Duration::from_secs(30) {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        addr = line.strip_prefix("weir: ICAP listening on ").and_then(|a| a.trim().parse::<std::net::SocketAddr>().ok());
+    }
+    let addr = addr.unwrap_or_else(|| panic!("ICAP never announced: {seen}"));
+    let mut client = IcapClient::connect(addr);
+    let answer = client.exchange(&respmod(
+        Some("10.9.8.7"),
+        "GET http://files.example/report.pdf HTTP/1.1\r\nHost: files.example\r\n\r\n",
+        &format!("HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\n\r\n", download().len()),
+        &download(),
+    ));
+    assert!(answer.starts_with("ICAP/1.0 204"), "{answer}");
+    drop(client);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(Command::new("kill").args(["-TERM", &weir.id().to_string()]).status().unwrap().success());
+    let status = weir.wait().unwrap();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    assert!(status.success(), "{seen}{rest}");
+    let events = complete_eve(&out);
+    let files = of_type(&events, "fileinfo");
+    assert_eq!(files.len(), 1, "{events:#?}");
+    assert_eq!(files[0]["fileinfo"]["sha256"], DOWNLOAD_SHA256);
+    // A download is logged as it travels: from the server (the proxy, for a named host) to the client.
+    assert_eq!(files[0]["dest_ip"], "10.9.8.7");
+    assert_eq!(stored(&out, DOWNLOAD_SHA256), download());
+    let alerts = of_type(&events, "alert");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["alert"]["signature_id"], 9000001);
+    assert_eq!(of_type(&events, "stats").len(), 1, "the capture's closing record is in the same file");
+}

@@ -467,6 +467,8 @@ pub struct ExclusionsSection {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct IcapSection {
+    /// `weir live` serves ICAP beside the capture (same outputs, one eve.json).
+    pub enabled: bool,
     /// Address served; `--listen` overrides it.
     pub listen: std::net::SocketAddr,
     /// Proxy connections served at once (advertised as `Max-Connections`); more get `503`.
@@ -501,6 +503,7 @@ pub struct IcapSection {
 impl Default for IcapSection {
     fn default() -> Self {
         IcapSection {
+            enabled: false,
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 1344)),
             max_connections: 256,
             max_body: ByteSize::mib(10),

@@ -85,6 +85,9 @@ pub(crate) struct CPcre {
 pub(crate) struct Chain {
     pub buffer: &'static str,
     pub transforms: Vec<Transform>,
+    /// The rule's declaration of a multi-instance buffer this chain came from
+    /// ([`crate::rules::Buffer::instance`]): each chain may match a different instance.
+    pub instance: u32,
     pub steps: Vec<Step>,
     /// Whether the chain has a positive content or pcre (something that marks a position).
     pub anchors_position: bool,
@@ -336,7 +339,11 @@ impl CompiledRule {
         for m in &rule.matches {
             let chain_index = match chains
                 .iter()
-                .position(|c| c.buffer == m.buffer.name && c.transforms == m.buffer.transforms)
+                .position(|c| {
+                    c.buffer == m.buffer.name
+                        && c.transforms == m.buffer.transforms
+                        && c.instance == m.buffer.instance
+                })
             {
                 Some(i) => i,
                 None => {
@@ -346,6 +353,7 @@ impl CompiledRule {
                     chains.push(Chain {
                         buffer: m.buffer.name,
                         transforms: m.buffer.transforms.clone(),
+                        instance: m.buffer.instance,
                         steps: Vec::new(),
                         anchors_position: false,
                     });
@@ -588,6 +596,7 @@ impl CompiledRule {
             chains.push(Chain {
                 buffer,
                 transforms: Vec::new(),
+                instance: 0,
                 steps: Vec::new(),
                 anchors_position: false,
             });

@@ -628,6 +628,44 @@ fn transactions_alert_once_per_rule_per_tx() {
 }
 
 #[test]
+fn each_declaration_of_a_multi_instance_buffer_matches_one_instance() {
+    // The file-match-crossed case: two files, matches of one `file.data` must hold in one file.
+    let rules = compile(&[
+        r#"alert http any any -> any any (file.data; content:"Titi"; file.data; content:"minet"; sid:5;)"#,
+        r#"alert http any any -> any any (file.data; content:"bateau"; file.data; content:"minet"; sid:7;)"#,
+        r#"alert http any any -> any any (file.data; content:"bateau"; content:"minet"; sid:8;)"#,
+        r#"alert http any any -> any any (file.data; content:"bateau"; file.name; content:"titi.txt"; sid:1;)"#,
+        // A single-instance buffer declared twice is one chain: both contents in the one URI.
+        r#"alert http any any -> any any (http.uri; content:"/a"; http.uri; content:"bateau"; sid:9;)"#,
+    ]);
+    let mut m = Matcher::new(&rules).unwrap();
+    let buffers: &[(&str, &[u8])] = &[
+        ("http.uri", b"/a"),
+        ("file.name", b"toto.txt"),
+        ("file.data", b"toto est dans un bateau"),
+        ("file.name", b"titi.txt"),
+        ("file.data", b"Titi a vu un gros minet."),
+    ];
+    let tx = TxView {
+        tx_id: 0,
+        direction: Direction::ToServer,
+        buffers,
+    };
+    let mut pkt = tcp_pkt(b"");
+    pkt.app_proto = Some("http");
+    let mut alerts = Vec::new();
+    m.inspect_tx(&rules, &mut FlowDetectState::new(), &pkt, &tx, &mut alerts);
+    let mut got = sids(&alerts);
+    got.sort_unstable();
+    assert_eq!(got, [1, 5, 7]);
+    let parsed = rule(
+        r#"alert http any any -> any any (file.data; content:"a"; content:"b"; file.data; content:"c"; http.uri; content:"d"; http.uri; content:"e"; sid:1;)"#,
+    );
+    let instances: Vec<u32> = parsed.matches.iter().map(|m| m.buffer.instance).collect();
+    assert_eq!(instances, [1, 1, 3, 0, 0]);
+}
+
+#[test]
 fn transaction_rules_with_payload_matches_use_the_packet() {
     let rules = compile(&[
         r#"alert http any any -> any any (http.uri; content:"/a"; pkt_data; content:"PAYLOADMARK"; fast_pattern; sid:1;)"#,

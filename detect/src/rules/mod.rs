@@ -27,8 +27,9 @@ pub use load::{
 pub use options::{
     Base64Decode, Buffer, ByteExtract, ByteJump, ByteMath, ByteMathOp, ByteTest, ByteTestOp, Cmp,
     Content, Detection, DetectionFilter, Endian, FastPattern, FileHashKind, FileHashList,
-    FlowOptions, Flowbit, FlowbitCmd, Inspection, IsDataAt, Match, NumBase, OtherOption, Pcre,
-    Reference, Target, TcpFlags, Threshold, ThresholdKind, Track, Transform, Value, XbitTrack,
+    FlowOptions, Flowbit, FlowbitCmd, Inspection, IsDataAt, MULTI_INSTANCE_BUFFERS, Match, NumBase,
+    OtherOption, Pcre, Reference, Target, TcpFlags, Threshold, ThresholdKind, Track, Transform,
+    Value, XbitTrack,
 };
 pub use vars::{MAX_VAR_EXPANSION, ResolvedVars, Vars};
 

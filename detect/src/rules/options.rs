@@ -36,22 +36,41 @@ pub struct Buffer {
     pub name: &'static str,
     /// Transforms applied to the buffer before matching, in rule order.
     pub transforms: Vec<Transform>,
+    /// Which declaration of a multi-instance buffer (one per file, query, header: see
+    /// [`MULTI_INSTANCE_BUFFERS`]) the match belongs to. As in Suricata, all matches of one
+    /// declaration must hold in one instance, while each new declaration may match another one:
+    /// `file.data; content:"a"; file.data; content:"b";` matches "a" and "b" in two files.
+    /// 0 for buffers a transaction has once, and for matches not under a sticky keyword.
+    pub instance: u32,
 }
+
+/// Buffers a transaction may hold several of, each inspected on its own.
+pub const MULTI_INSTANCE_BUFFERS: &[&str] = &[
+    "file.data",
+    "file.name",
+    "file.magic",
+    "dns.query",
+    "dns.queries.rrname",
+    "dns.answer.name",
+    "dns.answers.rrname",
+    "http.request_header",
+    "http.response_header",
+    "smtp.rcpt_to",
+    "email.url",
+];
 
 impl Buffer {
     pub const PAYLOAD: &'static str = "pkt_data";
 
     fn payload() -> Buffer {
-        Buffer {
-            name: Buffer::PAYLOAD,
-            transforms: Vec::new(),
-        }
+        Buffer::named(Buffer::PAYLOAD)
     }
 
     fn named(name: &'static str) -> Buffer {
         Buffer {
             name,
             transforms: Vec::new(),
+            instance: 0,
         }
     }
 
@@ -1210,6 +1229,10 @@ impl Builder<'_> {
                 if let Some(name) = sticky_buffer(k) {
                     no_value(k, value)?;
                     self.buffer = Buffer::named(name);
+                    if MULTI_INSTANCE_BUFFERS.contains(&name) {
+                        // Unique per declaration that has matches after it.
+                        self.buffer.instance = self.matches.len() as u32 + 1;
+                    }
                 } else if let Some(name) = content_modifier(k) {
                     no_value(k, value)?;
                     self.modify_last_content(k, name)?;

@@ -263,7 +263,8 @@ fn transforms_attach_to_the_sticky_buffer() {
         r.matches[0].buffer,
         Buffer {
             name: "dns.query",
-            transforms: vec![Transform::DotPrefix]
+            transforms: vec![Transform::DotPrefix],
+            instance: 1,
         }
     );
     assert_eq!(

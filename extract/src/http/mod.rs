@@ -30,6 +30,7 @@ mod decode;
 mod eve;
 mod held;
 mod multipart;
+mod range;
 mod tx;
 
 #[cfg(test)]
@@ -46,11 +47,15 @@ use crate::files::{FileSink, OpenFile};
 use crate::mime::HeldMessageBudget;
 use decode::{parse_codings, ContentDecoder};
 use held::{parse_header_lines, HeaderCharge};
-use multipart::{disposition_filename, form_data_boundary, Multipart, PartEvent};
+use multipart::{form_data_boundary, Multipart, PartEvent};
 
 pub use eve::http_object;
 pub use held::DEFAULT_MAX_HELD_HEADER_BYTES;
-pub use tx::{normalize_uri, Header, HttpTx};
+pub use range::{
+    RangeJoiner, RangeStats, SharedRangeJoiner, MAX_RANGE_BLOCKS_PER_FILE, MAX_RANGE_FILES, MAX_RANGE_HELD_BYTES,
+    RANGE_TIMEOUT,
+};
+pub use tx::{normalize_uri, Header, HttpTx, TxFile, MAX_INSPECTED_FILES_PER_TX};
 
 /// Each distinct anomaly is emitted at most this many times per flow; all are counted. A
 /// million bad chunk lines must not become a million EVE records.
@@ -59,9 +64,6 @@ pub const MAX_ANOMALY_RECORDS_PER_EVENT: u64 = 8;
 /// Longest chunk-size line (size, extensions, whitespace). Browsers accept extensions, not
 /// novels.
 pub const MAX_CHUNK_LINE_BYTES: usize = 1024;
-
-/// Range downloads (206 parts) being joined per flow; the oldest is abandoned beyond it.
-pub const MAX_RANGE_JOINS_PER_FLOW: usize = 8;
 
 /// Junk a response may carry before its status line and still be read as HTTP/1.x, as
 /// Firefox does; beyond it the reply is taken as an HTTP/0.9 body.
@@ -107,6 +109,11 @@ pub struct HttpConfig {
     /// with the headers that arrived. Default [`DEFAULT_MAX_HELD_HEADER_BYTES`].
     #[serde(skip)]
     pub held_header_budget: HeldMessageBudget,
+    /// Joins 206 parts, from any flow, into whole files. Clones of a config share one joiner,
+    /// so every worker given a copy of this config joins into the same files. Default: a new
+    /// joiner that logs whole files without storing them; give it a filestore to store them.
+    #[serde(skip)]
+    pub range_joiner: SharedRangeJoiner,
 }
 
 impl Default for HttpConfig {
@@ -123,6 +130,7 @@ impl Default for HttpConfig {
             max_open_transactions: 256,
             log_headers: false,
             held_header_budget: HeldMessageBudget::new(DEFAULT_MAX_HELD_HEADER_BYTES),
+            range_joiner: SharedRangeJoiner::default(),
         }
     }
 }
@@ -285,26 +293,24 @@ struct HeaderBlock {
 
 /// What becomes of decoded body bytes.
 enum Target {
-    /// One file for the whole body, opened at its first byte; a 206 part may also feed the
-    /// whole file being joined from ranges.
+    /// One file for the whole body, opened at its first byte; a 206 part also feeds the whole
+    /// file being joined from ranges.
     File { name: Vec<u8>, file: Option<OpenFile>, join: Option<Box<JoinFeed>> },
-    /// multipart/form-data: one file per part that has a filename.
-    Multipart { splitter: Multipart, file: Option<OpenFile> },
+    /// multipart/form-data: one file per part that has a filename. `inspected`: the current
+    /// part's bytes also go to the last of the transaction's `request_files`.
+    Multipart { splitter: Multipart, file: Option<OpenFile>, inspected: bool },
 }
 
-/// A whole file assembled from in-order (or overlapping) 206 parts of one URL, streamed into
-/// the sink as the parts arrive, so it is never held in memory.
-struct RangeJoin {
+/// A 206 body feeding the [`RangeJoiner`]: its next byte is byte `offset` of the file at
+/// `url`, `total` bytes long, and it carries at most up to `end` (exclusive).
+struct JoinFeed {
     url: String,
     total: u64,
-    next: u64,
-    file: OpenFile,
-}
-
-/// A 206 body feeding a join: its first `skip` bytes are already in the joined file.
-struct JoinFeed {
-    join: RangeJoin,
-    skip: u64,
+    name: Vec<u8>,
+    offset: u64,
+    end: u64,
+    /// This part's bytes completed the file.
+    completed: bool,
 }
 
 /// A body in progress.
@@ -357,6 +363,7 @@ struct Ctx<'a> {
     log_headers: bool,
     inspect_limit: usize,
     file_size_limit: u64,
+    joiner: &'a SharedRangeJoiner,
 }
 
 /// Per-flow HTTP/1.x state.
@@ -375,7 +382,6 @@ pub struct HttpState {
     /// or the end of the current data: lines before it still belong to the body, as libhtp
     /// (and so Suricata's file sizes) count them.
     lingering: Option<Body>,
-    range_joins: VecDeque<RangeJoin>,
     anomaly_counts: AnomalyCounter,
 }
 
@@ -390,7 +396,6 @@ impl HttpState {
             next_file_id: 1,
             sides: [Side::default(), Side::default()],
             lingering: None,
-            range_joins: VecDeque::new(),
             anomaly_counts: AnomalyCounter::default(),
         }
     }
@@ -706,7 +711,7 @@ impl HttpState {
     /// Starts an HTTP/0.9 reply: everything (held junk, then `first`) is body until close.
     fn start_http09(&mut self, id: u64, first: &[u8], ts: Timestamp, files: &mut dyn FileSink, out: &mut Emit) {
         self.sides[1].phase = Phase::UntilClose;
-        self.start_body(Direction::ToClient, id, None, files);
+        self.start_body(Direction::ToClient, id, None);
         let junk = std::mem::take(&mut self.sides[1].junk);
         self.body_bytes(Direction::ToClient, &junk, ts, files, out);
         self.body_bytes(Direction::ToClient, first, ts, files, out);
@@ -790,6 +795,12 @@ impl HttpState {
                 Direction::ToServer => (&mut tx.request_headers, &mut tx.request_headers_raw),
                 Direction::ToClient => (&mut tx.response_headers, &mut tx.response_headers_raw),
             };
+            // Trailers join headers already kept: the cap is on the message's headers together.
+            let room = max_headers.saturating_sub(headers.len());
+            if parsed.len() > room {
+                tx.dropped_headers = tx.dropped_headers.saturating_add(u32::try_from(parsed.len() - room).unwrap_or(u32::MAX));
+                parsed.truncate(room);
+            }
             headers.append(&mut parsed);
             if raw.is_empty() {
                 // Moved, not copied: the charged allocation is the one the transaction keeps.
@@ -879,7 +890,7 @@ impl HttpState {
                 .collect();
             (!values.is_empty()).then(|| values.join(&b","[..]))
         });
-        self.start_body(dir, id, encoding.as_deref(), files);
+        self.start_body(dir, id, encoding.as_deref());
         if let (Framing::Length(_), Some(body)) = (framing, self.sides[d].body.as_mut()) {
             body.by_length = true;
         }
@@ -895,7 +906,7 @@ impl HttpState {
     }
 
     /// Sets up the body pipeline (decoders, multipart splitting, file naming) for `id`.
-    fn start_body(&mut self, dir: Direction, id: u64, encoding: Option<&[u8]>, files: &mut dyn FileSink) {
+    fn start_body(&mut self, dir: Direction, id: u64, encoding: Option<&[u8]>) {
         let decoder = encoding.and_then(|enc| {
             let (codings, _, _) = parse_codings(enc, self.cfg.decompress_layer_limit);
             (!codings.is_empty())
@@ -908,14 +919,18 @@ impl HttpState {
         };
         let join = match (dir, tx, &decoder) {
             (Direction::ToClient, Some(tx), None) if tx.status_code == Some(206) => {
-                let tx = tx.clone();
-                self.join_feed(&tx, files).map(Box::new)
+                join_feed(tx, self.cfg.file_size_limit).map(Box::new)
             }
             _ => None,
         };
+        if boundary.is_some()
+            && let Some(slot) = self.slots.iter_mut().find(|s| s.tx.id == id)
+        {
+            slot.tx.request_multipart = true;
+        }
         let tx = self.slots.iter().find(|s| s.tx.id == id).map(|s| &s.tx);
         let target = match boundary {
-            Some(b) => Target::Multipart { splitter: Multipart::new(&b), file: None },
+            Some(b) => Target::Multipart { splitter: Multipart::new(&b), file: None, inspected: false },
             None => Target::File { name: tx.map(|tx| file_name(tx, dir)).unwrap_or_default(), file: None, join },
         };
         self.sides[dir.index()].body = Some(Body {
@@ -931,63 +946,6 @@ impl HttpState {
         });
     }
 
-    /// The join a 206 part continues, or a new one when the part starts the file.
-    fn join_feed(&mut self, tx: &HttpTx, files: &mut dyn FileSink) -> Option<JoinFeed> {
-        let (first, last, total) = tx.header(Direction::ToClient, "content-range").and_then(parse_content_range)?;
-        let total = total?;
-        if (first == 0 && last + 1 >= total) || total > self.cfg.file_size_limit {
-            return None; // the part is the whole file, or too big to join
-        }
-        let url = request_url(tx)?;
-        let existing = self
-            .range_joins
-            .iter()
-            .position(|j| j.url == url && j.total == total && first <= j.next && j.next <= last);
-        if let Some(i) = existing {
-            let join = self.range_joins.remove(i)?;
-            let skip = join.next - first;
-            return Some(JoinFeed { join, skip });
-        }
-        if first != 0 {
-            return None;
-        }
-        self.next_file_id += 1;
-        let file = OpenFile::open(files, &file_name(tx, Direction::ToClient), Some(tx.id), self.next_file_id - 1);
-        Some(JoinFeed { join: RangeJoin { url, total, next: 0, file }, skip: 0 })
-    }
-
-    /// After a 206 part: log the joined file when whole, else keep it for the next part.
-    fn settle_join(&mut self, feed: JoinFeed, part_whole: bool, tx_id: u64, ts: Timestamp, files: &mut dyn FileSink, out: &mut Emit) {
-        let join = feed.join;
-        if !part_whole {
-            // A cut part leaves a hole that later parts would not fill in order.
-            join.file.discard(files);
-            return;
-        }
-        if join.next >= join.total {
-            let closed = join.file.close(files, true);
-            let tx = self.slots.iter().map(|s| &s.tx).chain(self.finished.iter()).find(|t| t.id == tx_id);
-            let mut ctx = Ctx {
-                files,
-                out,
-                ts,
-                next_file_id: &mut self.next_file_id,
-                log_headers: self.cfg.log_headers,
-                inspect_limit: self.cfg.response_body_limit,
-                file_size_limit: self.cfg.file_size_limit,
-            };
-            // Logged with the transaction of the part that completed it.
-            emit_file(closed, tx, Direction::ToClient, &mut ctx);
-            return;
-        }
-        if self.range_joins.len() >= MAX_RANGE_JOINS_PER_FLOW
-            && let Some(oldest) = self.range_joins.pop_front()
-        {
-            oldest.file.discard(files);
-        }
-        self.range_joins.push_back(join);
-    }
-
     fn ctx<'a>(&'a mut self, dir: Direction, files: &'a mut dyn FileSink, out: &'a mut Emit, ts: Timestamp) -> (Ctx<'a>, &'a mut VecDeque<Slot>, &'a mut Option<Body>) {
         let inspect_limit = match dir {
             Direction::ToServer => self.cfg.request_body_limit,
@@ -1001,6 +959,7 @@ impl HttpState {
             log_headers: self.cfg.log_headers,
             inspect_limit,
             file_size_limit: self.cfg.file_size_limit,
+            joiner: &self.cfg.range_joiner,
         };
         (ctx, &mut self.slots, &mut self.sides[dir.index()].body)
     }
@@ -1045,7 +1004,6 @@ impl HttpState {
     fn end_body(&mut self, dir: Direction, complete: bool, ts: Timestamp, files: &mut dyn FileSink, out: &mut Emit) {
         let mut stop = None;
         let mut linger = None;
-        let mut settle = None;
         {
             let (mut ctx, slots, body_slot) = self.ctx(dir, files, out, ts);
             if let Some(mut body) = body_slot.take() {
@@ -1063,13 +1021,10 @@ impl HttpState {
                     }
                 }
                 let whole = complete && !*decode_broken && !*gaps && !*file_limit_hit;
-                if let Target::File { join, .. } = target
-                    && let Some(feed) = join.take()
-                {
-                    settle = Some((*feed, whole, body.tx_id));
-                }
+                // A part's bytes are in the joiner already; lines after it are not the file's.
+                let joined = matches!(target, Target::File { join: Some(_), .. });
                 let Body { target, .. } = &mut body;
-                if dir == Direction::ToClient && whole && may_linger && settle.is_none() {
+                if dir == Direction::ToClient && whole && may_linger && !joined {
                     linger = Some(body);
                 } else {
                     close_target(target, whole, tx.as_deref(), dir, &mut ctx);
@@ -1079,9 +1034,6 @@ impl HttpState {
         if let Some(body) = linger {
             self.close_lingering(ts, files, out);
             self.lingering = Some(body);
-        }
-        if let Some((feed, whole, tx_id)) = settle {
-            self.settle_join(feed, whole, tx_id, ts, files, out);
         }
         if let Some(why) = stop {
             self.anomaly(out, ts, decode_stop_event(why));
@@ -1100,6 +1052,7 @@ impl HttpState {
             log_headers: self.cfg.log_headers,
             inspect_limit: self.cfg.response_body_limit,
             file_size_limit: self.cfg.file_size_limit,
+            joiner: &self.cfg.range_joiner,
         };
         let whole = !body.file_limit_hit;
         close_target(&mut body.target, whole, tx, Direction::ToClient, &mut ctx);
@@ -1116,6 +1069,7 @@ impl HttpState {
             log_headers: self.cfg.log_headers,
             inspect_limit: self.cfg.response_body_limit,
             file_size_limit: self.cfg.file_size_limit,
+            joiner: &self.cfg.range_joiner,
         };
         deliver(&mut body.target, line, None, Direction::ToClient, &mut body.delivered, &mut body.file_limit_hit, &mut ctx);
         true
@@ -1285,7 +1239,10 @@ impl HttpState {
             // Compressed bytes are missing: nothing after this point can be decoded.
             body.decode_broken = true;
         }
-        if let Target::File { name, file, .. } = &mut body.target {
+        if let Target::File { name, file, join } = &mut body.target {
+            // Where the bytes after a gap belong in the file is not known for every framing:
+            // the part stops feeding the joiner (what it gave stays there).
+            *join = None;
             let f = file.get_or_insert_with(|| {
                 *next_file_id += 1;
                 OpenFile::open(files, name, Some(body.tx_id), *next_file_id - 1)
@@ -1356,11 +1313,6 @@ impl HttpState {
             self.sides[0].tx_id = None;
             self.sides[1].tx_id = None;
             self.retire_done();
-            // Ranges never completed in this flow: their parts were logged, the whole was not
-            // seen.
-            for join in std::mem::take(&mut self.range_joins) {
-                join.file.discard(files);
-            }
         }
     }
 }
@@ -1406,27 +1358,52 @@ fn deliver(
                 OpenFile::open(ctx.files, name, tx_id, *ctx.next_file_id - 1)
             });
             f.write(ctx.files, data);
-            if let Some(feed) = join {
-                let skip = feed.skip.min(data.len() as u64);
-                feed.skip -= skip;
-                let fresh = &data[skip as usize..];
-                let room = feed.join.total.saturating_sub(feed.join.next);
-                let fresh = &fresh[..(fresh.len() as u64).min(room) as usize];
-                feed.join.file.write(ctx.files, fresh);
-                feed.join.next += fresh.len() as u64;
+            if let Some(feed) = join
+                && !feed.completed
+            {
+                // A server sending more than its Content-Range is not trusted beyond it.
+                let len = (data.len() as u64).min(feed.end.saturating_sub(feed.offset)) as usize;
+                let whole = ctx.joiner.lock().write(&feed.url, feed.total, &feed.name, feed.offset, &data[..len], ctx.ts);
+                feed.offset += len as u64;
+                if let Some(mut whole) = whole {
+                    // The rest of this part would only start the file over in the joiner.
+                    feed.completed = true;
+                    *ctx.next_file_id += 1;
+                    whole.tx_id = tx_id;
+                    whole.file_id = *ctx.next_file_id - 1;
+                    // Logged with the transaction of the part that completed it, as Suricata does.
+                    emit_file(whole, tx.as_deref(), dir, ctx, FileKind::Joined);
+                }
             }
         }
-        Target::Multipart { splitter, file } => {
+        Target::Multipart { splitter, file, inspected } => {
             let mut closed = Vec::new();
+            let inspect_limit = ctx.inspect_limit;
             splitter.feed(data, &mut |ev| match ev {
                 PartEvent::Start { filename: Some(name) } => {
                     *ctx.next_file_id += 1;
                     *file = Some(OpenFile::open(ctx.files, &name, tx_id, *ctx.next_file_id - 1));
+                    *inspected = false;
+                    if let Some(tx) = tx.as_deref_mut()
+                        && tx.request_files.len() < MAX_INSPECTED_FILES_PER_TX
+                    {
+                        let name = name[..name.len().min(crate::files::MAX_FILE_NAME_BYTES)].to_vec();
+                        tx.request_files.push(TxFile { name, data: Vec::new() });
+                        *inspected = true;
+                    }
                 }
-                PartEvent::Start { filename: None } => *file = None,
+                PartEvent::Start { filename: None } => {
+                    *file = None;
+                    *inspected = false;
+                }
                 PartEvent::Data(d) => {
                     if let Some(f) = file.as_mut() {
                         f.write(ctx.files, d);
+                        if *inspected
+                            && let Some(tx) = tx.as_deref_mut()
+                        {
+                            keep_file_bytes(&mut tx.request_files, d, inspect_limit);
+                        }
                     }
                 }
                 PartEvent::End { complete } => {
@@ -1437,9 +1414,19 @@ fn deliver(
             });
             // Part files are logged with the request as it stands (no response yet).
             for c in closed {
-                emit_file(c, tx.as_deref(), dir, ctx);
+                emit_file(c, tx.as_deref(), dir, ctx, FileKind::Body);
             }
         }
+    }
+}
+
+/// Appends a multipart file's bytes to the last inspected file, within `limit` bytes over all
+/// of the request's files.
+fn keep_file_bytes(files: &mut [TxFile], data: &[u8], limit: usize) {
+    let held: usize = files.iter().map(|f| f.data.len()).sum();
+    let take = limit.saturating_sub(held).min(data.len());
+    if let Some(last) = files.last_mut() {
+        last.data.extend_from_slice(&data[..take]);
     }
 }
 
@@ -1449,10 +1436,10 @@ fn close_target(target: &mut Target, whole: bool, tx: Option<&HttpTx>, dir: Dire
         Target::File { file, .. } => {
             if let Some(f) = file.take() {
                 let closed = f.close(ctx.files, whole);
-                emit_file(closed, tx, dir, ctx);
+                emit_file(closed, tx, dir, ctx, FileKind::Body);
             }
         }
-        Target::Multipart { splitter, file } => {
+        Target::Multipart { splitter, file, .. } => {
             let mut closed = Vec::new();
             splitter.finish(&mut |ev| match ev {
                 PartEvent::Data(d) => {
@@ -1468,14 +1455,22 @@ fn close_target(target: &mut Target, whole: bool, tx: Option<&HttpTx>, dir: Dire
                 PartEvent::Start { .. } => {}
             });
             for c in closed {
-                emit_file(c, tx, dir, ctx);
+                emit_file(c, tx, dir, ctx, FileKind::Body);
             }
         }
     }
 }
 
-fn emit_file(mut closed: crate::files::ClosedFile, tx: Option<&HttpTx>, dir: Direction, ctx: &mut Ctx<'_>) {
+/// Whether a logged file is a message's body (or part) or a file joined from 206 parts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Body,
+    Joined,
+}
+
+fn emit_file(mut closed: crate::files::ClosedFile, tx: Option<&HttpTx>, dir: Direction, ctx: &mut Ctx<'_>, kind: FileKind) {
     if dir == Direction::ToClient
+        && kind == FileKind::Body
         && let Some(tx) = tx
         && tx.status_code == Some(206)
     {
@@ -1500,6 +1495,17 @@ fn emit_file(mut closed: crate::files::ClosedFile, tx: Option<&HttpTx>, dir: Dir
         fields,
     });
     ctx.out.artifact(ctx.ts, closed.tx_id, Artifact::File(closed.artifact));
+}
+
+/// The joiner feed of a 206 response: a part of a known total length, not the whole file, within
+/// the file size limit, of a resource with a URL.
+fn join_feed(tx: &HttpTx, file_size_limit: u64) -> Option<JoinFeed> {
+    let (first, last, total) = tx.header(Direction::ToClient, "content-range").and_then(parse_content_range)?;
+    let total = total?;
+    if (first == 0 && last + 1 >= total) || total > file_size_limit {
+        return None;
+    }
+    Some(JoinFeed { url: request_url(tx)?, total, name: file_name(tx, Direction::ToClient), offset: first, end: last + 1, completed: false })
 }
 
 /// `bytes first-last/total` (RFC 9110 section 14.4): the first and last offsets, and the
@@ -1653,11 +1659,7 @@ fn split_status_line(line: &[u8]) -> (&[u8], &[u8], &[u8]) {
 
 /// The file name Suricata gives a body: Content-Disposition's filename, else the URI path.
 fn file_name(tx: &HttpTx, dir: Direction) -> Vec<u8> {
-    if let Some(name) = tx.header(dir, "content-disposition").and_then(disposition_filename) {
-        return name;
-    }
-    let path_end = tx.uri_raw.iter().position(|&b| b == b'?').unwrap_or(tx.uri_raw.len());
-    normalize_uri(&tx.uri_raw[..path_end])
+    tx.file_name(dir)
 }
 
 /// The request's URL in absolute form, `http://host[:port]/path?query`.

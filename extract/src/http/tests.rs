@@ -279,7 +279,12 @@ fn multipart_upload_makes_one_file_per_named_part() {
     )
     .into_bytes();
     request.extend_from_slice(body);
-    let run = exchange(&request, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let mut run = exchange(&request, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    // Detection sees each file on its own (file.name, file.data), not the multipart body.
+    let tx = run.state.take_finished().remove(0);
+    let seen: Vec<(Vec<u8>, &[u8])> = tx.files(Direction::ToServer);
+    assert_eq!(seen, vec![(b"a.txt".to_vec(), &b"AAAA"[..]), (b"b.bin".to_vec(), &b"BB"[..])]);
+    assert!(tx.files(Direction::ToClient).is_empty());
     let files = run.fileinfos();
     let names: Vec<&Value> = files.iter().map(|f| &f["filename"]).collect();
     assert_eq!(names, vec!["a.txt", "b.bin"]);
@@ -289,6 +294,61 @@ fn multipart_upload_makes_one_file_per_named_part() {
     let events = run.events("fileinfo");
     assert_eq!(events[0]["http"]["url"], "/upload");
     assert_eq!(events[0]["http"]["http_method"], "POST");
+}
+
+/// A multipart request of `n` file parts named `f<i>.txt` holding `data<i>`.
+fn multipart_request(n: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    for i in 0..n {
+        body.extend_from_slice(
+            format!("--b0\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f{i}.txt\"\r\n\r\ndata{i}\r\n").as_bytes(),
+        );
+    }
+    body.extend_from_slice(b"--b0--\r\n");
+    let mut request = format!(
+        "POST /up HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=b0\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    request
+}
+
+#[test]
+fn inspected_multipart_files_are_bounded_by_count_and_body_limit() {
+    let parts = MAX_INSPECTED_FILES_PER_TX + 6;
+    let mut run = exchange(&multipart_request(parts), b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let tx = run.state.take_finished().remove(0);
+    let seen = tx.files(Direction::ToServer);
+    assert_eq!(seen.len(), MAX_INSPECTED_FILES_PER_TX);
+    assert_eq!(seen[63], (b"f63.txt".to_vec(), &b"data63"[..]));
+    // Every part is still extracted and logged.
+    assert_eq!(run.fileinfos().len(), parts);
+
+    // 8 bytes of inspection: "data0" whole, 3 bytes of "data1", nothing of "data2".
+    let cfg = HttpConfig { request_body_limit: 8, ..HttpConfig::default() };
+    let request = multipart_request(3);
+    let mut run = run_cfg(
+        &cfg,
+        &[
+            Step::Data(Direction::ToServer, request),
+            Step::Data(Direction::ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec()),
+        ],
+    );
+    let tx = run.state.take_finished().remove(0);
+    let data: Vec<&[u8]> = tx.files(Direction::ToServer).into_iter().map(|(_, d)| d).collect();
+    assert_eq!(data, vec![&b"data0"[..], b"dat", b""]);
+}
+
+#[test]
+fn a_plain_body_is_one_file_named_by_its_uri() {
+    let mut run = exchange(
+        b"PUT /dir/up%20load.bin?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Disposition: attachment; filename=\"r.exe\"\r\n\r\nMZ",
+    );
+    let tx = run.state.take_finished().remove(0);
+    assert_eq!(tx.files(Direction::ToServer), vec![(b"/dir/up load.bin".to_vec(), &b"abc"[..])]);
+    assert_eq!(tx.files(Direction::ToClient), vec![(b"r.exe".to_vec(), &b"MZ"[..])]);
 }
 
 #[test]
@@ -1082,14 +1142,146 @@ fn in_order_and_overlapping_ranges_in_one_flow_join_into_the_whole_file() {
         );
         resp.extend_from_slice(&whole[first..=last]);
     }
-    let run = exchange(&req, &resp);
+    let store = SharedMemorySink::default();
+    let cfg = HttpConfig { range_joiner: SharedRangeJoiner::new(Box::new(store.clone())), ..HttpConfig::default() };
+    let run = run_cfg(
+        &cfg,
+        &[Step::Data(Direction::ToServer, req), Step::Data(Direction::ToClient, resp), Step::End(Direction::ToServer), Step::End(Direction::ToClient)],
+    );
     let files = run.fileinfos();
     assert_eq!(files.len(), 4, "three parts and the joined file: {files:?}");
     let joined: Vec<&&Value> = files.iter().filter(|f| f["size"] == 20).collect();
     assert_eq!(joined.len(), 1);
     assert_eq!(joined[0]["state"], "CLOSED");
     assert_eq!(joined[0]["filename"], "/v.bin");
-    assert_eq!(stored(&run, joined[0]), whole);
+    assert_eq!(joined[0]["stored"], true);
+    // Logged with the part that completed it, but it is not a part.
+    assert_eq!(joined[0]["tx_id"], 2);
+    assert!(joined[0].get("start").is_none());
+    assert_eq!(store.content(joined[0]), whole);
+}
+
+/// A memory sink the test keeps a handle on after giving it to a joiner.
+#[derive(Clone, Default)]
+struct SharedMemorySink(std::sync::Arc<std::sync::Mutex<MemorySink>>);
+
+impl SharedMemorySink {
+    fn content(&self, info: &Value) -> Vec<u8> {
+        let sha = info["sha256"].as_str().expect("sha256");
+        let sink = self.0.lock().expect("sink");
+        sink.stored.iter().find(|(h, _)| hex(h) == sha).map(|(_, b)| b.clone()).unwrap_or_default()
+    }
+}
+
+impl crate::files::FileSink for SharedMemorySink {
+    fn open(&mut self) -> Result<crate::files::StoreHandle, crate::files::FileError> {
+        let mut sink = self.0.lock().expect("sink");
+        if sink.max_bytes == 0 {
+            sink.max_bytes = 1 << 20;
+        }
+        sink.open()
+    }
+    fn write(&mut self, h: crate::files::StoreHandle, data: &[u8]) -> Result<(), crate::files::FileError> {
+        self.0.lock().expect("sink").write(h, data)
+    }
+    fn close(&mut self, h: crate::files::StoreHandle, sha256: &[u8; 32]) -> Result<bool, crate::files::FileError> {
+        self.0.lock().expect("sink").close(h, sha256)
+    }
+    fn discard(&mut self, h: crate::files::StoreHandle) {
+        self.0.lock().expect("sink").discard(h)
+    }
+}
+
+/// A 206 exchange on its own flow: `GET url` answered with `whole[first..=last]`.
+fn range_flow(cfg: &HttpConfig, path: &str, whole: &[u8], first: usize, last: usize) -> Run {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: files.example\r\nRange: bytes={first}-{last}\r\n\r\n").into_bytes();
+    let mut resp = format!(
+        "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {first}-{last}/{}\r\nContent-Length: {}\r\n\r\n",
+        whole.len(),
+        last - first + 1
+    )
+    .into_bytes();
+    resp.extend_from_slice(&whole[first..=last]);
+    run_cfg(cfg, &[Step::Data(Direction::ToServer, req), Step::Data(Direction::ToClient, resp), Step::End(Direction::ToServer), Step::End(Direction::ToClient)])
+}
+
+#[test]
+fn ranges_from_several_flows_join_once_all_parts_are_seen() {
+    let whole: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let store = SharedMemorySink::default();
+    // One config per worker, cloned from one: they share the joiner.
+    let cfg = HttpConfig { range_joiner: SharedRangeJoiner::new(Box::new(store.clone())), ..HttpConfig::default() };
+    let other_worker = cfg.clone();
+    // Out of order, overlapping, and a part of another resource that must not mix in.
+    let a = range_flow(&cfg, "/f.bin", &whole, 1000, 1999);
+    let b = range_flow(&other_worker, "/other.bin", &whole, 0, 999);
+    let c = range_flow(&other_worker, "/f.bin", &whole, 2000, 2999);
+    let d = range_flow(&cfg, "/f.bin", &whole, 0, 1499);
+    for (run, name) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        assert_eq!(run.fileinfos().len(), 1, "{name}: only its part");
+    }
+    let files = d.fileinfos();
+    assert_eq!(files.len(), 2, "the whole file and its part: {files:?}");
+    assert_eq!(files[0]["size"], 3000);
+    assert_eq!(files[0]["state"], "CLOSED");
+    assert_eq!(files[0]["filename"], "/f.bin");
+    assert_eq!((files[0]["file_id"].clone(), files[1]["file_id"].clone()), (2.into(), 1.into()));
+    assert_eq!(store.content(files[0]), whole);
+    assert_eq!(d.events("fileinfo")[0]["http"]["url"], "/f.bin");
+    assert_eq!(files[1]["size"], 1500);
+    // The joined file is a file artifact too (for sandbox dispatch and hash lists).
+    let artifacts = d.out.artifacts.iter().filter(|(_, _, a)| matches!(a, Artifact::File(f) if f.size == 3000)).count();
+    assert_eq!(artifacts, 1);
+    let joiner = cfg.range_joiner.lock();
+    assert_eq!((joiner.tracked(), joiner.held_bytes()), (1, 0), "only /other.bin waits");
+}
+
+#[test]
+fn a_part_that_lost_bytes_stops_feeding_the_join() {
+    let whole: Vec<u8> = (0..20u8).collect();
+    let cfg = HttpConfig::default();
+    let req = b"GET /g HTTP/1.1\r\nHost: files.example\r\n\r\n".to_vec();
+    let head = b"HTTP/1.1 206 P\r\nContent-Range: bytes 0-9/20\r\nContent-Length: 10\r\n\r\n".to_vec();
+    let run = run_cfg(
+        &cfg,
+        &[
+            Step::Data(Direction::ToServer, req),
+            Step::Data(Direction::ToClient, [head, whole[..4].to_vec()].concat()),
+            Step::Gap(Direction::ToClient, 2),
+            Step::Data(Direction::ToClient, whole[6..10].to_vec()),
+        ],
+    );
+    assert_eq!(run.fileinfos()[0]["state"], "TRUNCATED");
+    // Bytes 0..4 are in the joiner; the rest of the file completes nothing yet.
+    let second = range_flow(&cfg, "/g", &whole, 10, 19);
+    assert_eq!(second.fileinfos().len(), 1);
+    // Once 4..10 come again, the file is whole.
+    let third = range_flow(&cfg, "/g", &whole, 4, 9);
+    let sizes: Vec<&Value> = third.fileinfos().iter().map(|f| &f["size"]).collect();
+    assert_eq!(sizes, [20, 6], "the whole file is logged as the completing part's bytes arrive");
+    assert_eq!(cfg.range_joiner.lock().tracked(), 0);
+    // A part whose first bytes complete the file does not start it over with the rest.
+    let fourth = range_flow(&cfg, "/g", &whole, 12, 19);
+    let fifth = run_cfg(
+        &cfg,
+        &[
+            Step::Data(Direction::ToServer, b"GET /g HTTP/1.1\r\nHost: files.example\r\n\r\n".to_vec()),
+            Step::Data(Direction::ToClient, b"HTTP/1.1 206 P\r\nContent-Range: bytes 0-15/20\r\nContent-Length: 16\r\n\r\n".to_vec()),
+            Step::Data(Direction::ToClient, whole[..12].to_vec()),
+            Step::Data(Direction::ToClient, whole[12..16].to_vec()),
+        ],
+    );
+    assert_eq!((fourth.fileinfos().len(), fifth.fileinfos().len()), (1, 2));
+    assert_eq!(cfg.range_joiner.lock().tracked(), 0);
+}
+
+#[test]
+fn http_range_multiflows_joins_the_whole_file_once() {
+    let runs = run_pcap("http-range-multiflows/input.pcap", &HttpConfig::default());
+    let files = all_fileinfos(&runs);
+    let whole: Vec<&Value> = files.iter().filter(|f| f["size"] == 37323).collect();
+    assert_eq!(whole.len(), 1, "{} files", files.len());
+    assert_eq!(whole[0]["state"], "CLOSED");
 }
 
 #[test]
@@ -1145,4 +1337,16 @@ fn uri_and_host_buffers_of_the_detect_corpus() {
     let tx = runs[0].state.transactions().next().expect("tx");
     assert_eq!(tx.uri_raw, b"/../a/b/../c/./d.html");
     assert_eq!(tx.uri_normalized, b"/a/c/d.html");
+}
+
+/// Found by fuzzing: trailers were appended past `max_headers`.
+#[test]
+fn trailers_count_against_the_header_cap() {
+    let cfg = HttpConfig { max_headers: 1, ..HttpConfig::default() };
+    let request = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Trailer: 1\r\n\r\n";
+    let run = run_cfg(&cfg, &[Step::Data(Direction::ToServer, request.to_vec())]);
+    let txs: Vec<&HttpTx> = run.state.transactions().collect();
+    assert_eq!(txs.len(), 1);
+    assert_eq!(txs[0].request_headers.len(), 1);
+    assert_eq!(txs[0].dropped_headers, 1);
 }

@@ -8,7 +8,9 @@
 //! `http.header_names` -> [`HttpTx::header_names_buffer`], `http.user_agent`, `http.cookie`,
 //! `http.content_type` -> the accessors of those names, `http.stat_code` / `http.stat_msg` ->
 //! `status_code_raw` / `status_message`, `http.request_line` / `http.response_line` -> the fields
-//! of those names, `http.request_body` / `http.response_body` / `file.data` -> the decoded bodies.
+//! of those names, `http.request_body` / `http.response_body` -> the decoded bodies, `file.data` /
+//! `file.name` -> [`HttpTx::files`] (one instance per file: each multipart file part, else the
+//! body).
 
 use weir_core::Direction;
 
@@ -63,6 +65,26 @@ pub struct HttpTx {
     pub response_complete: bool,
     /// Headers dropped because of the header count or size limits.
     pub dropped_headers: u32,
+    /// The request body is multipart/form-data: its files are [`HttpTx::request_files`], not
+    /// the body itself.
+    pub request_multipart: bool,
+    /// The files of a multipart request (parts with a filename), in order, at most
+    /// [`MAX_INSPECTED_FILES_PER_TX`], their bytes within the request inspection limit.
+    pub request_files: Vec<TxFile>,
+}
+
+/// Most files of one request kept for inspection; later parts are still extracted and logged,
+/// only rules no longer see them. Each kept file costs its name (capped) plus its bytes (within
+/// the body inspection limit, shared by all the request's files).
+pub const MAX_INSPECTED_FILES_PER_TX: usize = 64;
+
+/// A file carried inside a message body, as detection sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxFile {
+    /// The name from the wire (multipart `filename`), as `file.name` inspects it.
+    pub name: Vec<u8>,
+    /// The file's first bytes (`file.data`).
+    pub data: Vec<u8>,
 }
 
 impl HttpTx {
@@ -134,6 +156,30 @@ impl HttpTx {
             out.extend_from_slice(b"\r\n");
         }
         out
+    }
+
+    /// The name a body's file gets when it is not a multipart part: the Content-Disposition
+    /// filename, else the URI path, as Suricata names it.
+    pub fn file_name(&self, dir: Direction) -> Vec<u8> {
+        if let Some(name) = self.header(dir, "content-disposition").and_then(super::multipart::disposition_filename) {
+            return name;
+        }
+        let path_end = self.uri_raw.iter().position(|&b| b == b'?').unwrap_or(self.uri_raw.len());
+        normalize_uri(&self.uri_raw[..path_end])
+    }
+
+    /// The files of one direction as `(file.name, file.data)` pairs, one per file: each file
+    /// part of a multipart request, else the decoded body (when there is one).
+    pub fn files(&self, dir: Direction) -> Vec<(Vec<u8>, &[u8])> {
+        match dir {
+            Direction::ToServer if self.request_multipart => {
+                self.request_files.iter().map(|f| (f.name.clone(), f.data.as_slice())).collect()
+            }
+            Direction::ToServer if self.request_body.is_empty() => Vec::new(),
+            Direction::ToServer => vec![(self.file_name(dir), self.request_body.as_slice())],
+            Direction::ToClient if self.response_body.is_empty() => Vec::new(),
+            Direction::ToClient => vec![(self.file_name(dir), self.response_body.as_slice())],
+        }
     }
 
     /// `http.header_names`: `\r\n` then each name followed by `\r\n`, then a final `\r\n`.

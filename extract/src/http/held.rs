@@ -69,6 +69,14 @@ impl HeaderCharge {
         self.bytes += grown;
     }
 
+    /// Gives back everything charged: the memory it stood for is gone.
+    pub(super) fn release(&mut self) {
+        if let Some(b) = &self.budget {
+            b.give_back(self.bytes);
+        }
+        self.bytes = 0;
+    }
+
     /// Takes over `other`'s bytes: they now live as long as `self`.
     pub(super) fn absorb(&mut self, mut other: HeaderCharge) {
         if self.budget.is_none() {

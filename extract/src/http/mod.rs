@@ -209,6 +209,8 @@ enum Phase {
 #[derive(Debug, Default)]
 struct LineBuf {
     held: Vec<u8>,
+    /// The capacity of `held` while it waits for the rest of a line, when a budget was given.
+    charge: HeaderCharge,
     /// The current line passed the limit; discard until its end.
     overflow: bool,
 }
@@ -218,13 +220,17 @@ enum Line {
     Complete(Vec<u8>),
     /// The line just passed the limit; the rest of it is skipped silently.
     TooLong,
+    /// The shared budget could not hold more of the line; the rest of it is skipped silently.
+    OverBudget,
     /// The end of an over-long line was skipped.
     Skipped,
     Partial,
 }
 
 impl LineBuf {
-    fn take(&mut self, data: &mut &[u8], limit: usize) -> Line {
+    /// Splits the next line off `data`. A partial line held for the next call is charged to
+    /// `budget` when one is given.
+    fn take(&mut self, data: &mut &[u8], limit: usize, budget: Option<&HeldMessageBudget>) -> Line {
         match data.iter().position(|&b| b == b'\n') {
             Some(nl) => {
                 let (line_part, rest) = data.split_at(nl + 1);
@@ -238,6 +244,8 @@ impl LineBuf {
                     return Line::TooLong;
                 }
                 let mut line = std::mem::take(&mut self.held);
+                // The held bytes leave with `line`: only the block they join holds them now.
+                self.charge.release();
                 line.extend_from_slice(line_part);
                 Line::Complete(line)
             }
@@ -247,6 +255,13 @@ impl LineBuf {
                     return Line::Partial;
                 }
                 if self.held.len() + whole.len() <= limit {
+                    if let Some(budget) = budget {
+                        if !self.charge.reserve(&mut self.held, whole.len(), limit, budget) {
+                            self.overflow = true;
+                            self.held.clear();
+                            return Line::OverBudget;
+                        }
+                    }
                     self.held.extend_from_slice(whole);
                     return Line::Partial;
                 }
@@ -260,6 +275,7 @@ impl LineBuf {
     /// What is held of an unterminated line (at the end of the stream).
     fn take_partial(&mut self) -> Option<Vec<u8>> {
         let held = std::mem::take(&mut self.held);
+        self.charge.release();
         (!self.overflow && !held.is_empty()).then_some(held)
     }
 
@@ -459,15 +475,17 @@ impl HttpState {
             match self.sides[d].phase {
                 Phase::Idle | Phase::Headers | Phase::Trailers | Phase::Resync => {
                     let limit = self.cfg.max_header_bytes;
-                    match self.sides[d].line.take(&mut data, limit) {
+                    match self.sides[d].line.take(&mut data, limit, Some(&self.cfg.held_header_budget)) {
                         Line::Partial => break,
+                        Line::OverBudget => self.on_line_over_budget(dir, ts, out),
                         Line::Skipped => {}
                         Line::Complete(line) => self.on_line(dir, &line, ts, files, out),
                         Line::TooLong => self.on_long_line(dir, ts, out),
                     }
                 }
-                Phase::ChunkSize | Phase::ChunkEnd => match self.sides[d].line.take(&mut data, MAX_CHUNK_LINE_BYTES) {
+                Phase::ChunkSize | Phase::ChunkEnd => match self.sides[d].line.take(&mut data, MAX_CHUNK_LINE_BYTES, None) {
                     Line::Partial => break,
+                    Line::OverBudget => {}
                     Line::Skipped => {}
                     Line::Complete(line) => self.on_chunk_line(dir, &line, ts, files, out),
                     Line::TooLong => {
@@ -505,6 +523,25 @@ impl HttpState {
             // the next response (or the end of an idle keep-alive connection) to be logged.
             self.close_lingering(ts, files, out);
         }
+    }
+
+    /// A partial line found the header budget spent: it is skipped as an over-long one is, and
+    /// the header block is cut as when a whole line does not fit (see `header_line`).
+    fn on_line_over_budget(&mut self, dir: Direction, ts: Timestamp, out: &mut Emit) {
+        let d = dir.index();
+        if self.sides[d].phase == Phase::Headers {
+            let block = &mut self.sides[d].block;
+            block.dropped += 1;
+            if block.cut {
+                return;
+            }
+            block.cut = true;
+        }
+        let event = match dir {
+            Direction::ToServer => "http.request_header_memcap",
+            Direction::ToClient => "http.response_header_memcap",
+        };
+        self.anomaly(out, ts, event);
     }
 
     fn on_long_line(&mut self, dir: Direction, ts: Timestamp, out: &mut Emit) {

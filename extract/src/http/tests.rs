@@ -493,6 +493,41 @@ fn held_headers_of_all_flows_share_one_budget_and_a_block_past_it_is_cut() {
 }
 
 #[test]
+fn a_partial_header_line_is_charged_too_and_cut_past_the_budget() {
+    // One 60 KiB header line without its newline per connection: held by the line splitter.
+    let cfg = HttpConfig { held_header_budget: HeldMessageBudget::new(1000), ..HttpConfig::default() };
+    let mut slow = b"GET /slow HTTP/1.1\r\nX-Slow: ".to_vec();
+    slow.extend_from_slice(&[b's'; 900]);
+    let slow_run = run_cfg(&cfg, &[Step::Data(Direction::ToServer, slow)]);
+    let held_by_slow = cfg.held_header_budget.held();
+    assert_eq!(held_by_slow, slow_run.state.sides[0].line.held.capacity());
+    assert!(held_by_slow >= 908);
+
+    let mut long = b"X-Long: ".to_vec();
+    long.extend_from_slice(&[b'l'; 500]);
+    let run = run_cfg(
+        &cfg,
+        &[
+            Step::Data(Direction::ToServer, b"GET /second HTTP/1.1\r\nHost: h\r\n".to_vec()),
+            Step::Data(Direction::ToServer, long),
+            Step::Data(Direction::ToServer, b"end of the long line\r\nX-After: a\r\n\r\n".to_vec()),
+        ],
+    );
+    let tx = run.state.transactions().next().expect("tx");
+    // Host fitted (whole lines in one piece are never held by the splitter); the long line did
+    // not, and the block was cut there.
+    assert_eq!(tx.request_headers.len(), 1);
+    assert_eq!(tx.request_headers[0].name, b"Host");
+    assert_eq!(tx.dropped_headers, 2, "the long line and X-After");
+    assert_eq!(run.state.anomaly_count("http.request_header_memcap"), 1);
+    assert!(tx.request_complete);
+    drop(run);
+    assert_eq!(cfg.held_header_budget.held(), held_by_slow);
+    drop(slow_run);
+    assert_eq!(cfg.held_header_budget.held(), 0);
+}
+
+#[test]
 fn an_unfinished_header_block_holds_one_copy_of_its_lines() {
     // The slow-headers attack: 60 KiB of header lines that never end. Only the raw lines are
     // held (one charged allocation), not a parsed copy besides.

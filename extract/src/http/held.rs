@@ -109,17 +109,17 @@ pub(super) fn parse_header_lines(raw: &[u8], max_headers: usize) -> Vec<Header> 
         if content.is_empty() {
             continue;
         }
-        if matches!(content.first(), Some(b' ' | b'\t')) {
-            if let Some(last) = headers.last_mut() {
-                let more = content.trim_ascii();
-                if !more.is_empty() {
-                    if !last.value.is_empty() {
-                        last.value.push(b' ');
-                    }
-                    last.value.extend_from_slice(more);
+        if matches!(content.first(), Some(b' ' | b'\t'))
+            && let Some(last) = headers.last_mut()
+        {
+            let more = content.trim_ascii();
+            if !more.is_empty() {
+                if !last.value.is_empty() {
+                    last.value.push(b' ');
                 }
-                continue;
+                last.value.extend_from_slice(more);
             }
+            continue;
         }
         let Some(colon) = content.iter().position(|&b| b == b':') else { continue };
         if headers.len() >= max_headers {

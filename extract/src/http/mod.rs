@@ -255,12 +255,12 @@ impl LineBuf {
                     return Line::Partial;
                 }
                 if self.held.len() + whole.len() <= limit {
-                    if let Some(budget) = budget {
-                        if !self.charge.reserve(&mut self.held, whole.len(), limit, budget) {
-                            self.overflow = true;
-                            self.held.clear();
-                            return Line::OverBudget;
-                        }
+                    if let Some(budget) = budget
+                        && !self.charge.reserve(&mut self.held, whole.len(), limit, budget)
+                    {
+                        self.overflow = true;
+                        self.held.clear();
+                        return Line::OverBudget;
                     }
                     self.held.extend_from_slice(whole);
                     return Line::Partial;

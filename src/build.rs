@@ -206,7 +206,11 @@ pub fn central(c: &Config, out: &Path, shared: &Arc<SharedSets>) -> anyhow::Resu
     let classification = crate::rules::classification(c)?;
     let validator: weir_sensor_link::UpdateValidator = Arc::new(move |kind, dir: &Path| {
         if kind != weir_sensor_link::UpdateKind::Rules {
-            return Ok(());
+            let verdict = validate_feed_update(dir);
+            if let Err(reason) = &verdict {
+                eprintln!("weir: error: Central Node {} update rejected: {reason}; the feeds in use stay", kind.as_str());
+            }
+            return verdict;
         }
         let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| e.to_string())?
@@ -299,10 +303,53 @@ pub fn shared_sets(c: &Config) -> anyhow::Result<Arc<SharedSets>> {
 /// Loads the reputation feeds and hash IOC lists of `[[detect.feeds]]`; `None` when there are
 /// none. A feed that cannot be read stops the run; refused lines are counted and reported.
 pub fn reputation(c: &Config) -> anyhow::Result<Option<Arc<ReputationSet>>> {
-    if c.detect.feeds.is_empty() {
+    reputation_with(c, &[])
+}
+
+/// A reputation or IOC update is accepted when every file is a feed that loads with at least one
+/// entry.
+fn validate_feed_update(dir: &Path) -> Result<(), String> {
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir).map_err(|e| e.to_string())?.flatten().map(|e| e.path()).collect();
+    if files.is_empty() {
+        return Err("the update holds no file".into());
+    }
+    let specs = files.iter().map(|p| central_feed_spec(p)).collect::<anyhow::Result<Vec<_>>>().map_err(|e| e.to_string())?;
+    let (_, reports) = ReputationSet::load(&specs);
+    for report in &reports {
+        if let Some(e) = &report.error {
+            return Err(format!("{}: {e}", report.path.display()));
+        }
+    }
+    if reports.iter().all(|r| r.loaded == 0) {
+        return Err("no entry loads from the update's files".into());
+    }
+    Ok(())
+}
+
+/// The feed a Central Node reputation or IOC update file is, told by its extension (protocol
+/// v1): `.csv` URLhaus CSV, `.intel` Zeek intel, `.domains`, `.urls`, `.ips`, `.hashes` lists.
+/// Its name is `central:` and the file's name, its category `central`.
+pub fn central_feed_spec(path: &Path) -> anyhow::Result<FeedSpec> {
+    let format = match path.extension().and_then(|e| e.to_str()) {
+        Some("csv") => ReputationFormat::UrlhausCsv,
+        Some("intel") => ReputationFormat::ZeekIntel,
+        Some("domains") => ReputationFormat::Domains,
+        Some("urls") => ReputationFormat::Urls,
+        Some("ips") => ReputationFormat::Ips,
+        Some("hashes") => ReputationFormat::Hashes,
+        _ => anyhow::bail!("{}: not a feed file (.csv, .intel, .domains, .urls, .ips or .hashes)", path.display()),
+    };
+    let name = format!("central:{}", path.file_name().map_or_else(String::new, |s| s.to_string_lossy().into_owned()));
+    Ok(FeedSpec { name, category: "central".into(), format, path: path.to_path_buf() })
+}
+
+/// `[[detect.feeds]]` plus the feed files of the Central Node's applied reputation and IOC
+/// updates; `None` when there is none at all.
+pub fn reputation_with(c: &Config, central: &[std::path::PathBuf]) -> anyhow::Result<Option<Arc<ReputationSet>>> {
+    if c.detect.feeds.is_empty() && central.is_empty() {
         return Ok(None);
     }
-    let specs: Vec<FeedSpec> = c
+    let mut specs: Vec<FeedSpec> = c
         .detect
         .feeds
         .iter()
@@ -320,6 +367,17 @@ pub fn reputation(c: &Config) -> anyhow::Result<Option<Arc<ReputationSet>>> {
             path: f.path.clone(),
         })
         .collect();
+    for path in central {
+        let mut spec = central_feed_spec(path)?;
+        // Two updates may carry files of one name; feed names must differ.
+        let base = spec.name.clone();
+        let mut n = 1;
+        while specs.iter().any(|s| s.name == spec.name) {
+            n += 1;
+            spec.name = format!("{base}#{n}");
+        }
+        specs.push(spec);
+    }
     let (set, reports) = ReputationSet::load(&specs);
     for report in &reports {
         if let Some(e) = &report.error {

@@ -84,6 +84,8 @@ struct Follower {
     license_warning: Duration,
     license_said: Option<String>,
     rules_version: Option<String>,
+    /// Versions of the reputation and IOC updates in use.
+    feed_versions: [Option<String>; 2],
 }
 
 /// Follows the link's policy and rules updates for the rest of the run: what is in use when the
@@ -92,9 +94,9 @@ struct Follower {
 pub fn follow(link: &Link, shared: Arc<SharedSets>, license_warning: Duration) -> anyhow::Result<()> {
     let mut policy = link.policy();
     let mut updates = link.updates();
-    let mut f = Follower { shared, license_warning, license_said: None, rules_version: None };
+    let mut f = Follower { shared, license_warning, license_said: None, rules_version: None, feed_versions: [None, None] };
     f.policy(policy.borrow_and_update().as_deref());
-    f.rules(updates.borrow_and_update().get(&UpdateKind::Rules));
+    f.updates(&updates.borrow_and_update());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -112,8 +114,8 @@ pub fn follow(link: &Link, shared: Arc<SharedSets>, license_warning: Duration) -
                         }
                         changed = updates.changed() => {
                             if changed.is_err() { return; }
-                            let u = updates.borrow_and_update().get(&UpdateKind::Rules).cloned();
-                            f.rules(u.as_ref());
+                            let u = updates.borrow_and_update().clone();
+                            f.updates(&u);
                         }
                         () = tokio::time::sleep(LICENSE_CHECK_INTERVAL) => {
                             let p = policy.borrow().clone();
@@ -128,6 +130,49 @@ pub fn follow(link: &Link, shared: Arc<SharedSets>, license_warning: Duration) -
 }
 
 impl Follower {
+    fn updates(&mut self, applied: &std::collections::BTreeMap<UpdateKind, AppliedUpdate>) {
+        self.rules(applied.get(&UpdateKind::Rules));
+        self.feeds(UpdateKind::Reputation, applied.get(&UpdateKind::Reputation));
+        self.feeds(UpdateKind::Ioc, applied.get(&UpdateKind::Ioc));
+    }
+
+    /// Swaps in the feeds of an applied reputation or IOC update, loaded beside
+    /// `[[detect.feeds]]`. A set that fails to load keeps the feeds in use.
+    fn feeds(&mut self, kind: UpdateKind, update: Option<&AppliedUpdate>) {
+        let Some(update) = update else { return };
+        let slot = usize::from(kind == UpdateKind::Ioc);
+        if self.feed_versions[slot].as_deref() == Some(update.version.as_str()) {
+            return;
+        }
+        self.feed_versions[slot] = Some(update.version.clone());
+        let (config, mut sources) = {
+            let guard = self.shared.lock();
+            (guard.sources.config.clone(), guard.sources.clone())
+        };
+        match kind {
+            UpdateKind::Ioc => sources.central_ioc = update.files.clone(),
+            _ => sources.central_reputation = update.files.clone(),
+        }
+        // Built before taking the lock: loading feeds can take seconds.
+        match crate::build::reputation_with(&config, &sources.central_feeds()) {
+            Ok(set) => {
+                let entries = set.as_ref().map_or(0, |s| s.entry_count());
+                let mut guard = self.shared.lock();
+                match kind {
+                    UpdateKind::Ioc => guard.sources.central_ioc = update.files.clone(),
+                    _ => guard.sources.central_reputation = update.files.clone(),
+                }
+                guard.publish(|s| s.reputation = set);
+                eprintln!("weir: Central Node {} update {} swapped in: {entries} entries in all feeds", kind.as_str(), update.version);
+            }
+            Err(e) => eprintln!(
+                "weir: error: Central Node {} update {} not used, the feeds in use stay: {e:#}",
+                kind.as_str(),
+                update.version
+            ),
+        }
+    }
+
     fn policy(&mut self, policy: Option<&Policy>) {
         let Some(policy) = policy else { return };
         self.exclusions(&exclusion_lists(&policy.exclusions));
@@ -259,5 +304,45 @@ mod tests {
         assert_eq!(l.file_md5, e.md5);
         assert_eq!(l.file_sha256, e.sha256);
         assert_eq!(count(&l), 2);
+    }
+
+    #[test]
+    fn central_reputation_and_ioc_updates_are_swapped_in_beside_the_local_feeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("local.domains");
+        std::fs::write(&local, "local.example\n").unwrap();
+        let mut config = crate::config::Config::default();
+        config.detect.feeds.push(crate::config::FeedSection {
+            name: "local".into(),
+            category: "malware".into(),
+            format: crate::config::FeedFormat::Domains,
+            path: local,
+        });
+        let shared = crate::build::shared_sets(&config).unwrap();
+        let mut f = Follower {
+            shared: shared.clone(),
+            license_warning: Duration::ZERO,
+            license_said: None,
+            rules_version: None,
+            feed_versions: [None, None],
+        };
+        let entries = |s: &SharedSets| s.load().1.reputation.as_ref().map_or(0, |r| r.entry_count());
+        assert_eq!(entries(&shared), 1);
+        let update = |version: &str, name: &str, text: &str| {
+            let d = dir.path().join(version);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(name), text).unwrap();
+            AppliedUpdate { version: version.into(), dir: d.clone(), files: vec![d.join(name)] }
+        };
+        f.feeds(UpdateKind::Reputation, Some(&update("r1", "cn.domains", "a.example\nb.example\n")));
+        assert_eq!(entries(&shared), 3);
+        f.feeds(UpdateKind::Ioc, Some(&update("i1", "cn.hashes", &format!("{}\n", "ab".repeat(32)))));
+        assert_eq!(entries(&shared), 4);
+        // A file the sensor cannot read as a feed keeps the feeds in use.
+        f.feeds(UpdateKind::Reputation, Some(&update("r2", "cn.exe", "MZ")));
+        assert_eq!(entries(&shared), 4);
+        // A newer good one replaces the reputation update's files; the IOC ones stay.
+        f.feeds(UpdateKind::Reputation, Some(&update("r3", "cn.urls", "http://c.example/x\n")));
+        assert_eq!(entries(&shared), 3);
     }
 }

@@ -204,9 +204,12 @@ fn run(source: &ConfigSource, shared: &SharedSets, mut feeds: FeedWatch, request
 
 /// Rebuilds the feeds from the config in use.
 fn reload_feeds(shared: &SharedSets) {
-    let config = shared.lock().sources.config.clone();
+    let (config, central) = {
+        let guard = shared.lock();
+        (guard.sources.config.clone(), guard.sources.central_feeds())
+    };
     eprintln!("weir: a feed file changed: reloading the reputation feeds");
-    match build::reputation(&config) {
+    match build::reputation_with(&config, &central) {
         Ok(set) => {
             let entries = set.as_ref().map_or(0, |s| s.entry_count());
             shared.lock().publish(|s| s.reputation = set);
@@ -229,7 +232,8 @@ fn reload_all(source: &ConfigSource, shared: &SharedSets) -> Option<Arc<Config>>
     // follower must not wait that long to publish.
     let central_rules = shared.lock().sources.central_rules.clone();
     let rules = compile_rules(&config, central_rules.as_deref());
-    let reputation = build::reputation(&config);
+    let central_feeds = shared.lock().sources.central_feeds();
+    let reputation = build::reputation_with(&config, &central_feeds);
     let mut guard = shared.lock();
     guard.sources.config = config.clone();
     guard.sources.local_exclusions = build::exclusion_lists(&config);

@@ -95,9 +95,18 @@ pub struct Sources {
     /// The rule files of the Central Node's applied rules update: when present they replace
     /// `[detect] rules` (the Central Node owns the rule database of the sensors it manages).
     pub central_rules: Option<Vec<PathBuf>>,
+    /// The feed files of the Central Node's applied reputation and IOC updates: loaded beside
+    /// `[[detect.feeds]]`.
+    pub central_reputation: Vec<PathBuf>,
+    pub central_ioc: Vec<PathBuf>,
 }
 
 impl Sources {
+    /// Every Central Node feed file in use.
+    pub fn central_feeds(&self) -> Vec<PathBuf> {
+        self.central_reputation.iter().chain(&self.central_ioc).cloned().collect()
+    }
+
     /// Local lists first, then the Central Node's entries not listed locally.
     pub fn merged_exclusions(&self) -> ExclusionLists {
         let mut lists = self.local_exclusions.clone();

@@ -1055,10 +1055,10 @@ impl Stages {
             flow.alerted = true;
         }
         let mut record = weir_flow::flow_record(flow, closed.reason, tcp_eve);
-        if flow.state.bypassed {
-            if let Some(Value::Object(f)) = record.get_mut("flow") {
-                f.insert("bypassed".into(), Value::Bool(true));
-            }
+        if flow.state.bypassed
+            && let Some(Value::Object(f)) = record.get_mut("flow")
+        {
+            f.insert("bypassed".into(), Value::Bool(true));
         }
         self.stats.flows_logged += 1;
         self.write(&record);

@@ -14,7 +14,8 @@
 # Ceiling = FIXED_OVERHEAD + min(flows in the capture, max_flows) x PER_FLOW_ALLOWANCE
 #           + the caps the capture can fill: [stream] memcap (TCP), [capture] defrag_memcap
 #             (fragments), the held-message budget of one mail protocol (256 MiB,
-#             weir_extract::mime::DEFAULT_MAX_HELD_MESSAGE_BYTES) for SMTP messages.
+#             weir_extract::mime::DEFAULT_MAX_HELD_MESSAGE_BYTES) for SMTP messages, the HTTP
+#             held-header budget ([app_layer.http] header_memcap, 64 MiB) for header blocks.
 # FIXED_OVERHEAD (64 MiB): the process on a tiny capture peaks at about 10 MiB (binary, libraries,
 # EVE writer, flow table and parser tables empty); the rest is headroom for allocator retention
 # and output buffers, and it is independent of the capture.
@@ -32,6 +33,7 @@ MAX_FLOWS=10000
 STREAM_MEMCAP_MIB=32
 DEFRAG_MEMCAP_MIB=8
 MAIL_BUDGET_MIB=256
+HTTP_HEADER_BUDGET_MIB=64
 FIXED_OVERHEAD_MIB=64
 PER_FLOW_ALLOWANCE_KIB=16
 DIVISOR=${ADV_DIVISOR:-1}
@@ -49,7 +51,7 @@ captures=(
     "frag-flood 100000 scale defrag"
     "frag-far 200000 scale defrag"
     "http-header-flood 100000 scale stream"
-    "http-slow-headers 10000 scale stream"
+    "http-slow-headers 10000 scale stream,http"
     "gzip-bomb 1024 fixed stream"
     "gzip2-bomb 1024 fixed stream"
     "brotli-bomb 1024 fixed stream"
@@ -88,10 +90,11 @@ max_flows = $MAX_FLOWS
 memcap = "${STREAM_MEMCAP_MIB}mb"
 [app_layer.http]
 decompress_limit = "16mb"
+header_memcap = "${HTTP_HEADER_BUDGET_MIB}mb"
 EOF
 
 echo "config: max_flows $MAX_FLOWS, stream memcap ${STREAM_MEMCAP_MIB} MiB, defrag memcap ${DEFRAG_MEMCAP_MIB} MiB," \
-    "decompress_limit 16 MiB, mail budget ${MAIL_BUDGET_MIB} MiB;" \
+    "decompress_limit 16 MiB, header_memcap ${HTTP_HEADER_BUDGET_MIB} MiB, mail budget ${MAIL_BUDGET_MIB} MiB;" \
     "ceiling = ${FIXED_OVERHEAD_MIB} MiB fixed + caps filled + min(flows, max_flows) x ${PER_FLOW_ALLOWANCE_KIB} KiB"
 printf '%-18s %9s %9s %9s %8s %7s %9s %9s  %-12s %s\n' capture count "pcap MiB" packets "wall s" "cpu s" "RSS MiB" "ceil MiB" caps result
 failed=0
@@ -130,6 +133,7 @@ for entry in "${captures[@]}"; do
     [[ ",$caps," == *,stream,* ]] && caps_mib=$((caps_mib + STREAM_MEMCAP_MIB))
     [[ ",$caps," == *,defrag,* ]] && caps_mib=$((caps_mib + DEFRAG_MEMCAP_MIB))
     [[ ",$caps," == *,mail,* ]] && caps_mib=$((caps_mib + MAIL_BUDGET_MIB))
+    [[ ",$caps," == *,http,* ]] && caps_mib=$((caps_mib + HTTP_HEADER_BUDGET_MIB))
     ceiling_kib=$(((FIXED_OVERHEAD_MIB + caps_mib) * 1024 + held_flows * PER_FLOW_ALLOWANCE_KIB))
     if [ -z "$rss_kib" ]; then
         reasons+=("no RSS figure")

@@ -8,7 +8,7 @@ use weir_decode::{DecodeConfig, Decoder};
 use weir_extract::applayer::AppLayerConfig;
 use weir_extract::files::{FileSink, Filestore, NullSink};
 use weir_extract::mailstore::{MailSink, MailStore, NullMailSink};
-use weir_extract::mime::MimeConfig;
+use weir_extract::mime::{HeldMessageBudget, MimeConfig};
 use weir_extract::smb::SmbConfig;
 use weir_extract::http::{HttpConfig, SharedRangeJoiner};
 use weir_flow::{FlowConfig, FlowTable, Timeouts};
@@ -115,6 +115,8 @@ pub fn app_layer_config(c: &Config) -> AppLayerConfig {
         response_body_limit: usize_of(h.response_body_limit.0),
         decompress_max_bytes: h.decompress_limit.0,
         log_headers: h.log_headers,
+        // A new budget per call: each worker builds its own config.
+        held_header_budget: HeldMessageBudget::new(usize_of(h.header_memcap.0)),
         ..HttpConfig::default()
     });
     AppLayerConfig {
@@ -352,7 +354,9 @@ pub fn rules(c: &Config) -> anyhow::Result<Option<Arc<CompiledRules>>> {
     let report = crate::rules::load_for_run(c)?;
     let classification = crate::rules::classification(c)?;
     eprintln!("weir: {}", report.summary_line());
-    Ok(Some(Arc::new(CompiledRules::with_classification(report.rules, &classification))))
+    let compiled = CompiledRules::with_classification(report.rules, &classification);
+    eprintln!("weir: {}", crate::rules::compile_summary(&compiled));
+    Ok(Some(Arc::new(compiled)))
 }
 
 /// What every worker of a run shares, built once: the swappable rules, feeds and exclusions,

@@ -47,13 +47,40 @@ pub fn load_for_run(config: &Config) -> anyhow::Result<RuleSetReport> {
     Ok(report)
 }
 
-/// `weir rules check FILE...`: one line per rejected rule, then the summary. Fails when a file
-/// cannot be read, or with `strict` when any rule is rejected.
+/// What compiling a rule set found: how rules are reached, and per keyword Weir does not
+/// evaluate how many loaded rules it keeps from ever matching (most frequent first).
+pub fn compile_summary(rules: &weir_detect::engine::CompiledRules) -> String {
+    let r = rules.report();
+    let mut costs: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (_, _, why) in &r.unsupported {
+        *costs.entry(why.as_str()).or_default() += 1;
+    }
+    let mut costs: Vec<(&str, usize)> = costs.into_iter().collect();
+    costs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut line = format!(
+        "compiled {} rules: {} through a fast pattern, {} always checked, {} IP-only; {} cannot match in Weir",
+        r.rules,
+        r.prefiltered,
+        r.always_checked,
+        r.ip_only,
+        r.unsupported.len()
+    );
+    if !costs.is_empty() {
+        let listed: Vec<String> = costs.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        line.push_str(&format!(" ({})", listed.join(", ")));
+    }
+    line
+}
+
+/// `weir rules check FILE...`: one line per rejected rule, then the summary and what compiling
+/// found. Fails when a file cannot be read, or with `strict` when any rule is rejected.
 pub fn check(files: &[PathBuf], strict: bool) -> anyhow::Result<bool> {
     let config = Config::default();
     let report = load_rule_files(files, &vars(&config), &Classification::default());
     let mut out = std::io::stdout().lock();
     report.write_report(&mut out)?;
+    let compiled = weir_detect::engine::CompiledRules::with_classification(report.rules.clone(), &Classification::default());
+    writeln!(out, "{}", compile_summary(&compiled))?;
     out.flush()?;
     Ok(report.file_errors.is_empty() && !(strict && !report.rejected.is_empty()))
 }

@@ -271,6 +271,9 @@ pub struct HttpSection {
     pub response_body_limit: ByteSize,
     /// Decompressed bytes per body at most (gzip/deflate/brotli bombs stop here, truncated).
     pub decompress_limit: ByteSize,
+    /// Header bytes all HTTP flows of a worker hold at once (unfinished header blocks and those
+    /// of open transactions). A block past it is cut: later lines dropped, an anomaly logged.
+    pub header_memcap: ByteSize,
     /// Log every request and response header in `http` records.
     pub log_headers: bool,
 }
@@ -283,6 +286,7 @@ impl Default for HttpSection {
             request_body_limit: ByteSize(100 * 1024),
             response_body_limit: ByteSize(100 * 1024),
             decompress_limit: ByteSize::mib(64),
+            header_memcap: ByteSize(weir_extract::http::DEFAULT_MAX_HELD_HEADER_BYTES as u64),
             log_headers: false,
         }
     }

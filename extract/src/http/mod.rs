@@ -28,6 +28,7 @@
 
 mod decode;
 mod eve;
+mod held;
 mod multipart;
 mod range;
 mod tx;
@@ -43,10 +44,13 @@ use weir_core::{Anomaly, Artifact, Direction, SeenIn, StreamEvent, Timestamp, Ur
 
 use crate::emit::{AnomalyCounter, AppEvent, Emit};
 use crate::files::{FileSink, OpenFile};
+use crate::mime::HeldMessageBudget;
 use decode::{parse_codings, ContentDecoder};
+use held::{parse_header_lines, HeaderCharge};
 use multipart::{form_data_boundary, Multipart, PartEvent};
 
 pub use eve::http_object;
+pub use held::DEFAULT_MAX_HELD_HEADER_BYTES;
 pub use range::{
     RangeJoiner, RangeStats, SharedRangeJoiner, MAX_RANGE_BLOCKS_PER_FILE, MAX_RANGE_FILES, MAX_RANGE_HELD_BYTES,
     RANGE_TIMEOUT,
@@ -98,6 +102,13 @@ pub struct HttpConfig {
     pub max_open_transactions: usize,
     /// Log `request_headers` and `response_headers` in EVE `http`. Default false.
     pub log_headers: bool,
+    /// Header bytes held at once by every HTTP flow built from this config (clones share it:
+    /// one budget per worker), unfinished header blocks and those of open transactions alike.
+    /// A block that needs more is cut: its later lines are dropped and counted
+    /// (`http.request_header_memcap` / `http.response_header_memcap`), and the message goes on
+    /// with the headers that arrived. Default [`DEFAULT_MAX_HELD_HEADER_BYTES`].
+    #[serde(skip)]
+    pub held_header_budget: HeldMessageBudget,
     /// Joins 206 parts, from any flow, into whole files. Clones of a config share one joiner,
     /// so every worker given a copy of this config joins into the same files. Default: a new
     /// joiner that logs whole files without storing them; give it a filestore to store them.
@@ -118,6 +129,7 @@ impl Default for HttpConfig {
             max_headers: 256,
             max_open_transactions: 256,
             log_headers: false,
+            held_header_budget: HeldMessageBudget::new(DEFAULT_MAX_HELD_HEADER_BYTES),
             range_joiner: SharedRangeJoiner::default(),
         }
     }
@@ -197,6 +209,8 @@ enum Phase {
 #[derive(Debug, Default)]
 struct LineBuf {
     held: Vec<u8>,
+    /// The capacity of `held` while it waits for the rest of a line, when a budget was given.
+    charge: HeaderCharge,
     /// The current line passed the limit; discard until its end.
     overflow: bool,
 }
@@ -206,13 +220,17 @@ enum Line {
     Complete(Vec<u8>),
     /// The line just passed the limit; the rest of it is skipped silently.
     TooLong,
+    /// The shared budget could not hold more of the line; the rest of it is skipped silently.
+    OverBudget,
     /// The end of an over-long line was skipped.
     Skipped,
     Partial,
 }
 
 impl LineBuf {
-    fn take(&mut self, data: &mut &[u8], limit: usize) -> Line {
+    /// Splits the next line off `data`. A partial line held for the next call is charged to
+    /// `budget` when one is given.
+    fn take(&mut self, data: &mut &[u8], limit: usize, budget: Option<&HeldMessageBudget>) -> Line {
         match data.iter().position(|&b| b == b'\n') {
             Some(nl) => {
                 let (line_part, rest) = data.split_at(nl + 1);
@@ -226,6 +244,8 @@ impl LineBuf {
                     return Line::TooLong;
                 }
                 let mut line = std::mem::take(&mut self.held);
+                // The held bytes leave with `line`: only the block they join holds them now.
+                self.charge.release();
                 line.extend_from_slice(line_part);
                 Line::Complete(line)
             }
@@ -235,6 +255,13 @@ impl LineBuf {
                     return Line::Partial;
                 }
                 if self.held.len() + whole.len() <= limit {
+                    if let Some(budget) = budget
+                        && !self.charge.reserve(&mut self.held, whole.len(), limit, budget)
+                    {
+                        self.overflow = true;
+                        self.held.clear();
+                        return Line::OverBudget;
+                    }
                     self.held.extend_from_slice(whole);
                     return Line::Partial;
                 }
@@ -248,6 +275,7 @@ impl LineBuf {
     /// What is held of an unterminated line (at the end of the stream).
     fn take_partial(&mut self) -> Option<Vec<u8>> {
         let held = std::mem::take(&mut self.held);
+        self.charge.release();
         (!self.overflow && !held.is_empty()).then_some(held)
     }
 
@@ -265,13 +293,18 @@ fn strip_eol(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
-/// A header block being read.
+/// A header block being read: its lines as they came, parsed into headers once it ends.
 #[derive(Debug, Default)]
 struct HeaderBlock {
-    headers: Vec<Header>,
     raw: Vec<u8>,
+    /// The capacity of `raw`, charged to the shared header budget.
+    charge: HeaderCharge,
+    /// Headers counted so far (at most `max_headers`), for the too-many-headers event.
+    kept: usize,
     bytes: usize,
     dropped: u32,
+    /// The header budget ran out: later lines of this block are dropped.
+    cut: bool,
 }
 
 /// What becomes of decoded body bytes.
@@ -333,6 +366,8 @@ struct Slot {
     tx: HttpTx,
     /// The `http` record was emitted.
     logged: bool,
+    /// The header bytes `tx` holds, charged until the slot is retired.
+    header_charge: HeaderCharge,
 }
 
 /// Everything that outlives one call and that body handling needs besides the body itself.
@@ -440,15 +475,17 @@ impl HttpState {
             match self.sides[d].phase {
                 Phase::Idle | Phase::Headers | Phase::Trailers | Phase::Resync => {
                     let limit = self.cfg.max_header_bytes;
-                    match self.sides[d].line.take(&mut data, limit) {
+                    match self.sides[d].line.take(&mut data, limit, Some(&self.cfg.held_header_budget)) {
                         Line::Partial => break,
+                        Line::OverBudget => self.on_line_over_budget(dir, ts, out),
                         Line::Skipped => {}
                         Line::Complete(line) => self.on_line(dir, &line, ts, files, out),
                         Line::TooLong => self.on_long_line(dir, ts, out),
                     }
                 }
-                Phase::ChunkSize | Phase::ChunkEnd => match self.sides[d].line.take(&mut data, MAX_CHUNK_LINE_BYTES) {
+                Phase::ChunkSize | Phase::ChunkEnd => match self.sides[d].line.take(&mut data, MAX_CHUNK_LINE_BYTES, None) {
                     Line::Partial => break,
+                    Line::OverBudget => {}
                     Line::Skipped => {}
                     Line::Complete(line) => self.on_chunk_line(dir, &line, ts, files, out),
                     Line::TooLong => {
@@ -486,6 +523,25 @@ impl HttpState {
             // the next response (or the end of an idle keep-alive connection) to be logged.
             self.close_lingering(ts, files, out);
         }
+    }
+
+    /// A partial line found the header budget spent: it is skipped as an over-long one is, and
+    /// the header block is cut as when a whole line does not fit (see `header_line`).
+    fn on_line_over_budget(&mut self, dir: Direction, ts: Timestamp, out: &mut Emit) {
+        let d = dir.index();
+        if self.sides[d].phase == Phase::Headers {
+            let block = &mut self.sides[d].block;
+            block.dropped += 1;
+            if block.cut {
+                return;
+            }
+            block.cut = true;
+        }
+        let event = match dir {
+            Direction::ToServer => "http.request_header_memcap",
+            Direction::ToClient => "http.response_header_memcap",
+        };
+        self.anomaly(out, ts, event);
     }
 
     fn on_long_line(&mut self, dir: Direction, ts: Timestamp, out: &mut Emit) {
@@ -596,7 +652,7 @@ impl HttpState {
             request_protocol: req.protocol.to_vec(),
             ..Default::default()
         };
-        self.slots.push_back(Slot { tx, logged: false });
+        self.slots.push_back(Slot { tx, logged: false, header_charge: HeaderCharge::default() });
         let side = &mut self.sides[0];
         side.tx_id = Some(id);
         side.block = HeaderBlock { bytes: content.len(), ..Default::default() };
@@ -652,7 +708,11 @@ impl HttpState {
                     }
                     let id = self.next_tx_id;
                     self.next_tx_id += 1;
-                    self.slots.push_back(Slot { tx: HttpTx { id, ..Default::default() }, logged: false });
+                    self.slots.push_back(Slot {
+                        tx: HttpTx { id, ..Default::default() },
+                        logged: false,
+                        header_charge: HeaderCharge::default(),
+                    });
                 }
                 let id = self.next_response_tx;
                 self.next_response_tx += 1;
@@ -709,33 +769,42 @@ impl HttpState {
             self.anomaly(out, ts, event);
             return;
         }
+        if block.cut {
+            block.dropped += 1;
+            return;
+        }
+        if !block.charge.reserve(&mut block.raw, line.len(), max_bytes, &self.cfg.held_header_budget) {
+            // Every flow's held headers together reached the budget: this block ends here, and
+            // the message goes on with the headers that came (Suricata cuts at its limits too).
+            block.cut = true;
+            block.dropped += 1;
+            let event = match dir {
+                Direction::ToServer => "http.request_header_memcap",
+                Direction::ToClient => "http.response_header_memcap",
+            };
+            self.anomaly(out, ts, event);
+            return;
+        }
         block.raw.extend_from_slice(line);
         if content.contains(&0) {
             self.anomaly(out, ts, "http.header_nul_byte");
         }
         let block = &mut self.sides[d].block;
-        if matches!(content.first(), Some(b' ' | b'\t')) {
-            // Obsolete line folding: browsers still join it to the previous header.
-            if let Some(last) = block.headers.last_mut() {
-                let more = content.trim_ascii();
-                if !more.is_empty() {
-                    if !last.value.is_empty() {
-                        last.value.push(b' ');
-                    }
-                    last.value.extend_from_slice(more);
-                }
-                return;
-            }
+        // Headers are parsed from `raw` when the block ends (`parse_header_lines`); here they
+        // are only counted, with the same rules.
+        if matches!(content.first(), Some(b' ' | b'\t')) && block.kept > 0 {
+            // Obsolete line folding: joins the previous header.
+            return;
         }
-        let Some(colon) = content.iter().position(|&b| b == b':') else {
+        if !content.contains(&b':') {
             let event = match dir {
                 Direction::ToServer => "http.request_field_missing_colon",
                 Direction::ToClient => "http.response_field_missing_colon",
             };
             self.anomaly(out, ts, event);
             return;
-        };
-        if block.headers.len() >= max_headers {
+        }
+        if block.kept >= max_headers {
             block.dropped += 1;
             let event = match dir {
                 Direction::ToServer => "http.request_too_many_headers",
@@ -744,18 +813,18 @@ impl HttpState {
             self.anomaly(out, ts, event);
             return;
         }
-        block.headers.push(Header {
-            name: content[..colon].trim_ascii().to_vec(),
-            value: content[colon + 1..].trim_ascii().to_vec(),
-        });
+        block.kept += 1;
     }
 
     /// Moves the finished header block into the transaction.
     fn commit_headers(&mut self, dir: Direction, id: u64, terminator: &[u8]) {
         let d = dir.index();
-        let mut block = std::mem::take(&mut self.sides[d].block);
-        block.raw.extend_from_slice(terminator);
         let max_headers = self.cfg.max_headers;
+        let mut block = std::mem::take(&mut self.sides[d].block);
+        let mut parsed = parse_header_lines(&block.raw, max_headers);
+        let capacity = block.raw.capacity();
+        block.raw.extend_from_slice(terminator);
+        block.charge.charge_growth(block.raw.capacity() - capacity);
         if let Some(slot) = self.slot_mut(id) {
             let tx = &mut slot.tx;
             tx.dropped_headers += block.dropped;
@@ -765,12 +834,18 @@ impl HttpState {
             };
             // Trailers join headers already kept: the cap is on the message's headers together.
             let room = max_headers.saturating_sub(headers.len());
-            if block.headers.len() > room {
-                tx.dropped_headers = tx.dropped_headers.saturating_add(u32::try_from(block.headers.len() - room).unwrap_or(u32::MAX));
-                block.headers.truncate(room);
+            if parsed.len() > room {
+                tx.dropped_headers = tx.dropped_headers.saturating_add(u32::try_from(parsed.len() - room).unwrap_or(u32::MAX));
+                parsed.truncate(room);
             }
-            headers.append(&mut block.headers);
-            raw.append(&mut block.raw);
+            headers.append(&mut parsed);
+            if raw.is_empty() {
+                // Moved, not copied: the charged allocation is the one the transaction keeps.
+                *raw = std::mem::take(&mut block.raw);
+            } else {
+                raw.append(&mut block.raw);
+            }
+            slot.header_charge.absorb(block.charge);
         }
     }
 

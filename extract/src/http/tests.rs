@@ -438,6 +438,113 @@ fn header_flood_is_bounded_and_counted() {
 }
 
 #[test]
+fn held_headers_of_all_flows_share_one_budget_and_a_block_past_it_is_cut() {
+    // Two flows of one worker; the budget holds 2.5 KiB of header lines in all.
+    let cfg = HttpConfig { held_header_budget: HeldMessageBudget::new(2560), ..HttpConfig::default() };
+    let line = |i: usize| format!("X-Pad-{i:03}: {}\r\n", "p".repeat(50)).into_bytes(); // 63 bytes
+    let mut slow = b"GET /slow HTTP/1.1\r\n".to_vec();
+    for i in 0..24 {
+        slow.extend_from_slice(&line(i)); // 1512 bytes, never finished
+    }
+    let slow_run = run_cfg(&cfg, &[Step::Data(Direction::ToServer, slow)]);
+    let held_by_slow = cfg.held_header_budget.held();
+    assert_eq!(held_by_slow, 2016, "capacity doubled from 63 bytes");
+
+    let mut second = b"GET /second HTTP/1.1\r\nHost: h\r\n".to_vec();
+    for i in 0..16 {
+        second.extend_from_slice(&line(i));
+    }
+    second.extend_from_slice(b"\r\n");
+    let response = format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n", "b".repeat(1000)).into_bytes();
+    let run = run_cfg(
+        &cfg,
+        &[
+            Step::Data(Direction::ToServer, second),
+            Step::Data(Direction::ToClient, response),
+            Step::End(Direction::ToServer),
+            Step::End(Direction::ToClient),
+        ],
+    );
+    let tx = run.state.transactions().next().expect("tx");
+    // What fitted is kept whole, raw and parsed alike; the rest was dropped and counted once.
+    let kept = tx.request_headers.len();
+    assert!((2..16).contains(&kept), "{kept}");
+    assert_eq!(tx.request_headers[0].name, b"Host");
+    assert_eq!(tx.request_headers[kept - 1].name, format!("X-Pad-{:03}", kept - 2).as_bytes());
+    // The response's 1 KiB header did not fit either (the request holds its headers until
+    // the transaction is retired): cut there, its Content-Length dropped with it.
+    assert_eq!(tx.dropped_headers as usize, 17 - kept + 2);
+    assert!(tx.response_headers.is_empty());
+    assert_eq!(run.state.anomaly_count("http.response_header_memcap"), 1);
+    let raw_lines = tx.request_headers_raw.split(|&b| b == b'\n').count() - 1;
+    assert_eq!(raw_lines, kept + 1, "headers plus the blank line");
+    assert_eq!(run.state.anomaly_count("http.request_header_memcap"), 1);
+    assert_eq!(run.anomalies("http.request_header_memcap"), 1);
+    // The transaction went on: the request ended and the response was matched to it.
+    assert!(tx.request_complete);
+    assert_eq!(run.events("http")[0]["http"]["status"], 200);
+    assert!(cfg.held_header_budget.held() <= 2560 + 64);
+
+    // Flows give back what they held when they go.
+    drop(run);
+    assert_eq!(cfg.held_header_budget.held(), held_by_slow);
+    drop(slow_run);
+    assert_eq!(cfg.held_header_budget.held(), 0);
+}
+
+#[test]
+fn a_partial_header_line_is_charged_too_and_cut_past_the_budget() {
+    // One 60 KiB header line without its newline per connection: held by the line splitter.
+    let cfg = HttpConfig { held_header_budget: HeldMessageBudget::new(1000), ..HttpConfig::default() };
+    let mut slow = b"GET /slow HTTP/1.1\r\nX-Slow: ".to_vec();
+    slow.extend_from_slice(&[b's'; 900]);
+    let slow_run = run_cfg(&cfg, &[Step::Data(Direction::ToServer, slow)]);
+    let held_by_slow = cfg.held_header_budget.held();
+    assert_eq!(held_by_slow, slow_run.state.sides[0].line.held.capacity());
+    assert!(held_by_slow >= 908);
+
+    let mut long = b"X-Long: ".to_vec();
+    long.extend_from_slice(&[b'l'; 500]);
+    let run = run_cfg(
+        &cfg,
+        &[
+            Step::Data(Direction::ToServer, b"GET /second HTTP/1.1\r\nHost: h\r\n".to_vec()),
+            Step::Data(Direction::ToServer, long),
+            Step::Data(Direction::ToServer, b"end of the long line\r\nX-After: a\r\n\r\n".to_vec()),
+        ],
+    );
+    let tx = run.state.transactions().next().expect("tx");
+    // Host fitted (whole lines in one piece are never held by the splitter); the long line did
+    // not, and the block was cut there.
+    assert_eq!(tx.request_headers.len(), 1);
+    assert_eq!(tx.request_headers[0].name, b"Host");
+    assert_eq!(tx.dropped_headers, 2, "the long line and X-After");
+    assert_eq!(run.state.anomaly_count("http.request_header_memcap"), 1);
+    assert!(tx.request_complete);
+    drop(run);
+    assert_eq!(cfg.held_header_budget.held(), held_by_slow);
+    drop(slow_run);
+    assert_eq!(cfg.held_header_budget.held(), 0);
+}
+
+#[test]
+fn an_unfinished_header_block_holds_one_copy_of_its_lines() {
+    // The slow-headers attack: 60 KiB of header lines that never end. Only the raw lines are
+    // held (one charged allocation), not a parsed copy besides.
+    let cfg = HttpConfig::default();
+    let mut request = b"GET /slow HTTP/1.1\r\nHost: slow.example\r\n".to_vec();
+    for i in 0..960 {
+        request.extend_from_slice(format!("X-Slow-{i:04}: {}\r\n", "s".repeat(48)).as_bytes());
+    }
+    let run = run_cfg(&cfg, &[Step::Data(Direction::ToServer, request.clone())]);
+    let block = &run.state.sides[0].block;
+    assert_eq!(block.raw.len(), request.len() - b"GET /slow HTTP/1.1\r\n".len());
+    assert_eq!(block.kept, cfg.max_headers);
+    assert_eq!(cfg.held_header_budget.held(), block.raw.capacity());
+    assert!(block.raw.capacity() <= cfg.max_header_bytes, "{}", block.raw.capacity());
+}
+
+#[test]
 fn million_chunk_body_streams_in_constant_memory() {
     let mut response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..1_000_000 {

@@ -85,7 +85,7 @@ impl HeldMessageBudget {
     }
 
     /// Takes up to `want` bytes of what is left; returns how many it got.
-    fn take(&self, want: usize) -> usize {
+    pub(crate) fn take(&self, want: usize) -> usize {
         let mut current = self.held.load(Ordering::Relaxed);
         loop {
             let grant = want.min(self.max.saturating_sub(current));
@@ -100,11 +100,11 @@ impl HeldMessageBudget {
     }
 
     /// Charges memory already allocated (an allocator rounding up, a clone), even past `max`.
-    fn charge(&self, n: usize) {
+    pub(crate) fn charge(&self, n: usize) {
         self.held.fetch_add(n, Ordering::Relaxed);
     }
 
-    fn give_back(&self, n: usize) {
+    pub(crate) fn give_back(&self, n: usize) {
         self.held.fetch_sub(n, Ordering::Relaxed);
     }
 }

@@ -14,14 +14,16 @@ use weir_extract::http::{HttpConfig, SharedRangeJoiner};
 use weir_flow::{FlowConfig, FlowTable, Timeouts};
 use weir_reassembly::StreamConfig;
 
-use crate::config::{ChecksumValidation, Config, FeedFormat, FragPolicy, OverlapPolicy, SandboxApi, TimeoutSection};
+use crate::config::{
+    ChecksumValidation, Config, ExceptionPolicyName, FeedFormat, FragPolicy, OverlapPolicy, SandboxApi, TimeoutSection,
+};
 use weir_detect::engine::CompiledRules;
 use weir_detect::exclusions::{ExclusionCounters, ExclusionLists, ExclusionSet};
 use weir_detect::reputation::{FeedFormat as ReputationFormat, FeedSpec, ReputationSet};
 
 use crate::output::EveWriter;
 use crate::swap::{Licensed, Sets, SharedSets, Sources};
-use crate::worker::{Worker, WorkerConfig};
+use crate::worker::{ExceptionPolicies, ExceptionPolicy, Worker, WorkerConfig};
 
 fn usize_of(bytes: u64) -> usize {
     usize::try_from(bytes).unwrap_or(usize::MAX)
@@ -69,6 +71,20 @@ pub fn host_os_policy(c: &Config) -> Result<weir_reassembly::HostOsPolicy, weir_
     weir_reassembly::HostOsPolicy::new(
         c.stream.host_os_policy.iter().map(|(policy, nets)| (overlap_policy(*policy), nets.as_slice())),
     )
+}
+
+/// The `[exception_policy]` section as the worker applies it.
+pub fn exception_policies(c: &Config) -> ExceptionPolicies {
+    let policy = |name: ExceptionPolicyName| match name {
+        ExceptionPolicyName::Ignore => ExceptionPolicy::Ignore,
+        ExceptionPolicyName::Bypass => ExceptionPolicy::Bypass,
+    };
+    let e = &c.exception_policy;
+    ExceptionPolicies {
+        stream_memcap: policy(e.stream_memcap),
+        flow_memcap: policy(e.flow_memcap),
+        max_queued_segments: policy(e.max_queued_segments),
+    }
 }
 
 fn overlap_policy(policy: OverlapPolicy) -> weir_reassembly::OverlapPolicy {
@@ -455,6 +471,7 @@ pub fn worker_for(c: &Config, out: &Path, eve: EveWriter, shared: &RunShared, li
         inspect_depth: c.stream.inspect_depth.0,
         files_stored: c.output.filestore,
         mails_stored: c.output.mail_store,
+        exception_policies: exception_policies(c),
     };
     let mut worker = Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, None);
     worker.set_shared(shared.sets.clone())?;

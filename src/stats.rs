@@ -112,6 +112,8 @@ impl Totals {
         let mut r = eve::record(ts, "stats", None);
         let anomalies: serde_json::Map<String, Value> = s.anomalies.iter().map(|(k, n)| (k.clone(), json!(n))).collect();
         let records: serde_json::Map<String, Value> = self.eve.iter().map(|(k, n)| (k.clone(), json!(n))).collect();
+        let exception_policy: serde_json::Map<String, Value> =
+            s.exception_policy.iter().map(|(k, n)| (k.clone(), json!(n))).collect();
         r.insert(
             "stats".into(),
             json!({
@@ -135,6 +137,7 @@ impl Totals {
                 "anomalies": anomalies,
                 "artifacts": s.artifacts,
                 "excluded": { "flows": s.excluded_flows, "artifacts": s.excluded_artifacts },
+                "exception_policy": exception_policy,
                 "eve_records": records,
                 "sandbox": { "submitted": e.sandbox_submitted, "pending": e.sandbox_pending },
                 "central": { "pending": e.central_pending },
@@ -177,6 +180,16 @@ impl Totals {
         };
         metric("anomalies_total", "counter", "Anomalies by event.", &labelled("event", &s.anomalies));
         metric("eve_records_total", "counter", "EVE records written by event type.", &labelled("event_type", &self.eve));
+        // Keys are "<cap>.<policy>"; a cap name holds no dot.
+        let exceptions: Vec<(String, u64)> = s
+            .exception_policy
+            .iter()
+            .map(|(k, v)| {
+                let (cap, policy) = k.rsplit_once('.').unwrap_or((k.as_str(), ""));
+                (format!("{{cap=\"{}\",policy=\"{}\"}}", label_value(cap), label_value(policy)), *v)
+            })
+            .collect();
+        metric("exception_policy_total", "counter", "Caps met on flows, by the exception policy applied.", &exceptions);
         let workers: Vec<(String, u64)> =
             self.per_worker_packets.iter().enumerate().map(|(i, p)| (format!("{{worker=\"{i}\"}}"), *p)).collect();
         metric("worker_packets_total", "counter", "Packets each worker processed.", &workers);
@@ -238,6 +251,7 @@ mod tests {
     fn snapshot(packets: u64, alerts: u64, anomaly: &str) -> WorkerSnapshot {
         let mut stats = WorkerStats { packets, bytes: packets * 100, alerts, ..WorkerStats::default() };
         stats.anomalies.insert(anomaly.to_string(), 2);
+        stats.exception_policy.insert("stream_memcap.bypass".to_string(), packets / 5);
         let mut eve = BTreeMap::new();
         eve.insert("flow".to_string(), packets / 10);
         WorkerSnapshot { stats, eve, flows_active: 3 }
@@ -262,6 +276,7 @@ mod tests {
         assert_eq!(r["stats"]["decoder"]["pkts"], 150);
         assert_eq!(r["stats"]["detect"]["alert"], 3);
         assert_eq!(r["stats"]["workers"][1]["pkts"], 50);
+        assert_eq!(r["stats"]["exception_policy"]["stream_memcap.bypass"], 30);
     }
 
     #[test]
@@ -274,6 +289,7 @@ mod tests {
         assert!(text.contains("\nweir_kernel_dropped_total 7\n"), "{text}");
         assert!(text.contains("weir_anomalies_total{event=\"odd\\\"name\"} 2\n"), "{text}");
         assert!(text.contains("weir_worker_packets_total{worker=\"0\"} 10\n"), "{text}");
+        assert!(text.contains("weir_exception_policy_total{cap=\"stream_memcap\",policy=\"bypass\"} 2\n"), "{text}");
         assert_eq!(text.matches("# TYPE weir_packets_total counter").count(), 1);
     }
 

@@ -36,6 +36,9 @@ pub struct FlowState {
     tx_progress: TxProgress,
     /// The flow's addresses are excluded from scanning: counted and logged, nothing more.
     excluded: bool,
+    /// A cap's exception policy bypassed the flow: from then on its packets are counted, and
+    /// nothing more (no reassembly, parsing or inspection); its flow record says so.
+    bypassed: bool,
     /// Reassembled bytes of each direction not inspected yet. Suricata inspects a direction's
     /// stream (and transactions) on the next packet travelling that way, or at flow end.
     stream_pending: [StreamQueue; 2],
@@ -139,6 +142,9 @@ pub struct WorkerStats {
     /// hash, type, mail address or user agent (not alerted on, dispatched or shipped).
     pub excluded_flows: u64,
     pub excluded_artifacts: u64,
+    /// Times a cap was met, by `"<cap>.<policy>"` (`"stream_memcap.bypass"`): the policy that
+    /// was applied, `ignore` included.
+    pub exception_policy: BTreeMap<String, u64>,
 }
 
 impl WorkerStats {
@@ -160,7 +166,43 @@ impl WorkerStats {
         self.stream_memcap_flushes += other.stream_memcap_flushes;
         self.excluded_flows += other.excluded_flows;
         self.excluded_artifacts += other.excluded_artifacts;
+        for (use_, n) in &other.exception_policy {
+            *self.exception_policy.entry(use_.clone()).or_default() += n;
+        }
     }
+}
+
+/// What happens to a flow when one of its caps is met (Suricata's exception policies, as far
+/// as they apply to a passive sensor: it never drops traffic).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExceptionPolicy {
+    /// Keep going as the cap itself states (ARCHITECTURE.md, "Limits").
+    #[default]
+    Ignore,
+    /// Stop reassembling, parsing and inspecting the flow; its packets are still counted and it
+    /// is logged with `"bypassed": true`.
+    Bypass,
+}
+
+impl ExceptionPolicy {
+    fn name(self) -> &'static str {
+        match self {
+            ExceptionPolicy::Ignore => "ignore",
+            ExceptionPolicy::Bypass => "bypass",
+        }
+    }
+}
+
+/// The exception policy of each cap a worker detects per flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExceptionPolicies {
+    /// All sessions together over `[stream] memcap`: the session that crossed it.
+    pub stream_memcap: ExceptionPolicy,
+    /// A session's held segments over reassembly's `flow_memcap`.
+    pub flow_memcap: ExceptionPolicy,
+    /// A direction's out-of-order segments over `[stream] max_queued_segments` (or its regions
+    /// over their limit).
+    pub max_queued_segments: ExceptionPolicy,
 }
 
 /// The settings a worker runs with.
@@ -174,6 +216,7 @@ pub struct WorkerConfig {
     pub mails_stored: bool,
     /// Bytes of each direction's raw stream that rules inspect.
     pub inspect_depth: u64,
+    pub exception_policies: ExceptionPolicies,
 }
 
 /// Everything the worker owns except the decoder, so the decoder's callback can borrow it.
@@ -519,9 +562,9 @@ impl Stages {
         let wire_len = u32::try_from(pkt.frame.len()).unwrap_or(u32::MAX);
         let (mut handle, _) = self.flows.lookup(&key, pkt.ts, wire_len, FlowState::default, &mut self.ended);
         self.log_ended();
-        if self.excluded(handle) {
-            // Excluded traffic is counted in its flow record; it is not parsed, extracted,
-            // inspected or alerted on.
+        if self.excluded(handle) || self.flows.get(handle).is_some_and(|f| f.state.bypassed) {
+            // Excluded and bypassed traffic is counted in its flow record; it is not parsed,
+            // extracted, inspected or alerted on.
             return;
         }
         self.check_addresses(handle);
@@ -637,13 +680,37 @@ impl Stages {
         };
         let outcome = session.on_segment(&cfg.stream, &segment, &mut |d, ev| on_event(d, ev, &mut stream_facts));
         *stream_memory = stream_memory.saturating_sub(before).saturating_add(session.memory_used());
+        let policies = cfg.exception_policies;
+        let mut bypass = false;
+        for (event, cap, policy) in [
+            ("stream.reassembly_insert_memcap", "flow_memcap", policies.flow_memcap),
+            ("stream.reassembly_insert_limit", "max_queued_segments", policies.max_queued_segments),
+        ] {
+            if outcome.anomalies.iter().any(|a| a.event == event) {
+                count_exception(stats, cap, policy);
+                bypass |= policy == ExceptionPolicy::Bypass;
+            }
+        }
         if *stream_memory > cfg.stream_memcap {
-            // Past the global cap this session gives up what it holds (delivered, holes as gaps)
-            // rather than letting all sessions together grow without bound.
+            // Past the global cap this session gives up what it holds rather than letting all
+            // sessions together grow without bound: delivered (holes as gaps) unless the flow is
+            // bypassed anyway.
             stats.stream_memcap_flushes += 1;
+            count_exception(stats, "stream_memcap", policies.stream_memcap);
+            bypass |= policies.stream_memcap == ExceptionPolicy::Bypass;
+            if !bypass {
+                let held = session.memory_used();
+                session.flush(&cfg.stream, &mut |d, ev| on_event(d, ev, &mut stream_facts));
+                *stream_memory = stream_memory.saturating_sub(held).saturating_add(session.memory_used());
+            }
+        }
+        if bypass {
+            // What the session holds is let go unread: the flow is neither reassembled nor
+            // parsed from here on. The session stays for the flow record's `tcp` object.
             let held = session.memory_used();
-            session.flush(&cfg.stream, &mut |d, ev| on_event(d, ev, &mut stream_facts));
+            session.flush(&cfg.stream, &mut |_, _| {});
             *stream_memory = stream_memory.saturating_sub(held).saturating_add(session.memory_used());
+            state.bypassed = true;
         }
         if detection.reversed {
             session.swap_directions();
@@ -920,7 +987,8 @@ impl Stages {
                 defragmented: false,
                 source: PacketSource::FlowEnd,
             };
-            let FlowState { tcp, app, detect, tx_progress, stream_pending, .. } = &mut flow.state;
+            let FlowState { tcp, app, detect, tx_progress, stream_pending, bypassed, .. } = &mut flow.state;
+            let bypassed = *bypassed;
             let mut on_event = |d: Direction, ev: StreamEvent<'_>| {
                 let found = app.on_stream(&cfg.app, d, ev, last, &mut sinks, emit);
                 if found.detected.is_some() {
@@ -932,7 +1000,16 @@ impl Stages {
             };
             if let Some(session) = tcp.as_mut() {
                 *stream_memory = stream_memory.saturating_sub(session.memory_used());
-                session.flush(&cfg.stream, &mut on_event);
+                if bypassed {
+                    // Nothing more reaches the parsers but the end of the stream, so files and
+                    // messages under way are closed (marked truncated), not left open.
+                    session.flush(&cfg.stream, &mut |_, _| {});
+                    for d in [Direction::ToServer, Direction::ToClient] {
+                        on_event(d, StreamEvent::End);
+                    }
+                } else {
+                    session.flush(&cfg.stream, &mut on_event);
+                }
                 tcp_eve = serde_json::to_value(session.eve()).ok();
             } else if flow_key.proto == IpProto::TCP {
                 // No segment was accepted; still close the app layer cleanly.
@@ -977,7 +1054,12 @@ impl Stages {
         if self.write_emitted(flow.id, flow.key, flow.app_proto, emit) > 0 {
             flow.alerted = true;
         }
-        let record = weir_flow::flow_record(flow, closed.reason, tcp_eve);
+        let mut record = weir_flow::flow_record(flow, closed.reason, tcp_eve);
+        if flow.state.bypassed
+            && let Some(Value::Object(f)) = record.get_mut("flow")
+        {
+            f.insert("bypassed".into(), Value::Bool(true));
+        }
         self.stats.flows_logged += 1;
         self.write(&record);
     }
@@ -1023,6 +1105,12 @@ pub fn ship_to_central(link: &weir_sensor_link::Link, record: &Record) {
             link.event(line);
         }
     }
+}
+
+/// Counts a cap met on a flow under the policy applied.
+fn count_exception(stats: &mut WorkerStats, cap: &str, policy: ExceptionPolicy) {
+    let key = format!("{cap}.{}", policy.name());
+    *stats.exception_policy.entry(key).or_default() += 1;
 }
 
 /// Queues a stream delivery for inspection at the next packet of its direction (inspecting at

@@ -53,11 +53,12 @@ impl Config {
                 "central" => config.central = errors.section(section, value, span),
                 "exclusions" => config.exclusions = errors.section(section, value, span),
                 "icap" => config.icap = errors.section(section, value, span),
+                "exception_policy" => config.exception_policy = errors.section(section, value, span),
                 other => errors.at(
                     span.start,
                     format!(
                         "unknown section [{other}] (expected one of: capture, vars, stream, app_layer, detect, \
-                         output, sandbox, central, exclusions, icap)"
+                         output, sandbox, central, exclusions, icap, exception_policy)"
                     ),
                 ),
             }

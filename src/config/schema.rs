@@ -24,6 +24,7 @@ pub struct Config {
     pub central: CentralSection,
     pub exclusions: ExclusionsSection,
     pub icap: IcapSection,
+    pub exception_policy: ExceptionPolicySection,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -209,6 +210,30 @@ impl Default for StreamSection {
             host_os_policy: BTreeMap::new(),
         }
     }
+}
+
+/// What happens to a flow when one of its caps is met (Suricata's exception policies; a passive
+/// sensor drops nothing, so `ignore` and `bypass` are the choices).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExceptionPolicyName {
+    /// Keep going as the cap states in ARCHITECTURE.md's Limits table.
+    #[default]
+    Ignore,
+    /// Stop reassembling, parsing and inspecting the flow; it is still counted and logged, with
+    /// `"bypassed": true`.
+    Bypass,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExceptionPolicySection {
+    /// All sessions together over `[stream] memcap` (applied to the session that crossed it).
+    pub stream_memcap: ExceptionPolicyName,
+    /// One session's held segments over reassembly's per-flow memcap (2 MiB).
+    pub flow_memcap: ExceptionPolicyName,
+    /// One direction's out-of-order segments over `[stream] max_queued_segments`.
+    pub max_queued_segments: ExceptionPolicyName,
 }
 
 /// Per-protocol switches and limits.

@@ -167,3 +167,21 @@ fn stream_inline_and_host_os_policy_reach_reassembly() {
     let errs = messages("[stream.host_os_policy]\nplan9 = [\"10.0.0.0/8\"]\n");
     assert!(errs[0].contains("plan9"), "{errs:?}");
 }
+
+#[test]
+fn exception_policies_default_to_ignore_and_take_bypass() {
+    assert_eq!(Config::default().exception_policy.stream_memcap, ExceptionPolicyName::Ignore);
+    let c = parse("[exception_policy]\nstream_memcap = \"bypass\"\nmax_queued_segments = \"bypass\"\n").unwrap();
+    let e = &c.exception_policy;
+    assert_eq!(
+        (e.stream_memcap, e.flow_memcap, e.max_queued_segments),
+        (ExceptionPolicyName::Bypass, ExceptionPolicyName::Ignore, ExceptionPolicyName::Bypass)
+    );
+    let p = crate::build::exception_policies(&c);
+    assert_eq!(p.stream_memcap, crate::worker::ExceptionPolicy::Bypass);
+    assert_eq!(p.flow_memcap, crate::worker::ExceptionPolicy::Ignore);
+    let errs = messages("[exception_policy]\nstream_memcap = \"drop-flow\"\n");
+    assert!(errs.iter().any(|e| e.contains("drop-flow")), "{errs:?}");
+    let errs = messages("[exception_policy]\napp_layer_error = \"bypass\"\n");
+    assert!(errs.iter().any(|e| e.contains("app_layer_error")), "{errs:?}");
+}

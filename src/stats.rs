@@ -30,6 +30,8 @@ pub struct WorkerSnapshot {
     pub stats: WorkerStats,
     pub eve: BTreeMap<String, u64>,
     pub flows_active: u64,
+    /// The worker's defragmenter (Suricata's `defrag.*`).
+    pub defrag: weir_decode::DefragStats,
 }
 
 /// Counters of the capture itself and of the outbound queues, set by the thread that owns them.
@@ -59,6 +61,7 @@ pub struct Totals {
     pub stats: WorkerStats,
     pub eve: BTreeMap<String, u64>,
     pub flows_active: u64,
+    pub defrag: weir_decode::DefragStats,
     pub per_worker_packets: Vec<u64>,
     pub edges: EdgeCounters,
     pub uptime_secs: u64,
@@ -97,6 +100,16 @@ impl StatsBoard {
                 *t.eve.entry(k.clone()).or_default() += n;
             }
             t.flows_active += s.flows_active;
+            let (d, w) = (&mut t.defrag, &s.defrag);
+            d.ipv4_fragments += w.ipv4_fragments;
+            d.ipv4_reassembled += w.ipv4_reassembled;
+            d.ipv6_fragments += w.ipv6_fragments;
+            d.ipv6_reassembled += w.ipv6_reassembled;
+            d.timeouts += w.timeouts;
+            d.memcap_evictions += w.memcap_evictions;
+            d.max_fragments_reached += w.max_fragments_reached;
+            d.trackers_in_use += w.trackers_in_use;
+            d.memory_in_use += w.memory_in_use;
             t.per_worker_packets.push(s.stats.packets);
         }
         t
@@ -134,6 +147,15 @@ impl Totals {
                     "memcap_flushes": s.stream_memcap_flushes,
                 },
                 "detect": { "alert": s.alerts },
+                "defrag": {
+                    "ipv4": { "fragments": self.defrag.ipv4_fragments, "reassembled": self.defrag.ipv4_reassembled },
+                    "ipv6": { "fragments": self.defrag.ipv6_fragments, "reassembled": self.defrag.ipv6_reassembled },
+                    "timeouts": self.defrag.timeouts,
+                    "memcap_evictions": self.defrag.memcap_evictions,
+                    "max_frag_hits": self.defrag.max_fragments_reached,
+                    "tracker_active": self.defrag.trackers_in_use,
+                    "memuse": self.defrag.memory_in_use,
+                },
                 "anomalies": anomalies,
                 "artifacts": s.artifacts,
                 "excluded": { "flows": s.excluded_flows, "artifacts": s.excluded_artifacts },
@@ -169,6 +191,11 @@ impl Totals {
         metric("flows_logged_total", "counter", "Flows ended and logged.", &one(s.flows_logged));
         metric("stream_memcap_flushes_total", "counter", "Sessions flushed early at the stream memcap.", &one(s.stream_memcap_flushes));
         metric("alerts_total", "counter", "Alerts written.", &one(s.alerts));
+        let d = &self.defrag;
+        metric("defrag_reassembled_total", "counter", "IP datagrams rebuilt from fragments.", &one(d.ipv4_reassembled + d.ipv6_reassembled));
+        metric("defrag_timeouts_total", "counter", "Incomplete datagrams dropped at the defrag timeout.", &one(d.timeouts));
+        metric("defrag_memcap_evictions_total", "counter", "Incomplete datagrams dropped at the defrag memcap.", &one(d.memcap_evictions));
+        metric("defrag_memory_bytes", "gauge", "Bytes held by incomplete datagrams.", &one(d.memory_in_use));
         metric("artifacts_total", "counter", "Files, URLs and messages extracted.", &one(s.artifacts));
         metric("excluded_flows_total", "counter", "Flows excluded from scanning.", &one(s.excluded_flows));
         metric("excluded_artifacts_total", "counter", "Artifacts excluded from scanning.", &one(s.excluded_artifacts));
@@ -254,7 +281,8 @@ mod tests {
         stats.exception_policy.insert("stream_memcap.bypass".to_string(), packets / 5);
         let mut eve = BTreeMap::new();
         eve.insert("flow".to_string(), packets / 10);
-        WorkerSnapshot { stats, eve, flows_active: 3 }
+        let defrag = weir_decode::DefragStats { ipv4_reassembled: 1, memcap_evictions: 2, ..Default::default() };
+        WorkerSnapshot { stats, eve, flows_active: 3, defrag }
     }
 
     #[test]
@@ -276,6 +304,8 @@ mod tests {
         assert_eq!(r["stats"]["decoder"]["pkts"], 150);
         assert_eq!(r["stats"]["detect"]["alert"], 3);
         assert_eq!(r["stats"]["workers"][1]["pkts"], 50);
+        assert_eq!(r["stats"]["defrag"]["ipv4"]["reassembled"], 2);
+        assert_eq!(r["stats"]["defrag"]["memcap_evictions"], 4);
         assert_eq!(r["stats"]["exception_policy"]["stream_memcap.bypass"], 30);
     }
 

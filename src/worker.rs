@@ -471,6 +471,7 @@ impl Worker {
             stats: self.stages.stats.clone(),
             eve: self.stages.eve.counts().clone(),
             flows_active: self.stages.flows.len() as u64,
+            defrag: self.decoder.counters().defrag,
         }
     }
 

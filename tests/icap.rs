@@ -439,9 +439,9 @@ fn through_squid_each_exchange_is_logged_once_with_the_exact_bytes() {
 /// capture is the loopback interface with a filter that matches nothing, so only ICAP speaks.
 #[test]
 fn weir_live_serves_icap_beside_the_capture() {
-    use std::io::{BufRead, BufReader};
+    use std::io::BufReader;
     use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     let uid = Command::new("id").arg("-u").output().unwrap();
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
@@ -466,15 +466,9 @@ fn weir_live_serves_icap_beside_the_capture() {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(weir.stderr.take().unwrap());
-    let (mut addr, mut seen, started) = (None, String::new(), Instant::now());
-    while addr.is_none() && started.elapsed() < Duration::from_secs(30) {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        seen.push_str(&line);
-        addr = line.strip_prefix("weir: ICAP listening on ").and_then(|a| a.trim().parse::<std::net::SocketAddr>().ok());
-    }
+    let (addr, seen) = read_until(&mut stderr, Duration::from_secs(30), |line| {
+        line.strip_prefix("weir: ICAP listening on ").and_then(|a| a.trim().parse::<std::net::SocketAddr>().ok())
+    });
     let addr = addr.unwrap_or_else(|| panic!("ICAP never announced: {seen}"));
     let mut client = IcapClient::connect(addr);
     let answer = client.exchange(&respmod(

@@ -113,7 +113,7 @@ fn send_udp(ns: &Namespaces, port: u16, count: usize) {
 /// record naming both workers.
 #[test]
 fn two_live_workers_log_every_flow_and_serve_metrics() {
-    use std::io::{BufRead, BufReader};
+    use std::io::BufReader;
     let Some(ns) = Namespaces::create('w') else { return };
     let s = Scratch::new();
     let out = s.path("out");
@@ -127,17 +127,9 @@ fn two_live_workers_log_every_flow_and_serve_metrics() {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(weir.stderr.take().unwrap());
-    let mut metrics_url = None;
-    let mut seen = String::new();
-    let started = Instant::now();
-    while metrics_url.is_none() && started.elapsed() < Duration::from_secs(30) {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        seen.push_str(&line);
-        metrics_url = line.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_string);
-    }
+    let (metrics_url, seen) = read_until(&mut stderr, Duration::from_secs(30), |line| {
+        line.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_string)
+    });
     let metrics_url = metrics_url.unwrap_or_else(|| panic!("no metrics address announced: {seen}"));
     std::thread::sleep(Duration::from_millis(300));
     let ports = [5001u16, 5002, 5003, 5004, 5005, 5006];

@@ -176,3 +176,25 @@ pub fn pki(dir: &Path, sensor: &str) {
         std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
     }
 }
+
+/// Reads `reader` line by line until `pick` finds a value in a line, for at most `limit` (checked
+/// between lines); returns the value and every line read, for a failure message.
+pub fn read_until<T>(
+    reader: &mut impl std::io::BufRead,
+    limit: std::time::Duration,
+    mut pick: impl FnMut(&str) -> Option<T>,
+) -> (Option<T>, String) {
+    let started = std::time::Instant::now();
+    let mut seen = String::new();
+    while started.elapsed() < limit {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if let Some(v) = pick(&line) {
+            return (Some(v), seen);
+        }
+    }
+    (None, seen)
+}

@@ -45,6 +45,8 @@ use weir_icap::{IcapServer, Limits, Mode, ServerConfig, StatsSnapshot, Transacti
 
 use crate::build;
 use crate::config::{Config, IcapSection};
+use crate::swap::SharedSets;
+use std::sync::Arc;
 use crate::detection::{Detector, PacketFacts, PacketSource, PendingAlert};
 use crate::inspect;
 use crate::output::EveWriter;
@@ -70,7 +72,7 @@ const FLOW_ID_MASK: u64 = (1 << 51) - 1;
 
 /// Runs `weir icap` until SIGINT or SIGTERM, then logs what is still waiting, flushes eve.json
 /// and returns. `listen` overrides `[icap] listen`.
-pub fn run(listen: Option<&str>, out: Option<PathBuf>, config: &Config) -> anyhow::Result<()> {
+pub fn run(listen: Option<&str>, out: Option<PathBuf>, config: &Config, source: crate::reload::ConfigSource) -> anyhow::Result<()> {
     let listen = match listen {
         Some(text) => text
             .parse::<SocketAddr>()
@@ -80,13 +82,15 @@ pub fn run(listen: Option<&str>, out: Option<PathBuf>, config: &Config) -> anyho
     let out = out.unwrap_or_else(|| config.output.dir.clone());
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create output directory {}", out.display()))?;
     // Rules first: a bad rule file must fail before the proxy is told Weir is up.
-    let detector = build::rules(config)?.map(Detector::new).transpose()?;
+    let sets = build::shared_sets(config)?;
+    // SIGHUP reloads the rules (and the rest of [detect]) as for `weir live`.
+    let _reloader = crate::reload::start(source, sets.clone())?;
     let eve = EveWriter::create(&out, false, &config.output.eve_types)?;
     // Signals are caught before the port opens, so a SIGTERM sent as soon as Weir answers
     // cannot find the default action (immediate death, eve.json unflushed).
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .context("cannot catch SIGTERM/SIGINT")?;
-    let service = IcapService::start(config, listen, &out, eve, detector)?;
+    let service = IcapService::start(config, listen, &out, eve, sets)?;
     eprintln!("weir: ICAP listening on {}; outputs in {}", service.local_addr(), out.display());
     while signals.pending().next().is_none() && !service.ended() {
         std::thread::sleep(SIGNAL_POLL);
@@ -112,7 +116,8 @@ pub struct IcapService {
 }
 
 impl IcapService {
-    pub fn start(config: &Config, listen: SocketAddr, out: &std::path::Path, eve: EveWriter, detector: Option<Detector>) -> anyhow::Result<IcapService> {
+    /// `sets`: the rules in use, followed as they are swapped.
+    pub fn start(config: &Config, listen: SocketAddr, out: &std::path::Path, eve: EveWriter, sets: Arc<SharedSets>) -> anyhow::Result<IcapService> {
         let Some(http_config) = build::app_layer_config(config).http else {
             anyhow::bail!("[app_layer.http] is disabled, so there is nothing to do with ICAP messages")
         };
@@ -132,7 +137,7 @@ impl IcapService {
             .with_context(|| format!("cannot serve ICAP on {listen}"))?;
         let bound = server.local_addr().context("ICAP listener")?;
         let server_stats = server.stats();
-        let pipeline = Pipeline::new(http_config, eve, files, detector, Duration::from_secs(config.icap.pair_wait));
+        let pipeline = Pipeline::new(http_config, eve, files, RulesFollower { sets, generation: None, rules: None }, Duration::from_secs(config.icap.pair_wait));
         let worker = std::thread::Builder::new()
             .name("weir-icap-pipeline".into())
             .spawn(move || pipeline.run(messages))
@@ -453,12 +458,56 @@ impl FlowIds {
     }
 }
 
+/// Follows the rule set published in [`SharedSets`]: a new matcher when it changed.
+struct RulesFollower {
+    sets: Arc<SharedSets>,
+    generation: Option<u64>,
+    rules: Option<Arc<weir_detect::engine::CompiledRules>>,
+}
+
+impl RulesFollower {
+    /// A detector for the rules in use, when they are not the ones of the last detector (feeds or
+    /// exclusions swapped alone change nothing here). A matcher that cannot be prepared keeps the
+    /// old one.
+    fn newer(&mut self) -> Option<Option<Detector>> {
+        let generation = self.sets.generation();
+        if self.generation == Some(generation) {
+            return None;
+        }
+        self.generation = Some(generation);
+        let rules = self.sets.load().1.rules.clone();
+        let same = match (&rules, &self.rules) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return None;
+        }
+        match rules.clone().map(Detector::new).transpose() {
+            Ok(detector) => {
+                if self.rules.is_some() {
+                    eprintln!("weir: ICAP: rules swapped in");
+                }
+                self.rules = rules;
+                Some(detector)
+            }
+            Err(e) => {
+                eprintln!("weir: error: ICAP keeps the rules in use: {e:#}");
+                None
+            }
+        }
+    }
+}
+
 /// The pipeline thread's state: everything between the channel and the outputs.
 struct Pipeline {
     http_config: HttpConfig,
     eve: EveWriter,
     files: Box<dyn FileSink + Send>,
     detector: Option<Detector>,
+    /// The rule set in use and where newer ones are published (SIGHUP, the Central Node).
+    rules: RulesFollower,
     pairing: Pairing,
     flow_ids: FlowIds,
     stats: PipelineStats,
@@ -471,14 +520,15 @@ impl Pipeline {
         http_config: HttpConfig,
         eve: EveWriter,
         files: Box<dyn FileSink + Send>,
-        detector: Option<Detector>,
+        rules: RulesFollower,
         pair_wait: Duration,
     ) -> Pipeline {
         Pipeline {
             http_config,
             eve,
             files,
-            detector,
+            detector: None,
+            rules,
             pairing: Pairing::new(pair_wait),
             flow_ids: FlowIds::new(),
             stats: PipelineStats::default(),
@@ -546,6 +596,10 @@ impl Pipeline {
 
     /// Parses, extracts, inspects and logs one exchange.
     fn process(&mut self, exchange: Exchange) {
+        if let Some(detector) = self.rules.newer() {
+            // Each exchange is inspected on its own: no per-flow state outlives a rule swap.
+            self.detector = detector;
+        }
         match (&exchange.reqmod, &exchange.respmod) {
             (Some(_), Some(_)) => self.stats.paired += 1,
             (Some(_), None) => self.stats.reqmod_alone += 1,

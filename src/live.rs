@@ -10,7 +10,6 @@ use weir_core::Timestamp;
 
 use crate::CommonArgs;
 use crate::config::Config;
-use crate::detection::Detector;
 use crate::icap::IcapService;
 use crate::pipeline::Pipeline;
 
@@ -48,15 +47,13 @@ pub fn run(interface: Option<String>, common: &CommonArgs, config: &Config) -> a
         let bound = crate::stats::serve_prometheus(addr, pipeline.board())?;
         eprintln!("weir: Prometheus metrics on http://{bound}/metrics");
     }
-    // The proxy's exchanges beside the capture: same filestore, one eve.json. The ICAP side
-    // inspects with the rules loaded at start (a reload reaches the capture workers only).
+    // The proxy's exchanges beside the capture: same filestore, one eve.json, the same rules
+    // (swapped in when they are reloaded).
     let icap = match config.icap.enabled {
         false => None,
         true => {
-            let rules = pipeline.sets().load().1.rules.clone();
-            let detector = rules.map(Detector::new).transpose()?;
             let eve = pipeline.eve_writer(&config.output.eve_types).context("internal: no shared eve.json for ICAP")?;
-            let service = IcapService::start(config, config.icap.listen, &out, eve, detector)?;
+            let service = IcapService::start(config, config.icap.listen, &out, eve, pipeline.sets())?;
             eprintln!("weir: ICAP listening on {}", service.local_addr());
             Some(service)
         }

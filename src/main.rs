@@ -189,9 +189,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             live::run(interface, &common, &config)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Icap { listen, config, out } => {
-            let config = load_config(config.as_ref())?;
-            icap::run(Some(&listen), out, &config)?;
+        Command::Icap { listen, config: path, out } => {
+            let config = load_config(path.as_ref())?;
+            let source = reload::ConfigSource { path, rules_override: Vec::new() };
+            icap::run(Some(&listen), out, &config, source)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Central { listen, data, ca, cert, key } => {

@@ -497,3 +497,39 @@ fn weir_live_serves_icap_beside_the_capture() {
     assert_eq!(alerts[0]["alert"]["signature_id"], 9000001);
     assert_eq!(of_type(&events, "stats").len(), 1, "the capture's closing record is in the same file");
 }
+
+/// SIGHUP reloads the rules of `weir icap`: an exchange after it alerts with the new rule only.
+#[test]
+fn sighup_swaps_the_rules_of_weir_icap() {
+    let s = Scratch::new();
+    let out = s.path("out");
+    let rules = s.dir.path().join("test.rules");
+    let rule = |sid: u32| format!("alert http any any -> any any (msg:\"WEIR TEST marker {sid}\"; file.data; content:\"WEIR-ICAP-MARKER-7f3a\"; sid:{sid}; rev:1;)\n");
+    std::fs::write(&rules, rule(1)).unwrap();
+    let config = s.dir.path().join("weir.toml");
+    std::fs::write(&config, "[detect]\nrules = [\"test.rules\"]\n").unwrap();
+    let weir = Weir::start(&out, &["--config", config.to_str().unwrap()]);
+    let download_once = |path: &str| {
+        let mut proxy = IcapClient::connect(weir.addr);
+        let answer = proxy.exchange(&respmod(
+            None,
+            &format!("GET http://files.example/{path} HTTP/1.1\r\nHost: files.example\r\n\r\n"),
+            &format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", download().len()),
+            &download(),
+        ));
+        assert!(answer.starts_with("ICAP/1.0 204 "), "{answer}");
+    };
+    download_once("before");
+    std::fs::write(&rules, rule(2)).unwrap();
+    assert!(weir.signal_and_wait_for("HUP", "reload done"), "no reload after SIGHUP");
+    download_once("after");
+    let (status, stderr) = weir.terminate();
+    assert!(status.success(), "{stderr}");
+    let events = complete_eve(&out);
+    let mut alerts: Vec<(String, u64)> = of_type(&events, "alert")
+        .iter()
+        .map(|a| (a["http"]["url"].as_str().unwrap_or("").to_string(), a["alert"]["signature_id"].as_u64().unwrap()))
+        .collect();
+    alerts.sort();
+    assert_eq!(alerts, [("http://files.example/after".to_string(), 2), ("http://files.example/before".to_string(), 1)], "{stderr}");
+}

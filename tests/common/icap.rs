@@ -62,6 +62,23 @@ impl Weir {
         }
     }
 
+    /// Sends a signal (`HUP`, ...) and waits up to [`PATIENCE`] for a stderr line containing
+    /// `needle`; returns whether it came.
+    #[allow(dead_code)]
+    pub fn signal_and_wait_for(&self, signal: &str, needle: &str) -> bool {
+        let pid = self.child.as_ref().map(|c| c.id().to_string()).unwrap_or_default();
+        let sent = Command::new("kill").arg(format!("-{signal}")).arg(&pid).status().is_ok_and(|s| s.success());
+        let deadline = Instant::now() + PATIENCE;
+        while sent {
+            match self.stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains(needle) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
     /// Sends SIGTERM and waits for the exit; returns the status and everything on stderr after
     /// the announcement.
     pub fn terminate(self) -> (ExitStatus, String) {

@@ -15,7 +15,7 @@ use weir_flow::{FlowConfig, FlowTable, Timeouts};
 use weir_reassembly::StreamConfig;
 
 use crate::config::{
-    ChecksumValidation, Config, ExceptionPolicyName, FeedFormat, FragPolicy, OverlapPolicy, SandboxApi, TimeoutSection,
+    ChecksumValidation, Config, ExceptionPolicyName, FeedFormat, FragPolicy, SandboxApi, TimeoutSection,
 };
 use weir_detect::engine::CompiledRules;
 use weir_detect::exclusions::{ExclusionCounters, ExclusionLists, ExclusionSet};
@@ -59,18 +59,11 @@ pub fn stream_config(c: &Config) -> StreamConfig {
     s.async_oneside = c.stream.async_oneside;
     s.depth = c.stream.depth.0;
     s.max_queued_segments = c.stream.max_queued_segments;
-    s.overlap_policy = overlap_policy(c.stream.overlap_policy);
+    s.overlap_policy = c.stream.overlap_policy.to_reassembly();
     s.inline = c.stream.inline;
     // A table that does not parse was already reported by the config's validation.
-    s.host_os_policy = host_os_policy(c).unwrap_or_default();
+    s.host_os_policy = c.host_os_policy().unwrap_or_default();
     s
-}
-
-/// The `[stream.host_os_policy]` table as reassembly resolves it.
-pub fn host_os_policy(c: &Config) -> Result<weir_reassembly::HostOsPolicy, weir_reassembly::HostPolicyError> {
-    weir_reassembly::HostOsPolicy::new(
-        c.stream.host_os_policy.iter().map(|(policy, nets)| (overlap_policy(*policy), nets.as_slice())),
-    )
 }
 
 /// The `[exception_policy]` section as the worker applies it.
@@ -84,27 +77,6 @@ pub fn exception_policies(c: &Config) -> ExceptionPolicies {
         stream_memcap: policy(e.stream_memcap),
         flow_memcap: policy(e.flow_memcap),
         max_queued_segments: policy(e.max_queued_segments),
-    }
-}
-
-fn overlap_policy(policy: OverlapPolicy) -> weir_reassembly::OverlapPolicy {
-    use weir_reassembly::OverlapPolicy as P;
-    match policy {
-        OverlapPolicy::First => P::First,
-        OverlapPolicy::Last => P::Last,
-        OverlapPolicy::Bsd => P::Bsd,
-        OverlapPolicy::BsdRight => P::BsdRight,
-        OverlapPolicy::Linux => P::Linux,
-        OverlapPolicy::OldLinux => P::OldLinux,
-        OverlapPolicy::Windows => P::Windows,
-        OverlapPolicy::Windows2k3 => P::Windows2k3,
-        OverlapPolicy::Vista => P::Vista,
-        OverlapPolicy::Solaris => P::Solaris,
-        OverlapPolicy::OldSolaris => P::OldSolaris,
-        OverlapPolicy::Hpux10 => P::Hpux10,
-        OverlapPolicy::Hpux11 => P::Hpux11,
-        OverlapPolicy::Irix => P::Irix,
-        OverlapPolicy::Macos => P::Macos,
     }
 }
 

@@ -121,7 +121,8 @@ struct Dispatcher {
     steering: Steering,
     queues: Vec<SyncSender<ToWorker>>,
     batches: Vec<Batch>,
-    threads: Vec<JoinHandle<std::io::Result<Worker>>>,
+    /// `None` once joined (a worker that stopped early is joined to read its error).
+    threads: Vec<Option<JoinHandle<std::io::Result<Worker>>>>,
     merger: EveMerger,
     /// The run's own records (periodic and final `stats`, the sandbox's last verdicts).
     run_eve: EveWriter,
@@ -154,7 +155,7 @@ impl Pipeline {
                     .spawn(move || run_worker(worker, rx, &board, index))
                     .context("cannot start a worker thread")?;
                 queues.push(tx);
-                threads.push(thread);
+                threads.push(Some(thread));
             }
             let run_eve = merger.writer(eve_types);
             Mode::Threads(Box::new(Dispatcher {
@@ -254,11 +255,10 @@ impl Pipeline {
             return Ok(());
         }
         self.next_stats = Some(ts.add(interval));
-        let mut edges = self.board.totals().edges;
-        self.outbound_counters(&mut edges);
-        self.board.set_edges(edges);
-        let record = self.board.totals().eve_record(ts);
-        self.write_run_records(&[record])
+        let mut totals = self.board.totals();
+        self.outbound_counters(&mut totals.edges);
+        self.board.set_edges(totals.edges.clone());
+        self.write_run_records(&[totals.eve_record(ts)])
     }
 
     fn write_run_records(&mut self, records: &[Record]) -> anyhow::Result<()> {
@@ -414,7 +414,7 @@ impl Dispatcher {
             return Ok(());
         }
         // The worker stopped: its error is the run's error.
-        let thread = self.threads.remove(worker);
+        let Some(thread) = self.threads[worker].take() else { anyhow::bail!("worker {worker} stopped unexpectedly") };
         match thread.join() {
             Ok(Err(e)) => Err(anyhow::Error::new(e).context(format!("worker {worker}: writing outputs"))),
             _ => anyhow::bail!("worker {worker} stopped unexpectedly"),
@@ -434,6 +434,7 @@ impl Dispatcher {
         self.queues.clear();
         let mut workers = Vec::new();
         for (i, thread) in self.threads.drain(..).enumerate() {
+            let Some(thread) = thread else { anyhow::bail!("worker {i} stopped unexpectedly") };
             match thread.join() {
                 Ok(Ok(mut worker)) => {
                     board.publish(i, worker.snapshot());
@@ -589,6 +590,8 @@ impl Steering {
         // The dispatcher rebuilds no datagram (the workers do): a small memcap keeps its copy
         // of the fragments from doubling the defragmentation memory.
         decode.defrag.memcap = 64 * 1024;
+        // Steering needs addresses and ports only; the workers validate checksums.
+        decode.checksum_validation = false;
         Steering {
             decoder: Decoder::new(decode),
             workers,

@@ -138,6 +138,30 @@ pub enum OverlapPolicy {
     Macos,
 }
 
+impl OverlapPolicy {
+    /// The reassembly crate's name for the same policy.
+    pub fn to_reassembly(self) -> weir_reassembly::OverlapPolicy {
+        use weir_reassembly::OverlapPolicy as P;
+        match self {
+            OverlapPolicy::First => P::First,
+            OverlapPolicy::Last => P::Last,
+            OverlapPolicy::Bsd => P::Bsd,
+            OverlapPolicy::BsdRight => P::BsdRight,
+            OverlapPolicy::Linux => P::Linux,
+            OverlapPolicy::OldLinux => P::OldLinux,
+            OverlapPolicy::Windows => P::Windows,
+            OverlapPolicy::Windows2k3 => P::Windows2k3,
+            OverlapPolicy::Vista => P::Vista,
+            OverlapPolicy::Solaris => P::Solaris,
+            OverlapPolicy::OldSolaris => P::OldSolaris,
+            OverlapPolicy::Hpux10 => P::Hpux10,
+            OverlapPolicy::Hpux11 => P::Hpux11,
+            OverlapPolicy::Irix => P::Irix,
+            OverlapPolicy::Macos => P::Macos,
+        }
+    }
+}
+
 /// Timeouts of one protocol, seconds of packet time.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -548,6 +572,13 @@ impl Default for IcapSection {
 }
 
 impl Config {
+    /// The `[stream.host_os_policy]` table as reassembly resolves it.
+    pub fn host_os_policy(&self) -> Result<weir_reassembly::HostOsPolicy, weir_reassembly::HostPolicyError> {
+        weir_reassembly::HostOsPolicy::new(
+            self.stream.host_os_policy.iter().map(|(policy, nets)| (policy.to_reassembly(), nets.as_slice())),
+        )
+    }
+
     /// Checks that need more than one key; returns (section, message) pairs.
     pub(super) fn validate(&self) -> Vec<(&'static str, String)> {
         let mut errs = Vec::new();
@@ -565,7 +596,7 @@ impl Config {
         if self.stream.max_flows == 0 {
             errs.push(("stream", "max_flows must be at least 1".into()));
         }
-        if let Err(e) = crate::build::host_os_policy(self) {
+        if let Err(e) = self.host_os_policy() {
             errs.push(("stream", format!("host_os_policy: {e}")));
         }
         for name in self.vars.0.keys() {

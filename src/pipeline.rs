@@ -10,7 +10,8 @@
 //!   before it are held (bounded) until it comes;
 //! - ICMP errors go where the flow they quote goes (Suricata counts them on that flow);
 //! - FTP data connections go to their control connection's worker: the dispatcher reads the
-//!   `PORT`/`EPRT` commands and `227`/`229` replies it forwards and pins the announced endpoint.
+//!   `PORT`/`EPRT` commands and `227`/`229` replies it forwards and pins the announced endpoint
+//!   (`ftp.rs`).
 //!
 //! Hand-offs are bounded queues; when a worker's queue is full the dispatcher waits for it.
 //! Nothing is dropped inside Weir: in a replay the read slows down, in a live capture the
@@ -21,8 +22,9 @@
 //!   carries goes, the frame goes to both workers, each taking its part ([`FramePart`]), so the
 //!   outer flow is counted and logged once, like any flow.
 //!
-//! Limits of steering: an FTP announcement split over two TCP segments is not seen by the
-//! dispatcher, so its data connection is steered by its own hash.
+//! Limit of steering: an FTP announcement is read from the segments as they come; one cut
+//! between segments is joined only when its rest is the next segment of its direction (not
+//! after a retransmission or reordering), else its data connection is steered by its own hash.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -42,6 +44,9 @@ use crate::config::Config;
 use crate::output::{EveMerger, EveWriter};
 use crate::stats::{EdgeCounters, StatsBoard, Totals};
 use crate::worker::{FramePart, Worker};
+
+mod ftp;
+use ftp::{AnnouncementReader, FtpEndpoint};
 
 /// Frames in one hand-off to a worker, and the bytes they may take together.
 const BATCH_FRAMES: usize = 256;
@@ -501,14 +506,6 @@ struct DatagramId {
     tunnel_depth: u8,
 }
 
-/// An FTP data endpoint announced on a control connection: who listens, who will connect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FtpEndpoint {
-    listener: IpAddr,
-    port: u16,
-    peer: IpAddr,
-}
-
 /// What decoding one frame showed the dispatcher.
 #[derive(Default)]
 struct Seen {
@@ -520,7 +517,7 @@ struct Seen {
 }
 
 impl Seen {
-    fn packet(&mut self, pkt: &Packet<'_>) {
+    fn packet(&mut self, pkt: &Packet<'_>, announcements: &mut AnnouncementReader) {
         if let Some(f) = pkt.fragment {
             let id = DatagramId {
                 src: pkt.ip.src,
@@ -567,36 +564,11 @@ impl Seen {
                     }
                 }
             }
-            Transport::Tcp(_) => self.announced = ftp_announcements(&key, pkt.payload),
+            Transport::Tcp(ref tcp) => self.announced = announcements.segment(&key, tcp.seq, pkt.payload, pkt.ts),
             _ => {}
         }
         self.key = Some(key);
     }
-}
-
-/// The data endpoints an FTP control segment announces. Only segments that start like a
-/// `PORT`/`EPRT` command or a `227`/`229` reply are read, so other traffic costs a 4-byte look.
-fn ftp_announcements(key: &FlowKey, payload: &[u8]) -> Vec<FtpEndpoint> {
-    let head = payload.get(..4).unwrap_or(b"");
-    let interesting = head.eq_ignore_ascii_case(b"PORT") || head.eq_ignore_ascii_case(b"EPRT") || head.starts_with(b"227") || head.starts_with(b"229");
-    if !interesting {
-        return Vec::new();
-    }
-    let mut found = Vec::new();
-    for line in payload.split(|&b| b == b'\n') {
-        let Some((ip, port)) = weir_extract::ftp::announced_endpoint(line) else { continue };
-        if line.first().is_some_and(u8::is_ascii_digit) {
-            // A reply: the server (this segment's sender) listens, the client connects.
-            found.push(FtpEndpoint { listener: key.src_ip, port, peer: key.dst_ip });
-            if let Some(ip) = ip.filter(|ip| *ip != key.src_ip) {
-                found.push(FtpEndpoint { listener: ip, port, peer: key.dst_ip });
-            }
-        } else {
-            // A command: the client (this segment's sender) listens, the server connects.
-            found.push(FtpEndpoint { listener: ip.unwrap_or(key.src_ip), port, peer: key.dst_ip });
-        }
-    }
-    found
 }
 
 /// The dispatcher's steering state. Sans-IO: packet time comes in with each frame.
@@ -614,6 +586,7 @@ struct Steering {
     pinned_flows: HashMap<FlowKey, (usize, Timestamp)>,
     /// The datagram of the fragment held last.
     last_held: Option<DatagramId>,
+    announcements: AnnouncementReader,
 }
 
 impl Steering {
@@ -635,6 +608,7 @@ impl Steering {
             ftp_pins: HashMap::new(),
             pinned_flows: HashMap::new(),
             last_held: None,
+            announcements: AnnouncementReader::default(),
         }
     }
 
@@ -661,7 +635,8 @@ impl Steering {
         self.frames += 1;
         let mut seen = Seen::default();
         // Anomalies are the workers' to report: they decode every frame again.
-        self.decoder.decode_with_anomalies(ts, link, frame, &mut |pkt: &Packet<'_>| seen.packet(pkt), &mut |_, _| {});
+        let Steering { decoder, announcements, .. } = self;
+        decoder.decode_with_anomalies(ts, link, frame, &mut |pkt: &Packet<'_>| seen.packet(pkt, announcements), &mut |_, _| {});
         let outer_layer = seen.outer.map(|outer| self.worker_of(&outer));
         Steered { steer: self.steer_inner(pcap_cnt, ts, link, frame, seen), outer_layer }
     }
@@ -767,6 +742,7 @@ impl Steering {
         if sweep {
             self.fragment_owner.retain(|_, (_, seen)| now.since(*seen) < timeout);
             self.ftp_pins.retain(|_, (_, seen)| now.since(*seen) < FTP_PIN_TIMEOUT);
+            self.announcements.expire(now, FTP_PIN_TIMEOUT);
             self.pinned_flows.retain(|_, (_, seen)| now.since(*seen) < PINNED_FLOW_IDLE);
         }
         out

@@ -162,6 +162,51 @@ fn a_tunnels_outer_flow_is_logged_once_with_several_workers() {
 }
 
 #[test]
+fn ftp_data_follows_its_control_connection_when_the_reply_is_cut_between_segments() {
+    // Eight passive-mode downloads, each on its own control connection, each `227` reply cut in
+    // two segments at a different place: the data connection must still reach the worker that
+    // parsed its `RETR`, or its file is not extracted.
+    let mut frames = Vec::new();
+    let mut clock = 1.0;
+    let reply_of = |port: u16| format!("227 Entering Passive Mode (10,2,2,2,{},{}).\r\n", port >> 8, port & 0xff).into_bytes();
+    for i in 0..8u16 {
+        let data_port = 50_000 + 7 * i;
+        let mut control = common::TcpConv::open(&mut frames, &mut clock, 42_000 + i, 21);
+        control.server(&mut frames, &mut clock, b"220 ready\r\n");
+        control.client(&mut frames, &mut clock, b"USER anonymous\r\n");
+        control.server(&mut frames, &mut clock, b"331 password\r\n");
+        control.client(&mut frames, &mut clock, b"PASS x\r\n");
+        control.server(&mut frames, &mut clock, b"230 in\r\n");
+        control.client(&mut frames, &mut clock, b"PASV\r\n");
+        let reply = reply_of(data_port);
+        let cut = 2 + usize::from(i) * 5;
+        control.server(&mut frames, &mut clock, &reply[..cut]);
+        control.server(&mut frames, &mut clock, &reply[cut..]);
+        control.client(&mut frames, &mut clock, format!("RETR file{i}.bin\r\n").as_bytes());
+        control.server(&mut frames, &mut clock, b"150 sending\r\n");
+        let mut data = common::TcpConv::open(&mut frames, &mut clock, 43_000 + i, data_port);
+        data.server(&mut frames, &mut clock, format!("contents of file {i}\n").repeat(40).as_bytes());
+        data.close(&mut frames, &mut clock);
+        control.server(&mut frames, &mut clock, b"226 done\r\n");
+        control.close(&mut frames, &mut clock);
+    }
+    let s = Scratch::new();
+    let pcap = s.dir.path().join("ftp-cut.pcap");
+    common::write_pcap(&pcap, &frames);
+    same_for_all_worker_counts(&pcap, None);
+
+    let config = s.dir.path().join("three.toml");
+    std::fs::write(&config, "[capture]\nworkers = 3\n").unwrap();
+    let out = s.dir.path().join("three");
+    replay(&[&pcap], &out, &["-q", "--config", config.to_str().unwrap()]);
+    let events = eve(&out);
+    let mut names: Vec<String> =
+        of_type(&events, "fileinfo").iter().map(|f| f["fileinfo"]["filename"].as_str().unwrap_or("?").to_string()).collect();
+    names.sort();
+    assert_eq!(names, (0..8).map(|i| format!("file{i}.bin")).collect::<Vec<_>>(), "{events:#?}");
+}
+
+#[test]
 fn stats_records_come_at_the_interval_and_at_the_end() {
     let s = Scratch::new();
     let config = s.dir.path().join("c.toml");

@@ -105,6 +105,52 @@ pub fn tcp_session(sport: u16, dport: u16, exchanges: &[(&[u8], &[u8])], t0: f64
     frames
 }
 
+/// A TCP connection scripted segment by segment, on a clock shared with other connections so
+/// their frames interleave in time: each data segment is ACKed at once by the other side.
+pub struct TcpConv {
+    client: ([u8; 4], u16),
+    server: ([u8; 4], u16),
+    c: u32,
+    s: u32,
+}
+
+impl TcpConv {
+    /// The handshake, from `CLIENT:sport` to `SERVER:dport`.
+    pub fn open(frames: &mut Vec<(Timestamp, Vec<u8>)>, clock: &mut f64, sport: u16, dport: u16) -> TcpConv {
+        let conv = TcpConv { client: (CLIENT, sport), server: (SERVER, dport), c: 1000, s: 5000 };
+        conv.push(frames, clock, true, conv.c, 0, SYN, b"");
+        conv.push(frames, clock, false, conv.s, conv.c + 1, SYN | ACK, b"");
+        let conv = TcpConv { c: conv.c + 1, s: conv.s + 1, ..conv };
+        conv.push(frames, clock, true, conv.c, conv.s, ACK, b"");
+        conv
+    }
+
+    fn push(&self, frames: &mut Vec<(Timestamp, Vec<u8>)>, clock: &mut f64, from_client: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]) {
+        let ((src, sport), (dst, dport)) = if from_client { (self.client, self.server) } else { (self.server, self.client) };
+        frames.push((at(*clock), tcp(src, sport, dst, dport, seq, ack, flags, payload)));
+        *clock += 0.001;
+    }
+
+    pub fn client(&mut self, frames: &mut Vec<(Timestamp, Vec<u8>)>, clock: &mut f64, data: &[u8]) {
+        self.push(frames, clock, true, self.c, self.s, ACK | PSH, data);
+        self.c += data.len() as u32;
+        self.push(frames, clock, false, self.s, self.c, ACK, b"");
+    }
+
+    pub fn server(&mut self, frames: &mut Vec<(Timestamp, Vec<u8>)>, clock: &mut f64, data: &[u8]) {
+        self.push(frames, clock, false, self.s, self.c, ACK | PSH, data);
+        self.s += data.len() as u32;
+        self.push(frames, clock, true, self.c, self.s, ACK, b"");
+    }
+
+    /// FIN/ACK from the client, FIN/ACK from the server, the last ACK.
+    pub fn close(self, frames: &mut Vec<(Timestamp, Vec<u8>)>, clock: &mut f64) {
+        self.push(frames, clock, true, self.c, self.s, FIN | ACK, b"");
+        self.push(frames, clock, false, self.s, self.c + 1, FIN | ACK, b"");
+        self.push(frames, clock, true, self.c + 1, self.s + 1, ACK, b"");
+    }
+}
+
 pub fn write_pcap(path: &Path, frames: &[(Timestamp, Vec<u8>)]) {
     let mut w = PcapWriter::in_memory(PcapOptions { link: LinkType::ETHERNET, ..PcapOptions::default() });
     for (ts, f) in frames {

@@ -19,12 +19,28 @@ pub struct AppEvent {
     pub fields: Map<String, Value>,
 }
 
+/// A condition met while parsing on which the flow's exception policy decides
+/// (`[exception_policy]` in the config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParserException {
+    /// The parser met input it cannot parse and gives up on (part of) the flow: Suricata's
+    /// app-layer parser error.
+    Error,
+    /// A header block was cut at the shared held-header budget.
+    HeaderMemcap,
+    /// An unfinished mail message was cut at the shared held-message budget.
+    MessageMemcap,
+}
+
 /// Collects what parsers produce; the owner drains it after each call.
 #[derive(Debug, Default)]
 pub struct Emit {
     pub events: Vec<AppEvent>,
     pub anomalies: Vec<(Timestamp, Anomaly)>,
     pub artifacts: Vec<(Timestamp, Option<u64>, Artifact)>,
+    /// Conditions for the flow's exception policy, in the order they were met. Parsers raise
+    /// `Error` at most once per flow, so this stays short.
+    pub exceptions: Vec<(Timestamp, ParserException)>,
 }
 
 impl Emit {
@@ -40,8 +56,12 @@ impl Emit {
         self.artifacts.push((ts, tx_id, artifact));
     }
 
+    pub fn exception(&mut self, ts: Timestamp, e: ParserException) {
+        self.exceptions.push((ts, e));
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.anomalies.is_empty() && self.artifacts.is_empty()
+        self.events.is_empty() && self.anomalies.is_empty() && self.artifacts.is_empty() && self.exceptions.is_empty()
     }
 }
 

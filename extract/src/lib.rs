@@ -18,4 +18,4 @@ pub mod smtp;
 pub mod ftp;
 pub mod smb;
 
-pub use emit::{AppEvent, Emit};
+pub use emit::{AppEvent, Emit, ParserException};

@@ -15,7 +15,7 @@ use weir_flow::{FlowConfig, FlowTable, Timeouts};
 use weir_reassembly::StreamConfig;
 
 use crate::config::{
-    ChecksumValidation, Config, ExceptionPolicyName, FeedFormat, FragPolicy, SandboxApi, TimeoutSection,
+    ChecksumValidation, Config, FeedFormat, FragPolicy, SandboxApi, TimeoutSection,
 };
 use weir_detect::engine::CompiledRules;
 use weir_detect::exclusions::{ExclusionCounters, ExclusionLists, ExclusionSet};
@@ -23,7 +23,8 @@ use weir_detect::reputation::{FeedFormat as ReputationFormat, FeedSpec, Reputati
 
 use crate::output::EveWriter;
 use crate::swap::{Licensed, Sets, SharedSets, Sources};
-use crate::worker::{ExceptionPolicies, ExceptionPolicy, Worker, WorkerConfig};
+use crate::exception::ExceptionPolicies;
+use crate::worker::{Worker, WorkerConfig};
 
 fn usize_of(bytes: u64) -> usize {
     usize::try_from(bytes).unwrap_or(usize::MAX)
@@ -64,20 +65,6 @@ pub fn stream_config(c: &Config) -> StreamConfig {
     // A table that does not parse was already reported by the config's validation.
     s.host_os_policy = c.host_os_policy().unwrap_or_default();
     s
-}
-
-/// The `[exception_policy]` section as the worker applies it.
-pub fn exception_policies(c: &Config) -> ExceptionPolicies {
-    let policy = |name: ExceptionPolicyName| match name {
-        ExceptionPolicyName::Ignore => ExceptionPolicy::Ignore,
-        ExceptionPolicyName::Bypass => ExceptionPolicy::Bypass,
-    };
-    let e = &c.exception_policy;
-    ExceptionPolicies {
-        stream_memcap: policy(e.stream_memcap),
-        flow_memcap: policy(e.flow_memcap),
-        max_queued_segments: policy(e.max_queued_segments),
-    }
 }
 
 pub fn app_layer_config(c: &Config) -> AppLayerConfig {
@@ -443,7 +430,7 @@ pub fn worker_for(c: &Config, out: &Path, eve: EveWriter, shared: &RunShared, li
         inspect_depth: c.stream.inspect_depth.0,
         files_stored: c.output.filestore,
         mails_stored: c.output.mail_store,
-        exception_policies: exception_policies(c),
+        exception_policies: ExceptionPolicies::from_section(&c.exception_policy),
     };
     let mut worker = Worker::new(decoder, FlowTable::new(flow_config(c)), cfg, eve, files, mails, None);
     worker.set_shared(shared.sets.clone())?;

@@ -5,6 +5,7 @@ mod build;
 mod central;
 mod config;
 mod detection;
+mod exception;
 mod icap;
 mod inspect;
 mod live;

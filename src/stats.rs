@@ -127,6 +127,8 @@ impl Totals {
         let records: serde_json::Map<String, Value> = self.eve.iter().map(|(k, n)| (k.clone(), json!(n))).collect();
         let exception_policy: serde_json::Map<String, Value> =
             s.exception_policy.iter().map(|(k, n)| (k.clone(), json!(n))).collect();
+        let app_layer_errors: serde_json::Map<String, Value> =
+            s.app_layer_errors.iter().map(|(k, n)| (k.clone(), json!(n))).collect();
         r.insert(
             "stats".into(),
             json!({
@@ -160,6 +162,8 @@ impl Totals {
                 "artifacts": s.artifacts,
                 "excluded": { "flows": s.excluded_flows, "artifacts": s.excluded_artifacts },
                 "exception_policy": exception_policy,
+                // Suricata's `app_layer.error.<proto>` (parser errors only).
+                "app_layer": { "error": app_layer_errors },
                 "eve_records": records,
                 "sandbox": { "submitted": e.sandbox_submitted, "pending": e.sandbox_pending },
                 "central": { "pending": e.central_pending },
@@ -217,6 +221,7 @@ impl Totals {
             })
             .collect();
         metric("exception_policy_total", "counter", "Caps met on flows, by the exception policy applied.", &exceptions);
+        metric("app_layer_errors_total", "counter", "App-layer parser errors by protocol.", &labelled("proto", &s.app_layer_errors));
         let workers: Vec<(String, u64)> =
             self.per_worker_packets.iter().enumerate().map(|(i, p)| (format!("{{worker=\"{i}\"}}"), *p)).collect();
         metric("worker_packets_total", "counter", "Packets each worker processed.", &workers);
@@ -279,6 +284,7 @@ mod tests {
         let mut stats = WorkerStats { packets, bytes: packets * 100, alerts, ..WorkerStats::default() };
         stats.anomalies.insert(anomaly.to_string(), 2);
         stats.exception_policy.insert("stream_memcap.bypass".to_string(), packets / 5);
+        stats.app_layer_errors.insert("tls".to_string(), packets / 10);
         let mut eve = BTreeMap::new();
         eve.insert("flow".to_string(), packets / 10);
         let defrag = weir_decode::DefragStats { ipv4_reassembled: 1, memcap_evictions: 2, ..Default::default() };
@@ -307,6 +313,7 @@ mod tests {
         assert_eq!(r["stats"]["defrag"]["ipv4"]["reassembled"], 2);
         assert_eq!(r["stats"]["defrag"]["memcap_evictions"], 4);
         assert_eq!(r["stats"]["exception_policy"]["stream_memcap.bypass"], 30);
+        assert_eq!(r["stats"]["app_layer"]["error"]["tls"], 15);
     }
 
     #[test]
@@ -320,6 +327,7 @@ mod tests {
         assert!(text.contains("weir_anomalies_total{event=\"odd\\\"name\"} 2\n"), "{text}");
         assert!(text.contains("weir_worker_packets_total{worker=\"0\"} 10\n"), "{text}");
         assert!(text.contains("weir_exception_policy_total{cap=\"stream_memcap\",policy=\"bypass\"} 2\n"), "{text}");
+        assert!(text.contains("weir_app_layer_errors_total{proto=\"tls\"} 1\n"), "{text}");
         assert_eq!(text.matches("# TYPE weir_packets_total counter").count(), 1);
     }
 

@@ -14,11 +14,12 @@ use weir_extract::applayer::{AppLayer, AppLayerConfig, Detection, Sinks};
 use weir_extract::ftp::{Expectation, ExpectationTable};
 use weir_extract::files::FileSink;
 use weir_extract::mailstore::MailSink;
-use weir_extract::{AppEvent, Emit};
+use weir_extract::{AppEvent, Emit, ParserException};
 use weir_flow::{ClosedFlow, EndReason, Flow, FlowHandle, FlowTable, Lifecycle};
 use weir_reassembly::{StreamConfig, TcpSegment, TcpSession, TcpState};
 
 use crate::detection::{Detector, PacketFacts, PacketSource, PendingAlert, TxProgress};
+use crate::exception::{ExceptionCap, ExceptionPolicies, ExceptionPolicy, FlowExceptions};
 use crate::output::EveWriter;
 use crate::swap::{Licensed, Sets, SharedSets};
 
@@ -39,6 +40,11 @@ pub struct FlowState {
     /// A cap's exception policy bypassed the flow: from then on its packets are counted, and
     /// nothing more (no reassembly, parsing or inspection); its flow record says so.
     bypassed: bool,
+    /// A cap's exception policy passed the flow (`pass-flow`): it is still reassembled, parsed,
+    /// extracted and logged, but no rule or reputation feed inspects it any more.
+    passed: bool,
+    /// The caps this flow met and the policies applied, for its flow record.
+    exceptions: FlowExceptions,
     /// Reassembled bytes of each direction not inspected yet. Suricata inspects a direction's
     /// stream (and transactions) on the next packet travelling that way, or at flow end.
     stream_pending: [StreamQueue; 2],
@@ -142,9 +148,11 @@ pub struct WorkerStats {
     /// hash, type, mail address or user agent (not alerted on, dispatched or shipped).
     pub excluded_flows: u64,
     pub excluded_artifacts: u64,
-    /// Times a cap was met, by `"<cap>.<policy>"` (`"stream_memcap.bypass"`): the policy that
-    /// was applied, `ignore` included.
+    /// Times a cap was met, by `"<target>.<policy>"` (`"stream_memcap.bypass"`): the policy
+    /// that was applied, `ignore` included.
     pub exception_policy: BTreeMap<String, u64>,
+    /// App-layer parser errors by protocol (Suricata's `app_layer.error.<proto>`).
+    pub app_layer_errors: BTreeMap<String, u64>,
 }
 
 impl WorkerStats {
@@ -169,40 +177,10 @@ impl WorkerStats {
         for (use_, n) in &other.exception_policy {
             *self.exception_policy.entry(use_.clone()).or_default() += n;
         }
-    }
-}
-
-/// What happens to a flow when one of its caps is met (Suricata's exception policies, as far
-/// as they apply to a passive sensor: it never drops traffic).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ExceptionPolicy {
-    /// Keep going as the cap itself states (ARCHITECTURE.md, "Limits").
-    #[default]
-    Ignore,
-    /// Stop reassembling, parsing and inspecting the flow; its packets are still counted and it
-    /// is logged with `"bypassed": true`.
-    Bypass,
-}
-
-impl ExceptionPolicy {
-    fn name(self) -> &'static str {
-        match self {
-            ExceptionPolicy::Ignore => "ignore",
-            ExceptionPolicy::Bypass => "bypass",
+        for (proto, n) in &other.app_layer_errors {
+            *self.app_layer_errors.entry(proto.clone()).or_default() += n;
         }
     }
-}
-
-/// The exception policy of each cap a worker detects per flow.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ExceptionPolicies {
-    /// All sessions together over `[stream] memcap`: the session that crossed it.
-    pub stream_memcap: ExceptionPolicy,
-    /// A session's held segments over reassembly's `flow_memcap`.
-    pub flow_memcap: ExceptionPolicy,
-    /// A direction's out-of-order segments over `[stream] max_queued_segments` (or its regions
-    /// over their limit).
-    pub max_queued_segments: ExceptionPolicy,
 }
 
 /// The settings a worker runs with.
@@ -599,8 +577,10 @@ impl Stages {
             }
         }
         // Detection on this packet, with the flow as it stands after it: packet rules, then the
-        // stream and transactions of the packet's direction.
-        if let (Some(detector), Some(flow)) = (self.detector.as_mut(), self.flows.get_mut(handle)) {
+        // stream and transactions of the packet's direction. A passed flow is not inspected.
+        if let (Some(detector), Some(flow)) =
+            (self.detector.as_mut(), self.flows.get_mut(handle).filter(|f| !f.state.passed && !f.state.bypassed))
+        {
             facts.established = flow.lifecycle != Lifecycle::New;
             facts.app_proto = flow.app_proto;
             let dir = if flow.key.is_from_source(&key) { Direction::ToServer } else { Direction::ToClient };
@@ -645,10 +625,28 @@ impl Stages {
             session.set_endpoints(&cfg.stream, initiator, responder);
             Box::new(session)
         });
+        let policies = cfg.exception_policies;
+        let mut inspected = !state.passed;
+        // A midstream pickup is decided before its first segment is fed, so a bypass keeps even
+        // those bytes from the parsers (a one-sided flow would deliver them at once).
+        let mut discard = false;
+        if session.picks_up_midstream(&cfg.stream, &segment) {
+            match state.exceptions.meet(ExceptionCap::Midstream, &policies, &mut stats.exception_policy) {
+                ExceptionPolicy::Ignore => {}
+                ExceptionPolicy::PassFlow => {
+                    state.passed = true;
+                    inspected = false;
+                }
+                ExceptionPolicy::Bypass => discard = true,
+            }
+        }
         let FlowState { app, detect, stream_pending, .. } = state;
         let before = session.memory_used();
         let mut detection = Detection::default();
         let mut on_event = |d: Direction, ev: StreamEvent<'_>, facts: &mut PacketFacts<'_>| {
+            if discard {
+                return;
+            }
             // Once detection found the flow backwards, the rest of this call's events are too.
             let d = if detection.reversed { d.opposite() } else { d };
             if cfg.app.ftp && app.is_undetected() && matches!(ev, StreamEvent::Data(b) if !b.is_empty()) {
@@ -673,7 +671,7 @@ impl Stages {
                 stream_pending.swap(0, 1);
             }
             detection.reversed ^= found.reversed;
-            if let Some(det) = detector.as_mut() {
+            if let Some(det) = detector.as_mut().filter(|_| inspected) {
                 let key_now = oriented(if detection.reversed { flow_key.reversed() } else { flow_key }, d);
                 facts.established = true;
                 queue_stream(det, facts, key_now, d, ev, stream_pending, detect, pending, cfg.inspect_depth);
@@ -681,29 +679,44 @@ impl Stages {
         };
         let outcome = session.on_segment(&cfg.stream, &segment, &mut |d, ev| on_event(d, ev, &mut stream_facts));
         *stream_memory = stream_memory.saturating_sub(before).saturating_add(session.memory_used());
-        let policies = cfg.exception_policies;
-        let mut bypass = false;
-        for (event, cap, policy) in [
-            ("stream.reassembly_insert_memcap", "flow_memcap", policies.flow_memcap),
-            ("stream.reassembly_insert_limit", "max_queued_segments", policies.max_queued_segments),
+        // The caps this segment met, each decided by its exception policy.
+        let mut met: Vec<ExceptionCap> = Vec::new();
+        for (event, cap) in [
+            ("stream.reassembly_insert_memcap", ExceptionCap::FlowMemcap),
+            ("stream.reassembly_insert_limit", ExceptionCap::MaxQueuedSegments),
+            ("stream.reassembly_depth_reached", ExceptionCap::Depth),
         ] {
-            if outcome.anomalies.iter().any(|a| a.event == event) {
-                count_exception(stats, cap, policy);
-                bypass |= policy == ExceptionPolicy::Bypass;
+            if outcome.anomalies.contains(event) {
+                met.push(cap);
             }
         }
+        let (mut pass, mut bypass) = (false, discard);
         if *stream_memory > cfg.stream_memcap {
             // Past the global cap this session gives up what it holds rather than letting all
-            // sessions together grow without bound: delivered (holes as gaps) unless the flow is
-            // bypassed anyway.
+            // sessions together grow without bound: released now (holes as gaps, the streams go
+            // on) unless the flow is bypassed, which drops it unread (below).
             stats.stream_memcap_flushes += 1;
-            count_exception(stats, "stream_memcap", policies.stream_memcap);
-            bypass |= policies.stream_memcap == ExceptionPolicy::Bypass;
+            let policy = state.exceptions.meet(ExceptionCap::StreamMemcap, &policies, &mut stats.exception_policy);
+            pass |= policy == ExceptionPolicy::PassFlow;
+            bypass |= policy == ExceptionPolicy::Bypass;
             if !bypass {
                 let held = session.memory_used();
-                session.flush(&cfg.stream, &mut |d, ev| on_event(d, ev, &mut stream_facts));
+                session.release_held(&cfg.stream, &mut |d, ev| on_event(d, ev, &mut stream_facts));
                 *stream_memory = stream_memory.saturating_sub(held).saturating_add(session.memory_used());
             }
+        }
+        // (What the parsers met is applied with their records, in `drain_emit`.)
+        for cap in met {
+            match state.exceptions.meet(cap, &policies, &mut stats.exception_policy) {
+                ExceptionPolicy::Ignore => {}
+                ExceptionPolicy::PassFlow => pass = true,
+                ExceptionPolicy::Bypass => bypass = true,
+            }
+        }
+        if pass && !state.passed {
+            // Inspection ends here; bytes queued for it are let go.
+            state.passed = true;
+            state.stream_pending = Default::default();
         }
         if bypass {
             // What the session holds is let go unread: the flow is neither reassembled nor
@@ -776,7 +789,7 @@ impl Stages {
     }
 
     fn on_udp(&mut self, handle: FlowHandle, key: &FlowKey, payload: &[u8], facts: &PacketFacts<'_>) {
-        let Stages { cfg, flows, emit, detector, pending, .. } = self;
+        let Stages { cfg, flows, emit, .. } = self;
         let Some(flow) = flows.get_mut(handle) else { return };
         let dir = if flow.key.is_from_source(key) { Direction::ToServer } else { Direction::ToClient };
         let found = flow.state.app.on_datagram(&cfg.app, dir, payload, facts.ts, emit);
@@ -787,8 +800,10 @@ impl Stages {
             flow.state.flipped = !flow.state.flipped;
             flows.reverse(handle);
         }
+        self.apply_parser_exceptions(handle);
+        let Stages { flows, detector, pending, .. } = self;
         let Some(flow) = flows.get_mut(handle) else { return };
-        if let Some(det) = detector.as_mut() {
+        if let Some(det) = detector.as_mut().filter(|_| !flow.state.passed && !flow.state.bypassed) {
             let mut facts = *facts;
             facts.app_proto = flow.app_proto;
             facts.established = flow.lifecycle != Lifecycle::New;
@@ -799,25 +814,63 @@ impl Stages {
         self.drain_emit(handle);
     }
 
+    /// Applies the exception policy of each cap the parsers met on a flow: counted, noted for
+    /// its flow record, and the flow passed or bypassed as the policy says.
+    fn apply_parser_exceptions(&mut self, handle: FlowHandle) {
+        if self.emit.exceptions.is_empty() {
+            return;
+        }
+        let Stages { cfg, flows, emit, stats, stream_memory, .. } = self;
+        let Some(flow) = flows.get_mut(handle) else {
+            emit.exceptions.clear();
+            return;
+        };
+        let state = &mut flow.state;
+        for cap in parser_exceptions(emit, flow.app_proto, stats) {
+            match state.exceptions.meet(cap, &cfg.exception_policies, &mut stats.exception_policy) {
+                ExceptionPolicy::Ignore => {}
+                ExceptionPolicy::PassFlow => {
+                    // Inspection ends here; bytes queued for it are let go.
+                    state.passed = true;
+                    state.stream_pending = Default::default();
+                }
+                ExceptionPolicy::Bypass => {
+                    // As a stream cap's bypass: what the session holds is dropped unread, and
+                    // the flow's later packets are counted only.
+                    if let Some(session) = state.tcp.as_mut() {
+                        let held = session.memory_used();
+                        session.flush(&cfg.stream, &mut |_, _| {});
+                        *stream_memory = stream_memory.saturating_sub(held).saturating_add(session.memory_used());
+                    }
+                    state.bypassed = true;
+                }
+            }
+        }
+    }
+
     /// Writes what the parsers emitted for a flow, with the flow's header.
     fn drain_emit(&mut self, handle: FlowHandle) {
         if self.emit.is_empty() {
             return;
         }
+        self.apply_parser_exceptions(handle);
         let Some(flow) = self.flows.get(handle) else {
             self.emit = Emit::default();
             return;
         };
         let (flow_id, key, app_proto) = (flow.id, flow.key, flow.app_proto);
+        let inspected = !flow.state.passed && !flow.state.bypassed;
         let emit = std::mem::take(&mut self.emit);
-        if self.write_emitted(flow_id, key, app_proto, emit) > 0 {
+        if self.write_emitted(flow_id, key, app_proto, emit, inspected) > 0 {
             if let Some(flow) = self.flows.get_mut(handle) {
                 flow.alerted = true;
             }
         }
     }
 
-    fn write_emitted(&mut self, flow_id: u64, key: FlowKey, app_proto: Option<AppProto>, emit: Emit) -> u64 {
+    /// Writes a flow's parser output; its artifacts are checked against the reputation feeds
+    /// only when the flow is `inspected` (not passed or bypassed). Returns the alerts written.
+    fn write_emitted(&mut self, flow_id: u64, key: FlowKey, app_proto: Option<AppProto>, emit: Emit, inspected: bool) -> u64 {
         for ev in emit.events {
             let record = app_record(flow_id, key, app_proto, ev);
             self.write(&record);
@@ -833,7 +886,7 @@ impl Stages {
                 self.stats.excluded_artifacts += 1;
                 continue;
             }
-            alerts += self.handle_artifact(sighting);
+            alerts += self.handle_artifact(sighting, inspected);
         }
         self.stats.alerts += alerts;
         alerts
@@ -841,7 +894,7 @@ impl Stages {
 
     /// Ships an artifact to the Central Node, offers it to the sandbox, and checks it against the
     /// reputation feeds; returns the alerts written.
-    fn handle_artifact(&mut self, sighting: weir_core::Sighting) -> u64 {
+    fn handle_artifact(&mut self, sighting: weir_core::Sighting, inspected: bool) -> u64 {
         let ctx = &sighting.ctx;
         if let Some(link) = &self.central {
             let meta = json!({ "flow_id": ctx.flow_id, "ts": ctx.ts.eve(), "tx_id": ctx.tx_id });
@@ -860,7 +913,7 @@ impl Stages {
                 sandbox.offer(sighting.clone());
             }
         }
-        let Some((set, cache)) = self.reputation.as_mut() else { return 0 };
+        let Some((set, cache)) = self.reputation.as_mut().filter(|_| inspected) else { return 0 };
         // One alert per indicator: a URL naming the flow's own address is left to the address check.
         let hits = set.lookup_sighting(cache, &sighting);
         let records: Vec<Record> =
@@ -988,14 +1041,15 @@ impl Stages {
                 defragmented: false,
                 source: PacketSource::FlowEnd,
             };
-            let FlowState { tcp, app, detect, tx_progress, stream_pending, bypassed, .. } = &mut flow.state;
+            let FlowState { tcp, app, detect, tx_progress, stream_pending, bypassed, passed, .. } = &mut flow.state;
             let bypassed = *bypassed;
+            let inspected = !*passed && !bypassed;
             let mut on_event = |d: Direction, ev: StreamEvent<'_>| {
                 let found = app.on_stream(&cfg.app, d, ev, last, &mut sinks, emit);
                 if found.detected.is_some() {
                     facts.app_proto = found.detected;
                 }
-                if let Some(det) = detector.as_mut() {
+                if let Some(det) = detector.as_mut().filter(|_| inspected) {
                     queue_stream(det, &facts, oriented(flow_key, d), d, ev, stream_pending, detect, pending, cfg.inspect_depth);
                 }
             };
@@ -1019,7 +1073,7 @@ impl Stages {
                 }
             }
             // What is still uninspected is inspected now, as Suricata's flow-end pseudo packets.
-            if let Some(det) = detector.as_mut() {
+            if let Some(det) = detector.as_mut().filter(|_| inspected) {
                 for d in [Direction::ToServer, Direction::ToClient] {
                     stream_pending[d.index()].inspect(det, &facts, oriented(flow_key, d), d, detect, pending);
                     if flow_key.proto == IpProto::TCP {
@@ -1051,15 +1105,24 @@ impl Stages {
             }
             self.pending.clear();
         }
-        let emit = std::mem::take(&mut self.emit);
-        if self.write_emitted(flow.id, flow.key, flow.app_proto, emit) > 0 {
+        let mut emit = std::mem::take(&mut self.emit);
+        // Caps the parsers met while closing are listed and counted; there is no flow left to
+        // apply a policy to.
+        for cap in parser_exceptions(&mut emit, flow.app_proto, &mut self.stats) {
+            flow.state.exceptions.meet(cap, &self.cfg.exception_policies, &mut self.stats.exception_policy);
+        }
+        let inspected = !flow.state.passed && !flow.state.bypassed;
+        if self.write_emitted(flow.id, flow.key, flow.app_proto, emit, inspected) > 0 {
             flow.alerted = true;
         }
         let mut record = weir_flow::flow_record(flow, closed.reason, tcp_eve);
-        if flow.state.bypassed
-            && let Some(Value::Object(f)) = record.get_mut("flow")
-        {
-            f.insert("bypassed".into(), Value::Bool(true));
+        if let Some(Value::Object(f)) = record.get_mut("flow") {
+            if flow.state.bypassed {
+                f.insert("bypassed".into(), Value::Bool(true));
+            }
+            if let Some(list) = flow.state.exceptions.eve() {
+                f.insert("exception_policy".into(), list);
+            }
         }
         self.stats.flows_logged += 1;
         self.write(&record);
@@ -1109,9 +1172,21 @@ pub fn ship_to_central(link: &weir_sensor_link::Link, record: &Record) {
 }
 
 /// Counts a cap met on a flow under the policy applied.
-fn count_exception(stats: &mut WorkerStats, cap: &str, policy: ExceptionPolicy) {
-    let key = format!("{cap}.{}", policy.name());
-    *stats.exception_policy.entry(key).or_default() += 1;
+/// Takes the parser exceptions out of `emit` as the caps they meet, counting parser errors by
+/// the flow's protocol.
+fn parser_exceptions(emit: &mut Emit, proto: Option<AppProto>, stats: &mut WorkerStats) -> Vec<ExceptionCap> {
+    emit.exceptions
+        .drain(..)
+        .map(|(_, exception)| match exception {
+            ParserException::Error => {
+                let name = proto.map_or("unknown", AppProto::eve_name);
+                *stats.app_layer_errors.entry(name.to_string()).or_default() += 1;
+                ExceptionCap::AppLayerError
+            }
+            ParserException::HeaderMemcap => ExceptionCap::HttpHeaderMemcap,
+            ParserException::MessageMemcap => ExceptionCap::MailMemcap,
+        })
+        .collect()
 }
 
 /// Queues a stream delivery for inspection at the next packet of its direction (inspecting at

@@ -1,73 +1,172 @@
-//! End-to-end: exception policies. A `[stream] memcap` too small for any held segment is met on
-//! the first data of a session, while it waits for its ACK. `ignore` does what the cap states
-//! (the session delivers what it holds and ends its streams), so a rule on those bytes fires;
-//! `bypass` gives the flow up unread.
+//! End-to-end: exception policies. Each cap is met on purpose by a tiny setting, and each policy
+//! is checked for what it promises: `ignore` keeps going as the cap states, `pass-flow` keeps
+//! parsing and logging the flow but inspects it no more, `bypass` gives it up unread; every time
+//! a cap is met is counted, and the flow record lists what it met.
 
 mod common;
 
 use common::*;
+use serde_json::{Value, json};
 
-/// Runs a session whose first request carries the rule's content, under `[exception_policy]`
-/// `stream_memcap = policy`; returns the EVE records.
-fn run(policy: &str) -> Vec<serde_json::Value> {
+const HTTP_RULES: &str = "alert http any any -> any any (msg:\"evil uri\"; http.uri; content:\"/evil\"; sid:10; rev:1;)\n\
+     alert tcp any any -> any any (msg:\"closing\"; flags:FA; sid:2; rev:1;)\n";
+
+/// Replays `frames` with `config` (TOML) and `rules`; returns the EVE records.
+fn run_frames(frames: &[(weir_core::Timestamp, Vec<u8>)], config: &str, rules: &str) -> Vec<Value> {
     let s = Scratch::new();
-    let pcap = s.path("memcap.pcap");
-    let frames = tcp_session(40000, 8080, &[(b"now EVILNESS follows\n", b"hi\n"), (b"more\n", b"ok\n")], 1.0);
-    write_pcap(&pcap, &frames);
-    let rules = s.path("test.rules");
-    std::fs::write(
-        &rules,
-        "alert tcp any any -> any any (msg:\"evil bytes\"; content:\"EVILNESS\"; sid:1; rev:1;)\n\
-         alert tcp any any -> any any (msg:\"closing\"; flags:FA; sid:2; rev:1;)\n",
-    )
-    .unwrap();
-    let config = s.path("weir.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[stream]\nmemcap = 1\n\n[detect]\nrules = [{:?}]\n\n[exception_policy]\nstream_memcap = \"{policy}\"\n",
-            rules.display().to_string()
-        ),
-    )
-    .unwrap();
+    let pcap = s.path("in.pcap");
+    write_pcap(&pcap, frames);
+    let rules_path = s.path("test.rules");
+    std::fs::write(&rules_path, rules).unwrap();
+    let config_path = s.path("weir.toml");
+    std::fs::write(&config_path, format!("[detect]\nrules = [{:?}]\n\n{config}", rules_path.display().to_string())).unwrap();
     let out = s.path("out");
-    replay(&[&pcap], &out, &["--config", config.to_str().unwrap()]);
+    replay(&[&pcap], &out, &["--config", config_path.to_str().unwrap()]);
     eve(&out)
 }
 
-#[test]
-fn ignore_delivers_what_the_session_held_and_keeps_inspecting_packets() {
-    let events = run("ignore");
-    let alerts = of_type(&events, "alert");
-    let sids: Vec<u64> = alerts.iter().filter_map(|a| a["alert"]["signature_id"].as_u64()).collect();
-    // The held request's bytes, then both FIN/ACKs of the close.
-    assert_eq!(sids, [1, 2, 2], "{events:#?}");
-    let flows = of_type(&events, "flow");
-    assert_eq!(flows.len(), 1);
-    assert_eq!(flows[0]["flow"].get("bypassed"), None);
-    assert_eq!(flows[0]["flow"]["alerted"], true);
-    let stats = of_type(&events, "stats");
-    let last = stats.last().expect("a closing stats record");
-    // Met once: the flushed session reassembles nothing more, so holds nothing more.
-    assert_eq!(last["stats"]["exception_policy"]["stream_memcap.ignore"], 1, "{last}");
-    assert_eq!(last["stats"]["exception_policy"].get("stream_memcap.bypass"), None);
+/// One HTTP request for `/evil` and its response, on a complete session.
+fn http_session() -> Vec<(weir_core::Timestamp, Vec<u8>)> {
+    tcp_session(
+        40010,
+        80,
+        &[(b"GET /evil HTTP/1.1\r\nHost: example.test\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")],
+        1.0,
+    )
+}
+
+fn sids(events: &[Value]) -> Vec<u64> {
+    let mut sids: Vec<u64> = of_type(events, "alert").iter().filter_map(|a| a["alert"]["signature_id"].as_u64()).collect();
+    sids.sort();
+    sids
+}
+
+fn only_flow(events: &[Value]) -> &Value {
+    let flows = of_type(events, "flow");
+    assert_eq!(flows.len(), 1, "{events:#?}");
+    &flows[0]["flow"]
+}
+
+fn counted(events: &[Value]) -> Value {
+    let last = *of_type(events, "stats").last().expect("a closing stats record");
+    last["stats"]["exception_policy"].clone()
 }
 
 #[test]
-fn bypass_stops_inspecting_the_flow_but_still_counts_and_logs_it() {
-    let events = run("bypass");
+fn stream_memcap_ignore_releases_what_is_held_and_the_streams_go_on() {
+    // `[stream] memcap = 1`: every segment held for its ACK crosses it.
+    let frames = tcp_session(40000, 8080, &[(b"now EVILNESS follows\n", b"hi\n"), (b"more MOREEVIL\n", b"ok\n")], 1.0);
+    let rules = "alert tcp any any -> any any (msg:\"evil bytes\"; content:\"EVILNESS\"; sid:1; rev:1;)\n\
+                 alert tcp any any -> any any (msg:\"closing\"; flags:FA; sid:2; rev:1;)\n\
+                 alert tcp any any -> any any (msg:\"later bytes\"; content:\"MOREEVIL\"; sid:3; rev:1;)\n";
+    let events = run_frames(&frames, "[stream]\nmemcap = 1\n", rules);
+    // Both requests are reassembled and inspected (the session is not ended at the cap), and
+    // both FIN/ACKs are.
+    assert_eq!(sids(&events), [1, 2, 2, 3], "{events:#?}");
+    let flow = only_flow(&events);
+    assert_eq!(flow.get("bypassed"), None);
+    assert_eq!(flow["exception_policy"], json!([{ "target": "stream_memcap", "policy": "ignore" }]));
+    // Met by each of the four data segments.
+    assert_eq!(counted(&events), json!({ "stream_memcap.ignore": 4 }));
+}
+
+#[test]
+fn stream_memcap_bypass_stops_inspecting_the_flow_but_still_counts_and_logs_it() {
+    let frames = tcp_session(40000, 8080, &[(b"now EVILNESS follows\n", b"hi\n"), (b"more\n", b"ok\n")], 1.0);
+    let rules = "alert tcp any any -> any any (msg:\"evil bytes\"; content:\"EVILNESS\"; sid:1; rev:1;)\n\
+                 alert tcp any any -> any any (msg:\"closing\"; flags:FA; sid:2; rev:1;)\n";
+    let events =
+        run_frames(&frames, "[stream]\nmemcap = 1\n\n[exception_policy]\nstream_memcap = \"bypass\"\n", rules);
     // Neither the held bytes nor any later packet (the FIN/ACKs) are inspected.
-    assert!(of_type(&events, "alert").is_empty(), "{events:#?}");
-    let flows = of_type(&events, "flow");
-    assert_eq!(flows.len(), 1);
-    let flow = &flows[0]["flow"];
+    assert_eq!(sids(&events), [] as [u64; 0], "{events:#?}");
+    let flow = only_flow(&events);
     assert_eq!(flow["bypassed"], true);
+    assert_eq!(flow["exception_policy"], json!([{ "target": "stream_memcap", "policy": "bypass" }]));
     // Every packet of the session is still counted: handshake, 2 x (request, ACK, reply, ACK), close.
     assert_eq!(flow["pkts_toserver"].as_u64().unwrap() + flow["pkts_toclient"].as_u64().unwrap(), 14);
-    let stats = of_type(&events, "stats");
-    let last = stats.last().expect("a closing stats record");
-    assert_eq!(last["stats"]["exception_policy"]["stream_memcap.bypass"], 1, "once: the flow is given up");
-    assert_eq!(last["stats"]["flow"]["memcap_flushes"], 1);
+    assert_eq!(counted(&events), json!({ "stream_memcap.bypass": 1 }), "once: the flow is given up");
+}
+
+#[test]
+fn pass_flow_keeps_parsing_and_logging_but_inspects_no_more() {
+    let config = |policy: &str| format!("[stream]\nmemcap = 1\n\n[exception_policy]\nstream_memcap = \"{policy}\"\n");
+    let ignored = run_frames(&http_session(), &config("ignore"), HTTP_RULES);
+    assert_eq!(sids(&ignored), [2, 2, 10], "{ignored:#?}");
+
+    let passed = run_frames(&http_session(), &config("pass-flow"), HTTP_RULES);
+    assert_eq!(sids(&passed), [] as [u64; 0], "{passed:#?}");
+    // Still parsed and logged: the transaction and its file.
+    let http = of_type(&passed, "http");
+    assert_eq!(http.len(), 1, "{passed:#?}");
+    assert_eq!(http[0]["http"]["url"], "/evil");
+    assert_eq!(of_type(&passed, "fileinfo").len(), 1, "{passed:#?}");
+    let flow = only_flow(&passed);
+    assert_eq!(flow.get("bypassed"), None);
+    assert_eq!(flow["alerted"], false);
+    assert_eq!(flow["exception_policy"], json!([{ "target": "stream_memcap", "policy": "pass_flow" }]));
+    assert_eq!(counted(&passed)["stream_memcap.pass_flow"], 2);
+
+    // Bypass: not parsed either.
+    let bypassed = run_frames(&http_session(), &config("bypass"), HTTP_RULES);
+    assert!(of_type(&bypassed, "http").is_empty(), "{bypassed:#?}");
+    assert_eq!(only_flow(&bypassed)["bypassed"], true);
+}
+
+#[test]
+fn the_master_switch_sets_every_cap_not_named() {
+    let config = "[stream]\nmemcap = 1\n\n[exception_policy]\ndefault = \"pass-flow\"\n";
+    let events = run_frames(&http_session(), config, HTTP_RULES);
+    assert_eq!(sids(&events), [] as [u64; 0], "{events:#?}");
+    assert_eq!(counted(&events)["stream_memcap.pass_flow"], 2);
+    let named = "[stream]\nmemcap = 1\n\n[exception_policy]\ndefault = \"pass-flow\"\nstream_memcap = \"ignore\"\n";
+    let events = run_frames(&http_session(), named, HTTP_RULES);
+    assert_eq!(sids(&events), [2, 2, 10], "{events:#?}");
+}
+
+#[test]
+fn depth_takes_its_own_policy() {
+    // 20 bytes of each direction: the request line fits, the rest of the session does not.
+    let config = |policy: &str| format!("[stream]\ndepth = 20\n\n[exception_policy]\ndepth = \"{policy}\"\n");
+    let ignored = run_frames(&http_session(), &config("ignore"), HTTP_RULES);
+    let flow = only_flow(&ignored);
+    assert_eq!(flow.get("bypassed"), None);
+    assert_eq!(flow["exception_policy"], json!([{ "target": "stream_depth", "policy": "ignore" }]));
+    // Packets are still inspected past the depth (the FIN/ACKs).
+    assert!(sids(&ignored).contains(&2), "{ignored:#?}");
+
+    let bypassed = run_frames(&http_session(), &config("bypass"), HTTP_RULES);
+    let flow = only_flow(&bypassed);
+    assert_eq!(flow["bypassed"], true, "{bypassed:#?}");
+    assert_eq!(flow["exception_policy"], json!([{ "target": "stream_depth", "policy": "bypass" }]));
+    assert_eq!(sids(&bypassed), [] as [u64; 0], "{bypassed:#?}");
+    assert_eq!(counted(&bypassed), json!({ "stream_depth.bypass": 1 }));
+}
+
+#[test]
+fn midstream_pickup_takes_its_own_policy() {
+    // The session without its handshake: picked up midstream on the first request.
+    let frames: Vec<_> = http_session().into_iter().skip(3).collect();
+    let run = |policy: Option<&str>| {
+        let config = policy.map_or(String::new(), |p| format!("[exception_policy]\nmidstream = \"{p}\"\n"));
+        run_frames(&frames, &config, HTTP_RULES)
+    };
+    let ignored = run(None);
+    assert_eq!(sids(&ignored), [2, 2, 10], "{ignored:#?}");
+    assert_eq!(only_flow(&ignored)["exception_policy"], json!([{ "target": "stream_midstream", "policy": "ignore" }]));
+
+    let passed = run(Some("pass-flow"));
+    assert_eq!(sids(&passed), [] as [u64; 0], "{passed:#?}");
+    assert_eq!(of_type(&passed, "http").len(), 1, "{passed:#?}");
+    assert_eq!(counted(&passed), json!({ "stream_midstream.pass_flow": 1 }));
+
+    let bypassed = run(Some("bypass"));
+    assert!(of_type(&bypassed, "http").is_empty(), "{bypassed:#?}");
+    assert_eq!(only_flow(&bypassed)["bypassed"], true);
+
+    // A session with its handshake meets nothing.
+    let whole = run_frames(&http_session(), "[exception_policy]\nmidstream = \"bypass\"\n", HTTP_RULES);
+    assert_eq!(only_flow(&whole).get("exception_policy"), None, "{whole:#?}");
+    assert_eq!(counted(&whole), json!({}));
 }
 
 /// Two segments past a hole in the client's stream, with room for one: the second is refused

@@ -292,6 +292,12 @@ impl TcpSession {
         self.midstream
     }
 
+    /// Whether `seg` would start this session as a midstream pickup (its handshake unseen). Asked
+    /// before feeding it, so a caller's policy for such sessions covers their very first bytes.
+    pub fn picks_up_midstream(&self, cfg: &StreamConfig, seg: &TcpSegment<'_>) -> bool {
+        self.state == TcpState::None && cfg.midstream && seg.flags & RST == 0 && seg.flags & (SYN | ACK) != SYN
+    }
+
     pub fn stats(&self) -> SessionStats {
         self.stats
     }
@@ -415,6 +421,28 @@ impl TcpSession {
     pub fn flush(&mut self, cfg: &StreamConfig, out: &mut Emit<'_>) {
         for dir in [Direction::ToServer, Direction::ToClient] {
             self.finish(cfg, dir, out);
+        }
+    }
+
+    /// Hands out everything both directions hold now, holes between held bytes as gaps, without
+    /// ending either stream: later segments carry on from there (retransmissions of what was
+    /// handed out are then old data). For a memory cap met under the `ignore` exception policy,
+    /// where waiting for the peer's ACKs would keep memory the sensor no longer has.
+    pub fn release_held(&mut self, cfg: &StreamConfig, out: &mut Emit<'_>) {
+        let depth = cfg.depth_limit();
+        for dir in [Direction::ToServer, Direction::ToClient] {
+            let half = &mut self.halves[dir.index()];
+            if half.assembler.is_ended() {
+                continue;
+            }
+            // Bytes past a FIN are not part of the stream; the FIN's own release ends it.
+            let limit = half.fin_offset.unwrap_or(u64::MAX);
+            let gap = half.assembler.deliver(limit, depth, true, &mut |ev| out(dir, ev));
+            half.had_gap |= gap > 0;
+            if gap > 0 {
+                self.stats.gaps += 1;
+                self.stats.gap_bytes += gap;
+            }
         }
     }
 

@@ -301,6 +301,26 @@ fn midstream_pickup_is_off_when_configured_off() {
 }
 
 #[test]
+fn a_midstream_pickup_is_known_before_the_segment_is_fed() {
+    let mut conv = Conv::new(cfg());
+    let data = conv.seg(true, C_ISN + 1, S_ISN + 1, ACK | PSH, b"GET");
+    assert!(conv.session.picks_up_midstream(&conv.cfg, &data));
+    let syn = conv.seg(true, C_ISN, 0, SYN, b"");
+    assert!(!conv.session.picks_up_midstream(&conv.cfg, &syn));
+    let rst = conv.seg(true, C_ISN, 0, RST, b"");
+    assert!(!conv.session.picks_up_midstream(&conv.cfg, &rst));
+    conv.send(data);
+    assert!(conv.session.is_midstream());
+    // Once picked up, later segments start nothing.
+    let more = conv.seg(true, C_ISN + 4, S_ISN + 1, ACK | PSH, b" /");
+    assert!(!conv.session.picks_up_midstream(&conv.cfg, &more));
+
+    let mut off = Conv::new(StreamConfig { midstream: false, ..cfg() });
+    let data = off.seg(true, C_ISN + 1, S_ISN + 1, ACK | PSH, b"GET");
+    assert!(!off.session.picks_up_midstream(&off.cfg, &data));
+}
+
+#[test]
 fn midstream_pickup_on_data_both_sides() {
     let mut conv = Conv::new(cfg());
     let out = conv.c(C_ISN, S_ISN, ACK | PSH, b"req");
@@ -395,6 +415,33 @@ fn depth_cuts_the_stream_and_reports_the_rest_as_gap() {
     let mut expected = vec![b'x'; 1000];
     expected.extend_from_slice(&[b'y'; 24]);
     assert_eq!(conv.stream(ToServer), vec![Ev::Data(expected), Ev::Gap(3000 - 1024), Ev::End]);
+}
+
+#[test]
+fn release_held_gives_up_holes_and_the_stream_goes_on() {
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, ACK, b"ab");
+    conv.c(C_ISN + 10, S_ISN + 1, ACK, b"yz");
+    let events = &mut conv.events;
+    conv.session.release_held(&conv.cfg, &mut |dir, ev| {
+        events.push((dir, match ev {
+            StreamEvent::Data(d) => Ev::Data(d.to_vec()),
+            StreamEvent::Gap { len } => Ev::Gap(len),
+            StreamEvent::End => Ev::End,
+        }))
+    });
+    assert_eq!(conv.session.memory_used(), 0);
+    assert_eq!(conv.stream(ToServer), vec![data(b"ab"), Ev::Gap(7), data(b"yz")]);
+    // The late bytes of the hole are old data now; what follows the released bytes is new and
+    // still waits for its ACK as usual.
+    conv.c(C_ISN + 3, S_ISN + 1, ACK, b"cdefghi");
+    conv.c(C_ISN + 12, S_ISN + 1, ACK, b"next");
+    assert_eq!(conv.stream(ToServer), vec![data(b"ab"), Ev::Gap(7), data(b"yz")]);
+    conv.s(S_ISN + 1, C_ISN + 16, ACK, b"");
+    assert_eq!(conv.stream(ToServer), vec![data(b"ab"), Ev::Gap(7), data(b"yznext")]);
+    assert_eq!(conv.session.stats().gap_bytes, 7);
+    assert!(conv.session.eve().ts_gap);
 }
 
 #[test]

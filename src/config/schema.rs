@@ -236,28 +236,109 @@ impl Default for StreamSection {
     }
 }
 
-/// What happens to a flow when one of its caps is met (Suricata's exception policies; a passive
-/// sensor drops nothing, so `ignore` and `bypass` are the choices).
+/// What happens to a flow when one of its caps is met or its parser gives up (Suricata's
+/// exception policies). A passive sensor drops nothing, so Suricata's inline-only `drop-flow`,
+/// `drop-packet` and `reject` are refused, and so is `pass-packet` (every cap here acts on a
+/// flow); `auto` is `ignore`, as in Suricata's IDS mode.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum ExceptionPolicyName {
     /// Keep going as the cap states in ARCHITECTURE.md's Limits table.
     #[default]
     Ignore,
+    /// Keep reassembling, parsing, extracting and logging the flow, but inspect it no more: no
+    /// rule or reputation alert comes from it afterwards.
+    PassFlow,
     /// Stop reassembling, parsing and inspecting the flow; it is still counted and logged, with
     /// `"bypassed": true`.
     Bypass,
 }
 
+impl TryFrom<String> for ExceptionPolicyName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        match name.as_str() {
+            "ignore" | "auto" => Ok(ExceptionPolicyName::Ignore),
+            "pass-flow" => Ok(ExceptionPolicyName::PassFlow),
+            "bypass" => Ok(ExceptionPolicyName::Bypass),
+            "drop-flow" | "drop-packet" | "reject" => Err(format!(
+                "`{name}` needs an inline sensor; Weir only watches traffic: use \"ignore\", \"pass-flow\" or \"bypass\""
+            )),
+            "pass-packet" => Err("`pass-packet` acts on one packet; these caps act on a flow: use \"pass-flow\"".into()),
+            _ => Err(format!("unknown exception policy `{name}`: use \"ignore\", \"pass-flow\" or \"bypass\"")),
+        }
+    }
+}
+
+/// One policy per cap; a cap left out takes `default` (Suricata's master switch), except
+/// `midstream`, which is `ignore` unless set: a sensor restarted on a busy link must not give up
+/// every session already running because a memory policy was made strict.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExceptionPolicySection {
+    /// The policy of every cap not named below.
+    pub default: ExceptionPolicyName,
     /// All sessions together over `[stream] memcap` (applied to the session that crossed it).
-    pub stream_memcap: ExceptionPolicyName,
+    pub stream_memcap: Option<ExceptionPolicyName>,
     /// One session's held segments over reassembly's per-flow memcap (2 MiB).
-    pub flow_memcap: ExceptionPolicyName,
+    pub flow_memcap: Option<ExceptionPolicyName>,
     /// One direction's out-of-order segments over `[stream] max_queued_segments`.
-    pub max_queued_segments: ExceptionPolicyName,
+    pub max_queued_segments: Option<ExceptionPolicyName>,
+    /// A direction reached `[stream] depth` (Suricata's `stream.bypass` is `bypass` here).
+    pub depth: Option<ExceptionPolicyName>,
+    /// A session picked up without its handshake (`[stream] midstream`).
+    pub midstream: Option<ExceptionPolicyName>,
+    /// An app-layer parser met input it cannot parse and gave up on the flow.
+    pub app_layer_error: Option<ExceptionPolicyName>,
+    /// An HTTP header block cut at `[app_layer.http] header_memcap`.
+    pub http_header_memcap: Option<ExceptionPolicyName>,
+    /// An unfinished mail message cut at the held-message budget of its worker.
+    pub mail_memcap: Option<ExceptionPolicyName>,
+}
+
+/// The caps an exception policy decides on, in the order the section lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExceptionCap {
+    StreamMemcap,
+    FlowMemcap,
+    MaxQueuedSegments,
+    Depth,
+    Midstream,
+    AppLayerError,
+    HttpHeaderMemcap,
+    MailMemcap,
+}
+
+impl ExceptionCap {
+    pub const ALL: [ExceptionCap; 8] = [
+        ExceptionCap::StreamMemcap,
+        ExceptionCap::FlowMemcap,
+        ExceptionCap::MaxQueuedSegments,
+        ExceptionCap::Depth,
+        ExceptionCap::Midstream,
+        ExceptionCap::AppLayerError,
+        ExceptionCap::HttpHeaderMemcap,
+        ExceptionCap::MailMemcap,
+    ];
+}
+
+impl ExceptionPolicySection {
+    /// The policy `cap` takes: its own setting, else the master switch (`midstream`: else
+    /// `ignore`).
+    pub fn policy(&self, cap: ExceptionCap) -> ExceptionPolicyName {
+        let own = match cap {
+            ExceptionCap::StreamMemcap => self.stream_memcap,
+            ExceptionCap::FlowMemcap => self.flow_memcap,
+            ExceptionCap::MaxQueuedSegments => self.max_queued_segments,
+            ExceptionCap::Depth => self.depth,
+            ExceptionCap::Midstream => return self.midstream.unwrap_or_default(),
+            ExceptionCap::AppLayerError => self.app_layer_error,
+            ExceptionCap::HttpHeaderMemcap => self.http_header_memcap,
+            ExceptionCap::MailMemcap => self.mail_memcap,
+        };
+        own.unwrap_or(self.default)
+    }
 }
 
 /// Per-protocol switches and limits.

@@ -169,19 +169,32 @@ fn stream_inline_and_host_os_policy_reach_reassembly() {
 }
 
 #[test]
-fn exception_policies_default_to_ignore_and_take_bypass() {
-    assert_eq!(Config::default().exception_policy.stream_memcap, ExceptionPolicyName::Ignore);
-    let c = parse("[exception_policy]\nstream_memcap = \"bypass\"\nmax_queued_segments = \"bypass\"\n").unwrap();
+fn exception_policies_take_a_master_switch_and_refuse_inline_only_values() {
+    let c = Config::default();
+    for cap in ExceptionCap::ALL {
+        assert_eq!(c.exception_policy.policy(cap), ExceptionPolicyName::Ignore, "{cap:?}");
+    }
+    let c = parse(
+        "[exception_policy]\ndefault = \"bypass\"\nstream_memcap = \"ignore\"\napp_layer_error = \"pass-flow\"\n",
+    )
+    .unwrap();
     let e = &c.exception_policy;
-    assert_eq!(
-        (e.stream_memcap, e.flow_memcap, e.max_queued_segments),
-        (ExceptionPolicyName::Bypass, ExceptionPolicyName::Ignore, ExceptionPolicyName::Bypass)
-    );
-    let p = crate::build::exception_policies(&c);
-    assert_eq!(p.stream_memcap, crate::worker::ExceptionPolicy::Bypass);
-    assert_eq!(p.flow_memcap, crate::worker::ExceptionPolicy::Ignore);
+    assert_eq!(e.policy(ExceptionCap::StreamMemcap), ExceptionPolicyName::Ignore);
+    assert_eq!(e.policy(ExceptionCap::FlowMemcap), ExceptionPolicyName::Bypass);
+    assert_eq!(e.policy(ExceptionCap::AppLayerError), ExceptionPolicyName::PassFlow);
+    assert_eq!(e.policy(ExceptionCap::HttpHeaderMemcap), ExceptionPolicyName::Bypass);
+    // The master switch leaves midstream pickup alone unless it is named.
+    assert_eq!(e.policy(ExceptionCap::Midstream), ExceptionPolicyName::Ignore);
+    let c = parse("[exception_policy]\nmidstream = \"pass-flow\"\ndepth = \"auto\"\n").unwrap();
+    assert_eq!(c.exception_policy.policy(ExceptionCap::Midstream), ExceptionPolicyName::PassFlow);
+    assert_eq!(c.exception_policy.policy(ExceptionCap::Depth), ExceptionPolicyName::Ignore);
+
     let errs = messages("[exception_policy]\nstream_memcap = \"drop-flow\"\n");
-    assert!(errs.iter().any(|e| e.contains("drop-flow")), "{errs:?}");
-    let errs = messages("[exception_policy]\napp_layer_error = \"bypass\"\n");
-    assert!(errs.iter().any(|e| e.contains("app_layer_error")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.contains("drop-flow") && e.contains("inline")), "{errs:?}");
+    let errs = messages("[exception_policy]\ndefault = \"pass-packet\"\n");
+    assert!(errs.iter().any(|e| e.contains("pass-packet")), "{errs:?}");
+    let errs = messages("[exception_policy]\nmail_memcap = \"maybe\"\n");
+    assert!(errs.iter().any(|e| e.contains("unknown exception policy `maybe`")), "{errs:?}");
+    let errs = messages("[exception_policy]\nparser_error = \"bypass\"\n");
+    assert!(errs.iter().any(|e| e.contains("parser_error")), "{errs:?}");
 }

@@ -17,9 +17,12 @@
 //! kernel's ring fills and its drops are counted (`kernel_drops`). Workers write eve.json through
 //! [`EveMerger`]; records of one worker keep their order.
 //!
-//! Limits of steering: a tunnel's outer flow is logged by each worker that carries inner flows
-//! of it (several partial `flow` records); an FTP announcement split over two TCP segments is
-//! not seen by the dispatcher, so its data connection is steered by its own hash.
+//! - a tunnel's outer flow goes where its own key hashes: when that is not where the packet it
+//!   carries goes, the frame goes to both workers, each taking its part ([`FramePart`]), so the
+//!   outer flow is counted and logged once, like any flow.
+//!
+//! Limits of steering: an FTP announcement split over two TCP segments is not seen by the
+//! dispatcher, so its data connection is steered by its own hash.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -38,7 +41,7 @@ use crate::build::{self, RunShared};
 use crate::config::Config;
 use crate::output::{EveMerger, EveWriter};
 use crate::stats::{EdgeCounters, StatsBoard, Totals};
-use crate::worker::Worker;
+use crate::worker::{FramePart, Worker};
 
 /// Frames in one hand-off to a worker, and the bytes they may take together.
 const BATCH_FRAMES: usize = 256;
@@ -67,6 +70,7 @@ struct BatchFrame {
     pcap_cnt: u64,
     ts: Timestamp,
     link: LinkType,
+    part: FramePart,
     start: usize,
     len: usize,
 }
@@ -78,8 +82,8 @@ struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, pcap_cnt: u64, ts: Timestamp, link: LinkType, frame: &[u8]) {
-        self.frames.push(BatchFrame { pcap_cnt, ts, link, start: self.data.len(), len: frame.len() });
+    fn push(&mut self, pcap_cnt: u64, ts: Timestamp, link: LinkType, part: FramePart, frame: &[u8]) {
+        self.frames.push(BatchFrame { pcap_cnt, ts, link, part, start: self.data.len(), len: frame.len() });
         self.data.extend_from_slice(frame);
     }
 
@@ -356,7 +360,7 @@ fn run_worker(mut worker: Worker, rx: Receiver<ToWorker>, board: &StatsBoard, in
         match message {
             ToWorker::Frames(batch) => {
                 for f in &batch.frames {
-                    worker.process(f.pcap_cnt, f.ts, f.link, &batch.data[f.start..f.start + f.len])?;
+                    worker.process_part(f.pcap_cnt, f.ts, f.link, &batch.data[f.start..f.start + f.len], f.part)?;
                     if worker.stats().packets % PUBLISH_EVERY == 0 {
                         board.publish(index, worker.snapshot());
                     }
@@ -375,26 +379,40 @@ fn run_worker(mut worker: Worker, rx: Receiver<ToWorker>, board: &StatsBoard, in
 
 impl Dispatcher {
     fn dispatch(&mut self, pcap_cnt: u64, ts: Timestamp, link: LinkType, frame: &[u8]) -> anyhow::Result<()> {
-        match self.steering.steer(pcap_cnt, ts, link, frame) {
-            Steer::To(i) => self.push(i, pcap_cnt, ts, link, frame),
-            Steer::Held => Ok(()),
+        let Steered { steer, outer_layer } = self.steering.steer(pcap_cnt, ts, link, frame);
+        // A tunnel whose outer flow is another worker's than what it carries: that worker gets
+        // the frame's outer layer, the carried packets go their way.
+        let inner_part = match (outer_layer, &steer) {
+            (Some(o), Steer::To(i)) if o == *i => FramePart::Whole,
+            (Some(o), _) => {
+                self.push(o, pcap_cnt, ts, link, FramePart::OuterLayer, frame)?;
+                FramePart::Inner
+            }
+            (None, _) => FramePart::Whole,
+        };
+        match steer {
+            Steer::To(i) => self.push(i, pcap_cnt, ts, link, inner_part, frame),
+            Steer::Held => {
+                self.steering.hold_last_as(inner_part);
+                Ok(())
+            }
             Steer::Release { worker, frames } => {
                 for f in frames {
-                    self.push(worker, f.pcap_cnt, f.ts, f.link, &f.frame)?;
+                    self.push(worker, f.pcap_cnt, f.ts, f.link, f.part, &f.frame)?;
                 }
-                self.push(worker, pcap_cnt, ts, link, frame)
+                self.push(worker, pcap_cnt, ts, link, inner_part, frame)
             }
         }?;
         for (worker, frames) in self.steering.take_expired(ts) {
             for f in frames {
-                self.push(worker, f.pcap_cnt, f.ts, f.link, &f.frame)?;
+                self.push(worker, f.pcap_cnt, f.ts, f.link, f.part, &f.frame)?;
             }
         }
         Ok(())
     }
 
-    fn push(&mut self, worker: usize, pcap_cnt: u64, ts: Timestamp, link: LinkType, frame: &[u8]) -> anyhow::Result<()> {
-        self.batches[worker].push(pcap_cnt, ts, link, frame);
+    fn push(&mut self, worker: usize, pcap_cnt: u64, ts: Timestamp, link: LinkType, part: FramePart, frame: &[u8]) -> anyhow::Result<()> {
+        self.batches[worker].push(pcap_cnt, ts, link, part, frame);
         if self.batches[worker].is_full() {
             self.send_batch(worker)?;
         }
@@ -425,7 +443,7 @@ impl Dispatcher {
     fn join_workers(&mut self, board: &StatsBoard) -> anyhow::Result<Vec<Worker>> {
         for (worker, frames) in self.steering.take_all_held() {
             for f in frames {
-                self.push(worker, f.pcap_cnt, f.ts, f.link, &f.frame)?;
+                self.push(worker, f.pcap_cnt, f.ts, f.link, f.part, &f.frame)?;
             }
         }
         for i in 0..self.queues.len() {
@@ -449,7 +467,13 @@ impl Dispatcher {
     }
 }
 
-/// Where the dispatcher sends a frame.
+/// Where the dispatcher sends a frame, and the worker of the tunnel carrying it, if any.
+struct Steered {
+    steer: Steer,
+    outer_layer: Option<usize>,
+}
+
+/// Where the dispatcher sends a frame (or, for a tunnel, the packets it carries).
 enum Steer {
     To(usize),
     /// A fragment held until its datagram's first fragment shows which worker it belongs to.
@@ -462,6 +486,7 @@ struct HeldFrame {
     pcap_cnt: u64,
     ts: Timestamp,
     link: LinkType,
+    part: FramePart,
     frame: Vec<u8>,
 }
 
@@ -488,6 +513,8 @@ struct FtpEndpoint {
 #[derive(Default)]
 struct Seen {
     key: Option<FlowKey>,
+    /// The flow of the outermost packet, when it carries a tunnel.
+    outer: Option<FlowKey>,
     fragment: Option<(DatagramId, Option<FlowKey>)>,
     announced: Vec<FtpEndpoint>,
 }
@@ -527,6 +554,9 @@ impl Seen {
         // A rebuilt datagram is steered by its fragments (the frame completing it is one).
         if pkt.reassembled {
             return;
+        }
+        if pkt.is_tunnel_outer && pkt.tunnel_depth == 0 {
+            self.outer = pkt.flow_key();
         }
         let Some(mut key) = pkt.flow_key() else { return };
         match pkt.transport {
@@ -582,6 +612,8 @@ struct Steering {
     held_timeout: Duration,
     ftp_pins: HashMap<FtpEndpoint, (usize, Timestamp)>,
     pinned_flows: HashMap<FlowKey, (usize, Timestamp)>,
+    /// The datagram of the fragment held last.
+    last_held: Option<DatagramId>,
 }
 
 impl Steering {
@@ -602,6 +634,7 @@ impl Steering {
             held_timeout: Duration::from_secs(config.capture.defrag_timeout),
             ftp_pins: HashMap::new(),
             pinned_flows: HashMap::new(),
+            last_held: None,
         }
     }
 
@@ -624,11 +657,17 @@ impl Steering {
         self.worker_of(&key)
     }
 
-    fn steer(&mut self, pcap_cnt: u64, ts: Timestamp, link: LinkType, frame: &[u8]) -> Steer {
+    fn steer(&mut self, pcap_cnt: u64, ts: Timestamp, link: LinkType, frame: &[u8]) -> Steered {
         self.frames += 1;
         let mut seen = Seen::default();
         // Anomalies are the workers' to report: they decode every frame again.
         self.decoder.decode_with_anomalies(ts, link, frame, &mut |pkt: &Packet<'_>| seen.packet(pkt), &mut |_, _| {});
+        let outer_layer = seen.outer.map(|outer| self.worker_of(&outer));
+        Steered { steer: self.steer_inner(pcap_cnt, ts, link, frame, seen), outer_layer }
+    }
+
+    /// The frame's flow, or for a tunnel the flow it carries.
+    fn steer_inner(&mut self, pcap_cnt: u64, ts: Timestamp, link: LinkType, frame: &[u8], seen: Seen) -> Steer {
         if let Some((id, first)) = seen.fragment {
             return self.steer_fragment(pcap_cnt, ts, link, frame, id, first);
         }
@@ -643,6 +682,14 @@ impl Steering {
             }
         }
         Steer::To(worker)
+    }
+
+    /// Marks the frame held last as carrying `part` only (its tunnel's outer layer went ahead).
+    fn hold_last_as(&mut self, part: FramePart) {
+        let held = self.last_held.and_then(|id| self.held.get_mut(&id)).and_then(|frames| frames.last_mut());
+        if let Some(frame) = held {
+            frame.part = part;
+        }
     }
 
     /// The worker an FTP data connection was pinned to, if this flow is one.
@@ -679,7 +726,8 @@ impl Steering {
             return Steer::To(*worker);
         }
         self.held_bytes += frame.len();
-        self.held.entry(id).or_default().push(HeldFrame { pcap_cnt, ts, link, frame: frame.to_vec() });
+        self.held.entry(id).or_default().push(HeldFrame { pcap_cnt, ts, link, part: FramePart::Whole, frame: frame.to_vec() });
+        self.last_held = Some(id);
         Steer::Held
     }
 

@@ -183,6 +183,19 @@ impl WorkerStats {
     }
 }
 
+/// Which packets of a captured frame a worker takes. A tunnel's outer flow and the flows it
+/// carries may belong to different workers: then one worker gets the frame's `OuterLayer` (the
+/// packet carrying the tunnel, decoded no deeper) and another its `Inner` packets, so every flow
+/// is kept, counted and logged by one worker alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FramePart {
+    Whole,
+    /// Everything but the outermost packet carrying a tunnel. The frame is counted here.
+    Inner,
+    /// The outermost packet carrying a tunnel, and nothing inside it.
+    OuterLayer,
+}
+
 /// The settings a worker runs with.
 pub struct WorkerConfig {
     pub stream: StreamConfig,
@@ -351,21 +364,40 @@ impl Worker {
     /// Runs one captured frame through every stage. `pcap_cnt` is the frame's number in the
     /// capture (from 1), which alerts carry as Suricata's `pcap_cnt`.
     pub fn process(&mut self, pcap_cnt: u64, ts: Timestamp, link: weir_core::LinkType, frame: &[u8]) -> std::io::Result<()> {
+        self.process_part(pcap_cnt, ts, link, frame, FramePart::Whole)
+    }
+
+    /// Runs the `part` of a captured frame this worker owns (see [`FramePart`]).
+    pub fn process_part(
+        &mut self,
+        pcap_cnt: u64,
+        ts: Timestamp,
+        link: weir_core::LinkType,
+        frame: &[u8],
+        part: FramePart,
+    ) -> std::io::Result<()> {
         if self.stages.stats.packets.is_multiple_of(RELOAD_CHECK_EVERY) {
             self.follow_swaps();
         }
         let stages = &mut self.stages;
-        stages.stats.packets += 1;
         stages.pcap_cnt = pcap_cnt;
-        stages.stats.bytes += frame.len() as u64;
+        if part != FramePart::OuterLayer {
+            // The frame counts once, where its inner packets go.
+            stages.stats.packets += 1;
+            stages.stats.bytes += frame.len() as u64;
+        }
         let anomalies = &mut self.frame_anomalies;
-        self.decoder.decode_with_anomalies(
-            ts,
-            link,
-            frame,
-            &mut |pkt: &Packet<'_>| stages.on_packet(pkt),
-            &mut |ts, a| anomalies.push((ts, a)),
-        );
+        let on_packet = &mut |pkt: &Packet<'_>| {
+            if part == FramePart::Inner && pkt.is_tunnel_outer && pkt.tunnel_depth == 0 {
+                return;
+            }
+            stages.on_packet(pkt)
+        };
+        let on_anomaly = &mut |ts, a| anomalies.push((ts, a));
+        match part {
+            FramePart::OuterLayer => self.decoder.decode_outer_layer(ts, link, frame, on_packet, on_anomaly),
+            _ => self.decoder.decode_with_anomalies(ts, link, frame, on_packet, on_anomaly),
+        }
         for (ts, a) in self.frame_anomalies.drain(..) {
             stages.anomaly(ts, a, None);
         }

@@ -115,6 +115,52 @@ fn fragments_tunnels_and_ftp_data_log_the_same_with_several_workers() {
     }
 }
 
+/// An Ethernet frame whose IPv4 packet is carried in GRE between two tunnel endpoints.
+fn in_gre(frame: &[u8]) -> Vec<u8> {
+    let mut gre = vec![0, 0, 0x08, 0x00];
+    gre.extend_from_slice(&frame[14..]);
+    let mut ip = etherparse::Ipv4Header::new(gre.len() as u16, 64, etherparse::IpNumber::GRE, [192, 0, 2, 1], [192, 0, 2, 2])
+        .unwrap();
+    ip.header_checksum = ip.calc_header_checksum();
+    let mut out = frame[..12].to_vec();
+    out.extend_from_slice(&[0x08, 0x00]);
+    ip.write(&mut out).unwrap();
+    out.extend_from_slice(&gre);
+    out
+}
+
+#[test]
+fn a_tunnels_outer_flow_is_logged_once_with_several_workers() {
+    // Eight TCP sessions inside one GRE tunnel: the workers share the sessions, and the tunnel's
+    // own flow must still come out once, with every frame counted.
+    let mut frames = Vec::new();
+    for i in 0..8u16 {
+        let session = common::tcp_session(41000 + i, 80, &[(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n")], 1.0 + f64::from(i) * 0.0003);
+        frames.extend(session.into_iter().map(|(ts, f)| (ts, in_gre(&f))));
+    }
+    frames.sort_by_key(|(ts, _)| *ts);
+    let s = Scratch::new();
+    let pcap = s.dir.path().join("gre.pcap");
+    common::write_pcap(&pcap, &frames);
+    same_for_all_worker_counts(&pcap, None);
+
+    let config = s.dir.path().join("two.toml");
+    std::fs::write(&config, "[capture]\nworkers = 2\n").unwrap();
+    let out = s.dir.path().join("two");
+    replay(&[&pcap], &out, &["-q", "--config", config.to_str().unwrap()]);
+    let events = eve(&out);
+    let flows = of_type(&events, "flow");
+    let tunnel: Vec<_> = flows.iter().filter(|f| f["dest_ip"] == "192.0.2.2" || f["src_ip"] == "192.0.2.2").collect();
+    assert_eq!(tunnel.len(), 1, "{tunnel:#?}");
+    let t = &tunnel[0]["flow"];
+    assert_eq!(t["pkts_toserver"].as_u64().unwrap() + t["pkts_toclient"].as_u64().unwrap(), frames.len() as u64);
+    assert_eq!(flows.len(), 9);
+    // Both workers carried sessions, and each frame was counted once.
+    let last = *of_type(&events, "stats").last().unwrap();
+    assert_eq!(last["stats"]["decoder"]["pkts"].as_u64(), Some(frames.len() as u64));
+    assert!(last["stats"]["workers"].as_array().unwrap().iter().all(|w| w["pkts"].as_u64().unwrap() > 0), "{last}");
+}
+
 #[test]
 fn stats_records_come_at_the_interval_and_at_the_end() {
     let s = Scratch::new();

@@ -70,6 +70,8 @@ struct Ctx<'f> {
     reassembled: bool,
     layers: u8,
     anomalies: Anomalies,
+    /// Stop at the first tunnel: hand over the packet carrying it, decode nothing inside.
+    outer_layer_only: bool,
 }
 
 struct Sinks<'s> {
@@ -131,10 +133,27 @@ impl Decoder {
         on_packet: &mut dyn FnMut(&Packet<'_>),
         on_anomaly: &mut dyn FnMut(Timestamp, Anomaly),
     ) {
+        self.run(ts, link, frame, false, &mut Sinks { on_packet, on_anomaly });
+    }
+
+    /// As [`Decoder::decode_with_anomalies`], but stops at the frame's first tunnel: the packet
+    /// carrying it is handed over (`is_tunnel_outer`), nothing inside it is decoded. For a worker
+    /// that keeps a tunnel's outer flow while other workers take the packets it carries.
+    pub fn decode_outer_layer(
+        &mut self,
+        ts: Timestamp,
+        link: LinkType,
+        frame: &[u8],
+        on_packet: &mut dyn FnMut(&Packet<'_>),
+        on_anomaly: &mut dyn FnMut(Timestamp, Anomaly),
+    ) {
+        self.run(ts, link, frame, true, &mut Sinks { on_packet, on_anomaly });
+    }
+
+    fn run(&mut self, ts: Timestamp, link: LinkType, frame: &[u8], outer_layer_only: bool, sinks: &mut Sinks<'_>) {
         self.counters.packets += 1;
         self.counters.bytes += frame.len() as u64;
         self.expire(ts);
-        let mut sinks = Sinks { on_packet, on_anomaly };
         let mut ctx = Ctx {
             ts,
             frame,
@@ -145,8 +164,9 @@ impl Decoder {
             reassembled: false,
             layers: 0,
             anomalies: Anomalies::default(),
+            outer_layer_only,
         };
-        self.link(&mut ctx, &mut sinks);
+        self.link(&mut ctx, sinks);
     }
 
     /// Drops datagrams under reassembly whose time ran out by packet time `now` (also done on every
@@ -758,6 +778,9 @@ impl Decoder {
         let (Some(inner), Some(outer)) = (inner, outer) else {
             return;
         };
+        if ctx.outer_layer_only {
+            return;
+        }
         let mut inner_ctx = Ctx {
             ts: ctx.ts,
             frame: inner.bytes,
@@ -771,6 +794,7 @@ impl Decoder {
             reassembled: false,
             layers: ctx.layers + 1,
             anomalies: Anomalies::default(),
+            outer_layer_only: false,
         };
         if let Some(vlan) = inner.extra_vlan
             && !inner_ctx.vlans.push(vlan)

@@ -531,6 +531,33 @@ fn vxlan_yields_outer_udp_then_inner_icmp() {
 }
 
 #[test]
+fn the_outer_layer_alone_stops_at_the_first_tunnel() {
+    // GRE inside VXLAN: the outer-layer decode hands over the VXLAN-carrying UDP packet only.
+    let gre = outer_ipv4(tk::PROTO_GRE, &tk::gre(tk::ETHERTYPE_IPV4, None, None, &inner_icmp()));
+    let inner_frame = tk::ethernet(tk::MAC_B, tk::MAC_A, &[], tk::ETHERTYPE_IPV4, &gre);
+    let udp = tk::udp(v4([172, 16, 0, 1]), v4([172, 16, 0, 2]), 45149, 4789, &tk::vxlan(100, &inner_frame));
+    let frame = outer_ipv4(tk::PROTO_UDP, &udp);
+    let mut whole = Decoder::new(DecodeConfig::default());
+    assert_eq!(run(&mut whole, LinkType::RAW, &frame).0.len(), 3);
+    let mut d = Decoder::new(DecodeConfig::default());
+    let mut seen = Vec::new();
+    d.decode_outer_layer(
+        Timestamp::from_secs_nanos(1_000, 0),
+        LinkType::RAW,
+        &frame,
+        &mut |p| seen.push((p.tunnel_depth, p.is_tunnel_outer, p.flow_key().map(|k| k.dst_port))),
+        &mut |_, a| panic!("{a:?}"),
+    );
+    assert_eq!(seen, [(0, true, Some(4789))]);
+    // The VXLAN header was read (it is the outer packet's payload); the GRE inside it was not.
+    assert_eq!((d.counters().vxlan, d.counters().gre), (1, 0));
+    // A frame without a tunnel decodes as usual.
+    let mut plain = Vec::new();
+    d.decode_outer_layer(Timestamp::from_secs_nanos(1_000, 0), LinkType::RAW, &inner_icmp(), &mut |p| plain.push(p.ip.proto), &mut |_, _| {});
+    assert_eq!(plain, [IpProto::ICMP]);
+}
+
+#[test]
 fn gre_carries_ip_and_ethernet() {
     let inner = inner_icmp();
     let frame = outer_ipv4(tk::PROTO_GRE, &tk::gre(tk::ETHERTYPE_IPV4, Some(1), None, &inner));

@@ -38,6 +38,8 @@ pub struct Emit {
     pub events: Vec<AppEvent>,
     pub anomalies: Vec<(Timestamp, Anomaly)>,
     pub artifacts: Vec<(Timestamp, Option<u64>, Artifact)>,
+    /// Conditions for the flow's exception policy, in the order they were met. Parsers raise
+    /// `Error` at most once per flow, so this stays short.
     pub exceptions: Vec<(Timestamp, ParserException)>,
 }
 

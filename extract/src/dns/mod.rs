@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use serde_json::{Map, Value};
 use weir_core::{Anomaly, Artifact, Direction, SeenIn, StreamEvent, Timestamp, UrlArtifact};
 
-use crate::emit::{AppEvent, Emit};
+use crate::emit::{AppEvent, Emit, ParserException};
 pub use eve::{dns_object, escape_bytes, name_text};
 pub use wire::{Message, Name, RData, Record, RrType, WireError};
 use wire::Header;
@@ -158,6 +158,8 @@ pub struct DnsState {
     flood_reported: bool,
     transactions: VecDeque<DnsTransaction>,
     tcp: [TcpDirection; 2],
+    /// `ParserException::Error` was raised (once per flow).
+    error_raised: bool,
 }
 
 impl DnsState {
@@ -167,7 +169,11 @@ impl DnsState {
 
     /// One UDP payload: exactly one DNS message.
     pub fn on_datagram(&mut self, dir: Direction, payload: &[u8], ts: Timestamp, out: &mut Emit) {
-        self.on_message(dir, payload, ts, out);
+        if !self.on_message(dir, payload, ts, out) {
+            // A datagram of a DNS flow that is not a DNS message: the app-layer error (once per
+            // flow; later datagrams are still parsed, as each stands alone).
+            self.raise_error(ts, out);
+        }
     }
 
     /// One step of one direction of a TCP flow.
@@ -237,6 +243,8 @@ impl DnsState {
                     side.framing = Framing::GaveUp;
                     side.frame.clear();
                     out.anomaly(ts, Anomaly::app_layer("dns.resync_failed"));
+                    // Length framing lost for good in this direction: the app-layer error.
+                    self.raise_error(ts, out);
                     return;
                 }
                 continue;
@@ -248,6 +256,8 @@ impl DnsState {
                 } else {
                     side.framing = Framing::GaveUp;
                     out.anomaly(ts, Anomaly::app_layer("dns.resync_failed"));
+                    // Length framing lost for good in this direction: the app-layer error.
+                    self.raise_error(ts, out);
                     return;
                 }
             }
@@ -261,12 +271,19 @@ impl DnsState {
         }
     }
 
-    fn on_message(&mut self, dir: Direction, bytes: &[u8], ts: Timestamp, out: &mut Emit) {
+    fn raise_error(&mut self, ts: Timestamp, out: &mut Emit) {
+        if !std::mem::replace(&mut self.error_raised, true) {
+            out.exception(ts, ParserException::Error);
+        }
+    }
+
+    /// Parses and logs one message; false when it does not parse (an anomaly was counted).
+    fn on_message(&mut self, dir: Direction, bytes: &[u8], ts: Timestamp, out: &mut Emit) -> bool {
         let message = match wire::parse_message(bytes) {
             Ok(m) => m,
             Err(e) => {
                 out.anomaly(ts, Anomaly::app_layer(e.anomaly_event()));
-                return;
+                return false;
             }
         };
         for issue in &message.issues {
@@ -319,5 +336,6 @@ impl DnsState {
         if self.transactions.len() > MAX_RETAINED_TRANSACTIONS {
             self.transactions.pop_front();
         }
+        true
     }
 }

@@ -577,3 +577,59 @@ fn unprintable_name_bytes_are_escaped_in_eve_and_artifacts() {
     assert_eq!(dns_of(&out, 0)["queries"][0]["rrname"], "\\x07xample.com");
     assert_eq!(out.artifacts[0].2, Artifact::Url(UrlArtifact { url: "\\x07xample.com".into(), seen_in: SeenIn::DnsQuery }));
 }
+
+fn exceptions(out: &Emit) -> Vec<ParserException> {
+    out.exceptions.iter().map(|(_, e)| *e).collect()
+}
+
+#[test]
+fn a_udp_datagram_that_is_not_dns_is_one_parser_error_per_flow() {
+    let mut dns = DnsState::new();
+    let mut out = Emit::default();
+    dns.on_datagram(Direction::ToServer, &example_query(), TS, &mut out);
+    assert!(out.exceptions.is_empty());
+    let cut = &example_response()[..20];
+    dns.on_datagram(Direction::ToClient, cut, TS, &mut out);
+    assert_eq!(out.exceptions, [(TS, ParserException::Error)]);
+    dns.on_datagram(Direction::ToClient, cut, TS, &mut out);
+    assert_eq!(exceptions(&out), [ParserException::Error]);
+    // Later datagrams are still parsed.
+    dns.on_datagram(Direction::ToClient, &example_response(), TS, &mut out);
+    assert_eq!(out.events.len(), 2);
+}
+
+#[test]
+fn tcp_framing_lost_after_a_gap_is_one_parser_error() {
+    let junk = [0x00, 0x0c, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+    let mut dns = DnsState::new();
+    let mut out = Emit::default();
+    dns.on_stream(Direction::ToServer, StreamEvent::Gap { len: 7 }, TS, &mut out);
+    dns.on_stream(Direction::ToServer, StreamEvent::Data(&junk), TS, &mut out);
+    assert_eq!(out.exceptions, [(TS, ParserException::Error)]);
+    // The other direction losing its framing the same way is still the same flow's one error.
+    dns.on_stream(Direction::ToClient, StreamEvent::Gap { len: 7 }, TS, &mut out);
+    dns.on_stream(Direction::ToClient, StreamEvent::Data(&junk), TS, &mut out);
+    dns.on_stream(Direction::ToServer, StreamEvent::Data(&junk), TS, &mut out);
+    assert_eq!(exceptions(&out), [ParserException::Error]);
+    assert_eq!(anomalies(&out), ["dns.resync_failed", "dns.resync_failed"]);
+}
+
+#[test]
+fn well_formed_dns_and_a_resynced_gap_raise_no_parser_error() {
+    let mut dns = DnsState::new();
+    let mut out = Emit::default();
+    dns.on_datagram(Direction::ToServer, &example_query(), TS, &mut out);
+    dns.on_datagram(Direction::ToClient, &example_response(), TS, &mut out);
+    assert_eq!(out.events.len(), 2);
+    assert!(out.exceptions.is_empty());
+
+    let q = framed(&example_query());
+    let mut dns = DnsState::new();
+    let mut out = Emit::default();
+    dns.on_stream(Direction::ToServer, StreamEvent::Data(&q[..10]), TS, &mut out);
+    dns.on_stream(Direction::ToServer, StreamEvent::Gap { len: 100 }, TS, &mut out);
+    dns.on_stream(Direction::ToServer, StreamEvent::Data(&q), TS, &mut out);
+    dns.on_stream(Direction::ToClient, StreamEvent::Data(&framed(&example_response())), TS, &mut out);
+    assert_eq!(out.events.len(), 2);
+    assert!(out.exceptions.is_empty());
+}

@@ -13,7 +13,7 @@ use super::{
     MAX_LINE_BYTES, MAX_PENDING_COMMANDS, MAX_REPLY_BYTES, MAX_REPLY_LINES,
     MAX_RETAINED_TRANSACTIONS, eve,
 };
-use crate::emit::{AnomalyCounter, AppEvent, Emit};
+use crate::emit::{AnomalyCounter, AppEvent, Emit, ParserException};
 
 /// User names whose password is by convention an e-mail address, logged unmasked (as Zeek's
 /// `FTP::guest_ids`).
@@ -188,6 +188,8 @@ pub struct FtpState {
     next_channel_id: u64,
     expectations: Vec<Expectation>,
     anomaly_counts: AnomalyCounter,
+    /// `ParserException::Error` was raised (once per flow).
+    error_raised: bool,
 }
 
 /// Anomaly records written per event name and flow; later ones are only counted.
@@ -431,6 +433,12 @@ impl FtpState {
         let reply = std::mem::take(&mut self.reply);
         if code.is_none() {
             self.anomaly(out, ts, "ftp.invalid_reply");
+            // A reply without a code still takes a command's place, and nothing realigns replies
+            // with commands afterwards: the control channel is desynced for good, the app-layer
+            // error (once per flow). Gaps and over-long lines resync on the next line.
+            if !std::mem::replace(&mut self.error_raised, true) {
+                out.exception(ts, ParserException::Error);
+            }
         }
         self.on_reply(reply, code, ts, out);
     }

@@ -6,7 +6,7 @@ use weir_core::{Anomaly, Artifact, Direction, StreamEvent, Timestamp};
 use super::MAX_HELD_DATA_BYTES;
 use super::eve::ftp_data_object;
 use super::expect::Expectation;
-use crate::emit::{AppEvent, Emit};
+use crate::emit::{AppEvent, Emit, ParserException};
 use crate::files::{FileSink, OpenFile};
 
 /// Bytes seen in one direction before the transfer command was known.
@@ -26,6 +26,8 @@ pub struct FtpDataState {
     file: Option<OpenFile>,
     /// The file's direction ended or the flow was finished: nothing more is written.
     done: bool,
+    /// `ParserException::Error` was raised (once per flow).
+    error_raised: bool,
 }
 
 impl FtpDataState {
@@ -37,6 +39,7 @@ impl FtpDataState {
             held: Default::default(),
             file: None,
             done: false,
+            error_raised: false,
         }
     }
 
@@ -115,6 +118,11 @@ impl FtpDataState {
                 && !d.is_empty()
             {
                 out.anomaly(ts, Anomaly::app_layer("ftp-data.unexpected_direction"));
+                // Data against the announced transfer's direction cannot belong to its file: the
+                // app-layer error (as Suricata's ftp-data parser), once per flow.
+                if !std::mem::replace(&mut self.error_raised, true) {
+                    out.exception(ts, ParserException::Error);
+                }
             }
             return;
         }

@@ -7,7 +7,7 @@ use weir_core::{Direction, FlowKey, IpProto, StreamEvent, Timestamp, Vlans, hex}
 
 use super::test_pcap::{self, Event, Step};
 use super::*;
-use crate::emit::{AppEvent, Emit};
+use crate::emit::{AppEvent, Emit, ParserException};
 use crate::files::MemorySink;
 
 const TS: Timestamp = Timestamp::ZERO;
@@ -878,4 +878,84 @@ fn a_data_flow_seen_before_the_pasv_reply_matches_on_retry() {
             .match_flow(&key([10, 0, 0, 2], 40002, [10, 0, 0, 1], 30002), 3, TS)
             .is_none()
     );
+}
+
+fn retr_over_port() -> Expectation {
+    Expectation {
+        id: 0,
+        mode: DataMode::Port,
+        port: 1025,
+        announced_ip: None,
+        transfer: Some(Transfer {
+            command: TransferCommand::Retr,
+            argument: b"f".to_vec(),
+            rest: 0,
+            control_tx_id: 0,
+        }),
+        withdrawn: false,
+        announced: TS,
+    }
+}
+
+#[test]
+fn a_control_reply_without_a_code_is_one_parser_error() {
+    let junk: &[u8] = b"\x00\x01 not a reply\r\n";
+    let (_, out) = control(&[
+        (C, b"220 (vsFTPd 2.3.5)\r\n"),
+        (S, b"USER alice\r\n"),
+        (C, junk),
+        (S, b"PASS secret\r\n"),
+        (C, junk),
+    ]);
+    assert_eq!(out.exceptions, [(TS, ParserException::Error)]);
+}
+
+#[test]
+fn a_well_formed_control_session_with_a_gap_and_long_lines_raises_no_parser_error() {
+    let long = [b'a'; 3 * MAX_LINE_BYTES];
+    let mut s = FtpState::new();
+    let mut out = Emit::default();
+    for (dir, bytes) in [
+        (C, &b"220 (vsFTPd 2.3.5)\r\n"[..]),
+        (S, b"USER "),
+        (S, &long[..]),
+        (S, b"\r\n"),
+        (C, b"331 Please specify the password.\r\n"),
+        (S, b"PASS secret\r\n"),
+    ] {
+        s.on_stream(dir, StreamEvent::Data(bytes), TS, &mut out);
+    }
+    s.on_stream(C, StreamEvent::Gap { len: 5 }, TS, &mut out);
+    for (dir, bytes) in [(C, &b"ssful.\r\n"[..]), (S, b"QUIT\r\n"), (C, b"221 Goodbye.\r\n")] {
+        s.on_stream(dir, StreamEvent::Data(bytes), TS, &mut out);
+    }
+    assert_eq!(ftp_records(&out).len(), 3);
+    assert!(out.exceptions.is_empty());
+}
+
+#[test]
+fn data_against_the_transfer_direction_is_one_parser_error() {
+    let mut data = FtpDataState::new(retr_over_port());
+    let mut sink = MemorySink::new(1 << 20);
+    let mut out = Emit::default();
+    // Active RETR: the file flows to-server; the other side has nothing to send.
+    data.on_stream(S, StreamEvent::Data(b"abc"), TS, &mut sink, &mut out);
+    assert!(out.exceptions.is_empty());
+    data.on_stream(C, StreamEvent::Data(b"xyz"), TS, &mut sink, &mut out);
+    data.on_stream(C, StreamEvent::Data(b"xyz"), TS, &mut sink, &mut out);
+    assert_eq!(out.exceptions, [(TS, ParserException::Error)]);
+    data.on_stream(S, StreamEvent::End, TS, &mut sink, &mut out);
+    assert_eq!(sink.stored[0].1, b"abc");
+}
+
+#[test]
+fn a_whole_data_transfer_raises_no_parser_error() {
+    let mut data = FtpDataState::new(retr_over_port());
+    let mut sink = MemorySink::new(1 << 20);
+    let mut out = Emit::default();
+    data.on_stream(S, StreamEvent::Data(b"abc"), TS, &mut sink, &mut out);
+    data.on_stream(C, StreamEvent::Data(b""), TS, &mut sink, &mut out);
+    data.on_stream(S, StreamEvent::End, TS, &mut sink, &mut out);
+    assert_eq!(out.events.len(), 2);
+    assert!(out.exceptions.is_empty());
 }

@@ -42,7 +42,7 @@ use serde::Deserialize;
 use serde_json::Map;
 use weir_core::{Anomaly, Artifact, Direction, SeenIn, StreamEvent, Timestamp, UrlArtifact};
 
-use crate::emit::{AnomalyCounter, AppEvent, Emit};
+use crate::emit::{AnomalyCounter, AppEvent, Emit, ParserException};
 use crate::files::{FileSink, OpenFile};
 use crate::mime::HeldMessageBudget;
 use decode::{parse_codings, ContentDecoder};
@@ -399,6 +399,8 @@ pub struct HttpState {
     /// (and so Suricata's file sizes) count them.
     lingering: Option<Body>,
     anomaly_counts: AnomalyCounter,
+    /// `ParserException::Error` was raised (once per flow).
+    error_raised: bool,
 }
 
 impl HttpState {
@@ -413,6 +415,7 @@ impl HttpState {
             sides: [Side::default(), Side::default()],
             lingering: None,
             anomaly_counts: AnomalyCounter::default(),
+            error_raised: false,
         }
     }
 
@@ -465,6 +468,22 @@ impl HttpState {
         }
     }
 
+    fn raise_error(&mut self, ts: Timestamp, out: &mut Emit) {
+        if !std::mem::replace(&mut self.error_raised, true) {
+            out.exception(ts, ParserException::Error);
+        }
+    }
+
+    fn header_memcap(&mut self, dir: Direction, ts: Timestamp, out: &mut Emit) {
+        // Raised for every cut block, unlike the anomaly record, which is capped per flow.
+        out.exception(ts, ParserException::HeaderMemcap);
+        let event = match dir {
+            Direction::ToServer => "http.request_header_memcap",
+            Direction::ToClient => "http.response_header_memcap",
+        };
+        self.anomaly(out, ts, event);
+    }
+
     fn slot_mut(&mut self, id: u64) -> Option<&mut Slot> {
         self.slots.iter_mut().find(|s| s.tx.id == id)
     }
@@ -490,6 +509,8 @@ impl HttpState {
                     Line::Complete(line) => self.on_chunk_line(dir, &line, ts, files, out),
                     Line::TooLong => {
                         self.anomaly(out, ts, chunk_len_event(dir));
+                        // A chunk-size line past any sane length: the body cannot be framed.
+                        self.raise_error(ts, out);
                         self.lose_sync(dir, ts, files, out);
                     }
                 },
@@ -537,11 +558,7 @@ impl HttpState {
             }
             block.cut = true;
         }
-        let event = match dir {
-            Direction::ToServer => "http.request_header_memcap",
-            Direction::ToClient => "http.response_header_memcap",
-        };
-        self.anomaly(out, ts, event);
+        self.header_memcap(dir, ts, out);
     }
 
     fn on_long_line(&mut self, dir: Direction, ts: Timestamp, out: &mut Emit) {
@@ -630,6 +647,9 @@ impl HttpState {
         let Some(req) = parse_request_line(content) else {
             if !resync {
                 self.anomaly(out, ts, "http.request_line_invalid");
+                // Not a request line in a flow detected as HTTP: the request stream is given up
+                // until a known method starts a line: the app-layer error (once per flow).
+                self.raise_error(ts, out);
                 self.sides[0].phase = Phase::Resync;
             }
             return;
@@ -778,11 +798,7 @@ impl HttpState {
             // the message goes on with the headers that came (Suricata cuts at its limits too).
             block.cut = true;
             block.dropped += 1;
-            let event = match dir {
-                Direction::ToServer => "http.request_header_memcap",
-                Direction::ToClient => "http.response_header_memcap",
-            };
-            self.anomaly(out, ts, event);
+            self.header_memcap(dir, ts, out);
             return;
         }
         block.raw.extend_from_slice(line);
@@ -1196,6 +1212,9 @@ impl HttpState {
                     self.sides[d].phase = Phase::UntilClose;
                     self.body_bytes(dir, line, ts, files, out);
                 } else {
+                    // A chunk size that does not parse mid-body (or in a request, which has no
+                    // until-close reading): the message cannot be framed, the app-layer error.
+                    self.raise_error(ts, out);
                     self.lose_sync(dir, ts, files, out);
                 }
             }

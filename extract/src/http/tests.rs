@@ -8,7 +8,7 @@ use serde_json::Value;
 use weir_core::{hex, Artifact, Direction, FileState, SeenIn, StreamEvent, Timestamp};
 
 use super::*;
-use crate::emit::Emit;
+use crate::emit::{Emit, ParserException};
 use crate::files::{MemorySink, NullSink};
 
 const TS: Timestamp = Timestamp::ZERO;
@@ -48,6 +48,9 @@ impl Run {
     }
     fn anomalies(&self, event: &str) -> usize {
         self.out.anomalies.iter().filter(|(_, a)| a.event == event).count()
+    }
+    fn exceptions(&self) -> Vec<ParserException> {
+        self.out.exceptions.iter().map(|(_, e)| *e).collect()
     }
 }
 
@@ -118,6 +121,7 @@ fn simple_get_logs_http_url_and_file() {
     assert_eq!(files[0]["filename"], "/dl/file.bin");
     assert_eq!(files[0]["state"], "CLOSED");
     assert_eq!(files[0]["size"], 5);
+    assert!(run.out.exceptions.is_empty(), "{:?}", run.out.exceptions);
     assert_eq!(files[0]["stored"], true);
     assert_eq!(run.events("fileinfo")[0]["http"]["url"], "/dl/file.bin?x=1");
     assert_eq!(stored(&run, files[0]), b"hello");
@@ -480,6 +484,8 @@ fn held_headers_of_all_flows_share_one_budget_and_a_block_past_it_is_cut() {
     assert_eq!(raw_lines, kept + 1, "headers plus the blank line");
     assert_eq!(run.state.anomaly_count("http.request_header_memcap"), 1);
     assert_eq!(run.anomalies("http.request_header_memcap"), 1);
+    // One exception per cut block: the request's, then the response's.
+    assert_eq!(run.exceptions(), [ParserException::HeaderMemcap, ParserException::HeaderMemcap]);
     // The transaction went on: the request ended and the response was matched to it.
     assert!(tx.request_complete);
     assert_eq!(run.events("http")[0]["http"]["status"], 200);
@@ -520,6 +526,7 @@ fn a_partial_header_line_is_charged_too_and_cut_past_the_budget() {
     assert_eq!(tx.request_headers[0].name, b"Host");
     assert_eq!(tx.dropped_headers, 2, "the long line and X-After");
     assert_eq!(run.state.anomaly_count("http.request_header_memcap"), 1);
+    assert_eq!(run.exceptions(), [ParserException::HeaderMemcap]);
     assert!(tx.request_complete);
     drop(run);
     assert_eq!(cfg.held_header_budget.held(), held_by_slow);
@@ -1384,4 +1391,55 @@ fn trailers_count_against_the_header_cap() {
     assert_eq!(txs.len(), 1);
     assert_eq!(txs[0].request_headers.len(), 1);
     assert_eq!(txs[0].dropped_headers, 1);
+}
+
+#[test]
+fn a_request_line_that_is_not_http_is_one_parser_error() {
+    let junk = b"\x16\x03\x01 not a request\r\n".to_vec();
+    let run = run_cfg(
+        &HttpConfig::default(),
+        &[
+            Step::Data(Direction::ToServer, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()),
+            Step::Data(Direction::ToServer, junk.clone()),
+            // The parser resyncs on a known method, then meets the same junk again.
+            Step::Data(Direction::ToServer, b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()),
+            Step::Data(Direction::ToServer, junk),
+        ],
+    );
+    assert_eq!(run.out.exceptions, [(TS, ParserException::Error)]);
+    assert_eq!(run.state.transactions().count(), 2);
+}
+
+#[test]
+fn a_response_chunk_size_that_does_not_parse_mid_body_is_one_parser_error() {
+    let response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n".to_vec();
+    let run = run_cfg(
+        &HttpConfig::default(),
+        &[
+            Step::Data(Direction::ToServer, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()),
+            Step::Data(Direction::ToClient, response.clone()),
+            Step::Data(Direction::ToClient, response),
+        ],
+    );
+    assert_eq!(run.anomalies("http.invalid_response_chunk_len"), 2);
+    assert_eq!(run.exceptions(), [ParserException::Error]);
+}
+
+#[test]
+fn well_formed_exchanges_gaps_and_http09_raise_no_parser_error() {
+    let run = run_cfg(
+        &HttpConfig::default(),
+        &[
+            Step::Data(Direction::ToServer, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()),
+            Step::Data(Direction::ToClient, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n".to_vec()),
+            Step::Gap(Direction::ToServer, 100),
+            Step::Data(Direction::ToServer, b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()),
+            // Not a status line: read as an HTTP/0.9 body, as browsers do.
+            Step::Data(Direction::ToClient, b"<html>old server</html>\r\n".to_vec()),
+            Step::End(Direction::ToServer),
+            Step::End(Direction::ToClient),
+        ],
+    );
+    assert_eq!(run.events("http").len(), 2);
+    assert!(run.out.exceptions.is_empty(), "{:?}", run.out.exceptions);
 }

@@ -15,7 +15,7 @@ mod tests;
 use serde_json::{Map, Value};
 use weir_core::{Anomaly, Direction, StreamEvent, Timestamp};
 
-use crate::emit::{AnomalyCounter, AppEvent, Emit};
+use crate::emit::{AnomalyCounter, AppEvent, Emit, ParserException};
 use crate::files::FileSink;
 use crate::mailstore::MailSink;
 use crate::mime::lines::{Line, LineBuf};
@@ -115,6 +115,8 @@ pub struct ImapState {
     finished: std::collections::VecDeque<ImapTx>,
     stopped: bool,
     anomaly_counts: AnomalyCounter,
+    /// `ParserException::Error` was raised (once per flow).
+    error_raised: bool,
 }
 
 struct Io<'a> {
@@ -137,6 +139,7 @@ impl ImapState {
             finished: Default::default(),
             stopped: false,
             anomaly_counts: AnomalyCounter::default(),
+            error_raised: false,
         }
     }
 
@@ -197,6 +200,17 @@ impl ImapState {
                 }
             }
             StreamEvent::Data(data) => self.on_data(dir, data, &mut io),
+        }
+        for side in &mut self.sides {
+            if let Some(Literal::Message { buf, .. }) = side.literal.as_mut() {
+                buf.report_budget_refusal(ts, io.out);
+            }
+        }
+    }
+
+    fn raise_error(&mut self, io: &mut Io<'_>) {
+        if !std::mem::replace(&mut self.error_raised, true) {
+            io.out.exception(io.ts, ParserException::Error);
         }
     }
 
@@ -346,6 +360,10 @@ impl ImapState {
         }
         if !matches!(status.as_deref(), Some(b"OK" | b"NO" | b"BAD")) {
             self.anomaly(io, "imap.invalid_response");
+            // A tagged line without OK/NO/BAD: the server stream is not IMAP as the parser
+            // reads it (literal framing rests on reading its lines right), the app-layer error
+            // (once per flow). The line is skipped as before.
+            self.raise_error(io);
         }
     }
 

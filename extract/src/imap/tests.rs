@@ -142,3 +142,54 @@ proptest::proptest! {
         proptest::prop_assert!(mails.stored.iter().all(|(_, m)| m.len() <= 2048));
     }
 }
+
+fn exceptions(out: &Emit) -> Vec<ParserException> {
+    out.exceptions.iter().map(|(_, e)| *e).collect()
+}
+
+#[test]
+fn a_tagged_response_that_is_not_imap_is_one_parser_error() {
+    let (out, _, _) = run(&[
+        (S, b"* OK ready\r\n"),
+        (C, b"a1 NOOP\r\n"),
+        (S, b"a1 \x00\x01 junk\r\n"),
+        (C, b"a2 NOOP\r\n"),
+        (S, b"a2 \x00\x01 junk\r\n"),
+    ]);
+    assert_eq!(out.exceptions, [(Timestamp::ZERO, ParserException::Error)]);
+}
+
+#[test]
+fn a_fetch_cut_at_the_shared_budget_raises_one_memcap_and_a_small_one_after_none() {
+    let cfg = MimeConfig { held_budget: crate::mime::HeldMessageBudget::new(300), ..MimeConfig::default() };
+    let mut out = Emit::default();
+    let mut files = MemorySink::new(1 << 20);
+    let mut mails = MemoryMailSink::new(1 << 20);
+    let mut state = ImapState::new(&cfg);
+    let mut step = |dir: Direction, data: &[u8], out: &mut Emit| {
+        state.on_stream(dir, StreamEvent::Data(data), Timestamp::ZERO, &mut files, &mut mails, out);
+    };
+    step(S, b"* OK ready\r\n", &mut out);
+    step(C, b"a1 FETCH 1 (BODY[])\r\n", &mut out);
+    step(S, b"* 1 FETCH (BODY[] {1000}\r\n", &mut out);
+    for _ in 0..10 {
+        step(S, &[b'x'; 100], &mut out);
+    }
+    assert_eq!(exceptions(&out), [ParserException::MessageMemcap]);
+    step(S, b")\r\na1 OK done\r\n", &mut out);
+    step(C, b"a2 FETCH 2 (BODY[])\r\n", &mut out);
+    step(S, b"* 2 FETCH (BODY[] {16}\r\nSubject: x\r\n\r\nab)\r\na2 OK done\r\n", &mut out);
+    assert_eq!(records(&out, "imap").len(), 2);
+    assert_eq!(exceptions(&out), [ParserException::MessageMemcap]);
+}
+
+#[test]
+fn a_whole_session_raises_no_exception() {
+    let (out, mails, _) = run(&[
+        (S, b"* OK ready\r\n"),
+        (C, b"a1 FETCH 1 (BODY[])\r\n"),
+        (S, b"* 1 FETCH (BODY[] {16}\r\nSubject: x\r\n\r\nab)\r\na1 OK done\r\n"),
+    ]);
+    assert_eq!(mails.stored.len(), 1);
+    assert!(out.exceptions.is_empty(), "{:?}", out.exceptions);
+}

@@ -40,7 +40,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use weir_core::{Anomaly, Artifact, Direction, EmailArtifact, SeenIn, Timestamp, UrlArtifact, hex};
 
-use crate::emit::{AppEvent, Emit};
+use crate::emit::{AppEvent, Emit, ParserException};
 use crate::files::{FileSink, OpenFile};
 use crate::mailstore::MailSink;
 
@@ -218,22 +218,34 @@ pub struct MessageBuffer {
     gaps: bool,
     /// Where the capacity of `bytes` is charged; None: nowhere.
     budget: Option<HeldMessageBudget>,
+    /// The shared budget refused bytes this message would have held.
+    budget_refused: bool,
+    /// `budget_refused` was handed out as a `ParserException::MessageMemcap`.
+    refusal_reported: bool,
 }
 
 impl MessageBuffer {
     /// A buffer capped at `cap` bytes and charged to no shared budget.
     pub fn new(cap: usize) -> Self {
-        MessageBuffer { bytes: Vec::new(), wire_len: 0, cap, gaps: false, budget: None }
+        MessageBuffer::empty(cap)
     }
 
     /// A buffer capped by `cfg.max_message_bytes` whose memory is charged to `cfg.held_budget`.
     pub fn for_config(cfg: &MimeConfig) -> Self {
+        let mut buffer = MessageBuffer::empty(cfg.max_message_bytes);
+        buffer.budget = Some(cfg.held_budget.clone());
+        buffer
+    }
+
+    fn empty(cap: usize) -> Self {
         MessageBuffer {
             bytes: Vec::new(),
             wire_len: 0,
-            cap: cfg.max_message_bytes,
+            cap,
             gaps: false,
-            budget: Some(cfg.held_budget.clone()),
+            budget: None,
+            budget_refused: false,
+            refusal_reported: false,
         }
     }
 
@@ -247,7 +259,11 @@ impl MessageBuffer {
             let want = (len * 2).max(len + take).min(self.cap);
             let extra = want - capacity;
             let granted = self.budget.as_ref().map_or(extra, |b| b.take(extra));
-            take = take.min(capacity + granted - len);
+            let room = capacity + granted - len;
+            if room < take {
+                self.budget_refused = true;
+            }
+            take = take.min(room);
             if granted > 0 {
                 self.bytes.reserve_exact(capacity + granted - len);
                 if let Some(b) = &self.budget {
@@ -283,6 +299,20 @@ impl MessageBuffer {
     pub fn wire_len(&self) -> u64 {
         self.wire_len
     }
+
+    /// Whether the shared budget refused this message bytes (it is stored truncated).
+    pub fn budget_refused(&self) -> bool {
+        self.budget_refused
+    }
+
+    /// Raises [`ParserException::MessageMemcap`] if the shared budget refused this message bytes
+    /// and that was not raised yet: once per message. Mail parsers call it before they hand back
+    /// control; [`deliver`] covers a message refused and finished within one call.
+    pub fn report_budget_refusal(&mut self, ts: Timestamp, out: &mut Emit) {
+        if self.budget_refused && !std::mem::replace(&mut self.refusal_reported, true) {
+            out.exception(ts, ParserException::MessageMemcap);
+        }
+    }
 }
 
 impl Clone for MessageBuffer {
@@ -291,7 +321,15 @@ impl Clone for MessageBuffer {
         if let Some(b) = &self.budget {
             b.charge(bytes.capacity());
         }
-        MessageBuffer { bytes, wire_len: self.wire_len, cap: self.cap, gaps: self.gaps, budget: self.budget.clone() }
+        MessageBuffer {
+            bytes,
+            wire_len: self.wire_len,
+            cap: self.cap,
+            gaps: self.gaps,
+            budget: self.budget.clone(),
+            budget_refused: self.budget_refused,
+            refusal_reported: self.refusal_reported,
+        }
     }
 }
 
@@ -417,6 +455,10 @@ pub fn deliver(
     let raw = msg.bytes();
     let truncated = msg.is_truncated() || ctx.partial;
     let anomaly = |out: &mut Emit, what| out.anomaly(ctx.ts, Anomaly::app_layer(ctx.proto.event(what)));
+    if msg.budget_refused && !msg.refusal_reported {
+        // Refused and finished before the parser handed back control.
+        out.exception(ctx.ts, ParserException::MessageMemcap);
+    }
     if msg.is_truncated() {
         anomaly(out, MimeAnomaly::MessageTruncated);
     }

@@ -305,3 +305,29 @@ fn buffers_sharing_a_budget_hold_no_more_than_it_together() {
     free.push(&[b'd'; 500]);
     assert_eq!((free.bytes().len(), cfg.held_budget.held()), (500, 0));
 }
+
+#[test]
+fn a_refused_buffer_reports_its_memcap_once() {
+    use crate::emit::{Emit, ParserException};
+    use weir_core::Timestamp;
+    let cfg = MimeConfig { max_message_bytes: 1000, held_budget: HeldMessageBudget::new(100), ..MimeConfig::default() };
+    let mut out = Emit::default();
+    let mut fits = MessageBuffer::for_config(&cfg);
+    fits.push(&[b'a'; 60]);
+    fits.report_budget_refusal(Timestamp::ZERO, &mut out);
+    assert!(!fits.budget_refused());
+    assert!(out.exceptions.is_empty());
+    let mut cut = MessageBuffer::for_config(&cfg);
+    cut.push(&[b'b'; 60]);
+    assert!(cut.budget_refused());
+    cut.push(&[b'b'; 60]);
+    cut.report_budget_refusal(Timestamp::ZERO, &mut out);
+    cut.push(&[b'b'; 60]);
+    cut.report_budget_refusal(Timestamp::ZERO, &mut out);
+    assert_eq!(out.exceptions, [(Timestamp::ZERO, ParserException::MessageMemcap)]);
+    // The per-message cap is not the shared budget: no refusal.
+    let mut capped = MessageBuffer::new(10);
+    capped.push(&[b'c'; 60]);
+    assert!(capped.is_truncated());
+    assert!(!capped.budget_refused());
+}

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use serde_json::{Map, Value};
 use weir_core::{Anomaly, Direction, StreamEvent, Timestamp};
 
-use crate::emit::{AnomalyCounter, AppEvent, Emit};
+use crate::emit::{AnomalyCounter, AppEvent, Emit, ParserException};
 use crate::files::FileSink;
 use crate::mailstore::MailSink;
 use crate::mime::lines::{DotUnstuffer, Line, LineBuf};
@@ -115,6 +115,8 @@ pub struct Pop3State {
     finished: VecDeque<Pop3Tx>,
     stopped: bool,
     anomaly_counts: AnomalyCounter,
+    /// `ParserException::Error` was raised (once per flow).
+    error_raised: bool,
 }
 
 struct Io<'a> {
@@ -142,6 +144,7 @@ impl Pop3State {
             finished: VecDeque::new(),
             stopped: false,
             anomaly_counts: AnomalyCounter::default(),
+            error_raised: false,
         }
     }
 
@@ -202,6 +205,15 @@ impl Pop3State {
                 }
                 Server::Status => self.server_lines.reset(),
             },
+        }
+        if let Some(m) = self.message.as_mut() {
+            m.report_budget_refusal(ts, io.out);
+        }
+    }
+
+    fn raise_error(&mut self, io: &mut Io<'_>) {
+        if !std::mem::replace(&mut self.error_raised, true) {
+            io.out.exception(io.ts, ParserException::Error);
         }
     }
 
@@ -296,6 +308,10 @@ impl Pop3State {
         }
         if !ok && !err {
             self.anomaly(io, "pop3.invalid_response");
+            // A status line that is neither +OK nor -ERR: whether a multi-line body follows
+            // rests on it, so the server stream cannot be followed, the app-layer error (once
+            // per flow), as Suricata's POP3 parser. The line is skipped as before.
+            self.raise_error(io);
             return;
         }
         let Some((cmd, arg)) = self.pending.pop_front() else {

@@ -133,3 +133,55 @@ proptest::proptest! {
         proptest::prop_assert!(mails.stored.iter().all(|(_, m)| m.len() <= 2048));
     }
 }
+
+fn exceptions(out: &Emit) -> Vec<ParserException> {
+    out.exceptions.iter().map(|(_, e)| *e).collect()
+}
+
+#[test]
+fn a_status_line_that_is_not_pop3_is_one_parser_error() {
+    let (out, _, _) = run(&[
+        (S, b"+OK ready\r\n"),
+        (C, b"USER bob\r\n"),
+        (S, b"\x00 what\r\n"),
+        (C, b"PASS x\r\n"),
+        (S, b"\x00 what\r\n"),
+    ]);
+    assert_eq!(out.exceptions, [(Timestamp::ZERO, ParserException::Error)]);
+}
+
+#[test]
+fn a_retr_cut_at_the_shared_budget_raises_one_memcap_and_a_small_one_after_none() {
+    let cfg = MimeConfig { held_budget: crate::mime::HeldMessageBudget::new(300), ..MimeConfig::default() };
+    let mut out = Emit::default();
+    let mut files = MemorySink::new(1 << 20);
+    let mut mails = MemoryMailSink::new(1 << 20);
+    let mut state = Pop3State::new(&cfg);
+    let mut step = |dir: Direction, data: &[u8], out: &mut Emit| {
+        state.on_stream(dir, StreamEvent::Data(data), Timestamp::ZERO, &mut files, &mut mails, out);
+    };
+    step(S, b"+OK ready\r\n", &mut out);
+    step(C, b"RETR 1\r\n", &mut out);
+    step(S, b"+OK\r\n", &mut out);
+    let line = [&[b'x'; 98][..], b"\r\n"].concat();
+    for _ in 0..10 {
+        step(S, &line, &mut out);
+    }
+    step(S, b".\r\n", &mut out);
+    assert_eq!(exceptions(&out), [ParserException::MessageMemcap]);
+    step(C, b"RETR 2\r\n", &mut out);
+    step(S, b"+OK\r\nSubject: small\r\n\r\nhi\r\n.\r\n", &mut out);
+    assert_eq!(records(&out, "pop3").len(), 2);
+    assert_eq!(exceptions(&out), [ParserException::MessageMemcap]);
+}
+
+#[test]
+fn a_whole_session_raises_no_exception() {
+    let (out, mails, _) = run(&[
+        (S, b"+OK ready\r\n"),
+        (C, b"USER bob\r\nPASS x\r\nRETR 1\r\nQUIT\r\n"),
+        (S, b"+OK\r\n+OK\r\n+OK 20 octets\r\nSubject: a\r\n\r\nx\r\n.\r\n+OK bye\r\n"),
+    ]);
+    assert_eq!(mails.stored.len(), 1);
+    assert!(out.exceptions.is_empty(), "{:?}", out.exceptions);
+}

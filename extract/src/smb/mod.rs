@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Map, Value};
 use weir_core::{Anomaly, Artifact, Direction, StreamEvent, Timestamp};
 
-use crate::emit::{AnomalyCounter, AppEvent, Emit};
+use crate::emit::{AnomalyCounter, AppEvent, Emit, ParserException};
 use crate::files::{FileSink, OpenFile};
 use assembly::{Added, Assembly};
 pub use assembly::{MAX_OFFSET_JUMP, MAX_OUT_OF_ORDER_BYTES, MAX_OUT_OF_ORDER_BYTES_PER_FLOW};
@@ -206,6 +206,8 @@ pub struct SmbState {
     anomaly_counts: AnomalyCounter,
     /// Out-of-order file bytes held by all files of the flow.
     held_out_of_order: usize,
+    /// `ParserException::Error` was raised (once per flow).
+    error_raised: bool,
 }
 
 /// The FileId that, in a related compound operation, means "the file of the previous one".
@@ -227,6 +229,7 @@ impl SmbState {
             last_file_id: None,
             anomaly_counts: AnomalyCounter::default(),
             held_out_of_order: 0,
+            error_raised: false,
         }
     }
 
@@ -393,6 +396,11 @@ impl SmbState {
                             },
                             _ => {
                                 self.anomaly(out, ts, "smb.invalid_nbss_record");
+                                // NetBIOS framing it cannot follow (not a gap): the app-layer
+                                // error, once per flow; the parser still looks for a record start.
+                                if !std::mem::replace(&mut self.error_raised, true) {
+                                    out.exception(ts, ParserException::Error);
+                                }
                                 Phase::Lost
                             }
                         }

@@ -749,3 +749,33 @@ fn measure_streamed_read_throughput() {
         64.0 / secs
     );
 }
+
+#[test]
+fn netbios_framing_it_cannot_follow_is_one_parser_error() {
+    let mut run = Run::new(&SmbConfig::default());
+    session(&mut run);
+    assert!(run.out.exceptions.is_empty());
+    // NBSS type 0x47 ("GET "...) is no session message: framing is lost.
+    let junk = b"GET / HTTP/1.1\r\n\r\n";
+    run.feed(S, junk);
+    assert_eq!(run.out.exceptions, [(TS, ParserException::Error)]);
+    // The parser resyncs on the next record start and meets the same junk again: still one.
+    run.feed(S, &record(&[create_req(2, 5, "a.txt")]));
+    run.feed(S, junk);
+    run.feed(C, junk);
+    assert_eq!(run.out.exceptions.len(), 1);
+    assert_eq!(run.state.anomaly_count("smb.invalid_nbss_record"), 3);
+}
+
+#[test]
+fn a_whole_session_and_a_gap_raise_no_parser_error() {
+    let mut run = Run::new(&SmbConfig::default());
+    session(&mut run);
+    run.feed(S, &record(&[create_req(2, 5, "docs\\a.txt")]));
+    run.feed(C, &record(&[create_resp(2, 5, FID, 0)]));
+    run.feed(S, &record(&[write_req(3, 5, FID, 0, b"hello")]));
+    run.state.on_stream(C, StreamEvent::Gap { len: 10 }, TS, &mut run.sink, &mut run.out);
+    run.feed(S, &record(&[close_req(5, 5, FID)]));
+    assert_eq!(run.of_type("fileinfo").len(), 1);
+    assert!(run.out.exceptions.is_empty());
+}

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use serde_json::{Map, Value};
 use weir_core::{Anomaly, Direction, StreamEvent, Timestamp};
 
-use crate::emit::{AnomalyCounter, AppEvent, Emit};
+use crate::emit::{AnomalyCounter, AppEvent, Emit, ParserException};
 use crate::files::FileSink;
 use crate::mailstore::MailSink;
 use crate::mime::lines::{DotUnstuffer, Line, LineBuf};
@@ -172,6 +172,8 @@ pub struct SmtpState {
     stopped: bool,
     ended: [bool; 2],
     anomaly_counts: AnomalyCounter,
+    /// `ParserException::Error` was raised (once per flow).
+    error_raised: bool,
 }
 
 impl SmtpState {
@@ -195,6 +197,7 @@ impl SmtpState {
             stopped: false,
             ended: [false; 2],
             anomaly_counts: AnomalyCounter::default(),
+            error_raised: false,
         }
     }
 
@@ -247,6 +250,15 @@ impl SmtpState {
                 self.server_lines.reset();
                 self.in_multiline_reply = false;
             }
+        }
+        if let Some(m) = self.message.as_mut() {
+            m.report_budget_refusal(ts, io.out);
+        }
+    }
+
+    fn raise_error(&mut self, io: &mut Io<'_>) {
+        if !std::mem::replace(&mut self.error_raised, true) {
+            io.out.exception(io.ts, ParserException::Error);
         }
     }
 
@@ -398,6 +410,9 @@ impl SmtpState {
                     }
                     None => {
                         self.anomaly(io, "smtp.bdat_chunk_len_exceeded");
+                        // The chunk that follows has no length the parser can frame: its bytes
+                        // will be read as commands, the app-layer error (once per flow).
+                        self.raise_error(io);
                         self.push_pending(Cmd::Other, None, io);
                     }
                 }
@@ -438,6 +453,10 @@ impl SmtpState {
             Some(c) if (200..600).contains(&c) => c,
             _ => {
                 self.anomaly(io, "smtp.invalid_reply");
+                // Replies decide how client bytes are read (DATA, BDAT, AUTH, STARTTLS); a
+                // server line without a reply code is not SMTP any more: the app-layer error
+                // (once per flow), as Suricata's SMTP parser. The line is skipped as before.
+                self.raise_error(io);
                 return;
             }
         };

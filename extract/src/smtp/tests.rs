@@ -574,3 +574,93 @@ fn sessions_of_one_config_share_the_held_message_budget() {
     // Delivered, the second message's bytes are back in the budget.
     assert_eq!(cfg.held_budget.held(), 400);
 }
+
+fn exceptions(run: &Run) -> Vec<ParserException> {
+    run.out.exceptions.iter().map(|(_, e)| *e).collect()
+}
+
+#[test]
+fn a_message_cut_at_the_shared_budget_raises_one_memcap_and_a_small_one_after_none() {
+    let cfg = MimeConfig { held_budget: crate::mime::HeldMessageBudget::new(300), ..MimeConfig::default() };
+    let mut run = empty_run();
+    let mut state = SmtpState::new(&cfg);
+    let mut step = |dir: Direction, data: &[u8], run: &mut Run| {
+        state.on_stream(dir, StreamEvent::Data(data), Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+    };
+    step(S, b"220 mx\r\n", &mut run);
+    step(C, b"HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n", &mut run);
+    step(S, b"250 a\r\n250 b\r\n250 c\r\n354 go\r\n", &mut run);
+    let line = [&[b'x'; 98][..], b"\r\n"].concat();
+    // A 1000-byte message in ten segments: refused once the budget is spent, raised once.
+    for _ in 0..10 {
+        step(C, &line, &mut run);
+    }
+    assert_eq!(exceptions(&run), [ParserException::MessageMemcap]);
+    step(C, b".\r\n", &mut run);
+    step(S, b"250 queued\r\n", &mut run);
+    assert_eq!(run.mails.stored[0].1.len(), 300);
+    // The next message fits in the budget the first gave back.
+    step(C, b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n", &mut run);
+    step(S, b"250 a\r\n250 b\r\n354 go\r\n", &mut run);
+    step(C, b"Subject: small\r\n\r\nhi\r\n.\r\n", &mut run);
+    assert_eq!(run.mails.stored.len(), 2);
+    assert_eq!(exceptions(&run), [ParserException::MessageMemcap]);
+
+    // Refused and finished within one segment: raised at delivery, still once.
+    let mut run = empty_run();
+    let mut state = SmtpState::new(&cfg);
+    let mut body = line.repeat(10);
+    body.extend_from_slice(b".\r\n");
+    let chunks: &[(Direction, &[u8])] = &[
+        (S, b"220 mx\r\n"),
+        (C, b"HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"),
+        (S, b"250 a\r\n250 b\r\n250 c\r\n354 go\r\n"),
+        (C, &body),
+    ];
+    feed(&mut state, &mut run, chunks);
+    assert_eq!(exceptions(&run), [ParserException::MessageMemcap]);
+}
+
+#[test]
+fn a_reply_without_a_code_or_a_bdat_without_a_size_is_one_parser_error() {
+    let mut run = empty_run();
+    let mut state = SmtpState::new(&MimeConfig::default());
+    feed(
+        &mut state,
+        &mut run,
+        &[(S, b"220 mx\r\n"), (C, b"EHLO c\r\n"), (S, b"\x00garbage\r\n"), (C, b"NOOP\r\n"), (S, b"\x00garbage\r\n")],
+    );
+    assert_eq!(run.out.exceptions, [(Timestamp::ZERO, ParserException::Error)]);
+
+    let mut run = empty_run();
+    let mut state = SmtpState::new(&MimeConfig::default());
+    feed(
+        &mut state,
+        &mut run,
+        &[(S, b"220 mx\r\n"), (C, b"EHLO c\r\nMAIL FROM:<a@b>\r\nBDAT lots\r\nxyz\r\nBDAT lots\r\n")],
+    );
+    assert_eq!(exceptions(&run), [ParserException::Error]);
+}
+
+#[test]
+fn a_whole_session_with_long_lines_and_a_gap_raises_no_exception() {
+    let mut run = empty_run();
+    let mut state = SmtpState::new(&MimeConfig::default());
+    let long = [b'z'; 5000];
+    for (dir, data) in [
+        (S, &b"220 mx ESMTP\r\n"[..]),
+        (C, b"EHLO c\r\n"),
+        (S, b"250-mx\r\n250 PIPELINING\r\n"),
+        (C, b"NOOP "),
+        (C, &long[..]),
+        (C, b"\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"),
+        (S, b"250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        (C, b"Subject: s\r\n\r\nbody\r\n"),
+    ] {
+        state.on_stream(dir, StreamEvent::Data(data), Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+    }
+    state.on_stream(C, StreamEvent::Gap { len: 10 }, Timestamp::ZERO, &mut run.files, &mut run.mails, &mut run.out);
+    feed(&mut state, &mut run, &[(C, b"more\r\n.\r\nQUIT\r\n"), (S, b"250 queued\r\n221 bye\r\n")]);
+    assert_eq!(run.events("smtp").len(), 1);
+    assert!(run.out.exceptions.is_empty(), "{:?}", run.out.exceptions);
+}

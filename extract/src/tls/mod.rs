@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 use weir_core::{Anomaly, Artifact, Direction, SeenIn, StreamEvent, Timestamp, UrlArtifact};
 
 use crate::dns::escape_bytes;
-use crate::emit::{AppEvent, Emit};
+use crate::emit::{AppEvent, Emit, ParserException};
 pub use handshake::{ClientHello, ServerHello};
 pub use x509::CertInfo;
 
@@ -125,6 +125,8 @@ pub struct TlsState {
     certificate_seen: bool,
     session_resumed: bool,
     logged: bool,
+    /// `ParserException::Error` was raised (once per flow).
+    error_raised: bool,
 }
 
 impl TlsState {
@@ -200,6 +202,11 @@ impl TlsState {
 
     fn give_up(&mut self, dir: Direction, ts: Timestamp, out: &mut Emit, event: &'static str) {
         out.anomaly(ts, Anomaly::app_layer(event));
+        // A record layer that cannot be followed ends parsing of both directions: the app-layer
+        // error. (Gaps end a direction too, but those are the stream's loss, not bad input.)
+        if !std::mem::replace(&mut self.error_raised, true) {
+            out.exception(ts, ParserException::Error);
+        }
         for side in &mut self.sides {
             side.finished = true;
             side.handshake = Vec::new();

@@ -392,3 +392,45 @@ fn measure_tls_throughput() {
         (bytes * rounds) as f64 / secs / 1e6
     );
 }
+
+fn exceptions(out: &Emit) -> Vec<ParserException> {
+    out.exceptions.iter().map(|(_, e)| *e).collect()
+}
+
+#[test]
+fn a_record_layer_it_cannot_follow_is_one_parser_error() {
+    let mut tls = TlsState::new();
+    let mut out = Emit::default();
+    tls.on_stream(Direction::ToServer, StreamEvent::Data(&client_hello_record()), TS, &mut out);
+    assert!(out.exceptions.is_empty());
+    // A record header claiming 65535 bytes ends parsing of the flow.
+    let overflow = [0x16, 0x03, 0x03, 0xff, 0xff, 0x02];
+    tls.on_stream(Direction::ToClient, StreamEvent::Data(&overflow), TS, &mut out);
+    assert_eq!(out.exceptions, [(TS, ParserException::Error)]);
+    // The same bytes again (either direction) raise nothing more.
+    tls.on_stream(Direction::ToClient, StreamEvent::Data(&overflow), TS, &mut out);
+    tls.on_stream(Direction::ToServer, StreamEvent::Data(&overflow), TS, &mut out);
+    assert_eq!(exceptions(&out), [ParserException::Error]);
+
+    // A record type that is not TLS is the same error.
+    let mut tls = TlsState::new();
+    let mut out = Emit::default();
+    tls.on_stream(Direction::ToServer, StreamEvent::Data(b"GET / HTTP/1.1\r\n\r\n"), TS, &mut out);
+    tls.on_stream(Direction::ToServer, StreamEvent::Data(b"GET / HTTP/1.1\r\n\r\n"), TS, &mut out);
+    assert_eq!(exceptions(&out), [ParserException::Error]);
+}
+
+#[test]
+fn a_whole_handshake_and_gaps_raise_no_parser_error() {
+    let mut tls = TlsState::new();
+    let mut out = Emit::default();
+    tls.on_stream(Direction::ToServer, StreamEvent::Data(&client_hello_record()), TS, &mut out);
+    tls.on_stream(Direction::ToClient, StreamEvent::Data(&server_flight()), TS, &mut out);
+    tls.on_stream(Direction::ToClient, StreamEvent::Data(&record(CHANGE_CIPHER_SPEC, &[1])), TS, &mut out);
+    tls.on_stream(Direction::ToServer, StreamEvent::Data(&record(APPLICATION_DATA, &[0x5a; 300])), TS, &mut out);
+    tls.on_stream(Direction::ToServer, StreamEvent::Gap { len: 100 }, TS, &mut out);
+    tls.on_stream(Direction::ToClient, StreamEvent::End, TS, &mut out);
+    assert_eq!(out.events.len(), 1);
+    assert!(out.anomalies.is_empty());
+    assert!(out.exceptions.is_empty());
+}

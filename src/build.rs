@@ -15,7 +15,7 @@ use weir_flow::{FlowConfig, FlowTable, Timeouts};
 use weir_reassembly::StreamConfig;
 
 use crate::config::{
-    ChecksumValidation, Config, FeedFormat, FragPolicy, SandboxApi, TimeoutSection,
+    ChecksumValidation, Config, FeedFormat, MailSection, FragPolicy, SandboxApi, TimeoutSection,
 };
 use weir_detect::engine::CompiledRules;
 use weir_detect::exclusions::{ExclusionCounters, ExclusionLists, ExclusionSet};
@@ -82,12 +82,21 @@ pub fn app_layer_config(c: &Config) -> AppLayerConfig {
         http,
         dns: c.app_layer.dns.enabled,
         tls: c.app_layer.tls.enabled,
-        smtp: c.app_layer.smtp.enabled.then(MimeConfig::default),
-        pop3: c.app_layer.pop3.enabled.then(MimeConfig::default),
-        imap: c.app_layer.imap.enabled.then(MimeConfig::default),
+        smtp: mime_config(&c.app_layer.smtp),
+        pop3: mime_config(&c.app_layer.pop3),
+        imap: mime_config(&c.app_layer.imap),
         ftp: c.app_layer.ftp.enabled,
         smb: c.app_layer.smb.enabled.then(SmbConfig::default),
     }
+}
+
+/// One mail protocol's parser settings; `None` when it is off. A new budget per call: each
+/// worker builds its own config.
+fn mime_config(section: &MailSection) -> Option<MimeConfig> {
+    section.enabled.then(|| MimeConfig {
+        held_budget: HeldMessageBudget::new(usize_of(section.message_memcap.0)),
+        ..MimeConfig::default()
+    })
 }
 
 fn timeouts(base: Timeouts, section: Option<TimeoutSection>) -> Timeouts {

@@ -208,3 +208,104 @@ fn the_queued_segment_limit_takes_its_own_policy() {
         assert_eq!(counted.as_object().map(|m| m.len()), Some(1), "{policy}: {last}");
     }
 }
+
+#[test]
+fn a_parser_error_takes_the_app_layer_error_policy() {
+    // A request, then bytes the HTTP parser cannot read as a request, then another request.
+    let frames = tcp_session(
+        40020,
+        80,
+        &[
+            (b"GET /first HTTP/1.1\r\nHost: example.test\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+            (b"\x16\x03\x01 not a request\r\n", b""),
+            (b"GET /later HTTP/1.1\r\nHost: example.test\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        ],
+        1.0,
+    );
+    let rules = "alert http any any -> any any (msg:\"later uri\"; http.uri; content:\"/later\"; sid:11; rev:1;)\n";
+    let run = |policy: &str| run_frames(&frames, &format!("[exception_policy]\napp_layer_error = \"{policy}\"\n"), rules);
+    let urls = |events: &[Value]| -> Vec<String> {
+        of_type(events, "http").iter().map(|h| h["http"]["url"].as_str().unwrap_or("?").to_string()).collect()
+    };
+    let errors = |events: &[Value]| -> Value {
+        of_type(events, "stats").last().expect("a closing stats record")["stats"]["app_layer"]["error"].clone()
+    };
+
+    let ignored = run("ignore");
+    // The parser finds its footing again and the later request is inspected.
+    assert_eq!(sids(&ignored), [11], "{ignored:#?}");
+    assert_eq!(urls(&ignored), ["/first", "/later"]);
+    assert_eq!(only_flow(&ignored)["exception_policy"], json!([{ "target": "app_layer_error", "policy": "ignore" }]));
+    assert_eq!(errors(&ignored), json!({ "http": 1 }));
+
+    let passed = run("pass-flow");
+    assert_eq!(sids(&passed), [] as [u64; 0], "{passed:#?}");
+    assert_eq!(urls(&passed), ["/first", "/later"]);
+    assert_eq!(counted(&passed), json!({ "app_layer_error.pass_flow": 1 }));
+
+    let bypassed = run("bypass");
+    assert_eq!(sids(&bypassed), [] as [u64; 0], "{bypassed:#?}");
+    assert_eq!(urls(&bypassed), ["/first"]);
+    assert_eq!(only_flow(&bypassed)["bypassed"], true);
+    assert_eq!(errors(&bypassed), json!({ "http": 1 }));
+}
+
+#[test]
+fn a_cut_header_block_takes_the_http_header_memcap_policy() {
+    let mut request = b"GET /evil HTTP/1.1\r\nHost: example.test\r\n".to_vec();
+    for i in 0..40 {
+        request.extend_from_slice(format!("X-Padding-{i:02}: {}\r\n", "p".repeat(40)).as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    let frames = tcp_session(40030, 80, &[(&request, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")], 1.0);
+    let run = |policy: &str| {
+        let config = format!("[app_layer.http]\nheader_memcap = \"1kb\"\n\n[exception_policy]\nhttp_header_memcap = \"{policy}\"\n");
+        run_frames(&frames, &config, HTTP_RULES)
+    };
+    let ignored = run("ignore");
+    // The request goes on with the headers that fit; its kept headers still fill the budget
+    // while the response's block comes, so that block is cut too.
+    assert_eq!(of_type(&ignored, "http").len(), 1, "{ignored:#?}");
+    assert!(sids(&ignored).contains(&10), "{ignored:#?}");
+    assert_eq!(counted(&ignored), json!({ "http_header_memcap.ignore": 2 }), "{ignored:#?}");
+
+    let bypassed = run("bypass");
+    assert_eq!(only_flow(&bypassed)["bypassed"], true, "{bypassed:#?}");
+    assert_eq!(only_flow(&bypassed)["exception_policy"], json!([{ "target": "http_header_memcap", "policy": "bypass" }]));
+    assert_eq!(sids(&bypassed), [] as [u64; 0], "{bypassed:#?}");
+}
+
+#[test]
+fn a_message_cut_at_the_mail_budget_takes_the_mail_memcap_policy() {
+    // A 100 KiB message against a 64 KiB budget for unfinished SMTP messages.
+    let mut exchanges: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (Vec::new(), b"220 mx.example.test ESMTP\r\n".to_vec()),
+        (b"EHLO client\r\n".to_vec(), b"250 mx\r\n".to_vec()),
+        (b"MAIL FROM:<a@example.test>\r\n".to_vec(), b"250 ok\r\n".to_vec()),
+        (b"RCPT TO:<b@example.test>\r\n".to_vec(), b"250 ok\r\n".to_vec()),
+        (b"DATA\r\n".to_vec(), b"354 go\r\n".to_vec()),
+        (b"Subject: big\r\n\r\n".to_vec(), Vec::new()),
+    ];
+    let line = format!("{}\r\n", "m".repeat(1022));
+    for _ in 0..100 {
+        exchanges.push((line.clone().into_bytes(), Vec::new()));
+    }
+    exchanges.push((b".\r\n".to_vec(), b"250 queued\r\n".to_vec()));
+    exchanges.push((b"QUIT\r\n".to_vec(), b"221 bye\r\n".to_vec()));
+    let borrowed: Vec<(&[u8], &[u8])> = exchanges.iter().map(|(c, s)| (c.as_slice(), s.as_slice())).collect();
+    let frames = tcp_session(40040, 25, &borrowed, 1.0);
+    let run = |policy: &str| {
+        let config = format!("[app_layer.smtp]\nmessage_memcap = \"64kb\"\n\n[exception_policy]\nmail_memcap = \"{policy}\"\n");
+        run_frames(&frames, &config, "alert tcp any any -> any any (msg:\"closing\"; flags:FA; sid:2; rev:1;)\n")
+    };
+    let ignored = run("ignore");
+    assert_eq!(of_type(&ignored, "smtp").len(), 1, "{ignored:#?}");
+    assert_eq!(counted(&ignored), json!({ "mail_memcap.ignore": 1 }));
+    assert_eq!(only_flow(&ignored)["exception_policy"], json!([{ "target": "mail_memcap", "policy": "ignore" }]));
+    assert_eq!(sids(&ignored), [2, 2]);
+
+    let passed = run("pass-flow");
+    assert_eq!(of_type(&passed, "smtp").len(), 1, "{passed:#?}");
+    assert_eq!(sids(&passed), [] as [u64; 0], "{passed:#?}");
+    assert_eq!(counted(&passed), json!({ "mail_memcap.pass_flow": 1 }));
+}

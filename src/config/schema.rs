@@ -346,9 +346,9 @@ impl ExceptionPolicySection {
 #[serde(deny_unknown_fields, default)]
 pub struct AppLayerSection {
     pub http: HttpSection,
-    pub smtp: ProtocolSection,
-    pub pop3: ProtocolSection,
-    pub imap: ProtocolSection,
+    pub smtp: MailSection,
+    pub pop3: MailSection,
+    pub imap: MailSection,
     pub ftp: ProtocolSection,
     pub dns: ProtocolSection,
     pub tls: ProtocolSection,
@@ -364,6 +364,22 @@ pub struct ProtocolSection {
 impl Default for ProtocolSection {
     fn default() -> Self {
         ProtocolSection { enabled: true }
+    }
+}
+
+/// SMTP, POP3 and IMAP.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSection {
+    pub enabled: bool,
+    /// Bytes of unfinished messages all flows of this protocol on one worker hold at once. A
+    /// message that needs more is stored truncated and marked (`[exception_policy] mail_memcap`).
+    pub message_memcap: ByteSize,
+}
+
+impl Default for MailSection {
+    fn default() -> Self {
+        MailSection { enabled: true, message_memcap: ByteSize(weir_extract::mime::DEFAULT_MAX_HELD_MESSAGE_BYTES as u64) }
     }
 }
 
@@ -676,6 +692,15 @@ impl Config {
         }
         if self.stream.max_flows == 0 {
             errs.push(("stream", "max_flows must be at least 1".into()));
+        }
+        // 0 would cut every message to nothing, not lift the cap.
+        for (name, mail) in [("app_layer.smtp", &self.app_layer.smtp), ("app_layer.pop3", &self.app_layer.pop3), ("app_layer.imap", &self.app_layer.imap)] {
+            if mail.message_memcap.0 < 64 * 1024 {
+                errs.push((name, "message_memcap must be at least 64kb".into()));
+            }
+        }
+        if self.app_layer.http.header_memcap.0 < 1024 {
+            errs.push(("app_layer.http", "header_memcap must be at least 1kb".into()));
         }
         if let Err(e) = self.host_os_policy() {
             errs.push(("stream", format!("host_os_policy: {e}")));

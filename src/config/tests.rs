@@ -198,3 +198,14 @@ fn exception_policies_take_a_master_switch_and_refuse_inline_only_values() {
     let errs = messages("[exception_policy]\nparser_error = \"bypass\"\n");
     assert!(errs.iter().any(|e| e.contains("parser_error")), "{errs:?}");
 }
+
+#[test]
+fn mail_message_memcaps_are_per_protocol_and_bounded_below() {
+    let c = parse("[app_layer.smtp]\nmessage_memcap = \"1mb\"\n").unwrap();
+    assert_eq!(c.app_layer.smtp.message_memcap.0, 1 << 20);
+    assert_eq!(c.app_layer.imap.message_memcap.0, 256 << 20);
+    let errs = messages("[app_layer.pop3]\nmessage_memcap = 0\n");
+    assert!(errs.iter().any(|e| e.contains("[app_layer.pop3] message_memcap must be at least 64kb")), "{errs:?}");
+    let errs = messages("[app_layer.http]\nheader_memcap = 10\n");
+    assert!(errs.iter().any(|e| e.contains("header_memcap must be at least 1kb")), "{errs:?}");
+}

@@ -4,14 +4,14 @@
 //!
 //! Invariants: once a protocol is decided it never changes, and a decision reported is the
 //! protocol the flow then has; extracted files and stored messages respect their caps; every EVE
-//! body serialises.
+//! body serialises; a flow's parser reports a parser error at most once.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use weir_core::{AppProto, Direction};
 use weir_extract::applayer::{AppLayer, AppLayerConfig, Detection, Sinks};
 use weir_extract::mime::MimeConfig;
-use weir_extract::Emit;
+use weir_extract::{Emit, ParserException};
 use weir_fuzz::{check_emit, stream_steps, CheckingFileSink, CheckingMailSink, Input};
 
 fuzz_target!(|data: &[u8]| {
@@ -23,6 +23,11 @@ fuzz_target!(|data: &[u8]| {
     let mut files = CheckingFileSink::new(cfg.http.as_ref().map_or(0, |h| h.file_size_limit).max(mime.max_file_bytes));
     let mut mails = CheckingMailSink::new(mime.max_message_bytes);
     let mut decided: Option<AppProto> = None;
+    let mut parser_errors = 0usize;
+    let mut count_errors = |out: &Emit| {
+        parser_errors += out.exceptions.iter().filter(|(_, e)| *e == ParserException::Error).count();
+        assert!(parser_errors <= 1, "{parser_errors} parser errors on one flow");
+    };
     let mut check = |app: &AppLayer, detection: Detection| {
         if let Some(now) = app.proto() {
             if let Some(was) = decided {
@@ -40,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
             let mut sinks = Sinks { files: &mut files, mails: &mut mails };
             let detection = app.on_stream(&cfg, dir, ev, ts, &mut sinks, &mut out);
             check_emit(&out);
+            count_errors(&out);
             check(&app, detection);
         });
     } else {
@@ -53,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
             let mut out = Emit::default();
             let detection = app.on_datagram(&cfg, dir, datagram, weir_core::Timestamp::from_nanos(ns), &mut out);
             check_emit(&out);
+            count_errors(&out);
             check(&app, detection);
         }
     }

@@ -9,7 +9,8 @@
 //! In "consistent" mode (bit 3 of the first byte) the session opens with a handshake and every
 //! segment's payload is cut from one fixed byte string per direction at its stream offset, so
 //! however segments overlap, repeat or arrive out of order, every byte delivered must be the
-//! string's byte at that offset.
+//! string's byte at that offset. Now and then what the session holds is released early (as the
+//! worker does at the global stream memcap), after which the same must hold.
 #![no_main]
 // Configs are spelled out in full but still end in `..Default` so new fields do not break the build.
 #![allow(clippy::needless_update)]
@@ -240,6 +241,12 @@ fn consistent(input: &mut Input<'_>, cfg: &StreamConfig, isn: [u32; 2], mut sess
         if feed(&mut session, d == 0, seq, ack, flags, &buf, ns) {
             // Port reuse needs a SYN, which consistent mode never sends after the handshake.
             panic!("new session requested without a SYN");
+        }
+        if (head >> 2) & 7 == 7 {
+            let out = &mut session.out;
+            session.tcp.release_held(cfg, &mut |dir, ev| record(out, dir, ev));
+            assert_eq!(session.tcp.memory_used(), 0, "memory held after release_held");
+            check(&session, cfg);
         }
     }
     flush_and_check(session, cfg);

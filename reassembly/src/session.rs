@@ -435,9 +435,9 @@ impl TcpSession {
             if half.assembler.is_ended() {
                 continue;
             }
-            // Bytes past a FIN are not part of the stream; the FIN's own release ends it.
-            let limit = half.fin_offset.unwrap_or(u64::MAX);
-            let gap = half.assembler.deliver(limit, depth, true, &mut |ev| out(dir, ev));
+            // Everything held goes, bytes past a FIN included, as `flush` hands them out; the
+            // FIN's own release still ends the direction.
+            let gap = half.assembler.deliver(u64::MAX, depth, true, &mut |ev| out(dir, ev));
             half.had_gap |= gap > 0;
             if gap > 0 {
                 self.stats.gaps += 1;

@@ -445,6 +445,18 @@ fn release_held_gives_up_holes_and_the_stream_goes_on() {
 }
 
 #[test]
+fn release_held_lets_go_of_bytes_past_a_fin_too() {
+    // Found by the tcp_reassembly fuzz target: bytes sent past the FIN stayed held.
+    let mut conv = Conv::new(cfg());
+    conv.handshake(C_ISN, S_ISN);
+    conv.c(C_ISN + 1, S_ISN + 1, ACK | FIN, b"ab");
+    conv.c(C_ISN + 5, S_ISN + 1, ACK, b"zz");
+    assert!(conv.session.memory_used() > 0);
+    conv.session.release_held(&conv.cfg, &mut |_, _| {});
+    assert_eq!(conv.session.memory_used(), 0);
+}
+
+#[test]
 fn flush_reports_holes_between_held_data() {
     let mut conv = Conv::new(cfg());
     conv.handshake(C_ISN, S_ISN);

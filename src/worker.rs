@@ -50,6 +50,26 @@ pub struct FlowState {
     stream_pending: [StreamQueue; 2],
 }
 
+impl FlowState {
+    /// `pass-flow`: inspection ends here, and the bytes queued for it are let go.
+    fn pass(&mut self) {
+        self.passed = true;
+        self.stream_pending = Default::default();
+    }
+
+    /// `bypass`: what the session holds is let go unread, and the flow is neither reassembled
+    /// nor parsed from here on (its session stays, for the flow record's `tcp` object).
+    /// `stream_memory` is the worker's count of bytes all sessions hold.
+    fn bypass(&mut self, cfg: &StreamConfig, stream_memory: &mut usize) {
+        if let Some(session) = self.tcp.as_mut() {
+            let held = session.memory_used();
+            session.flush(cfg, &mut |_, _| {});
+            *stream_memory = stream_memory.saturating_sub(held).saturating_add(session.memory_used());
+        }
+        self.bypassed = true;
+    }
+}
+
 /// A direction's reassembled bytes awaiting inspection, with where gaps fell among them.
 #[derive(Default)]
 struct StreamQueue {
@@ -666,6 +686,7 @@ impl Stages {
             match state.exceptions.meet(ExceptionCap::Midstream, &policies, &mut stats.exception_policy) {
                 ExceptionPolicy::Ignore => {}
                 ExceptionPolicy::PassFlow => {
+                    // The session is new: nothing is queued for inspection yet.
                     state.passed = true;
                     inspected = false;
                 }
@@ -745,21 +766,14 @@ impl Stages {
                 ExceptionPolicy::Bypass => bypass = true,
             }
         }
-        if pass && !state.passed {
-            // Inspection ends here; bytes queued for it are let go.
-            state.passed = true;
-            state.stream_pending = Default::default();
-        }
-        if bypass {
-            // What the session holds is let go unread: the flow is neither reassembled nor
-            // parsed from here on. The session stays for the flow record's `tcp` object.
-            let held = session.memory_used();
-            session.flush(&cfg.stream, &mut |_, _| {});
-            *stream_memory = stream_memory.saturating_sub(held).saturating_add(session.memory_used());
-            state.bypassed = true;
-        }
         if detection.reversed {
             session.swap_directions();
+        }
+        if pass && !state.passed {
+            state.pass();
+        }
+        if bypass {
+            state.bypass(&cfg.stream, stream_memory);
         }
         if let Some(p) = detection.detected {
             flow.app_proto = Some(p);
@@ -861,21 +875,8 @@ impl Stages {
         for cap in parser_exceptions(emit, flow.app_proto, stats) {
             match state.exceptions.meet(cap, &cfg.exception_policies, &mut stats.exception_policy) {
                 ExceptionPolicy::Ignore => {}
-                ExceptionPolicy::PassFlow => {
-                    // Inspection ends here; bytes queued for it are let go.
-                    state.passed = true;
-                    state.stream_pending = Default::default();
-                }
-                ExceptionPolicy::Bypass => {
-                    // As a stream cap's bypass: what the session holds is dropped unread, and
-                    // the flow's later packets are counted only.
-                    if let Some(session) = state.tcp.as_mut() {
-                        let held = session.memory_used();
-                        session.flush(&cfg.stream, &mut |_, _| {});
-                        *stream_memory = stream_memory.saturating_sub(held).saturating_add(session.memory_used());
-                    }
-                    state.bypassed = true;
-                }
+                ExceptionPolicy::PassFlow => state.pass(),
+                ExceptionPolicy::Bypass => state.bypass(&cfg.stream, stream_memory),
             }
         }
     }

@@ -80,7 +80,7 @@ pub fn run(listen: Option<&str>, out: Option<PathBuf>, config: &Config, source: 
         None => config.icap.listen,
     };
     let out = out.unwrap_or_else(|| config.output.dir.clone());
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create output directory {}", out.display()))?;
+    crate::output::create_output_dir(&out)?;
     // Rules first: a bad rule file must fail before the proxy is told Weir is up.
     let sets = build::shared_sets(config)?;
     // SIGHUP reloads the rules (and the rest of [detect]) as for `weir live`.

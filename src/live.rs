@@ -39,7 +39,7 @@ pub fn run(interface: Option<String>, common: &CommonArgs, config: &Config) -> a
     });
 
     let out = common.out.clone().unwrap_or_else(|| config.output.dir.clone());
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create output directory {}", out.display()))?;
+    crate::output::create_output_dir(&out)?;
     let mut pipeline = Pipeline::start(config, &out, common.overwrite, true, config.icap.enabled)?;
     let _reloader = crate::reload::start(crate::reload::ConfigSource::of(common), pipeline.sets())?;
     if let Some(addr) = &config.output.prometheus {

@@ -5,7 +5,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use weir_capture::{FileSource, PacketSource};
 
 use crate::CommonArgs;
@@ -16,7 +15,7 @@ pub fn run(paths: &[PathBuf], common: &CommonArgs, config: &Config, quiet: bool)
     // Open the input first: a bad path must fail before anything is written.
     let mut source = FileSource::open(paths).map_err(|e| anyhow::anyhow!("{e}"))?;
     let out = common.out.clone().unwrap_or_else(|| config.output.dir.clone());
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create output directory {}", out.display()))?;
+    crate::output::create_output_dir(&out)?;
     let mut pipeline = Pipeline::start(config, &out, common.overwrite, false, false)?;
 
     let progress = (!quiet && std::io::stderr().is_terminal()).then(|| progress_bar(source.total_bytes()));

@@ -124,6 +124,34 @@ fn eve_json_is_appended_unless_overwrite() {
 }
 
 #[test]
+fn outputs_are_not_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let pcap = s.path("in.pcap");
+    let frames = tcp_session(40000, 80, &[(b"GET /f HTTP/1.1\r\nHost: h\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody")], 1.0);
+    write_pcap(&pcap, &frames);
+    let out = s.path("new/out");
+    replay(&[&pcap], &out, &[]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // Whatever the umask takes away, others get nothing; the group at most reads.
+    assert_eq!(mode(&out) & 0o027, 0, "{:o}", mode(&out));
+    assert_eq!(mode(&out.join("eve.json")) & 0o137, 0, "{:o}", mode(&out.join("eve.json")));
+    let stored: Vec<_> = walk_files(&out.join("filestore"));
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(mode(&stored[0]) & 0o077, 0);
+    assert_eq!(mode(stored[0].parent().unwrap()) & 0o077, 0);
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { found.extend(walk_files(&path)) } else { found.push(path) }
+    }
+    found
+}
+
+#[test]
 fn several_files_and_directories_are_one_capture() {
     let s = Scratch::new();
     let dir = s.path("caps");

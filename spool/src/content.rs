@@ -3,6 +3,7 @@
 //! delivery is byte-identical or refused.
 
 use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -73,9 +74,10 @@ impl Filestore {
         };
         if !path.exists() {
             let dir = path.parent().unwrap_or(&self.root);
-            std::fs::create_dir_all(dir).map_err(io)?;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
             let tmp = dir.join(format!(".{}.{}.tmp", hex(&sha256[..8]), std::process::id()));
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            // Stored content is read back by this process only (as the filestore's own files).
+            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
             f.write_all(bytes).map_err(io)?;
             f.sync_all().map_err(io)?;
             std::fs::rename(&tmp, &path).map_err(io)?;
@@ -188,5 +190,17 @@ mod tests {
             fs.read(&missing, 1 << 20),
             Err(ContentError::Missing { .. })
         ));
+    }
+
+    #[test]
+    fn stored_content_is_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fs = Filestore::new(&dir.path().join("store"));
+        let r = fs.store(b"secret").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let path = fs.path_of(&r.sha256);
+        assert_eq!(mode(&path) & 0o077, 0);
+        assert_eq!(mode(path.parent().unwrap()) & 0o077, 0);
     }
 }

@@ -32,6 +32,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -222,7 +224,8 @@ pub struct Spool {
 impl Spool {
     /// Opens (creating when missing) the spool in `dir`.
     pub fn open(dir: &Path, config: SpoolConfig) -> Result<Spool, SpoolError> {
-        std::fs::create_dir_all(dir).map_err(|source| SpoolError::Io {
+        // What waits here (alerts, files, messages, submissions) is the owner's alone.
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|source| SpoolError::Io {
             path: dir.display().to_string(),
             source,
         })?;
@@ -231,6 +234,10 @@ impl Spool {
         let db = Database::create(&file).map_err(|e| SpoolError::Storage {
             path: path.clone(),
             source: e.into(),
+        })?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(|source| SpoolError::Io {
+            path: path.clone(),
+            source,
         })?;
         let spool = Spool {
             db,

@@ -14,6 +14,17 @@ fn meta(n: u64) -> NewItem {
 }
 
 #[test]
+fn the_spool_is_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let spool_dir = dir.path().join("spool");
+    drop(open(&spool_dir));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&spool_dir) & 0o077, 0);
+    assert_eq!(mode(&spool_dir.join(FILE_NAME)) & 0o077, 0);
+}
+
+#[test]
 fn queues_are_ordered_and_independent() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());

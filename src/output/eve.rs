@@ -1,5 +1,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -35,11 +36,13 @@ enum Out {
 
 fn open_eve(dir: &Path, overwrite: bool) -> io::Result<(PathBuf, File)> {
     let path = dir.join("eve.json");
+    // Owner and group may read it (a log shipper in the sensor's group); others may not.
     let file = OpenOptions::new()
         .create(true)
         .write(true)
         .append(!overwrite)
         .truncate(overwrite)
+        .mode(0o640)
         .open(&path)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     Ok((path, file))

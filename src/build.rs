@@ -11,11 +11,11 @@ use weir_extract::mailstore::{MailSink, MailStore, NullMailSink};
 use weir_extract::mime::{HeldMessageBudget, MimeConfig};
 use weir_extract::smb::SmbConfig;
 use weir_extract::http::{HttpConfig, SharedRangeJoiner};
-use weir_flow::{FlowConfig, FlowTable, Timeouts};
+use weir_flow::{FlowConfig, FlowTable, Timeouts, WhenFull};
 use weir_reassembly::StreamConfig;
 
 use crate::config::{
-    ChecksumValidation, Config, FeedFormat, MailSection, FragPolicy, SandboxApi, TimeoutSection,
+    ChecksumValidation, Config, ExceptionCap, ExceptionPolicyName, FeedFormat, MailSection, FragPolicy, SandboxApi, TimeoutSection,
 };
 use weir_detect::engine::CompiledRules;
 use weir_detect::exclusions::{ExclusionCounters, ExclusionLists, ExclusionSet};
@@ -110,11 +110,20 @@ fn timeouts(base: Timeouts, section: Option<TimeoutSection>) -> Timeouts {
     }
 }
 
+/// Under `[exception_policy] flow_table = "bypass"`, how long the least recently seen flow must
+/// have been idle to give way to a new one in a full table.
+const FULL_TABLE_GIVE_WAY_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub fn flow_config(c: &Config) -> FlowConfig {
     let base = FlowConfig::default();
     let t = &c.stream.timeouts;
+    let when_full = match c.exception_policy.policy(ExceptionCap::FlowTable) {
+        ExceptionPolicyName::Bypass => WhenFull::RefuseNew { idle: FULL_TABLE_GIVE_WAY_IDLE },
+        _ => WhenFull::EvictLeastRecent,
+    };
     FlowConfig {
         max_flows: c.stream.max_flows,
+        when_full,
         tcp: timeouts(base.tcp, t.tcp),
         udp: timeouts(base.udp, t.udp),
         icmp: timeouts(base.icmp, t.icmp),

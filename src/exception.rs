@@ -37,6 +37,7 @@ impl ExceptionCap {
             ExceptionCap::AppLayerError => "app_layer_error",
             ExceptionCap::HttpHeaderMemcap => "http_header_memcap",
             ExceptionCap::MailMemcap => "mail_memcap",
+            ExceptionCap::FlowTable => "flow_table",
         }
     }
 }
@@ -50,6 +51,11 @@ impl ExceptionPolicy {
             ExceptionPolicy::Bypass => "bypass",
         }
     }
+}
+
+/// Counts `cap` met `n` times under `policy` (`"<target>.<policy>"`).
+pub fn count(counts: &mut BTreeMap<String, u64>, cap: ExceptionCap, policy: ExceptionPolicy, n: u64) {
+    *counts.entry(format!("{}.{}", cap.target(), policy.eve())).or_default() += n;
 }
 
 /// The caps one flow met, each listed once with the policy applied, in the order met.
@@ -68,7 +74,7 @@ impl FlowExceptions {
         counts: &mut BTreeMap<String, u64>,
     ) -> ExceptionPolicy {
         let policy = policies.of(cap);
-        *counts.entry(format!("{}.{}", cap.target(), policy.eve())).or_default() += 1;
+        count(counts, cap, policy, 1);
         if !self.met.iter().any(|(c, _)| *c == cap) {
             self.met.push((cap, policy));
         }

@@ -585,14 +585,16 @@ impl Stages {
             };
             if self.flows.contains(&quoted) {
                 let wire_len = u32::try_from(pkt.frame.len()).unwrap_or(u32::MAX);
-                self.flows.lookup(&quoted, pkt.ts, wire_len, FlowState::default, &mut self.ended);
-                self.log_ended();
+                self.flow_for(&quoted, pkt.ts, wire_len);
                 return;
             }
         }
         let wire_len = u32::try_from(pkt.frame.len()).unwrap_or(u32::MAX);
-        let (mut handle, _) = self.flows.lookup(&key, pkt.ts, wire_len, FlowState::default, &mut self.ended);
-        self.log_ended();
+        let Some(mut handle) = self.flow_for(&key, pkt.ts, wire_len) else {
+            // A full table refused the new flow (`[exception_policy] flow_table = "bypass"`).
+            self.stats.packets_without_flow += 1;
+            return;
+        };
         if self.excluded(handle) || self.flows.get(handle).is_some_and(|f| f.state.bypassed) {
             // Excluded and bypassed traffic is counted in its flow record; it is not parsed,
             // extracted, inspected or alerted on.
@@ -803,10 +805,24 @@ impl Stages {
             self.ended.push(closed);
             self.log_ended();
         }
-        let (handle, _) = self.flows.lookup(key, segment.ts, wire_len, FlowState::default, &mut self.ended);
-        self.log_ended();
+        // The old flow's place is free, so the table cannot refuse this one.
+        let Some(handle) = self.flow_for(key, segment.ts, wire_len) else { return (handle, false) };
         let fresh = self.flows.get(handle).is_some_and(|f| f.state.tcp.is_none());
         if fresh { self.on_tcp(key, handle, wire_len, segment, facts) } else { (handle, false) }
+    }
+
+    /// The flow a packet belongs to, created when new, as the full-table rule allows (`None`:
+    /// refused); counts each time a full table evicted or refused, and logs flows that ended.
+    fn flow_for(&mut self, key: &FlowKey, ts: Timestamp, wire_len: u32) -> Option<FlowHandle> {
+        let evicted = self.flows.stats().evicted;
+        let found = self.flows.lookup(key, ts, wire_len, FlowState::default, &mut self.ended);
+        let met = self.flows.stats().evicted - evicted + u64::from(found.is_none());
+        if met > 0 {
+            let policy = self.cfg.exception_policies.of(ExceptionCap::FlowTable);
+            crate::exception::count(&mut self.stats.exception_policy, ExceptionCap::FlowTable, policy, met);
+        }
+        self.log_ended();
+        found.map(|(handle, _)| handle)
     }
 
     /// Hands what an FTP control channel announced to the expectation table, and each newer

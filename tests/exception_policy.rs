@@ -309,3 +309,38 @@ fn a_message_cut_at_the_mail_budget_takes_the_mail_memcap_policy() {
     assert_eq!(sids(&passed), [] as [u64; 0], "{passed:#?}");
     assert_eq!(counted(&passed), json!({ "mail_memcap.pass_flow": 1 }));
 }
+
+#[test]
+fn a_full_flow_table_evicts_or_refuses_by_the_flow_table_policy() {
+    // Two sessions fill a table of two; a third starts while both are in use.
+    let exchanges: &[(&[u8], &[u8])] = &[(b"hello\n", b"hi\n"), (b"more\n", b"ok\n")];
+    let mut frames = tcp_session(41001, 9000, exchanges, 1.0);
+    frames.extend(tcp_session(41002, 9000, exchanges, 1.0005));
+    frames.extend(tcp_session(41003, 9000, exchanges, 1.005));
+    frames.sort_by_key(|(ts, _)| *ts);
+    let run = |policy: &str| {
+        run_frames(&frames, &format!("[stream]\nmax_flows = 2\n\n[exception_policy]\nflow_table = \"{policy}\"\n"), "")
+    };
+    let ports = |events: &[Value]| -> Vec<u64> {
+        let mut p: Vec<u64> = of_type(events, "flow").iter().filter_map(|f| f["src_port"].as_u64()).collect();
+        p.sort();
+        p
+    };
+
+    let bypassed = run("bypass");
+    // The sessions in use are kept whole; the third is counted, not tracked.
+    assert_eq!(ports(&bypassed), [41001, 41002], "{bypassed:#?}");
+    for flow in of_type(&bypassed, "flow") {
+        assert_eq!(flow["flow"]["pkts_toserver"].as_u64().unwrap() + flow["flow"]["pkts_toclient"].as_u64().unwrap(), 14);
+        assert_eq!(flow["flow"]["reason"], "shutdown");
+    }
+    assert_eq!(counted(&bypassed), json!({ "flow_table.bypass": 14 }));
+    let last = *of_type(&bypassed, "stats").last().unwrap();
+    assert_eq!(last["stats"]["decoder"]["no_flow"], 14);
+
+    let ignored = run("ignore");
+    // Room is made by ending the least recently seen flow, again and again.
+    let forced = of_type(&ignored, "flow").iter().filter(|f| f["flow"]["reason"] == "forced").count();
+    assert!(forced > 0, "{ignored:#?}");
+    assert_eq!(counted(&ignored)["flow_table.ignore"], forced as u64);
+}

@@ -24,12 +24,24 @@ impl Default for Timeouts {
     }
 }
 
+/// What a full table does with a packet of a new flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenFull {
+    /// The least recently seen flow is ended with reason "forced" (its outputs are flushed, not
+    /// lost) to make room.
+    EvictLeastRecent,
+    /// The new flow is refused (the packet gets no flow) unless the least recently seen flow has
+    /// been idle this long, in which case it gives way: a flood of new tuples cannot push out
+    /// the sessions in use.
+    RefuseNew { idle: std::time::Duration },
+}
+
 /// Flow table limits. Defaults follow Suricata's `flow` and `flow-timeouts` sections.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowConfig {
-    /// Most flows held at once. When a new flow would exceed it, the least recently seen flow is
-    /// ended with reason "forced" (its outputs are flushed, not lost).
+    /// Most flows held at once. When a new flow would exceed it, `when_full` decides.
     pub max_flows: usize,
+    pub when_full: WhenFull,
     pub tcp: Timeouts,
     pub udp: Timeouts,
     pub icmp: Timeouts,
@@ -41,6 +53,7 @@ impl Default for FlowConfig {
     fn default() -> Self {
         FlowConfig {
             max_flows: 100_000,
+            when_full: WhenFull::EvictLeastRecent,
             tcp: Timeouts::of(60, 600, 60),
             udp: Timeouts::of(30, 300, 0),
             icmp: Timeouts::of(30, 300, 0),

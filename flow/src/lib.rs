@@ -12,6 +12,6 @@ mod config;
 mod eve;
 mod table;
 
-pub use config::{FlowConfig, Timeouts};
+pub use config::{FlowConfig, Timeouts, WhenFull};
 pub use eve::flow_record;
 pub use table::{ClosedFlow, EndReason, Flow, FlowHandle, FlowTable, Lifecycle, TableStats};

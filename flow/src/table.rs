@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use weir_core::{AppProto, Direction, FlowKey, IpProto, Timestamp};
 
-use crate::config::{FlowConfig, Timeouts};
+use crate::config::{FlowConfig, Timeouts, WhenFull};
 
 /// Where a flow is in its life, as EVE `flow.state` spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +94,8 @@ pub struct TableStats {
     pub timed_out: u64,
     /// Ended early because the table was full.
     pub evicted: u64,
+    /// New flows refused because the table was full (`WhenFull::RefuseNew`).
+    pub refused: u64,
 }
 
 const NONE: u32 = u32::MAX;
@@ -209,7 +211,8 @@ impl<S> FlowTable<S> {
 
     /// Finds the flow a packet belongs to, creating it when there is none, and counts the packet.
     /// Flows that end on the way (a timed-out flow the packet would have revived, or the least
-    /// recently seen flow evicted to make room) are pushed to `ended`.
+    /// recently seen flow evicted to make room) are pushed to `ended`. `None`: the table is full
+    /// and refuses new flows (`WhenFull::RefuseNew`); the packet is counted nowhere here.
     pub fn lookup(
         &mut self,
         key: &FlowKey,
@@ -217,7 +220,7 @@ impl<S> FlowTable<S> {
         wire_len: u32,
         new_state: impl FnOnce() -> S,
         ended: &mut Vec<ClosedFlow<S>>,
-    ) -> (FlowHandle, Direction) {
+    ) -> Option<(FlowHandle, Direction)> {
         let (canonical, _) = key.canonical();
         if let Some(&index) = self.map.get(&canonical) {
             let timed_out = match self.entry(index) {
@@ -231,20 +234,27 @@ impl<S> FlowTable<S> {
                 }
             } else if let Some(dir) = self.touch(index, key, ts, wire_len) {
                 let generation = self.slots[index as usize].generation;
-                return (FlowHandle { index, generation }, dir);
+                return Some((FlowHandle { index, generation }, dir));
             }
         }
-        if self.map.len() >= self.config.max_flows.max(1) {
-            if let Some(index) = self.least_recent() {
-                self.stats.evicted += 1;
-                if let Some(closed) = self.remove(index, EndReason::Forced) {
-                    ended.push(closed);
+        if self.map.len() >= self.config.max_flows.max(1)
+            && let Some(index) = self.least_recent()
+        {
+            if let WhenFull::RefuseNew { idle } = self.config.when_full {
+                let idle_for = self.entry(index).map_or(Duration::ZERO, |e| ts.since(e.flow.last_seen));
+                if idle_for < idle {
+                    self.stats.refused += 1;
+                    return None;
                 }
+            }
+            self.stats.evicted += 1;
+            if let Some(closed) = self.remove(index, EndReason::Forced) {
+                ended.push(closed);
             }
         }
         let handle = self.insert(*key, canonical, ts, new_state());
         self.touch(handle.index, key, ts, wire_len);
-        (handle, Direction::ToServer)
+        Some((handle, Direction::ToServer))
     }
 
     /// The flow for this key (either direction), when it is in the table.

@@ -3,7 +3,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use proptest::prelude::*;
 use weir_core::{Direction, FlowKey, IpProto, Timestamp, Vlans};
-use weir_flow::{ClosedFlow, EndReason, FlowConfig, FlowTable, Lifecycle};
+use weir_flow::{ClosedFlow, EndReason, FlowConfig, FlowTable, Lifecycle, WhenFull};
 
 fn key(proto: IpProto, client: u8, sport: u16) -> FlowKey {
     FlowKey {
@@ -30,9 +30,9 @@ fn both_directions_count_on_one_flow() {
     let mut t = table(10);
     let mut ended = Vec::new();
     let k = key(IpProto::UDP, 1, 5000);
-    let (h1, d1) = t.lookup(&k, at(0), 100, || 0, &mut ended);
-    let (h2, d2) = t.lookup(&k.reversed(), at(1), 250, || 1, &mut ended);
-    let (_, d3) = t.lookup(&k, at(2), 60, || 2, &mut ended);
+    let (h1, d1) = t.lookup(&k, at(0), 100, || 0, &mut ended).unwrap();
+    let (h2, d2) = t.lookup(&k.reversed(), at(1), 250, || 1, &mut ended).unwrap();
+    let (_, d3) = t.lookup(&k, at(2), 60, || 2, &mut ended).unwrap();
     assert_eq!(h1, h2);
     assert_eq!((d1, d2, d3), (Direction::ToServer, Direction::ToClient, Direction::ToServer));
     let f = t.get(h1).unwrap();
@@ -54,9 +54,9 @@ fn vlan_and_tunnel_depth_separate_flows() {
     tagged.vlans.push(6);
     let mut tunnelled = plain;
     tunnelled.tunnel_depth = 1;
-    let a = t.lookup(&plain, at(0), 1, || 0, &mut ended).0;
-    let b = t.lookup(&tagged, at(0), 1, || 0, &mut ended).0;
-    let c = t.lookup(&tunnelled, at(0), 1, || 0, &mut ended).0;
+    let a = t.lookup(&plain, at(0), 1, || 0, &mut ended).unwrap().0;
+    let b = t.lookup(&tagged, at(0), 1, || 0, &mut ended).unwrap().0;
+    let c = t.lookup(&tunnelled, at(0), 1, || 0, &mut ended).unwrap().0;
     assert!(a != b && b != c && a != c);
     assert_eq!(t.len(), 3);
 }
@@ -68,10 +68,10 @@ fn timeouts_follow_protocol_and_state() {
     let udp_new = key(IpProto::UDP, 1, 1);
     let udp_est = key(IpProto::UDP, 2, 2);
     let tcp_new = key(IpProto::TCP, 3, 3);
-    t.lookup(&udp_new, at(0), 1, || 0, &mut ended);
-    t.lookup(&udp_est, at(0), 1, || 0, &mut ended);
-    t.lookup(&udp_est.reversed(), at(0), 1, || 0, &mut ended);
-    t.lookup(&tcp_new, at(0), 1, || 0, &mut ended);
+    t.lookup(&udp_new, at(0), 1, || 0, &mut ended).unwrap();
+    t.lookup(&udp_est, at(0), 1, || 0, &mut ended).unwrap();
+    t.lookup(&udp_est.reversed(), at(0), 1, || 0, &mut ended).unwrap();
+    t.lookup(&tcp_new, at(0), 1, || 0, &mut ended).unwrap();
 
     t.expire(at(30), &mut ended);
     assert!(ended.is_empty(), "30 s idle is not past the 30 s UDP new timeout");
@@ -97,7 +97,7 @@ fn lifecycle_change_moves_the_flow_to_its_new_timeout() {
     let mut t = table(10);
     let mut ended = Vec::new();
     let k = key(IpProto::TCP, 1, 1);
-    let (h, _) = t.lookup(&k, at(0), 1, || 0, &mut ended);
+    let (h, _) = t.lookup(&k, at(0), 1, || 0, &mut ended).unwrap();
     t.set_lifecycle(h, Lifecycle::Established);
     t.expire(at(599), &mut ended);
     assert!(ended.is_empty(), "established TCP lives 600 s");
@@ -112,9 +112,9 @@ fn a_packet_on_a_timed_out_flow_starts_a_new_one() {
     let mut t = table(10);
     let mut ended = Vec::new();
     let k = key(IpProto::UDP, 1, 1);
-    let (h1, _) = t.lookup(&k, at(0), 1, || 0, &mut ended);
+    let (h1, _) = t.lookup(&k, at(0), 1, || 0, &mut ended).unwrap();
     let id1 = t.get(h1).unwrap().id;
-    let (h2, dir) = t.lookup(&k.reversed(), at(100), 1, || 1, &mut ended);
+    let (h2, dir) = t.lookup(&k.reversed(), at(100), 1, || 1, &mut ended).unwrap();
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0].reason, EndReason::Timeout);
     assert_eq!(ended[0].flow.id, id1);
@@ -126,16 +126,43 @@ fn a_packet_on_a_timed_out_flow_starts_a_new_one() {
 }
 
 #[test]
+fn a_full_table_refusing_new_flows_keeps_the_ones_in_use_until_one_is_idle() {
+    let config = FlowConfig {
+        max_flows: 3,
+        when_full: WhenFull::RefuseNew { idle: std::time::Duration::from_secs(30) },
+        ..FlowConfig::default()
+    };
+    let mut t: FlowTable<u32> = FlowTable::new(config);
+    let mut ended = Vec::new();
+    let keys: Vec<FlowKey> = (1..=3).map(|i| key(IpProto::TCP, i, 1000)).collect();
+    for (i, k) in keys.iter().enumerate() {
+        t.lookup(k, at(i as u64), 1, || 0, &mut ended).unwrap();
+    }
+    // A flood of new tuples while every flow was seen within 30 s: refused, nothing ended.
+    for i in 0..100 {
+        assert!(t.lookup(&key(IpProto::TCP, 100 + i, 1000), at(10), 1, || 0, &mut ended).is_none());
+    }
+    assert_eq!((t.len(), ended.len(), t.stats().refused, t.stats().evicted), (3, 0, 100, 0));
+    // Known flows still count their packets.
+    assert!(t.lookup(&keys[0], at(20), 1, || 0, &mut ended).is_some());
+    // 31 s after the second flow's last packet it is idle enough to give way.
+    assert!(t.lookup(&key(IpProto::TCP, 9, 1000), at(32), 1, || 0, &mut ended).is_some());
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].flow.key, keys[1]);
+    assert_eq!(t.stats().evicted, 1);
+}
+
+#[test]
 fn a_full_table_evicts_the_least_recently_seen_flow() {
     let mut t = table(3);
     let mut ended = Vec::new();
     let keys: Vec<FlowKey> = (1..=3).map(|i| key(IpProto::TCP, i, 1000)).collect();
     for (i, k) in keys.iter().enumerate() {
-        t.lookup(k, at(i as u64), 1, || 0, &mut ended);
+        t.lookup(k, at(i as u64), 1, || 0, &mut ended).unwrap();
     }
     // Refresh the oldest, so the second becomes least recent.
-    t.lookup(&keys[0], at(5), 1, || 0, &mut ended);
-    t.lookup(&key(IpProto::TCP, 9, 1000), at(6), 1, || 0, &mut ended);
+    t.lookup(&keys[0], at(5), 1, || 0, &mut ended).unwrap();
+    t.lookup(&key(IpProto::TCP, 9, 1000), at(6), 1, || 0, &mut ended).unwrap();
     assert_eq!(t.len(), 3);
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0].flow.key, keys[1]);
@@ -148,13 +175,13 @@ fn reverse_swaps_orientation_and_counters() {
     let mut t = table(3);
     let mut ended = Vec::new();
     let k = key(IpProto::TCP, 1, 1000);
-    let (h, _) = t.lookup(&k, at(0), 40, || 0, &mut ended);
+    let (h, _) = t.lookup(&k, at(0), 40, || 0, &mut ended).unwrap();
     t.reverse(h);
     let f = t.get(h).unwrap();
     assert_eq!(f.key, k.reversed());
     assert_eq!((f.pkts, f.bytes), ([0, 1], [0, 40]));
     // The next packet from the same sender now counts to the client.
-    let (h2, dir) = t.lookup(&k, at(1), 40, || 0, &mut ended);
+    let (h2, dir) = t.lookup(&k, at(1), 40, || 0, &mut ended).unwrap();
     assert_eq!((h2, dir), (h, Direction::ToClient));
 }
 
@@ -163,10 +190,10 @@ fn drain_ends_everything_oldest_first() {
     let mut t = table(10);
     let mut ended: Vec<ClosedFlow<u32>> = Vec::new();
     for i in 1..=4u8 {
-        t.lookup(&key(IpProto::UDP, i, 1), at(u64::from(i)), 1, || u32::from(i), &mut ended);
+        t.lookup(&key(IpProto::UDP, i, 1), at(u64::from(i)), 1, || u32::from(i), &mut ended).unwrap();
     }
     // Seen again: now the most recent.
-    t.lookup(&key(IpProto::UDP, 2, 1), at(5), 1, || 0, &mut ended);
+    t.lookup(&key(IpProto::UDP, 2, 1), at(5), 1, || 0, &mut ended).unwrap();
     t.drain(EndReason::Shutdown, &mut ended);
     assert!(t.is_empty());
     let order: Vec<u32> = ended.iter().map(|c| c.flow.state).collect();
@@ -181,7 +208,7 @@ fn flow_ids_are_distinct_and_json_exact() {
     let mut ids = std::collections::HashSet::new();
     for i in 0..20_000u32 {
         let k = key(IpProto::UDP, (i % 250) as u8, (i / 250) as u16);
-        let (h, _) = t.lookup(&k, at(0), 1, || 0, &mut ended);
+        let (h, _) = t.lookup(&k, at(0), 1, || 0, &mut ended).unwrap();
         let id = t.get(h).unwrap().id;
         assert!(id > 0 && id < (1 << 53));
         assert!(ids.insert(id));
@@ -193,8 +220,8 @@ fn flow_record_has_suricata_fields() {
     let mut t = table(10);
     let mut ended = Vec::new();
     let k = key(IpProto::UDP, 1, 5000);
-    t.lookup(&k, at(0), 100, || 0, &mut ended);
-    t.lookup(&k.reversed(), at(2), 200, || 0, &mut ended);
+    t.lookup(&k, at(0), 100, || 0, &mut ended).unwrap();
+    t.lookup(&k.reversed(), at(2), 200, || 0, &mut ended).unwrap();
     t.drain(EndReason::Shutdown, &mut ended);
     let r = weir_flow::flow_record(&ended[0].flow, ended[0].reason, None);
     let v = serde_json::Value::Object(r);
@@ -262,7 +289,7 @@ proptest! {
             let k = key(IpProto::UDP, p.client, 4000);
             let k = if p.reply { k.reversed() } else { k };
             let mut ended = Vec::new();
-            t.lookup(&k, at(now), 1, || 0, &mut ended);
+            t.lookup(&k, at(now), 1, || 0, &mut ended).unwrap();
             seq += 1;
             if !model.contains_key(&p.client) && model.len() >= cap {
                 let victim = *model.iter().min_by_key(|(_, (_, _, order, _))| *order).unwrap().0;

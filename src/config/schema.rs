@@ -295,6 +295,11 @@ pub struct ExceptionPolicySection {
     pub http_header_memcap: Option<ExceptionPolicyName>,
     /// An unfinished mail message cut at the held-message budget of its worker.
     pub mail_memcap: Option<ExceptionPolicyName>,
+    /// A new flow while the flow table holds `[stream] max_flows`: `ignore` ends the least
+    /// recently seen flow to make room; `bypass` leaves the new flow untracked (its packets
+    /// counted, not inspected) unless the least recently seen flow has been idle 30 s, so a
+    /// flood of new tuples cannot push out the sessions in use. `pass-flow` does not apply.
+    pub flow_table: Option<ExceptionPolicyName>,
 }
 
 /// The caps an exception policy decides on, in the order the section lists them.
@@ -308,10 +313,11 @@ pub enum ExceptionCap {
     AppLayerError,
     HttpHeaderMemcap,
     MailMemcap,
+    FlowTable,
 }
 
 impl ExceptionCap {
-    pub const ALL: [ExceptionCap; 8] = [
+    pub const ALL: [ExceptionCap; 9] = [
         ExceptionCap::StreamMemcap,
         ExceptionCap::FlowMemcap,
         ExceptionCap::MaxQueuedSegments,
@@ -320,12 +326,14 @@ impl ExceptionCap {
         ExceptionCap::AppLayerError,
         ExceptionCap::HttpHeaderMemcap,
         ExceptionCap::MailMemcap,
+        ExceptionCap::FlowTable,
     ];
 }
 
 impl ExceptionPolicySection {
     /// The policy `cap` takes: its own setting, else the master switch (`midstream`: else
-    /// `ignore`).
+    /// `ignore`; `flow_table`: `ignore` where the master switch says `pass-flow`, as a packet
+    /// without a flow has no flow to pass).
     pub fn policy(&self, cap: ExceptionCap) -> ExceptionPolicyName {
         let own = match cap {
             ExceptionCap::StreamMemcap => self.stream_memcap,
@@ -336,6 +344,12 @@ impl ExceptionPolicySection {
             ExceptionCap::AppLayerError => self.app_layer_error,
             ExceptionCap::HttpHeaderMemcap => self.http_header_memcap,
             ExceptionCap::MailMemcap => self.mail_memcap,
+            ExceptionCap::FlowTable => {
+                return match self.flow_table.unwrap_or(self.default) {
+                    ExceptionPolicyName::PassFlow => ExceptionPolicyName::Ignore,
+                    policy => policy,
+                };
+            }
         };
         own.unwrap_or(self.default)
     }
@@ -701,6 +715,9 @@ impl Config {
         }
         if self.app_layer.http.header_memcap.0 < 1024 {
             errs.push(("app_layer.http", "header_memcap must be at least 1kb".into()));
+        }
+        if self.exception_policy.flow_table == Some(ExceptionPolicyName::PassFlow) {
+            errs.push(("exception_policy", "flow_table takes \"ignore\" or \"bypass\": a packet without a flow has no flow to pass".into()));
         }
         if let Err(e) = self.host_os_policy() {
             errs.push(("stream", format!("host_os_policy: {e}")));

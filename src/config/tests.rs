@@ -195,6 +195,12 @@ fn exception_policies_take_a_master_switch_and_refuse_inline_only_values() {
     assert!(errs.iter().any(|e| e.contains("pass-packet")), "{errs:?}");
     let errs = messages("[exception_policy]\nmail_memcap = \"maybe\"\n");
     assert!(errs.iter().any(|e| e.contains("unknown exception policy `maybe`")), "{errs:?}");
+    // A packet without a flow has no flow to pass: the master switch's pass-flow leaves the
+    // flow table at ignore, and naming it there is an error.
+    let c = parse("[exception_policy]\ndefault = \"pass-flow\"\n").unwrap();
+    assert_eq!(c.exception_policy.policy(ExceptionCap::FlowTable), ExceptionPolicyName::Ignore);
+    let errs = messages("[exception_policy]\nflow_table = \"pass-flow\"\n");
+    assert!(errs.iter().any(|e| e.contains("flow_table takes")), "{errs:?}");
     let errs = messages("[exception_policy]\nparser_error = \"bypass\"\n");
     assert!(errs.iter().any(|e| e.contains("parser_error")), "{errs:?}");
 }

@@ -115,6 +115,20 @@ fn fragments_tunnels_and_ftp_data_log_the_same_with_several_workers() {
     }
 }
 
+/// Writes `frames` as a capture, checks that 1, 2 and 3 workers log it alike, and returns the
+/// records of a run with `workers`.
+fn checked_with_workers(frames: &[(weir_core::Timestamp, Vec<u8>)], workers: usize) -> Vec<serde_json::Value> {
+    let s = Scratch::new();
+    let pcap = s.dir.path().join("in.pcap");
+    common::write_pcap(&pcap, frames);
+    same_for_all_worker_counts(&pcap, None);
+    let config = s.dir.path().join("run.toml");
+    std::fs::write(&config, format!("[capture]\nworkers = {workers}\n")).unwrap();
+    let out = s.dir.path().join("out");
+    replay(&[&pcap], &out, &["-q", "--config", config.to_str().unwrap()]);
+    eve(&out)
+}
+
 /// An Ethernet frame whose IPv4 packet is carried in GRE between two tunnel endpoints.
 fn in_gre(frame: &[u8]) -> Vec<u8> {
     let mut gre = vec![0, 0, 0x08, 0x00];
@@ -139,16 +153,7 @@ fn a_tunnels_outer_flow_is_logged_once_with_several_workers() {
         frames.extend(session.into_iter().map(|(ts, f)| (ts, in_gre(&f))));
     }
     frames.sort_by_key(|(ts, _)| *ts);
-    let s = Scratch::new();
-    let pcap = s.dir.path().join("gre.pcap");
-    common::write_pcap(&pcap, &frames);
-    same_for_all_worker_counts(&pcap, None);
-
-    let config = s.dir.path().join("two.toml");
-    std::fs::write(&config, "[capture]\nworkers = 2\n").unwrap();
-    let out = s.dir.path().join("two");
-    replay(&[&pcap], &out, &["-q", "--config", config.to_str().unwrap()]);
-    let events = eve(&out);
+    let events = checked_with_workers(&frames, 2);
     let flows = of_type(&events, "flow");
     let tunnel: Vec<_> = flows.iter().filter(|f| f["dest_ip"] == "192.0.2.2" || f["src_ip"] == "192.0.2.2").collect();
     assert_eq!(tunnel.len(), 1, "{tunnel:#?}");
@@ -190,16 +195,7 @@ fn ftp_data_follows_its_control_connection_when_the_reply_is_cut_between_segment
         control.server(&mut frames, &mut clock, b"226 done\r\n");
         control.close(&mut frames, &mut clock);
     }
-    let s = Scratch::new();
-    let pcap = s.dir.path().join("ftp-cut.pcap");
-    common::write_pcap(&pcap, &frames);
-    same_for_all_worker_counts(&pcap, None);
-
-    let config = s.dir.path().join("three.toml");
-    std::fs::write(&config, "[capture]\nworkers = 3\n").unwrap();
-    let out = s.dir.path().join("three");
-    replay(&[&pcap], &out, &["-q", "--config", config.to_str().unwrap()]);
-    let events = eve(&out);
+    let events = checked_with_workers(&frames, 3);
     let mut names: Vec<String> =
         of_type(&events, "fileinfo").iter().map(|f| f["fileinfo"]["filename"].as_str().unwrap_or("?").to_string()).collect();
     names.sort();

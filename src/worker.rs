@@ -51,6 +51,11 @@ pub struct FlowState {
 }
 
 impl FlowState {
+    /// Whether rules and reputation feeds still look at this flow.
+    fn inspected(&self) -> bool {
+        !self.passed && !self.bypassed
+    }
+
     /// `pass-flow`: inspection ends here, and the bytes queued for it are let go.
     fn pass(&mut self) {
         self.passed = true;
@@ -633,7 +638,7 @@ impl Stages {
         // Detection on this packet, with the flow as it stands after it: packet rules, then the
         // stream and transactions of the packet's direction. A passed flow is not inspected.
         if let (Some(detector), Some(flow)) =
-            (self.detector.as_mut(), self.flows.get_mut(handle).filter(|f| !f.state.passed && !f.state.bypassed))
+            (self.detector.as_mut(), self.flows.get_mut(handle).filter(|f| f.state.inspected()))
         {
             facts.established = flow.lifecycle != Lifecycle::New;
             facts.app_proto = flow.app_proto;
@@ -735,16 +740,12 @@ impl Stages {
         let outcome = session.on_segment(&cfg.stream, &segment, &mut |d, ev| on_event(d, ev, &mut stream_facts));
         *stream_memory = stream_memory.saturating_sub(before).saturating_add(session.memory_used());
         // The caps this segment met, each decided by its exception policy.
-        let mut met: Vec<ExceptionCap> = Vec::new();
-        for (event, cap) in [
-            ("stream.reassembly_insert_memcap", ExceptionCap::FlowMemcap),
-            ("stream.reassembly_insert_limit", ExceptionCap::MaxQueuedSegments),
-            ("stream.reassembly_depth_reached", ExceptionCap::Depth),
-        ] {
-            if outcome.anomalies.contains(event) {
-                met.push(cap);
-            }
-        }
+        let limits = outcome.limits;
+        let met = [
+            (limits.memcap, ExceptionCap::FlowMemcap),
+            (limits.queue, ExceptionCap::MaxQueuedSegments),
+            (limits.depth, ExceptionCap::Depth),
+        ];
         let (mut pass, mut bypass) = (false, discard);
         if *stream_memory > cfg.stream_memcap {
             // Past the global cap this session gives up what it holds rather than letting all
@@ -761,7 +762,7 @@ impl Stages {
             }
         }
         // (What the parsers met is applied with their records, in `drain_emit`.)
-        for cap in met {
+        for (_, cap) in met.into_iter().filter(|(hit, _)| *hit) {
             match state.exceptions.meet(cap, &policies, &mut stats.exception_policy) {
                 ExceptionPolicy::Ignore => {}
                 ExceptionPolicy::PassFlow => pass = true,
@@ -865,7 +866,7 @@ impl Stages {
         self.apply_parser_exceptions(handle);
         let Stages { flows, detector, pending, .. } = self;
         let Some(flow) = flows.get_mut(handle) else { return };
-        if let Some(det) = detector.as_mut().filter(|_| !flow.state.passed && !flow.state.bypassed) {
+        if let Some(det) = detector.as_mut().filter(|_| flow.state.inspected()) {
             let mut facts = *facts;
             facts.app_proto = flow.app_proto;
             facts.established = flow.lifecycle != Lifecycle::New;
@@ -908,7 +909,7 @@ impl Stages {
             return;
         };
         let (flow_id, key, app_proto) = (flow.id, flow.key, flow.app_proto);
-        let inspected = !flow.state.passed && !flow.state.bypassed;
+        let inspected = flow.state.inspected();
         let emit = std::mem::take(&mut self.emit);
         if self.write_emitted(flow_id, key, app_proto, emit, inspected) > 0 {
             if let Some(flow) = self.flows.get_mut(handle) {
@@ -1090,9 +1091,9 @@ impl Stages {
                 defragmented: false,
                 source: PacketSource::FlowEnd,
             };
-            let FlowState { tcp, app, detect, tx_progress, stream_pending, bypassed, passed, .. } = &mut flow.state;
+            let inspected = flow.state.inspected();
+            let FlowState { tcp, app, detect, tx_progress, stream_pending, bypassed, .. } = &mut flow.state;
             let bypassed = *bypassed;
-            let inspected = !*passed && !bypassed;
             let mut on_event = |d: Direction, ev: StreamEvent<'_>| {
                 let found = app.on_stream(&cfg.app, d, ev, last, &mut sinks, emit);
                 if found.detected.is_some() {
@@ -1160,7 +1161,7 @@ impl Stages {
         for cap in parser_exceptions(&mut emit, flow.app_proto, &mut self.stats) {
             flow.state.exceptions.meet(cap, &self.cfg.exception_policies, &mut self.stats.exception_policy);
         }
-        let inspected = !flow.state.passed && !flow.state.bypassed;
+        let inspected = flow.state.inspected();
         if self.write_emitted(flow.id, flow.key, flow.app_proto, emit, inspected) > 0 {
             flow.alerted = true;
         }

@@ -10,15 +10,6 @@ use std::path::PathBuf;
 use libfuzzer_sys::fuzz_target;
 use weir_detect::reputation::{FeedFormat, FeedSpec, ReputationBuilder, MAX_LINE_LEN};
 
-const FORMATS: [FeedFormat; 6] = [
-    FeedFormat::UrlhausCsv,
-    FeedFormat::ZeekIntel,
-    FeedFormat::Domains,
-    FeedFormat::Urls,
-    FeedFormat::Ips,
-    FeedFormat::Hashes,
-];
-
 /// Lines as the loader splits them: on `\n`, the last one counted if not empty.
 fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     text.split_inclusive(|&b| b == b'\n').map(|l| l.strip_suffix(b"\n").unwrap_or(l))
@@ -46,7 +37,7 @@ fn considered(format: FeedFormat, line: &[u8]) -> bool {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, text)) = data.split_first() else { return };
-    let format = FORMATS[usize::from(selector) % FORMATS.len()];
+    let format = FeedFormat::ALL[usize::from(selector) % FeedFormat::ALL.len()];
     let spec = FeedSpec { name: "fuzz".into(), category: "test".into(), format, path: PathBuf::from("fuzz.feed") };
     let mut builder = ReputationBuilder::new();
     let report = builder.add_feed(&spec, text);

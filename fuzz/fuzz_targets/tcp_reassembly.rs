@@ -20,25 +20,6 @@ use weir_core::{Direction, StreamEvent, Timestamp};
 use weir_fuzz::Input;
 use weir_reassembly::{tcp_flags, OverlapPolicy, StreamConfig, TcpSegment, TcpSession};
 
-const POLICIES: [OverlapPolicy; 16] = [
-    OverlapPolicy::First,
-    OverlapPolicy::Last,
-    OverlapPolicy::Bsd,
-    OverlapPolicy::BsdRight,
-    OverlapPolicy::Linux,
-    OverlapPolicy::OldLinux,
-    OverlapPolicy::OldSolaris,
-    OverlapPolicy::Solaris,
-    OverlapPolicy::Hpux10,
-    OverlapPolicy::Hpux11,
-    OverlapPolicy::Irix,
-    OverlapPolicy::Macos,
-    OverlapPolicy::Windows,
-    OverlapPolicy::Windows2k3,
-    OverlapPolicy::Vista,
-    OverlapPolicy::First,
-];
-
 /// What one direction of the stream delivered.
 #[derive(Default)]
 struct Delivered {
@@ -126,7 +107,7 @@ fuzz_target!(|data: &[u8]| {
         midstream: setup & 1 == 0,
         async_oneside: setup & 2 != 0,
         check_overlap_different_data: setup & 4 == 0,
-        overlap_policy: POLICIES[usize::from(setup >> 4)],
+        overlap_policy: OverlapPolicy::ALL[usize::from(setup >> 4) % OverlapPolicy::ALL.len()],
         depth: [0, 1, 100, 3000, 1 << 20][usize::from(input.u8()) % 5],
         flow_memcap: [2048, 8192, 64 * 1024, 2 << 20][usize::from(input.u8()) % 4],
         max_queued_segments: [1, 4, 64, 4096][usize::from(input.u8()) % 4],

@@ -83,6 +83,6 @@ pub use hostpolicy::{HostOsPolicy, HostPolicyError, IpNet};
 pub use policy::OverlapPolicy;
 pub use raw::RawStreamWindow;
 pub use session::{
-    tcp_flags, Anomalies, SegmentOutcome, SessionStats, TcpEve, TcpSegment, TcpSession, TcpState,
+    tcp_flags, Anomalies, LimitsMet, SegmentOutcome, SessionStats, TcpEve, TcpSegment, TcpSession, TcpState,
     MAX_ANOMALIES_PER_SEGMENT,
 };

@@ -40,6 +40,27 @@ pub enum OverlapPolicy {
     Vista,
 }
 
+impl OverlapPolicy {
+    /// Every policy.
+    pub const ALL: [OverlapPolicy; 15] = [
+        OverlapPolicy::First,
+        OverlapPolicy::Last,
+        OverlapPolicy::Bsd,
+        OverlapPolicy::BsdRight,
+        OverlapPolicy::Linux,
+        OverlapPolicy::OldLinux,
+        OverlapPolicy::OldSolaris,
+        OverlapPolicy::Solaris,
+        OverlapPolicy::Hpux10,
+        OverlapPolicy::Hpux11,
+        OverlapPolicy::Irix,
+        OverlapPolicy::Macos,
+        OverlapPolicy::Windows,
+        OverlapPolicy::Windows2k3,
+        OverlapPolicy::Vista,
+    ];
+}
+
 /// A segment's extent as stream offsets: `[start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Extent {

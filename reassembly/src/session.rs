@@ -119,6 +119,18 @@ impl Anomalies {
     }
 }
 
+/// The limits one segment met, for the caller's exception policies. Kept apart from the
+/// anomaly list, which has room for a few events only and may drop one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitsMet {
+    /// Storing it would have exceeded the session's memcap.
+    pub memcap: bool,
+    /// Its direction holds its maximum of segments or out-of-order regions.
+    pub queue: bool,
+    /// Its direction reached the reassembly depth for the first time.
+    pub depth: bool,
+}
+
 /// What one segment did to its session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentOutcome {
@@ -138,6 +150,7 @@ pub struct SegmentOutcome {
     pub state: TcpState,
     pub state_changed: bool,
     pub anomalies: Anomalies,
+    pub limits: LimitsMet,
 }
 
 /// Per-session counters, for the caller's stats and EVE `stats` records.
@@ -377,7 +390,13 @@ impl TcpSession {
     /// Feeds one segment of this flow. Stream events released by it go to `out`.
     pub fn on_segment(&mut self, cfg: &StreamConfig, seg: &TcpSegment<'_>, out: &mut Emit<'_>) -> SegmentOutcome {
         let before = self.state;
-        let mut ctx = Ctx { anomalies: Anomalies::default(), accepted: true, reversed: false, new_session: false, full: false };
+        let mut ctx = Ctx {
+            anomalies: Anomalies::default(),
+            accepted: true,
+            reversed: false,
+            new_session: false,
+            limits: LimitsMet::default(),
+        };
         let mut dir = self.direction_of(seg);
 
         if self.state == TcpState::None {
@@ -413,6 +432,7 @@ impl TcpSession {
             state: self.state,
             state_changed: self.state != before,
             anomalies: ctx.anomalies,
+            limits: ctx.limits,
         }
     }
 
@@ -916,6 +936,7 @@ impl TcpSession {
         let depth_hit = report.depth_cut || report.rejected == Some(Rejection::BeyondDepth);
         if depth_hit {
             if self.stats.depth_reached == 0 {
+                ctx.limits.depth = true;
                 self.anomaly(ctx, "stream.reassembly_depth_reached");
             }
             self.stats.depth_reached += 1;
@@ -923,12 +944,12 @@ impl TcpSession {
         match report.rejected {
             Some(Rejection::Memcap) => {
                 self.stats.memcap_drops += 1;
-                ctx.full = true;
+                ctx.limits.memcap = true;
                 self.anomaly(ctx, "stream.reassembly_insert_memcap");
             }
             Some(Rejection::SegmentLimit | Rejection::RegionLimit) => {
                 self.stats.segment_limit_drops += 1;
-                ctx.full = true;
+                ctx.limits.queue = true;
                 self.anomaly(ctx, "stream.reassembly_insert_limit");
             }
             Some(Rejection::BeforeDelivered | Rejection::BeyondDepth) | None => {}
@@ -954,7 +975,7 @@ impl TcpSession {
             if one_sided {
                 // No ACK will ever prove a hole lost; once the direction is full, waiting only
                 // loses more, so its holes are given up on.
-                let give_up_holes = ctx.full;
+                let give_up_holes = ctx.limits.memcap || ctx.limits.queue;
                 gap += half.assembler.deliver(u64::MAX, depth, give_up_holes, &mut |ev| out(dir, ev));
                 if half.fin_offset.is_some_and(|fin| half.assembler.delivered() >= fin) {
                     self.finish(cfg, dir, out);
@@ -991,8 +1012,7 @@ struct Ctx {
     accepted: bool,
     reversed: bool,
     new_session: bool,
-    /// A limit refused this segment's data: the direction is full.
-    full: bool,
+    limits: LimitsMet,
 }
 
 #[cfg(test)]

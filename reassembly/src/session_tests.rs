@@ -445,6 +445,25 @@ fn release_held_gives_up_holes_and_the_stream_goes_on() {
 }
 
 #[test]
+fn the_limits_a_segment_meets_are_reported_apart_from_anomalies() {
+    let mut conv = Conv::new(StreamConfig { max_queued_segments: 1, depth: 30, ..cfg() });
+    conv.handshake(C_ISN, S_ISN);
+    assert_eq!(conv.c(C_ISN + 11, S_ISN + 1, ACK, b"later").limits, LimitsMet::default());
+    let out = conv.c(C_ISN + 21, S_ISN + 1, ACK, b"after");
+    assert_eq!(out.limits, LimitsMet { queue: true, ..LimitsMet::default() });
+    // Past the depth, once.
+    conv.s(S_ISN + 1, C_ISN + 1, ACK, b"");
+    let out = conv.c(C_ISN + 1, S_ISN + 1, ACK, &[b'x'; 40]);
+    assert!(out.limits.depth);
+    assert!(!conv.c(C_ISN + 41, S_ISN + 1, ACK, b"more").limits.depth);
+
+    let mut tight = Conv::new(StreamConfig { flow_memcap: 16, ..cfg() });
+    tight.handshake(C_ISN, S_ISN);
+    let out = tight.c(C_ISN + 1, S_ISN + 1, ACK, &[b'y'; 100]);
+    assert_eq!(out.limits, LimitsMet { memcap: true, ..LimitsMet::default() });
+}
+
+#[test]
 fn release_held_lets_go_of_bytes_past_a_fin_too() {
     // Found by the tcp_reassembly fuzz target: bytes sent past the FIN stayed held.
     let mut conv = Conv::new(cfg());

@@ -7,24 +7,6 @@ use proptest::prelude::*;
 use weir_core::{Direction, StreamEvent, Timestamp};
 use weir_reassembly::{tcp_flags, OverlapPolicy, StreamConfig, TcpSegment, TcpSession};
 
-const POLICIES: [OverlapPolicy; 15] = [
-    OverlapPolicy::First,
-    OverlapPolicy::Last,
-    OverlapPolicy::Bsd,
-    OverlapPolicy::BsdRight,
-    OverlapPolicy::Linux,
-    OverlapPolicy::OldLinux,
-    OverlapPolicy::OldSolaris,
-    OverlapPolicy::Solaris,
-    OverlapPolicy::Hpux10,
-    OverlapPolicy::Hpux11,
-    OverlapPolicy::Irix,
-    OverlapPolicy::Macos,
-    OverlapPolicy::Windows,
-    OverlapPolicy::Windows2k3,
-    OverlapPolicy::Vista,
-];
-
 #[derive(Clone, Debug)]
 enum Op {
     /// Client data at stream offset `off`.
@@ -273,7 +255,7 @@ proptest! {
 
     #[test]
     fn session_matches_the_byte_array_oracle(
-        policy in proptest::sample::select(POLICIES.to_vec()),
+        policy in proptest::sample::select(OverlapPolicy::ALL.to_vec()),
         inline in any::<bool>(),
         // 0 is unlimited; small depths cut inside the segments' range
         depth in prop_oneof![Just(0u64), 8u64..90],

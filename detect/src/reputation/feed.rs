@@ -37,6 +37,16 @@ pub enum FeedFormat {
 }
 
 impl FeedFormat {
+    /// Every format, in the order the config documents them.
+    pub const ALL: [FeedFormat; 6] = [
+        FeedFormat::UrlhausCsv,
+        FeedFormat::ZeekIntel,
+        FeedFormat::Domains,
+        FeedFormat::Urls,
+        FeedFormat::Ips,
+        FeedFormat::Hashes,
+    ];
+
     /// The configuration spelling.
     pub fn name(self) -> &'static str {
         match self {
@@ -60,16 +70,7 @@ impl FromStr for FeedFormat {
     type Err = String;
 
     fn from_str(s: &str) -> Result<FeedFormat, String> {
-        [
-            FeedFormat::UrlhausCsv,
-            FeedFormat::ZeekIntel,
-            FeedFormat::Domains,
-            FeedFormat::Urls,
-            FeedFormat::Ips,
-            FeedFormat::Hashes,
-        ]
-        .into_iter()
-        .find(|f| f.name() == s)
+        FeedFormat::ALL.into_iter().find(|f| f.name() == s)
         .ok_or_else(|| format!("unknown feed format `{s}`"))
     }
 }

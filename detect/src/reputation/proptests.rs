@@ -5,15 +5,6 @@ use super::*;
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
 
-const FORMATS: [FeedFormat; 6] = [
-    FeedFormat::UrlhausCsv,
-    FeedFormat::ZeekIntel,
-    FeedFormat::Domains,
-    FeedFormat::Urls,
-    FeedFormat::Ips,
-    FeedFormat::Hashes,
-];
-
 fn spec(format: FeedFormat) -> FeedSpec {
     FeedSpec {
         name: "p".into(),
@@ -41,7 +32,7 @@ fn feed_bytes() -> impl Strategy<Value = Vec<u8>> {
 
 proptest! {
     #[test]
-    fn loaders_count_every_line_once(format in prop::sample::select(&FORMATS[..]), bytes in feed_bytes()) {
+    fn loaders_count_every_line_once(format in prop::sample::select(&FeedFormat::ALL[..]), bytes in feed_bytes()) {
         let mut b = ReputationBuilder::new();
         let report = b.add_feed(&spec(format), &bytes[..]);
         let set = b.build();
